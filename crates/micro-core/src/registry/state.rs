@@ -1,0 +1,291 @@
+//! The registry's bookkeeping as pure logic: no clock, no I/O, no locks.
+//!
+//! Every method that depends on time takes `now`, and every change returns the [`WatchEvent`]s it
+//! caused, so the same code drives the in-memory registry (on tokio's clock, paused in tests) and
+//! can be tested without a runtime at all.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use super::{Node, Service, WatchAction, WatchEvent};
+use crate::Error;
+
+const ID: &str = "micro.registry";
+
+/// Live registrations of every namespace.
+#[derive(Debug, Default)]
+pub struct RegistryState {
+    /// namespace → service name → version → record
+    namespaces: BTreeMap<String, BTreeMap<String, BTreeMap<String, Record>>>,
+}
+
+#[derive(Debug)]
+struct Record {
+    /// The service as registered, without nodes.
+    service: Service,
+    /// node id → (node, when it expires)
+    nodes: BTreeMap<String, (Node, Instant)>,
+}
+
+impl Record {
+    fn snapshot(&self) -> Service {
+        let mut service = self.service.clone();
+        service.nodes = self.nodes.values().map(|(n, _)| n.clone()).collect();
+        service
+    }
+}
+
+/// A change caused by an operation, tagged with the namespace it happened in.
+pub(crate) type Change = (String, WatchEvent);
+
+impl RegistryState {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the nodes of `service` until `now + ttl`. Returns the change it made, if any: a
+    /// heartbeat that changes nothing returns `None`.
+    pub fn register(
+        &mut self,
+        namespace: &str,
+        service: &Service,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<Option<Change>, Error> {
+        validate(namespace, service)?;
+        let expires = now + ttl;
+        let versions = self
+            .namespaces
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(service.name.clone())
+            .or_default();
+        let mut bare = service.clone();
+        bare.nodes.clear();
+        let (action, changed) = match versions.get_mut(&service.version) {
+            None => {
+                versions.insert(
+                    service.version.clone(),
+                    Record {
+                        service: bare,
+                        nodes: BTreeMap::new(),
+                    },
+                );
+                (WatchAction::Create, true)
+            }
+            Some(record) => {
+                let changed = record.service != bare;
+                record.service = bare;
+                (WatchAction::Update, changed)
+            }
+        };
+        let record = versions.get_mut(&service.version).expect("inserted above");
+        let mut changed = changed;
+        for node in &service.nodes {
+            match record.nodes.insert(node.id.clone(), (node.clone(), expires)) {
+                Some((old, _)) if old == *node => {}
+                _ => changed = true,
+            }
+        }
+        Ok(changed.then(|| {
+            (
+                namespace.to_owned(),
+                WatchEvent {
+                    action,
+                    service: record.snapshot(),
+                },
+            )
+        }))
+    }
+
+    /// Removes the nodes of `service`; returns the change it made, if any.
+    pub fn deregister(&mut self, namespace: &str, service: &Service) -> Option<Change> {
+        let versions = self.namespaces.get_mut(namespace)?.get_mut(&service.name)?;
+        let record = versions.get_mut(&service.version)?;
+        let before = record.nodes.len();
+        for node in &service.nodes {
+            record.nodes.remove(&node.id);
+        }
+        if record.nodes.len() == before {
+            return None;
+        }
+        let event = if record.nodes.is_empty() {
+            let record = versions.remove(&service.version).expect("present");
+            WatchEvent {
+                action: WatchAction::Delete,
+                service: record.snapshot(),
+            }
+        } else {
+            WatchEvent {
+                action: WatchAction::Update,
+                service: record.snapshot(),
+            }
+        };
+        self.prune(namespace, &service.name);
+        Some((namespace.to_owned(), event))
+    }
+
+    /// Drops every node whose TTL has passed at `now`, returning what changed.
+    pub fn expire(&mut self, now: Instant) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (namespace, services) in &mut self.namespaces {
+            for versions in services.values_mut() {
+                versions.retain(|_, record| {
+                    let before = record.nodes.len();
+                    let mut last = record.snapshot();
+                    record.nodes.retain(|_, (_, expires)| *expires > now);
+                    if record.nodes.len() == before {
+                        return true;
+                    }
+                    if record.nodes.is_empty() {
+                        // Report the version as it was last seen, minus nothing: its nodes are gone.
+                        last.nodes.clear();
+                        changes.push((
+                            namespace.clone(),
+                            WatchEvent {
+                                action: WatchAction::Delete,
+                                service: last,
+                            },
+                        ));
+                        false
+                    } else {
+                        changes.push((
+                            namespace.clone(),
+                            WatchEvent {
+                                action: WatchAction::Update,
+                                service: record.snapshot(),
+                            },
+                        ));
+                        true
+                    }
+                });
+            }
+            services.retain(|_, versions| !versions.is_empty());
+        }
+        self.namespaces.retain(|_, services| !services.is_empty());
+        changes
+    }
+
+    /// The versions of `name` in `namespace` with at least one node alive at `now`.
+    pub fn get(&self, namespace: &str, name: &str, now: Instant) -> Vec<Service> {
+        let Some(versions) = self.namespaces.get(namespace).and_then(|s| s.get(name)) else {
+            return Vec::new();
+        };
+        versions
+            .values()
+            .filter_map(|record| live(record, now))
+            .collect()
+    }
+
+    /// Every service version alive at `now` in `namespace` (or all namespaces for `*`).
+    pub fn list(&self, namespace: &str, now: Instant) -> Vec<Service> {
+        let mut out: Vec<Service> = self
+            .namespaces
+            .iter()
+            .filter(|(ns, _)| namespace == crate::metadata::ALL_NAMESPACES || ns.as_str() == namespace)
+            .flat_map(|(_, services)| services.values())
+            .flat_map(|versions| versions.values())
+            .filter_map(|record| live(record, now))
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        out
+    }
+
+    fn prune(&mut self, namespace: &str, name: &str) {
+        if let Some(services) = self.namespaces.get_mut(namespace) {
+            if services.get(name).is_some_and(|v| v.is_empty()) {
+                services.remove(name);
+            }
+            if services.is_empty() {
+                self.namespaces.remove(namespace);
+            }
+        }
+    }
+}
+
+fn live(record: &Record, now: Instant) -> Option<Service> {
+    let mut service = record.service.clone();
+    service.nodes = record
+        .nodes
+        .values()
+        .filter(|(_, expires)| *expires > now)
+        .map(|(n, _)| n.clone())
+        .collect();
+    (!service.nodes.is_empty()).then_some(service)
+}
+
+fn validate(namespace: &str, service: &Service) -> Result<(), Error> {
+    if namespace.is_empty() || namespace == crate::metadata::ALL_NAMESPACES {
+        return Err(Error::bad_request(ID, format!("cannot register in namespace {namespace:?}")));
+    }
+    if service.name.is_empty() {
+        return Err(Error::bad_request(ID, "a service needs a name to register"));
+    }
+    if service.nodes.is_empty() {
+        return Err(Error::bad_request(
+            ID,
+            format!("service {:?} has no nodes to register", service.name),
+        ));
+    }
+    if let Some(node) = service.nodes.iter().find(|n| n.id.is_empty() || n.address.is_empty()) {
+        return Err(Error::bad_request(
+            ID,
+            format!("node {:?} of service {:?} needs an id and an address", node.id, service.name),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(version: &str, nodes: &[&str]) -> Service {
+        let mut s = Service::new("hw", version);
+        for n in nodes {
+            s.nodes.push(Node::new(*n, format!("127.0.0.1:{}", n.len())));
+        }
+        s
+    }
+
+    #[test]
+    fn heartbeat_without_change_emits_nothing() {
+        let mut st = RegistryState::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        let first = st.register("micro", &svc("v1", &["a"]), ttl, t0).unwrap();
+        assert_eq!(first.unwrap().1.action, WatchAction::Create);
+        assert!(st.register("micro", &svc("v1", &["a"]), ttl, t0 + Duration::from_secs(5)).unwrap().is_none());
+        let joined = st.register("micro", &svc("v1", &["b"]), ttl, t0).unwrap().unwrap();
+        assert_eq!(joined.1.action, WatchAction::Update);
+        assert_eq!(joined.1.service.nodes.len(), 2);
+    }
+
+    #[test]
+    fn heartbeat_extends_ttl() {
+        let mut st = RegistryState::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        st.register("micro", &svc("v1", &["a"]), ttl, t0).unwrap();
+        st.register("micro", &svc("v1", &["a"]), ttl, t0 + Duration::from_secs(8)).unwrap();
+        assert!(st.expire(t0 + Duration::from_secs(12)).is_empty());
+        assert_eq!(st.get("micro", "hw", t0 + Duration::from_secs(12)).len(), 1);
+        let gone = st.expire(t0 + Duration::from_secs(19));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1.action, WatchAction::Delete);
+        assert!(st.get("micro", "hw", t0 + Duration::from_secs(19)).is_empty());
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_found_again() {
+        let mut st = RegistryState::new();
+        let now = Instant::now();
+        let ttl = Duration::from_secs(1);
+        assert_eq!(st.register("micro", &svc("v1", &[]), ttl, now).unwrap_err().code, 400);
+        assert_eq!(st.register("*", &svc("v1", &["a"]), ttl, now).unwrap_err().code, 400);
+        assert_eq!(st.register("micro", &Service::new("", "v"), ttl, now).unwrap_err().code, 400);
+    }
+}

@@ -1,0 +1,21 @@
+//! # micro-proto
+//!
+//! The Micro platform's own gRPC APIs, generated from `proto/micro/**` with protox and
+//! tonic-prost-build (no `protoc`), plus their encoded descriptor set, which the server uses to
+//! register the platform services with endpoint schemas and to serve reflection.
+
+#![expect(missing_docs, unreachable_pub, reason = "generated code")]
+
+/// `micro.registry`: service discovery.
+pub mod registry {
+    tonic::include_proto!("micro.registry");
+}
+
+/// `micro.proxy`: JSON calls to any registered endpoint.
+pub mod proxy {
+    tonic::include_proto!("micro.proxy");
+}
+
+/// The encoded `FileDescriptorSet` of every platform proto.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"));
