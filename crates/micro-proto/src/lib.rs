@@ -4,7 +4,7 @@
 //! tonic-prost-build (no `protoc`), plus their encoded descriptor set, which the server uses to
 //! register the platform services with endpoint schemas and to serve reflection.
 
-#![expect(missing_docs, unreachable_pub, reason = "generated code")]
+#![expect(missing_docs, reason = "generated code")]
 
 /// `micro.registry`: service discovery.
 pub mod registry {

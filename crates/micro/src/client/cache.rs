@@ -1,0 +1,131 @@
+//! The client's view of the registry: looked up once per service, kept fresh by one watch.
+//!
+//! A lookup fills an entry; a watch on the namespace drops the entry of any service that
+//! changes, so the next call looks it up again. If the watch breaks (the server restarted,
+//! say), every entry is dropped and the watch is re-established with back-off. Entries also
+//! age out after [`MAX_AGE`], so a watch that silently misses a change costs at most that long.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock, Weak, atomic::AtomicUsize},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use micro_core::{Error, Node, Registry, Service};
+use tokio::{sync::OnceCell, time::Instant};
+
+/// How long an entry is trusted without a watch event.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// What the client knows of one service.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    /// Every live version, as the registry returned them.
+    pub(crate) services: Arc<Vec<Service>>,
+    /// Every node of every version, sorted by id so selection is stable.
+    pub(crate) nodes: Arc<Vec<Node>>,
+    /// The round-robin position.
+    pub(crate) counter: Arc<AtomicUsize>,
+    fetched: Instant,
+}
+
+pub(crate) struct Cache {
+    registry: Arc<dyn Registry>,
+    namespace: String,
+    entries: RwLock<HashMap<String, Entry>>,
+    watching: OnceCell<()>,
+}
+
+impl Cache {
+    pub(crate) fn new(registry: Arc<dyn Registry>, namespace: String) -> Arc<Self> {
+        Arc::new(Self {
+            registry,
+            namespace,
+            entries: RwLock::new(HashMap::new()),
+            watching: OnceCell::new(),
+        })
+    }
+
+    pub(crate) fn registry(&self) -> &Arc<dyn Registry> {
+        &self.registry
+    }
+
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The service's entry, from cache or from the registry.
+    pub(crate) async fn get(self: &Arc<Self>, name: &str) -> Result<Entry, Error> {
+        self.watching
+            .get_or_init(|| async {
+                tokio::spawn(watch(Arc::downgrade(self)));
+            })
+            .await;
+        if let Some(entry) = self.read().get(name) {
+            if entry.fetched.elapsed() < MAX_AGE {
+                return Ok(entry.clone());
+            }
+        }
+        let services = self.registry.get_service(&self.namespace, name).await?;
+        let mut nodes: Vec<Node> = services.iter().flat_map(|s| s.nodes.iter().cloned()).collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let counter = self
+            .read()
+            .get(name)
+            .map(|e| e.counter.clone())
+            .unwrap_or_default();
+        let entry = Entry {
+            services: Arc::new(services),
+            nodes: Arc::new(nodes),
+            counter,
+            fetched: Instant::now(),
+        };
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn forget(&self, name: Option<&str>) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        match name {
+            Some(name) => {
+                entries.remove(name);
+            }
+            None => entries.clear(),
+        }
+    }
+}
+
+/// Keeps the cache fresh until the cache is dropped.
+async fn watch(cache: Weak<Cache>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let stream = {
+            let Some(cache) = cache.upgrade() else { return };
+            cache.registry.watch(&cache.namespace, None).await
+        };
+        if let Ok(mut stream) = stream {
+            backoff = Duration::from_millis(250);
+            while let Some(item) = stream.next().await {
+                let Some(cache) = cache.upgrade() else { return };
+                match item {
+                    Ok(event) => cache.forget(Some(&event.service.name)),
+                    Err(_) => cache.forget(None),
+                }
+            }
+        }
+        // The watch ended or never started: what we hold may be stale.
+        let Some(c) = cache.upgrade() else { return };
+        c.forget(None);
+        drop(c);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,59 @@
+//! What a service reads from its environment (BEHAVIOR.md §6). `micro run` sets these; a service
+//! started by hand gets the defaults.
+
+use std::time::Duration;
+
+use micro_core::metadata::{
+    DEFAULT_NAMESPACE, DEFAULT_SERVER_ADDRESS, ENV_NAMESPACE, ENV_REGISTER_INTERVAL,
+    ENV_REGISTER_TTL, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_NAME,
+    ENV_SERVICE_VERSION,
+};
+
+/// The `MICRO_*` settings of this process.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `MICRO_SERVER_ADDRESS`, default `127.0.0.1:8081`.
+    pub server_address: String,
+    /// `MICRO_NAMESPACE`, default `micro`.
+    pub namespace: String,
+    /// `MICRO_SERVICE_ADDRESS`: the address to bind.
+    pub service_address: Option<String>,
+    /// `MICRO_SERVICE_NAME`: overrides the name in code.
+    pub service_name: Option<String>,
+    /// `MICRO_SERVICE_VERSION`: overrides the version in code.
+    pub service_version: Option<String>,
+    /// `MICRO_REGISTER_TTL` (`90s`).
+    pub register_ttl: Option<Duration>,
+    /// `MICRO_REGISTER_INTERVAL` (`30s`).
+    pub register_interval: Option<Duration>,
+}
+
+impl Env {
+    /// Reads the environment. Empty variables count as unset.
+    pub fn read() -> Self {
+        Self {
+            server_address: var(ENV_SERVER_ADDRESS).unwrap_or_else(|| DEFAULT_SERVER_ADDRESS.to_owned()),
+            namespace: var(ENV_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            service_address: var(ENV_SERVICE_ADDRESS),
+            service_name: var(ENV_SERVICE_NAME),
+            service_version: var(ENV_SERVICE_VERSION),
+            register_ttl: duration(ENV_REGISTER_TTL),
+            register_interval: duration(ENV_REGISTER_INTERVAL),
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn duration(name: &str) -> Option<Duration> {
+    let raw = var(name)?;
+    match humantime::parse_duration(&raw) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!("ignoring {name}={raw:?}: {e} (write it like 30s or 500ms)");
+            None
+        }
+    }
+}

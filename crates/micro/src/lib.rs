@@ -1,0 +1,77 @@
+//! # micro
+//!
+//! The framework of Micro for Rust. Write a `.proto`, implement the tonic-generated trait, and
+//! [`Service`] does the rest: it serves gRPC with health and reflection, registers every
+//! endpoint with its schema in the platform's registry, heartbeats, and leaves cleanly on
+//! SIGINT/SIGTERM. [`Client`] calls other services by name with discovery, load balancing,
+//! timeouts and retries, in-process — no proxy hop.
+//!
+//! ```ignore
+//! pub mod pb {
+//!     micro::include_proto!("helloworld");
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), micro::Error> {
+//!     micro::Service::new("helloworld")
+//!         .descriptors(micro::include_descriptors!())
+//!         .handle(pb::helloworld_server::HelloworldServer::new(Handler))
+//!         .run()
+//!         .await
+//! }
+//! ```
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`service`] | the [`Service`] builder and its lifecycle |
+//! | [`client`] | [`Client`]: discovery, selection, timeout, retry |
+//! | [`registry`] | [`RemoteRegistry`](registry::RemoteRegistry), the server's registry over gRPC |
+//! | [`schema`] | endpoint schemas from descriptors |
+//! | [`transcode`] | JSON ↔ protobuf with descriptors |
+//! | [`status`] | [`Error`] ↔ `tonic::Status` |
+//! | [`env`] | the `MICRO_*` environment |
+//!
+//! A service reads `MICRO_SERVER_ADDRESS` (default `127.0.0.1:8081`), `MICRO_NAMESPACE`
+//! (`micro`), `MICRO_SERVICE_ADDRESS` (bind address; default an ephemeral port on 127.0.0.1),
+//! `MICRO_SERVICE_NAME` and `MICRO_SERVICE_VERSION`, and `MICRO_REGISTER_TTL` /
+//! `MICRO_REGISTER_INTERVAL` (`90s` / `30s`).
+
+pub mod client;
+pub mod codec;
+pub mod env;
+pub mod registry;
+pub mod schema;
+pub mod service;
+pub mod status;
+pub mod transcode;
+
+pub use client::{Client, ServiceChannel, Strategy};
+pub use micro_core::{self as core, Endpoint, Error, Node, Registry, Value};
+pub use service::Service;
+
+#[doc(hidden)]
+pub use tonic as __tonic;
+
+/// Includes the code `micro-build` generated for a proto package (as `tonic::include_proto!`).
+#[macro_export]
+macro_rules! include_proto {
+    ($package:tt) => {
+        $crate::__tonic::include_proto!($package);
+    };
+}
+
+/// The encoded descriptor set `micro-build` wrote, as `&'static [u8]`.
+#[macro_export]
+macro_rules! include_descriptors {
+    () => {
+        include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"))
+    };
+}
+
+/// Installs a `tracing` subscriber that prints to stdout, filtered by `RUST_LOG` (default
+/// `info`). Does nothing if one is installed already.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}

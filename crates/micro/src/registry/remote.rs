@@ -1,0 +1,124 @@
+//! [`RemoteRegistry`]: the [`Registry`] trait over the server's `micro.registry.Registry` gRPC
+//! service. Services and the CLI use it; the namespace rides as `micro-namespace` metadata.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use micro_core::{Error, Registry, Service, Watcher, metadata::NAMESPACE_HEADER};
+use micro_proto::registry::{self as pb, registry_client::RegistryClient};
+use tonic::transport::{Channel, Endpoint};
+
+use super::convert::{event_from_pb, service_from_pb, service_to_pb};
+use crate::status::from_status;
+
+const ID: &str = "micro.registry";
+
+/// A registry that lives in a micro server.
+#[derive(Debug, Clone)]
+pub struct RemoteRegistry {
+    client: RegistryClient<Channel>,
+    address: String,
+}
+
+impl RemoteRegistry {
+    /// A registry at `address` (`host:port`). The connection is made on first use, so a service
+    /// may start before its server.
+    pub fn new(address: &str) -> Result<Self, Error> {
+        let channel = endpoint(address)?.connect_lazy();
+        Ok(Self::from_channel(channel, address))
+    }
+
+    /// A registry over an existing channel to the server at `address`.
+    pub fn from_channel(channel: Channel, address: &str) -> Self {
+        Self {
+            client: RegistryClient::new(channel),
+            address: address.to_owned(),
+        }
+    }
+
+    /// The server address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+        let mut req = tonic::Request::new(msg);
+        let ns = namespace
+            .parse()
+            .map_err(|_| Error::bad_request(ID, format!("invalid namespace {namespace:?}")))?;
+        req.metadata_mut().insert(NAMESPACE_HEADER, ns);
+        Ok(req)
+    }
+
+    fn error(&self, status: &tonic::Status) -> Error {
+        server_error(&self.address, status)
+    }
+}
+
+/// Maps a status from the server, turning a transport failure into the sentence the CLI shows.
+pub(crate) fn server_error(address: &str, status: &tonic::Status) -> Error {
+    let err = from_status(ID, status);
+    if status.code() == tonic::Code::Unavailable && err.id == ID {
+        return Error::unavailable(ID, format!("Failed to connect to micro server at {address}"));
+    }
+    err
+}
+
+/// A channel endpoint for `host:port` with the timeouts every Micro connection uses.
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
+    Endpoint::from_shared(format!("http://{address}"))
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+        })
+        .map_err(|e| Error::bad_request(ID, format!("invalid address {address:?}: {e}")))
+}
+
+#[async_trait::async_trait]
+impl Registry for RemoteRegistry {
+    async fn register(&self, namespace: &str, service: &Service, ttl: Duration) -> Result<(), Error> {
+        let msg = pb::RegisterRequest {
+            service: Some(service_to_pb(service)),
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        let req = self.request(namespace, msg)?;
+        self.client.clone().register(req).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn deregister(&self, namespace: &str, service: &Service) -> Result<(), Error> {
+        let req = self.request(namespace, pb::DeregisterRequest { service: Some(service_to_pb(service)) })?;
+        self.client.clone().deregister(req).await.map_err(|s| self.error(&s))?;
+        Ok(())
+    }
+
+    async fn get_service(&self, namespace: &str, name: &str) -> Result<Vec<Service>, Error> {
+        let req = self.request(namespace, pb::GetServiceRequest { service: name.to_owned() })?;
+        let rsp = self.client.clone().get_service(req).await.map_err(|s| self.error(&s))?;
+        Ok(rsp.into_inner().services.into_iter().map(service_from_pb).collect())
+    }
+
+    async fn list_services(&self, namespace: &str) -> Result<Vec<Service>, Error> {
+        let req = self.request(namespace, pb::ListServicesRequest {})?;
+        let rsp = self.client.clone().list_services(req).await.map_err(|s| self.error(&s))?;
+        Ok(rsp.into_inner().services.into_iter().map(service_from_pb).collect())
+    }
+
+    async fn watch(&self, namespace: &str, service: Option<&str>) -> Result<Watcher, Error> {
+        let req = self.request(
+            namespace,
+            pb::WatchRequest { service: service.unwrap_or_default().to_owned() },
+        )?;
+        let stream = self.client.clone().watch(req).await.map_err(|s| self.error(&s))?.into_inner();
+        let address = self.address.clone();
+        Ok(Box::pin(stream.filter_map(move |item| {
+            let out = match item {
+                Ok(rsp) => event_from_pb(rsp).map(Ok),
+                Err(status) => Some(Err(server_error(&address, &status))),
+            };
+            futures::future::ready(out)
+        })))
+    }
+}

@@ -1,0 +1,408 @@
+//! [`Service`]: a gRPC server that registers itself, heartbeats, and leaves cleanly.
+//!
+//! ```no_run
+//! # use micro::Service;
+//! # async fn f<S>(handler: S) -> Result<(), micro::Error>
+//! # where S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = std::convert::Infallible>
+//! #   + tonic::server::NamedService + Clone + Send + Sync + 'static, S::Future: Send + 'static {
+//! Service::new("helloworld")
+//!     .descriptors(&[]) // micro::include_descriptors!()
+//!     .handle(handler)  // pb::helloworld_server::HelloworldServer::new(Handler)
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! `run()` binds (`MICRO_SERVICE_ADDRESS`, else an ephemeral port on 127.0.0.1), serves the
+//! handlers with `grpc.health.v1` and reflection, registers one node with every endpoint and its
+//! schemas, re-registers every interval, and on SIGINT or SIGTERM deregisters first — so callers
+//! stop picking it at once — then stops accepting and drains the calls in flight.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::Arc,
+    time::Duration,
+};
+
+use micro_core::{
+    Error, Node, Registry, Service as ServiceRecord,
+    metadata::{NODE_PACKAGE, NODE_PROTOCOL},
+};
+use prost_reflect::DescriptorPool;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tonic::{
+    body::Body,
+    server::NamedService,
+    service::Routes,
+    transport::Server,
+};
+
+use crate::{env::Env, registry::RemoteRegistry, schema};
+
+const ID: &str = "micro.service";
+
+/// Default registration TTL.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(90);
+/// Default re-registration interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A service under construction. Ends in [`Service::run`] or [`Service::start`].
+pub struct Service {
+    name: String,
+    version: String,
+    metadata: Vec<(String, String)>,
+    routes: Routes,
+    handlers: Vec<&'static str>,
+    descriptor_sets: Vec<&'static [u8]>,
+    registry: Option<Arc<dyn Registry>>,
+    namespace: Option<String>,
+    address: Option<String>,
+    ttl: Option<Duration>,
+    interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("handlers", &self.handlers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A service called `name`, version `latest`. `MICRO_SERVICE_NAME` and
+    /// `MICRO_SERVICE_VERSION` override what the code says.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: "latest".to_owned(),
+            metadata: Vec::new(),
+            routes: Routes::default(),
+            handlers: Vec::new(),
+            descriptor_sets: Vec::new(),
+            registry: None,
+            namespace: None,
+            address: None,
+            ttl: None,
+            interval: None,
+        }
+    }
+
+    /// The version (default `latest`).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Adds service metadata.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// The encoded descriptor set of the service's protos (`micro::include_descriptors!()`):
+    /// it gives every endpoint its schema and feeds reflection.
+    pub fn descriptors(mut self, set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(set);
+        self
+    }
+
+    /// Serves a tonic-generated server (`HelloworldServer::new(handler)`).
+    pub fn handle<S>(mut self, svc: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.handlers.push(S::NAME);
+        self.routes = self.routes.add_service(svc);
+        self
+    }
+
+    /// Registers in `registry` instead of the server at `MICRO_SERVER_ADDRESS`.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Registers in `namespace` instead of `MICRO_NAMESPACE`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Binds `address` (`host:port`) unless `MICRO_SERVICE_ADDRESS` says otherwise.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// How long the registration lives without a heartbeat (default 90s).
+    pub fn register_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// How often to re-register (default 30s).
+    pub fn register_interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Starts, then runs until SIGINT or SIGTERM, then deregisters and drains.
+    pub async fn run(self) -> Result<(), Error> {
+        crate::init_tracing();
+        let running = self.start().await?;
+        tracing::info!(
+            service = %running.record.name,
+            address = %running.address,
+            "serving; stop with Ctrl-C"
+        );
+        shutdown_signal().await;
+        tracing::info!(service = %running.record.name, "stopping: deregistering, then draining calls in flight");
+        running.stop().await
+    }
+
+    /// Binds, serves and registers; returns a handle to stop it.
+    pub async fn start(self) -> Result<Running, Error> {
+        let env = Env::read();
+        let name = env.service_name.clone().unwrap_or(self.name);
+        let version = env.service_version.clone().unwrap_or(self.version);
+        let namespace = self.namespace.unwrap_or(env.namespace.clone());
+        let ttl = env.register_ttl.or(self.ttl).unwrap_or(DEFAULT_TTL);
+        let interval = env.register_interval.or(self.interval).unwrap_or(DEFAULT_INTERVAL);
+        let registry: Arc<dyn Registry> = match self.registry {
+            Some(r) => r,
+            None => Arc::new(RemoteRegistry::new(&env.server_address)?),
+        };
+        let bind = env
+            .service_address
+            .clone()
+            .or(self.address)
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+
+        let pool = decode_pool(&self.descriptor_sets)?;
+        let mut endpoints = Vec::new();
+        let mut package = None;
+        for handler in &self.handlers {
+            let svc = pool.get_service_by_name(handler).ok_or_else(|| {
+                Error::internal(
+                    ID,
+                    format!(
+                        "no descriptor for gRPC service {handler}: pass micro::include_descriptors!() to Service::descriptors"
+                    ),
+                )
+            })?;
+            package.get_or_insert_with(|| svc.package_name().to_owned());
+            endpoints.extend(schema::endpoints(&svc));
+        }
+        if self.handlers.is_empty() {
+            return Err(Error::internal(ID, format!("service {name} has no handlers: add one with Service::handle")));
+        }
+
+        let listener = TcpListener::bind(&bind)
+            .await
+            .map_err(|e| Error::internal(ID, format!("failed to bind {bind}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
+        let address = advertise(local);
+
+        let mut record = ServiceRecord::new(name.clone(), version);
+        record.metadata.extend(self.metadata);
+        record.endpoints = endpoints;
+        let mut node = Node::new(format!("{name}-{}", uuid::Uuid::new_v4()), address.to_string());
+        node.metadata.insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
+        if let Some(package) = package {
+            node.metadata.insert(NODE_PACKAGE.to_owned(), package);
+        }
+        record.nodes.push(node);
+
+        let handlers = self.handlers.clone();
+        let routes = with_platform_services(self.routes, &self.descriptor_sets, &handlers).await?;
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let server = tokio::spawn(async move {
+            Server::builder()
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
+        register_with_retry(&*registry, &namespace, &record, ttl).await?;
+        let heartbeat = tokio::spawn(heartbeat(registry.clone(), namespace.clone(), record.clone(), ttl, interval));
+        Ok(Running {
+            address,
+            record,
+            namespace,
+            registry,
+            heartbeat,
+            server,
+            stop: stop_tx,
+        })
+    }
+}
+
+/// A started service.
+pub struct Running {
+    address: SocketAddr,
+    record: ServiceRecord,
+    namespace: String,
+    registry: Arc<dyn Registry>,
+    heartbeat: JoinHandle<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("address", &self.address)
+            .field("service", &self.record.name)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// The address the service is reachable at.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// What was registered.
+    pub fn record(&self) -> &ServiceRecord {
+        &self.record
+    }
+
+    /// Deregisters, stops accepting, and waits for the calls in flight to finish.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.heartbeat.abort();
+        let deregistered = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.registry.deregister(&self.namespace, &self.record),
+        )
+        .await;
+        match deregistered {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("failed to deregister: {e}"),
+            Err(_) => tracing::warn!("failed to deregister within 5s"),
+        }
+        let _ = self.stop.send(true);
+        match self.server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::internal(ID, format!("server failed: {e}"))),
+            Err(e) => Err(Error::internal(ID, format!("server task failed: {e}"))),
+        }
+    }
+}
+
+fn decode_pool(sets: &[&'static [u8]]) -> Result<DescriptorPool, Error> {
+    let mut pool = DescriptorPool::new();
+    for set in sets {
+        pool.decode_file_descriptor_set(*set)
+            .map_err(|e| Error::internal(ID, format!("invalid descriptor set: {e}")))?;
+    }
+    Ok(pool)
+}
+
+/// Adds health (every handler SERVING) and reflection (v1 and v1alpha) to the routes.
+async fn with_platform_services(
+    routes: Routes,
+    sets: &[&'static [u8]],
+    handlers: &[&'static str],
+) -> Result<Routes, Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for handler in handlers {
+        reporter
+            .set_service_status(*handler, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let mut v1 = tonic_reflection::server::Builder::configure();
+    let mut v1alpha = tonic_reflection::server::Builder::configure();
+    for set in sets {
+        v1 = v1.register_encoded_file_descriptor_set(set);
+        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
+    }
+    let reflection_error = |e: tonic_reflection::server::Error| {
+        Error::internal(ID, format!("failed to build the reflection service: {e}"))
+    };
+    Ok(routes
+        .add_service(health)
+        .add_service(v1.build_v1().map_err(reflection_error)?)
+        .add_service(v1alpha.build_v1alpha().map_err(reflection_error)?))
+}
+
+/// The address others should dial: the bound one, with an unspecified IP replaced by loopback.
+fn advertise(local: SocketAddr) -> SocketAddr {
+    if local.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
+    } else {
+        local
+    }
+}
+
+async fn register_with_retry(
+    registry: &dyn Registry,
+    namespace: &str,
+    record: &ServiceRecord,
+    ttl: Duration,
+) -> Result<(), Error> {
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match registry.register(namespace, record, ttl).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 5 && e.code >= 500 => {
+                tracing::warn!("registration attempt {attempt} failed: {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn heartbeat(registry: Arc<dyn Registry>, namespace: String, record: ServiceRecord, ttl: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = registry.register(&namespace, &record, ttl).await {
+            tracing::warn!(service = %record.name, "heartbeat failed: {e}");
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

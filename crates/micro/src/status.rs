@@ -1,0 +1,99 @@
+//! The one place a [`micro_core::Error`] becomes a `tonic::Status` and back.
+//!
+//! The error travels the standard way: `grpc-status-details-bin` holds a `google.rpc.Status`
+//! whose single detail is a `micro.errors.Error` message. Plain gRPC clients see an ordinary
+//! status with our detail as its message; Micro peers get the whole error back, id included.
+
+use bytes::Bytes;
+use micro_core::Error;
+use prost::Message;
+use tonic::{Code, Status};
+
+const ERROR_TYPE_URL: &str = "type.googleapis.com/micro.errors.Error";
+
+/// `google.rpc.Status`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// `micro.errors.Error`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ErrorDetail {
+    #[prost(string, tag = "1")]
+    id: String,
+    #[prost(uint32, tag = "2")]
+    code: u32,
+    #[prost(string, tag = "3")]
+    detail: String,
+    #[prost(string, tag = "4")]
+    status: String,
+}
+
+/// The status a Micro error travels as.
+pub fn to_status(err: &Error) -> Status {
+    let detail = ErrorDetail {
+        id: err.id.clone(),
+        code: u32::from(err.code),
+        detail: err.detail.clone(),
+        status: err.status.clone(),
+    };
+    let rpc = RpcStatus {
+        code: err.grpc_code(),
+        message: err.detail.clone(),
+        details: vec![prost_types::Any {
+            type_url: ERROR_TYPE_URL.to_owned(),
+            value: detail.encode_to_vec(),
+        }],
+    };
+    Status::with_details(
+        Code::from_i32(err.grpc_code()),
+        err.detail.clone(),
+        Bytes::from(rpc.encode_to_vec()),
+    )
+}
+
+/// The Micro error a status carries; for a bare status, one made from its code and message with
+/// `id` as the error's id.
+pub fn from_status(id: &str, status: &Status) -> Error {
+    if let Ok(rpc) = RpcStatus::decode(status.details()) {
+        for any in rpc.details {
+            if any.type_url == ERROR_TYPE_URL {
+                if let Ok(d) = ErrorDetail::decode(any.value.as_slice()) {
+                    return Error {
+                        id: d.id,
+                        code: u16::try_from(d.code).unwrap_or(500),
+                        detail: d.detail,
+                        status: d.status,
+                    };
+                }
+            }
+        }
+    }
+    Error::from_grpc(id, status.code() as i32, status.message())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_the_whole_error() {
+        let err = Error::not_found("helloworld", "no greeting for Bob");
+        let status = to_status(&err);
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "no greeting for Bob");
+        assert_eq!(from_status("other", &status), err);
+    }
+
+    #[test]
+    fn bare_status_becomes_an_error() {
+        let err = from_status("micro.client", &Status::unavailable("connection refused"));
+        assert_eq!((err.id.as_str(), err.code), ("micro.client", 503));
+    }
+}
