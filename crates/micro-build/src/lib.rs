@@ -51,7 +51,10 @@ pub enum Error {
 
 /// Compiles `protos` (searching imports in `includes`), generates client and server code, and
 /// writes the descriptor set to `$OUT_DIR/micro_descriptors.bin`.
-pub fn compile_protos(protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+pub fn compile_protos(
+    protos: &[impl AsRef<Path>],
+    includes: &[impl AsRef<Path>],
+) -> Result<(), Error> {
     Builder::new().compile(protos, includes)
 }
 
@@ -100,13 +103,22 @@ impl Builder {
     }
 
     /// Uses already-generated Rust types for a proto path (as `prost_build::Config::extern_path`).
-    pub fn extern_path(mut self, proto_path: impl Into<String>, rust_path: impl Into<String>) -> Self {
-        self.extern_paths.push((proto_path.into(), rust_path.into()));
+    pub fn extern_path(
+        mut self,
+        proto_path: impl Into<String>,
+        rust_path: impl Into<String>,
+    ) -> Self {
+        self.extern_paths
+            .push((proto_path.into(), rust_path.into()));
         self
     }
 
     /// Compiles the protos and writes code and descriptors.
-    pub fn compile(self, protos: &[impl AsRef<Path>], includes: &[impl AsRef<Path>]) -> Result<(), Error> {
+    pub fn compile(
+        self,
+        protos: &[impl AsRef<Path>],
+        includes: &[impl AsRef<Path>],
+    ) -> Result<(), Error> {
         let out_dir = match self.out_dir {
             Some(dir) => dir,
             None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or(Error::NoOutDir)?),
@@ -134,8 +146,9 @@ impl Builder {
         for (proto, rust) in &self.extern_paths {
             generator = generator.extern_path(proto, rust);
         }
-        generator
-            .compile_fds(set)
-            .map_err(|source| Error::Write { path: out_dir, source })
+        generator.compile_fds(set).map_err(|source| Error::Write {
+            path: out_dir,
+            source,
+        })
     }
 }

@@ -192,7 +192,10 @@ mod tests {
             assert_eq!(Error::code_from_grpc(err.grpc_code()), code, "code {code}");
         }
         // Both timeouts travel as DEADLINE_EXCEEDED and come back as a request timeout.
-        assert_eq!(Error::new("t", 504, "x").grpc_code(), grpc::DEADLINE_EXCEEDED);
+        assert_eq!(
+            Error::new("t", 504, "x").grpc_code(),
+            grpc::DEADLINE_EXCEEDED
+        );
         assert_eq!(Error::code_from_grpc(grpc::DEADLINE_EXCEEDED), 408);
     }
 
@@ -202,13 +205,19 @@ mod tests {
         assert_eq!(Error::from_json(err.to_json().as_bytes()), Some(err));
         assert_eq!(Error::from_json(b"{\"detail\":\"no code\"}"), None);
         let bare = Error::from_grpc("proxy", grpc::UNAVAILABLE, "down");
-        assert_eq!((bare.code, bare.detail.as_str(), bare.status.as_str()), (503, "down", "Service Unavailable"));
+        assert_eq!(
+            (bare.code, bare.detail.as_str(), bare.status.as_str()),
+            (503, "down", "Service Unavailable")
+        );
     }
 
     #[test]
     fn json_has_lower_case_keys() {
         let json = Error::bad_request("gw", "bad").to_json();
-        assert_eq!(json, r#"{"id":"gw","code":400,"detail":"bad","status":"Bad Request"}"#);
+        assert_eq!(
+            json,
+            r#"{"id":"gw","code":400,"detail":"bad","status":"Bad Request"}"#
+        );
     }
 
     #[test]

@@ -32,7 +32,8 @@ impl Env {
     /// Reads the environment. Empty variables count as unset.
     pub fn read() -> Self {
         Self {
-            server_address: var(ENV_SERVER_ADDRESS).unwrap_or_else(|| DEFAULT_SERVER_ADDRESS.to_owned()),
+            server_address: var(ENV_SERVER_ADDRESS)
+                .unwrap_or_else(|| DEFAULT_SERVER_ADDRESS.to_owned()),
             namespace: var(ENV_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
             service_address: var(ENV_SERVICE_ADDRESS),
             service_name: var(ENV_SERVICE_NAME),

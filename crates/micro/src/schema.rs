@@ -22,9 +22,10 @@ pub fn endpoints(service: &ServiceDescriptor) -> Vec<Endpoint> {
             let mut endpoint = Endpoint::new(format!("{}.{}", service.name(), method.name()));
             endpoint.request = Some(message_value(&method.input()));
             endpoint.response = Some(message_value(&method.output()));
-            endpoint
-                .metadata
-                .insert(ENDPOINT_GRPC_SERVICE.to_owned(), service.full_name().to_owned());
+            endpoint.metadata.insert(
+                ENDPOINT_GRPC_SERVICE.to_owned(),
+                service.full_name().to_owned(),
+            );
             let stream = match (method.is_client_streaming(), method.is_server_streaming()) {
                 (false, false) => None,
                 (false, true) => Some("server"),
@@ -32,7 +33,9 @@ pub fn endpoints(service: &ServiceDescriptor) -> Vec<Endpoint> {
                 (true, true) => Some("bidi"),
             };
             if let Some(kind) = stream {
-                endpoint.metadata.insert(ENDPOINT_STREAM.to_owned(), kind.to_owned());
+                endpoint
+                    .metadata
+                    .insert(ENDPOINT_STREAM.to_owned(), kind.to_owned());
             }
             endpoint
         })
@@ -86,8 +89,16 @@ fn field_value(field: &FieldDescriptor, stack: &mut Vec<String>) -> Value {
             .collect(),
         _ => Vec::new(),
     };
-    let r#type = if field.is_list() { format!("repeated {base}") } else { base };
-    Value { name, r#type, values }
+    let r#type = if field.is_list() {
+        format!("repeated {base}")
+    } else {
+        base
+    };
+    Value {
+        name,
+        r#type,
+        values,
+    }
 }
 
 /// Expands a message unless it is a well-known type (its JSON form is a scalar), recursive, or
@@ -134,11 +145,20 @@ mod tests {
         let pool = registry_pool();
         let svc = pool.get_service_by_name("micro.registry.Registry").unwrap();
         let eps = endpoints(&svc);
-        let get = eps.iter().find(|e| e.name == "Registry.GetService").unwrap();
+        let get = eps
+            .iter()
+            .find(|e| e.name == "Registry.GetService")
+            .unwrap();
         let req = get.request.as_ref().unwrap();
         assert_eq!(req.r#type, "micro.registry.GetServiceRequest");
-        assert_eq!((req.values[0].name.as_str(), req.values[0].r#type.as_str()), ("service", "string"));
-        assert_eq!(get.metadata[ENDPOINT_GRPC_SERVICE], "micro.registry.Registry");
+        assert_eq!(
+            (req.values[0].name.as_str(), req.values[0].r#type.as_str()),
+            ("service", "string")
+        );
+        assert_eq!(
+            get.metadata[ENDPOINT_GRPC_SERVICE],
+            "micro.registry.Registry"
+        );
         let watch = eps.iter().find(|e| e.name == "Registry.Watch").unwrap();
         assert_eq!(watch.metadata[ENDPOINT_STREAM], "server");
     }
@@ -150,9 +170,16 @@ mod tests {
         let schema = message_value(&value);
         let nested = schema.values.iter().find(|v| v.name == "values").unwrap();
         assert_eq!(nested.r#type, "repeated micro.registry.Value");
-        assert!(nested.values.is_empty(), "a recursive field is not expanded");
+        assert!(
+            nested.values.is_empty(),
+            "a recursive field is not expanded"
+        );
         let svc = pool.get_message_by_name("micro.registry.Service").unwrap();
-        let meta = message_value(&svc).values.into_iter().find(|v| v.name == "metadata").unwrap();
+        let meta = message_value(&svc)
+            .values
+            .into_iter()
+            .find(|v| v.name == "metadata")
+            .unwrap();
         assert_eq!(meta.r#type, "map<string, string>");
     }
 }

@@ -18,12 +18,7 @@
 //! schemas, re-registers every interval, and on SIGINT or SIGTERM deregisters first — so callers
 //! stop picking it at once — then stops accepting and drains the calls in flight.
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    sync::Arc,
-    time::Duration,
-};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use micro_core::{
     Error, Node, Registry, Service as ServiceRecord,
@@ -31,12 +26,7 @@ use micro_core::{
 };
 use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tonic::{
-    body::Body,
-    server::NamedService,
-    service::Routes,
-    transport::Server,
-};
+use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 
 use crate::{env::Env, registry::RemoteRegistry, schema};
 
@@ -177,7 +167,10 @@ impl Service {
         let version = env.service_version.clone().unwrap_or(self.version);
         let namespace = self.namespace.unwrap_or(env.namespace.clone());
         let ttl = env.register_ttl.or(self.ttl).unwrap_or(DEFAULT_TTL);
-        let interval = env.register_interval.or(self.interval).unwrap_or(DEFAULT_INTERVAL);
+        let interval = env
+            .register_interval
+            .or(self.interval)
+            .unwrap_or(DEFAULT_INTERVAL);
         let registry: Arc<dyn Registry> = match self.registry {
             Some(r) => r,
             None => Arc::new(RemoteRegistry::new(&env.server_address)?),
@@ -204,7 +197,10 @@ impl Service {
             endpoints.extend(schema::endpoints(&svc));
         }
         if self.handlers.is_empty() {
-            return Err(Error::internal(ID, format!("service {name} has no handlers: add one with Service::handle")));
+            return Err(Error::internal(
+                ID,
+                format!("service {name} has no handlers: add one with Service::handle"),
+            ));
         }
 
         let listener = TcpListener::bind(&bind)
@@ -218,8 +214,12 @@ impl Service {
         let mut record = ServiceRecord::new(name.clone(), version);
         record.metadata.extend(self.metadata);
         record.endpoints = endpoints;
-        let mut node = Node::new(format!("{name}-{}", uuid::Uuid::new_v4()), address.to_string());
-        node.metadata.insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
+        let mut node = Node::new(
+            format!("{name}-{}", uuid::Uuid::new_v4()),
+            address.to_string(),
+        );
+        node.metadata
+            .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
         if let Some(package) = package {
             node.metadata.insert(NODE_PACKAGE.to_owned(), package);
         }
@@ -239,7 +239,13 @@ impl Service {
         });
 
         register_with_retry(&*registry, &namespace, &record, ttl).await?;
-        let heartbeat = tokio::spawn(heartbeat(registry.clone(), namespace.clone(), record.clone(), ttl, interval));
+        let heartbeat = tokio::spawn(heartbeat(
+            registry.clone(),
+            namespace.clone(),
+            record.clone(),
+            ttl,
+            interval,
+        ));
         Ok(Running {
             address,
             record,
@@ -327,7 +333,9 @@ async fn with_platform_services(
             .set_service_status(*handler, tonic_health::ServingStatus::Serving)
             .await;
     }
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     let mut v1 = tonic_reflection::server::Builder::configure();
     let mut v1alpha = tonic_reflection::server::Builder::configure();
     for set in sets {
@@ -374,7 +382,13 @@ async fn register_with_retry(
     }
 }
 
-async fn heartbeat(registry: Arc<dyn Registry>, namespace: String, record: ServiceRecord, ttl: Duration, every: Duration) {
+async fn heartbeat(
+    registry: Arc<dyn Registry>,
+    namespace: String,
+    record: ServiceRecord,
+    ttl: Duration,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {

@@ -35,7 +35,10 @@ pub fn json_to_protobuf(message: &MessageDescriptor, json: &str) -> Result<Bytes
             let detail = if path.is_empty() || path == "." {
                 format!("invalid request for {}: {err}", message.name())
             } else {
-                format!("invalid value for field \"{path}\" of {}: {err}", message.name())
+                format!(
+                    "invalid value for field \"{path}\" of {}: {err}",
+                    message.name()
+                )
             };
             Err(Error::bad_request(ID, detail))
         }
@@ -43,16 +46,30 @@ pub fn json_to_protobuf(message: &MessageDescriptor, json: &str) -> Result<Bytes
 }
 
 /// Decodes a protobuf message and renders it as JSON.
-pub fn protobuf_to_json(message: &MessageDescriptor, bytes: &[u8]) -> Result<serde_json::Value, Error> {
+pub fn protobuf_to_json(
+    message: &MessageDescriptor,
+    bytes: &[u8],
+) -> Result<serde_json::Value, Error> {
     let msg = DynamicMessage::decode(message.clone(), bytes).map_err(|e| {
-        Error::internal(ID, format!("the service answered bytes that are not a {}: {e}", message.full_name()))
+        Error::internal(
+            ID,
+            format!(
+                "the service answered bytes that are not a {}: {e}",
+                message.full_name()
+            ),
+        )
     })?;
     let options = SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false)
         .stringify_64_bit_integers(false);
     msg.serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| Error::internal(ID, format!("failed to render {} as JSON: {e}", message.full_name())))
+        .map_err(|e| {
+            Error::internal(
+                ID,
+                format!("failed to render {} as JSON: {e}", message.full_name()),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -70,7 +87,11 @@ mod tests {
     #[test]
     fn round_trips_nested_json() {
         let desc = request();
-        let bytes = json_to_protobuf(&desc, r#"{"service":{"name":"hw","nodes":[{"id":"a"}]},"ttl_ms":5}"#).unwrap();
+        let bytes = json_to_protobuf(
+            &desc,
+            r#"{"service":{"name":"hw","nodes":[{"id":"a"}]},"ttl_ms":5}"#,
+        )
+        .unwrap();
         let json = protobuf_to_json(&desc, &bytes).unwrap();
         assert_eq!(json["service"]["name"], "hw");
         assert_eq!(json["service"]["nodes"][0]["id"], "a");

@@ -51,7 +51,9 @@ impl MemoryRegistry {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(registry) = weak.upgrade() else { return };
+                let Some(registry) = weak.upgrade() else {
+                    return;
+                };
                 registry.with_state(|_, _| ());
             }
         })
@@ -77,7 +79,12 @@ impl MemoryRegistry {
 
 #[async_trait::async_trait]
 impl Registry for MemoryRegistry {
-    async fn register(&self, namespace: &str, service: &Service, ttl: Duration) -> Result<(), Error> {
+    async fn register(
+        &self,
+        namespace: &str,
+        service: &Service,
+        ttl: Duration,
+    ) -> Result<(), Error> {
         let change = self.with_state(|st, now| st.register(namespace, service, ttl, now))?;
         self.publish(change);
         Ok(())
@@ -92,7 +99,10 @@ impl Registry for MemoryRegistry {
     async fn get_service(&self, namespace: &str, name: &str) -> Result<Vec<Service>, Error> {
         let found = self.with_state(|st, now| st.get(namespace, name, now));
         if found.is_empty() {
-            return Err(Error::not_found(ID, format!("Service \"{name}\" not found")));
+            return Err(Error::not_found(
+                ID,
+                format!("Service \"{name}\" not found"),
+            ));
         }
         Ok(found)
     }
@@ -140,12 +150,21 @@ mod tests {
         let mut watch = registry.watch("micro", None).await.unwrap();
         let start = tokio::time::Instant::now();
         let svc = Service::new("hw", "v1").with_node(crate::Node::new("n1", "127.0.0.1:1"));
-        registry.register("micro", &svc, Duration::from_secs(5)).await.unwrap();
-        assert_eq!(watch.next().await.unwrap().unwrap().action, crate::WatchAction::Create);
+        registry
+            .register("micro", &svc, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            watch.next().await.unwrap().unwrap().action,
+            crate::WatchAction::Create
+        );
         // No calls on the registry: only the reaper can produce the delete.
         let deleted = watch.next().await.unwrap().unwrap();
         assert_eq!(deleted.action, crate::WatchAction::Delete);
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_secs(5) && waited <= Duration::from_secs(7), "{waited:?}");
+        assert!(
+            waited >= Duration::from_secs(5) && waited <= Duration::from_secs(7),
+            "{waited:?}"
+        );
     }
 }

@@ -85,7 +85,10 @@ impl RegistryState {
         let record = versions.get_mut(&service.version).expect("inserted above");
         let mut changed = changed;
         for node in &service.nodes {
-            match record.nodes.insert(node.id.clone(), (node.clone(), expires)) {
+            match record
+                .nodes
+                .insert(node.id.clone(), (node.clone(), expires))
+            {
                 Some((old, _)) if old == *node => {}
                 _ => changed = true,
             }
@@ -185,7 +188,9 @@ impl RegistryState {
         let mut out: Vec<Service> = self
             .namespaces
             .iter()
-            .filter(|(ns, _)| namespace == crate::metadata::ALL_NAMESPACES || ns.as_str() == namespace)
+            .filter(|(ns, _)| {
+                namespace == crate::metadata::ALL_NAMESPACES || ns.as_str() == namespace
+            })
             .flat_map(|(_, services)| services.values())
             .flat_map(|versions| versions.values())
             .filter_map(|record| live(record, now))
@@ -219,7 +224,10 @@ fn live(record: &Record, now: Instant) -> Option<Service> {
 
 fn validate(namespace: &str, service: &Service) -> Result<(), Error> {
     if namespace.is_empty() || namespace == crate::metadata::ALL_NAMESPACES {
-        return Err(Error::bad_request(ID, format!("cannot register in namespace {namespace:?}")));
+        return Err(Error::bad_request(
+            ID,
+            format!("cannot register in namespace {namespace:?}"),
+        ));
     }
     if service.name.is_empty() {
         return Err(Error::bad_request(ID, "a service needs a name to register"));
@@ -230,10 +238,17 @@ fn validate(namespace: &str, service: &Service) -> Result<(), Error> {
             format!("service {:?} has no nodes to register", service.name),
         ));
     }
-    if let Some(node) = service.nodes.iter().find(|n| n.id.is_empty() || n.address.is_empty()) {
+    if let Some(node) = service
+        .nodes
+        .iter()
+        .find(|n| n.id.is_empty() || n.address.is_empty())
+    {
         return Err(Error::bad_request(
             ID,
-            format!("node {:?} of service {:?} needs an id and an address", node.id, service.name),
+            format!(
+                "node {:?} of service {:?} needs an id and an address",
+                node.id, service.name
+            ),
         ));
     }
     Ok(())
@@ -246,7 +261,8 @@ mod tests {
     fn svc(version: &str, nodes: &[&str]) -> Service {
         let mut s = Service::new("hw", version);
         for n in nodes {
-            s.nodes.push(Node::new(*n, format!("127.0.0.1:{}", n.len())));
+            s.nodes
+                .push(Node::new(*n, format!("127.0.0.1:{}", n.len())));
         }
         s
     }
@@ -258,8 +274,20 @@ mod tests {
         let ttl = Duration::from_secs(10);
         let first = st.register("micro", &svc("v1", &["a"]), ttl, t0).unwrap();
         assert_eq!(first.unwrap().1.action, WatchAction::Create);
-        assert!(st.register("micro", &svc("v1", &["a"]), ttl, t0 + Duration::from_secs(5)).unwrap().is_none());
-        let joined = st.register("micro", &svc("v1", &["b"]), ttl, t0).unwrap().unwrap();
+        assert!(
+            st.register(
+                "micro",
+                &svc("v1", &["a"]),
+                ttl,
+                t0 + Duration::from_secs(5)
+            )
+            .unwrap()
+            .is_none()
+        );
+        let joined = st
+            .register("micro", &svc("v1", &["b"]), ttl, t0)
+            .unwrap()
+            .unwrap();
         assert_eq!(joined.1.action, WatchAction::Update);
         assert_eq!(joined.1.service.nodes.len(), 2);
     }
@@ -270,13 +298,22 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(10);
         st.register("micro", &svc("v1", &["a"]), ttl, t0).unwrap();
-        st.register("micro", &svc("v1", &["a"]), ttl, t0 + Duration::from_secs(8)).unwrap();
+        st.register(
+            "micro",
+            &svc("v1", &["a"]),
+            ttl,
+            t0 + Duration::from_secs(8),
+        )
+        .unwrap();
         assert!(st.expire(t0 + Duration::from_secs(12)).is_empty());
         assert_eq!(st.get("micro", "hw", t0 + Duration::from_secs(12)).len(), 1);
         let gone = st.expire(t0 + Duration::from_secs(19));
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].1.action, WatchAction::Delete);
-        assert!(st.get("micro", "hw", t0 + Duration::from_secs(19)).is_empty());
+        assert!(
+            st.get("micro", "hw", t0 + Duration::from_secs(19))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -284,8 +321,23 @@ mod tests {
         let mut st = RegistryState::new();
         let now = Instant::now();
         let ttl = Duration::from_secs(1);
-        assert_eq!(st.register("micro", &svc("v1", &[]), ttl, now).unwrap_err().code, 400);
-        assert_eq!(st.register("*", &svc("v1", &["a"]), ttl, now).unwrap_err().code, 400);
-        assert_eq!(st.register("micro", &Service::new("", "v"), ttl, now).unwrap_err().code, 400);
+        assert_eq!(
+            st.register("micro", &svc("v1", &[]), ttl, now)
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            st.register("*", &svc("v1", &["a"]), ttl, now)
+                .unwrap_err()
+                .code,
+            400
+        );
+        assert_eq!(
+            st.register("micro", &Service::new("", "v"), ttl, now)
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 }

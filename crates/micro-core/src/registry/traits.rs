@@ -20,8 +20,12 @@ pub trait Registry: Send + Sync + 'static {
     /// Registers (or heartbeats) the nodes of `service`, each to live for `ttl` unless
     /// registered again. Registering again with changed endpoints or metadata updates them.
     /// A service with no nodes, or without a name, is a bad request.
-    async fn register(&self, namespace: &str, service: &Service, ttl: Duration)
-    -> Result<(), Error>;
+    async fn register(
+        &self,
+        namespace: &str,
+        service: &Service,
+        ttl: Duration,
+    ) -> Result<(), Error>;
 
     /// Removes the nodes of `service` (matched by id). Removing the last node of a version
     /// removes the version.

@@ -32,7 +32,10 @@ impl Slot {
 
     /// A body for one attempt.
     pub(crate) fn body(&self) -> TonicBody {
-        TonicBody::new(ReplayBody { slot: self.clone(), taken: None })
+        TonicBody::new(ReplayBody {
+            slot: self.clone(),
+            taken: None,
+        })
     }
 }
 

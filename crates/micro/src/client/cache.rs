@@ -68,7 +68,10 @@ impl Cache {
             }
         }
         let services = self.registry.get_service(&self.namespace, name).await?;
-        let mut nodes: Vec<Node> = services.iter().flat_map(|s| s.nodes.iter().cloned()).collect();
+        let mut nodes: Vec<Node> = services
+            .iter()
+            .flat_map(|s| s.nodes.iter().cloned())
+            .collect();
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
         let counter = self
             .read()

@@ -129,7 +129,9 @@ impl Client {
     pub fn from_env() -> Result<Self, Error> {
         let env = crate::env::Env::read();
         let registry = RemoteRegistry::new(&env.server_address)?;
-        Ok(Self::builder(Arc::new(registry)).namespace(env.namespace).build())
+        Ok(Self::builder(Arc::new(registry))
+            .namespace(env.namespace)
+            .build())
     }
 
     /// The registry this client looks services up in.
@@ -166,7 +168,11 @@ impl Client {
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Error> {
-        let mut channels = self.inner.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(ch) = channels.get(address) {
             return Ok(ch.clone());
         }
@@ -176,7 +182,11 @@ impl Client {
     }
 
     fn mark_failed(&self, address: &str) {
-        self.inner.channels.lock().unwrap_or_else(|p| p.into_inner()).remove(address);
+        self.inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(address);
         self.inner
             .failed
             .lock()
@@ -195,9 +205,17 @@ impl Client {
             Target::Address(address) => return Ok(vec![address.to_string()]),
             Target::Service(name) => name,
         };
-        let entry = self.inner.cache.get(name).await.map_err(|e| to_status(&e))?;
+        let entry = self
+            .inner
+            .cache
+            .get(name)
+            .await
+            .map_err(|e| to_status(&e))?;
         if entry.nodes.is_empty() {
-            return Err(to_status(&Error::not_found(ID, format!("Service \"{name}\" not found"))));
+            return Err(to_status(&Error::not_found(
+                ID,
+                format!("Service \"{name}\" not found"),
+            )));
         }
         let ordered = selector::order(self.inner.strategy, entry.nodes.len(), &entry.counter)
             .map(|i| entry.nodes[i].address.clone());

@@ -19,7 +19,9 @@ impl std::str::FromStr for Strategy {
         match s {
             "roundrobin" | "round-robin" | "round_robin" => Ok(Self::RoundRobin),
             "random" => Ok(Self::Random),
-            other => Err(format!("unknown selector {other:?}; use random or roundrobin")),
+            other => Err(format!(
+                "unknown selector {other:?}; use random or roundrobin"
+            )),
         }
     }
 }
@@ -41,7 +43,9 @@ mod tests {
     #[test]
     fn round_robin_alternates_and_covers_every_node() {
         let counter = AtomicUsize::new(0);
-        let firsts: Vec<usize> = (0..6).map(|_| order(Strategy::RoundRobin, 3, &counter).next().unwrap()).collect();
+        let firsts: Vec<usize> = (0..6)
+            .map(|_| order(Strategy::RoundRobin, 3, &counter).next().unwrap())
+            .collect();
         assert_eq!(firsts, [0, 1, 2, 0, 1, 2]);
         let all: Vec<usize> = order(Strategy::RoundRobin, 3, &counter).collect();
         assert_eq!(all, [0, 1, 2]);
@@ -61,7 +65,10 @@ mod tests {
     #[test]
     fn parses_names() {
         assert_eq!("random".parse::<Strategy>().unwrap(), Strategy::Random);
-        assert_eq!("roundrobin".parse::<Strategy>().unwrap(), Strategy::RoundRobin);
+        assert_eq!(
+            "roundrobin".parse::<Strategy>().unwrap(),
+            Strategy::RoundRobin
+        );
         assert!("fastest".parse::<Strategy>().is_err());
     }
 }

@@ -110,7 +110,11 @@ mod tests {
         ep.request = Some(Value {
             name: "Req".into(),
             r#type: "hw.Req".into(),
-            values: vec![Value { name: "name".into(), r#type: "string".into(), values: vec![] }],
+            values: vec![Value {
+                name: "name".into(),
+                r#type: "string".into(),
+                values: vec![],
+            }],
         });
         svc.endpoints.push(ep);
         assert_eq!(service_from_pb(service_to_pb(&svc)), svc);

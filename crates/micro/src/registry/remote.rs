@@ -59,7 +59,10 @@ impl RemoteRegistry {
 pub(crate) fn server_error(address: &str, status: &tonic::Status) -> Error {
     let err = from_status(ID, status);
     if status.code() == tonic::Code::Unavailable && err.id == ID {
-        return Error::unavailable(ID, format!("Failed to connect to micro server at {address}"));
+        return Error::unavailable(
+            ID,
+            format!("Failed to connect to micro server at {address}"),
+        );
     }
     err
 }
@@ -78,40 +81,91 @@ pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
 
 #[async_trait::async_trait]
 impl Registry for RemoteRegistry {
-    async fn register(&self, namespace: &str, service: &Service, ttl: Duration) -> Result<(), Error> {
+    async fn register(
+        &self,
+        namespace: &str,
+        service: &Service,
+        ttl: Duration,
+    ) -> Result<(), Error> {
         let msg = pb::RegisterRequest {
             service: Some(service_to_pb(service)),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
         };
         let req = self.request(namespace, msg)?;
-        self.client.clone().register(req).await.map_err(|s| self.error(&s))?;
+        self.client
+            .clone()
+            .register(req)
+            .await
+            .map_err(|s| self.error(&s))?;
         Ok(())
     }
 
     async fn deregister(&self, namespace: &str, service: &Service) -> Result<(), Error> {
-        let req = self.request(namespace, pb::DeregisterRequest { service: Some(service_to_pb(service)) })?;
-        self.client.clone().deregister(req).await.map_err(|s| self.error(&s))?;
+        let req = self.request(
+            namespace,
+            pb::DeregisterRequest {
+                service: Some(service_to_pb(service)),
+            },
+        )?;
+        self.client
+            .clone()
+            .deregister(req)
+            .await
+            .map_err(|s| self.error(&s))?;
         Ok(())
     }
 
     async fn get_service(&self, namespace: &str, name: &str) -> Result<Vec<Service>, Error> {
-        let req = self.request(namespace, pb::GetServiceRequest { service: name.to_owned() })?;
-        let rsp = self.client.clone().get_service(req).await.map_err(|s| self.error(&s))?;
-        Ok(rsp.into_inner().services.into_iter().map(service_from_pb).collect())
+        let req = self.request(
+            namespace,
+            pb::GetServiceRequest {
+                service: name.to_owned(),
+            },
+        )?;
+        let rsp = self
+            .client
+            .clone()
+            .get_service(req)
+            .await
+            .map_err(|s| self.error(&s))?;
+        Ok(rsp
+            .into_inner()
+            .services
+            .into_iter()
+            .map(service_from_pb)
+            .collect())
     }
 
     async fn list_services(&self, namespace: &str) -> Result<Vec<Service>, Error> {
         let req = self.request(namespace, pb::ListServicesRequest {})?;
-        let rsp = self.client.clone().list_services(req).await.map_err(|s| self.error(&s))?;
-        Ok(rsp.into_inner().services.into_iter().map(service_from_pb).collect())
+        let rsp = self
+            .client
+            .clone()
+            .list_services(req)
+            .await
+            .map_err(|s| self.error(&s))?;
+        Ok(rsp
+            .into_inner()
+            .services
+            .into_iter()
+            .map(service_from_pb)
+            .collect())
     }
 
     async fn watch(&self, namespace: &str, service: Option<&str>) -> Result<Watcher, Error> {
         let req = self.request(
             namespace,
-            pb::WatchRequest { service: service.unwrap_or_default().to_owned() },
+            pb::WatchRequest {
+                service: service.unwrap_or_default().to_owned(),
+            },
         )?;
-        let stream = self.client.clone().watch(req).await.map_err(|s| self.error(&s))?.into_inner();
+        let stream = self
+            .client
+            .clone()
+            .watch(req)
+            .await
+            .map_err(|s| self.error(&s))?
+            .into_inner();
         let address = self.address.clone();
         Ok(Box::pin(stream.filter_map(move |item| {
             let out = match item {

@@ -1,0 +1,228 @@
+//! # micro-server
+//!
+//! `micro server`: one process hosting the platform. Today it serves, on one gRPC port, the
+//! `registry` platform service (registered under that name like any other service, with its
+//! endpoints and schemas) and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus
+//! health and reflection. The registry is the embedded in-memory one; its contract suite is the
+//! one every future backend (etcd, ...) runs.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), micro_core::Error> {
+//! let platform = micro_server::start(micro_server::Options::default()).await?;
+//! println!("grpc listening on {}", platform.grpc_address());
+//! platform.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod namespace;
+pub mod proxy;
+mod registry_service;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use micro::{Strategy, schema};
+use micro_core::{
+    Error, MemoryRegistry, Node, Registry, Service,
+    metadata::{DEFAULT_NAMESPACE, NODE_PACKAGE, NODE_PROTOCOL},
+};
+use prost_reflect::DescriptorPool;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tonic::transport::Server;
+
+pub use proxy::ProxyService;
+pub use registry_service::RegistryService;
+
+const ID: &str = "micro.server";
+
+/// How the platform is started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// gRPC address (`host:port` or `:port`; port 0 picks one). Default `:8081`.
+    pub address: String,
+    /// How the proxy picks nodes.
+    pub strategy: Strategy,
+    /// How often expired registrations are swept (watchers hear of expiry this promptly).
+    pub reap_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            address: ":8081".to_owned(),
+            strategy: Strategy::default(),
+            reap_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running platform.
+#[derive(Debug)]
+pub struct Platform {
+    grpc_address: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    reaper: JoinHandle<()>,
+}
+
+impl Platform {
+    /// The bound gRPC address.
+    pub fn grpc_address(&self) -> SocketAddr {
+        self.grpc_address
+    }
+
+    /// Stops serving and waits for calls in flight.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.reaper.abort();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Parses `:8081` (all interfaces), `host:port` or a bare port.
+pub fn bind_address(address: &str) -> Result<String, Error> {
+    let address = address.trim();
+    let full = if let Some(port) = address.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else if address.parse::<u16>().is_ok() {
+        format!("0.0.0.0:{address}")
+    } else {
+        address.to_owned()
+    };
+    if full
+        .rsplit_once(':')
+        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    {
+        return Err(Error::bad_request(
+            ID,
+            format!("invalid address {address:?}: write it as :8081, 127.0.0.1:8081 or host:port"),
+        ));
+    }
+    Ok(full)
+}
+
+/// Binds and serves the platform.
+pub async fn start(options: Options) -> Result<Platform, Error> {
+    let bind = bind_address(&options.address)?;
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|e| Error::internal(ID, format!("failed to listen on {bind}: {e}")))?;
+    let grpc_address = listener
+        .local_addr()
+        .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
+
+    let memory = Arc::new(MemoryRegistry::new());
+    let reaper = memory.spawn_reaper(options.reap_interval);
+    let registry: Arc<dyn Registry> = memory;
+
+    let (reporter, health) = tonic_health_reporter().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(micro_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::internal(ID, format!("failed to build reflection: {e}")))?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(micro_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::internal(ID, format!("failed to build reflection: {e}")))?;
+    drop(reporter);
+
+    let (stop, mut stop_rx) = watch::channel(false);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let router = Server::builder()
+        .add_service(RegistryService::new(registry.clone()).into_server())
+        .add_service(ProxyService::new(registry.clone(), options.strategy).into_server())
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha);
+    let server = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        };
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!("grpc server failed: {e}");
+        }
+    });
+
+    let advertised = advertise(grpc_address);
+    let records = platform_records(&advertised)?;
+    let heartbeat = tokio::spawn(register_platform(registry, records, stop.subscribe()));
+    Ok(Platform {
+        grpc_address,
+        stop,
+        tasks: vec![server, heartbeat],
+        reaper,
+    })
+}
+
+async fn tonic_health_reporter() -> (
+    tonic_health::server::HealthReporter,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    (reporter, service)
+}
+
+fn advertise(bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("127.0.0.1:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
+}
+
+/// The platform services as registry records: name, endpoints with schemas, this node.
+fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
+    let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
+    let mut records = Vec::new();
+    for (name, grpc_service) in [("registry", "micro.registry.Registry")] {
+        let descriptor = pool
+            .get_service_by_name(grpc_service)
+            .ok_or_else(|| Error::internal(ID, format!("no descriptor for {grpc_service}")))?;
+        let mut record = Service::new(name, "latest");
+        record.endpoints = schema::endpoints(&descriptor);
+        let mut node = Node::new(format!("{name}-{}", std::process::id()), address);
+        node.metadata
+            .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
+        node.metadata.insert(
+            NODE_PACKAGE.to_owned(),
+            descriptor.package_name().to_owned(),
+        );
+        record.nodes.push(node);
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Keeps the platform services registered until the platform stops.
+async fn register_platform(
+    registry: Arc<dyn Registry>,
+    records: Vec<Service>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ttl = micro::service::DEFAULT_TTL;
+    let mut tick = tokio::time::interval(micro::service::DEFAULT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for record in &records {
+                    if let Err(e) = registry.register(DEFAULT_NAMESPACE, record, ttl).await {
+                        tracing::warn!("failed to register {}: {e}", record.name);
+                    }
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Service descriptors, fetched from the service itself over gRPC reflection and cached per
+//! (namespace, service, version).
+//!
+//! Reflection answers one file per request; dependencies are asked for by file name until the
+//! set is complete, then the files go into one `DescriptorPool`.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
+
+use micro::Client;
+use micro_core::{Endpoint, Error, Service};
+use prost::Message;
+use prost_reflect::DescriptorPool;
+use prost_types::FileDescriptorProto;
+use tonic_reflection::pb::v1::{
+    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+};
+
+const ID: &str = "micro.proxy";
+
+type Key = (String, String, String);
+
+/// Descriptor pools per (namespace, service, version), each kept with the endpoints the
+/// version registered when it was fetched: a version re-registered with other endpoints
+/// (`micro update` of `latest`) is fetched again.
+#[derive(Default)]
+pub struct DescriptorCache {
+    pools: Mutex<HashMap<Key, (Vec<Endpoint>, DescriptorPool)>>,
+}
+
+impl DescriptorCache {
+    /// The descriptors of `grpc_service` for `version`, fetched from one of its nodes unless
+    /// cached for the same endpoints.
+    pub async fn get(
+        &self,
+        client: &Client,
+        namespace: &str,
+        version: &Service,
+        grpc_service: &str,
+    ) -> Result<DescriptorPool, Error> {
+        let key = (
+            namespace.to_owned(),
+            version.name.clone(),
+            version.version.clone(),
+        );
+        if let Some((endpoints, pool)) = self.lock().get(&key) {
+            if *endpoints == version.endpoints && pool.get_service_by_name(grpc_service).is_some() {
+                return Ok(pool.clone());
+            }
+        }
+        let mut last = Error::unavailable(ID, format!("service {:?} has no nodes", version.name));
+        for node in &version.nodes {
+            match fetch(client, &node.address, grpc_service).await {
+                Ok(pool) => {
+                    self.lock()
+                        .insert(key, (version.endpoints.clone(), pool.clone()));
+                    return Ok(pool);
+                }
+                Err(e) if e.code == 503 => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Vec<Endpoint>, DescriptorPool)>> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Asks the node for the file defining `symbol` and every file it depends on.
+async fn fetch(client: &Client, address: &str, symbol: &str) -> Result<DescriptorPool, Error> {
+    let mut reflection = ServerReflectionClient::new(client.node(address));
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| reflection_error(address, &s))?
+        .into_inner();
+
+    let mut files: Vec<FileDescriptorProto> = Vec::new();
+    let mut asked: HashSet<String> = HashSet::new();
+    let mut pending = vec![MessageRequest::FileContainingSymbol(symbol.to_owned())];
+    while let Some(request) = pending.pop() {
+        let sent = tx
+            .send(ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(request),
+            })
+            .await;
+        if sent.is_err() {
+            break;
+        }
+        let response = responses
+            .message()
+            .await
+            .map_err(|s| reflection_error(address, &s))?
+            .ok_or_else(|| {
+                Error::unavailable(ID, format!("node {address} closed the reflection stream"))
+            })?;
+        match response.message_response {
+            Some(MessageResponse::FileDescriptorResponse(found)) => {
+                for bytes in found.file_descriptor_proto {
+                    let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|e| {
+                        Error::internal(
+                            ID,
+                            format!("node {address} sent an invalid descriptor: {e}"),
+                        )
+                    })?;
+                    asked.insert(file.name().to_owned());
+                    for dep in &file.dependency {
+                        if asked.insert(dep.clone()) {
+                            pending.push(MessageRequest::FileByFilename(dep.clone()));
+                        }
+                    }
+                    files.push(file);
+                }
+            }
+            Some(MessageResponse::ErrorResponse(e)) => {
+                return Err(Error::not_found(
+                    ID,
+                    format!(
+                        "node {address} has no descriptor for {symbol}: {}",
+                        e.error_message
+                    ),
+                ));
+            }
+            _ => {
+                return Err(Error::internal(
+                    ID,
+                    format!("node {address} answered reflection with something else"),
+                ));
+            }
+        }
+    }
+    let mut pool = DescriptorPool::new();
+    pool.add_file_descriptor_protos(files).map_err(|e| {
+        Error::internal(
+            ID,
+            format!("descriptors from node {address} do not fit together: {e}"),
+        )
+    })?;
+    Ok(pool)
+}
+
+fn reflection_error(address: &str, status: &tonic::Status) -> Error {
+    if status.code() == tonic::Code::Unimplemented {
+        return Error::new(
+            ID,
+            501,
+            format!(
+                "node {address} does not serve gRPC reflection, so its endpoints cannot be called with JSON"
+            ),
+        );
+    }
+    micro::status::from_status(ID, status)
+}

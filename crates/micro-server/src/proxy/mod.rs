@@ -1,0 +1,7 @@
+//! The gRPC proxy: JSON in, a standard gRPC call to the service, JSON out.
+
+mod descriptors;
+mod service;
+
+pub use descriptors::DescriptorCache;
+pub use service::{JsonCall, ProxyService, Resolved};

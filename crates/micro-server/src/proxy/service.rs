@@ -1,0 +1,263 @@
+//! [`ProxyService`]: `micro.proxy.Proxy`, and the resolution every JSON edge shares.
+//!
+//! Resolution turns (namespace, service, endpoint) into a gRPC path and the request and response
+//! descriptors: the registry (through a per-namespace [`Client`] and its cache) says which
+//! versions exist and what endpoints they registered, and the service's own reflection (cached)
+//! supplies the descriptors to transcode with.
+
+use std::{
+    collections::HashMap,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use micro::{
+    Client, Strategy,
+    codec::BytesCodec,
+    status::{from_status, to_status},
+    transcode,
+};
+use micro_core::{Error, Registry, metadata::ENDPOINT_GRPC_SERVICE};
+use micro_proto::proxy::{self as pb, proxy_server};
+use prost_reflect::MethodDescriptor;
+use tonic::{
+    Request, Response, Status,
+    metadata::{MetadataKey, MetadataValue},
+};
+
+use super::DescriptorCache;
+use crate::namespace;
+
+const ID: &str = "micro.proxy";
+
+/// An endpoint ready to call.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// `/<package>.<Service>/<Method>`.
+    pub path: PathAndQuery,
+    /// Request and response descriptors.
+    pub method: MethodDescriptor,
+}
+
+/// Calls any registered endpoint with JSON.
+#[derive(Clone)]
+pub struct ProxyService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<dyn Registry>,
+    strategy: Strategy,
+    clients: Mutex<HashMap<String, Client>>,
+    descriptors: DescriptorCache,
+}
+
+impl ProxyService {
+    /// A proxy that resolves services in `registry` and picks nodes with `strategy`.
+    pub fn new(registry: Arc<dyn Registry>, strategy: Strategy) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                strategy,
+                clients: Mutex::new(HashMap::new()),
+                descriptors: DescriptorCache::default(),
+            }),
+        }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> proxy_server::ProxyServer<Self> {
+        proxy_server::ProxyServer::new(self)
+    }
+
+    /// The client for a namespace (one per namespace, each with its own cache).
+    pub fn client(&self, namespace: &str) -> Client {
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(namespace.to_owned())
+            .or_insert_with(|| {
+                Client::builder(self.inner.registry.clone())
+                    .namespace(namespace)
+                    .strategy(self.inner.strategy)
+                    .build()
+            })
+            .clone()
+    }
+
+    /// Finds `endpoint` (`Service.Method`) of `service` and its descriptors.
+    pub async fn resolve(
+        &self,
+        namespace: &str,
+        service: &str,
+        endpoint: &str,
+    ) -> Result<Resolved, Error> {
+        let client = self.client(namespace);
+        let versions = client.lookup(service).await.map_err(|e| {
+            if e.code == 404 {
+                Error::not_found(ID, format!("Service \"{service}\" not found"))
+            } else {
+                e
+            }
+        })?;
+        let Some((version, registered)) = versions
+            .iter()
+            .find_map(|v| v.endpoint(endpoint).map(|e| (v, e)))
+        else {
+            let mut names: Vec<&str> = versions
+                .iter()
+                .flat_map(|v| v.endpoints.iter().map(|e| e.name.as_str()))
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            return Err(Error::not_found(
+                ID,
+                format!(
+                    "Endpoint \"{endpoint}\" not found on service \"{service}\"; it has: {}",
+                    if names.is_empty() {
+                        "no endpoints".to_owned()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        };
+        let (_, method_name) = endpoint.split_once('.').unwrap_or(("", endpoint));
+        let grpc_service = match registered.metadata.get(ENDPOINT_GRPC_SERVICE) {
+            Some(s) => s.clone(),
+            None => {
+                // Registered without our metadata: the package from node metadata, else none.
+                let package = version
+                    .nodes
+                    .iter()
+                    .find_map(|n| n.metadata.get(micro_core::metadata::NODE_PACKAGE))
+                    .map(|p| format!("{p}."))
+                    .unwrap_or_default();
+                format!(
+                    "{package}{}",
+                    endpoint.split_once('.').map_or(endpoint, |(s, _)| s)
+                )
+            }
+        };
+        let pool = self
+            .inner
+            .descriptors
+            .get(&client, namespace, version, &grpc_service)
+            .await?;
+        let method = pool
+            .get_service_by_name(&grpc_service)
+            .and_then(|s| s.methods().find(|m| m.name() == method_name))
+            .ok_or_else(|| {
+                Error::not_found(
+                    ID,
+                    format!("service \"{service}\" serves no method {grpc_service}/{method_name}"),
+                )
+            })?;
+        let path =
+            PathAndQuery::from_str(&format!("/{grpc_service}/{method_name}")).map_err(|e| {
+                Error::bad_request(
+                    ID,
+                    format!("endpoint {endpoint:?} does not make a gRPC path: {e}"),
+                )
+            })?;
+        Ok(Resolved { path, method })
+    }
+
+    /// Calls a unary endpoint with a JSON request and returns the JSON response.
+    pub async fn call_json(&self, call: JsonCall<'_>) -> Result<serde_json::Value, Error> {
+        let resolved = self
+            .resolve(call.namespace, call.service, call.endpoint)
+            .await?;
+        if resolved.method.is_client_streaming() || resolved.method.is_server_streaming() {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "{} is a streaming endpoint; use micro stream",
+                    call.endpoint
+                ),
+            ));
+        }
+        let body = transcode::json_to_protobuf(&resolved.method.input(), call.json)?;
+        let client = self.client(call.namespace);
+        let channel = match call.address {
+            Some(address) => client.node(address),
+            None => client.service(call.service),
+        };
+        let channel = match call.timeout {
+            Some(t) => channel.with_timeout(t),
+            None => channel,
+        };
+        let mut grpc = tonic::client::Grpc::new(channel);
+        let mut request = Request::new(body);
+        for (k, v) in call.metadata {
+            let key = MetadataKey::from_str(&k.to_ascii_lowercase())
+                .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
+            let value = MetadataValue::try_from(v.as_str())
+                .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
+            request.metadata_mut().insert(key, value);
+        }
+        grpc.ready().await.map_err(|e| {
+            Error::unavailable(
+                ID,
+                format!("service \"{}\" is not ready: {e}", call.service),
+            )
+        })?;
+        let response: Bytes = grpc
+            .unary(request, resolved.path, BytesCodec)
+            .await
+            .map_err(|s| from_status(call.service, &s))?
+            .into_inner();
+        transcode::protobuf_to_json(&resolved.method.output(), &response)
+    }
+}
+
+/// One JSON call through the proxy.
+#[derive(Debug, Clone)]
+pub struct JsonCall<'a> {
+    /// The caller's namespace.
+    pub namespace: &'a str,
+    /// The service name.
+    pub service: &'a str,
+    /// `Service.Method`.
+    pub endpoint: &'a str,
+    /// The request JSON.
+    pub json: &'a str,
+    /// A node to call instead of selecting one.
+    pub address: Option<&'a str>,
+    /// Metadata for the service.
+    pub metadata: Vec<(String, String)>,
+    /// Per-call timeout.
+    pub timeout: Option<Duration>,
+}
+
+#[tonic::async_trait]
+impl proxy_server::Proxy for ProxyService {
+    async fn call(
+        &self,
+        req: Request<pb::CallRequest>,
+    ) -> Result<Response<pb::CallResponse>, Status> {
+        let ns = namespace::of(&req).map_err(|e| to_status(&e))?;
+        let body = req.into_inner();
+        if body.service.is_empty() || body.endpoint.is_empty() {
+            return Err(to_status(&Error::bad_request(
+                ID,
+                "a call needs a service and an endpoint",
+            )));
+        }
+        let call = JsonCall {
+            namespace: &ns,
+            service: &body.service,
+            endpoint: &body.endpoint,
+            json: &body.json,
+            address: (!body.address.is_empty()).then_some(body.address.as_str()),
+            metadata: body.metadata.into_iter().collect(),
+            timeout: (body.timeout_ms > 0).then(|| Duration::from_millis(body.timeout_ms)),
+        };
+        let json = self.call_json(call).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::CallResponse {
+            json: json.to_string(),
+        }))
+    }
+}

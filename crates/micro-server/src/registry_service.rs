@@ -1,0 +1,148 @@
+//! The `registry` platform service: `micro.registry.Registry` over any [`Registry`] backend.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt};
+use micro::{registry::convert, status::to_status};
+use micro_core::{Error, Registry, metadata::ALL_NAMESPACES};
+use micro_proto::registry::{self as pb, registry_server};
+use tonic::{Request, Response, Status};
+
+use crate::namespace;
+
+const ID: &str = "micro.registry";
+
+/// Serves a registry backend over gRPC.
+#[derive(Clone)]
+pub struct RegistryService {
+    registry: Arc<dyn Registry>,
+}
+
+impl RegistryService {
+    /// Serves `registry`.
+    pub fn new(registry: Arc<dyn Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> registry_server::RegistryServer<Self> {
+        registry_server::RegistryServer::new(self)
+    }
+}
+
+fn ns<T>(req: &Request<T>) -> Result<String, Status> {
+    namespace::of(req).map_err(|e| to_status(&e))
+}
+
+/// Namespaces other than `list` must name one namespace.
+fn one_ns<T>(req: &Request<T>) -> Result<String, Status> {
+    let ns = ns(req)?;
+    if ns == ALL_NAMESPACES {
+        return Err(to_status(&Error::bad_request(
+            ID,
+            "`*` is only for listing services; name one namespace",
+        )));
+    }
+    Ok(ns)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl registry_server::Registry for RegistryService {
+    async fn get_service(
+        &self,
+        req: Request<pb::GetServiceRequest>,
+    ) -> Result<Response<pb::GetServiceResponse>, Status> {
+        let ns = one_ns(&req)?;
+        let name = req.into_inner().service;
+        if name.is_empty() {
+            return Err(to_status(&Error::bad_request(
+                ID,
+                "name the service to get",
+            )));
+        }
+        let services = self
+            .registry
+            .get_service(&ns, &name)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::GetServiceResponse {
+            services: services.iter().map(convert::service_to_pb).collect(),
+        }))
+    }
+
+    async fn register(
+        &self,
+        req: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::EmptyResponse>, Status> {
+        let ns = one_ns(&req)?;
+        let body = req.into_inner();
+        let service = body
+            .service
+            .map(convert::service_from_pb)
+            .ok_or_else(|| to_status(&Error::bad_request(ID, "register needs a service")))?;
+        let ttl = match body.ttl_ms {
+            0 => micro::service::DEFAULT_TTL,
+            ms => Duration::from_millis(ms),
+        };
+        self.registry
+            .register(&ns, &service, ttl)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::EmptyResponse {}))
+    }
+
+    async fn deregister(
+        &self,
+        req: Request<pb::DeregisterRequest>,
+    ) -> Result<Response<pb::EmptyResponse>, Status> {
+        let ns = one_ns(&req)?;
+        let service = req
+            .into_inner()
+            .service
+            .map(convert::service_from_pb)
+            .ok_or_else(|| to_status(&Error::bad_request(ID, "deregister needs a service")))?;
+        self.registry
+            .deregister(&ns, &service)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::EmptyResponse {}))
+    }
+
+    async fn list_services(
+        &self,
+        req: Request<pb::ListServicesRequest>,
+    ) -> Result<Response<pb::ListServicesResponse>, Status> {
+        let ns = ns(&req)?;
+        let services = self
+            .registry
+            .list_services(&ns)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListServicesResponse {
+            services: services.iter().map(convert::service_to_pb).collect(),
+        }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let ns = ns(&req)?;
+        let service = req.into_inner().service;
+        let filter = (!service.is_empty()).then_some(service.as_str());
+        let events = self
+            .registry
+            .watch(&ns, filter)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let stream = events.map(|item| match item {
+            Ok(event) => Ok(pb::WatchResponse {
+                action: convert::action_to_str(event.action).to_owned(),
+                service: Some(convert::service_to_pb(&event.service)),
+            }),
+            Err(e) => Err(to_status(&e)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
