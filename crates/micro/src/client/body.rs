@@ -64,11 +64,32 @@ impl Body for ReplayBody {
         Pin::new(inner).poll_frame(cx)
     }
 
+    // Both delegate to the real body, wherever it is, so the HTTP/2 client frames the request
+    // exactly as it would without this wrapper (END_STREAM on the last DATA frame, no extra one).
     fn is_end_stream(&self) -> bool {
-        false
+        match &self.taken {
+            Some(body) => body.is_end_stream(),
+            None => self
+                .slot
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_none_or(|b| b.is_end_stream()),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
+        match &self.taken {
+            Some(body) => body.size_hint(),
+            None => self
+                .slot
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|b| b.size_hint())
+                .unwrap_or_default(),
+        }
     }
 }

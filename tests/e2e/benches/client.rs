@@ -1,0 +1,168 @@
+//! `micro::Client` against a bare tonic client, same node, same payload, same run.
+//!
+//! Run: `cargo bench -p micro-e2e --bench client` (add `-- 5` for 5-second rounds).
+//!
+//! A helloworld server runs in-process on 127.0.0.1; it is registered in an in-memory registry
+//! so `micro::Client` resolves it as it would any service. For 1 and 64 calls in flight, each
+//! client runs for the same time, twice, alternating, and the bench prints calls/s, p50 and p99
+//! latency, and the ratio micro/bare (target: ≥ 0.95 at 64 in flight).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use micro_core::{MemoryRegistry, Node, Registry, Service};
+use micro_e2e::helloworld::{
+    Request, Response, StreamingRequest, StreamingResponse,
+    helloworld_client::HelloworldClient,
+    helloworld_server::{Helloworld, HelloworldServer},
+};
+use tonic::{Status, transport::Channel};
+
+struct Hello;
+
+#[tonic::async_trait]
+impl Helloworld for Hello {
+    async fn call(&self, r: tonic::Request<Request>) -> Result<tonic::Response<Response>, Status> {
+        Ok(tonic::Response::new(Response {
+            msg: format!("Hello {}", r.into_inner().name),
+        }))
+    }
+    type StreamStream = tonic::codegen::tokio_stream::Empty<Result<StreamingResponse, Status>>;
+    async fn stream(
+        &self,
+        _: tonic::Request<StreamingRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Figures {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn drive<C>(client: HelloworldClient<C>, in_flight: usize, for_how_long: Duration) -> Figures
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + 'static,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    C::Error: Into<tonic::codegen::StdError>,
+    C::Future: Send,
+{
+    let start = Instant::now();
+    let deadline = start + for_how_long;
+    let mut tasks = Vec::new();
+    for _ in 0..in_flight {
+        let mut client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let rsp = client
+                    .call(Request {
+                        name: "bench".into(),
+                    })
+                    .await
+                    .expect("call");
+                assert_eq!(rsp.get_ref().msg, "Hello bench");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Figures {
+        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn merge(a: Figures, b: Figures) -> Figures {
+    Figures {
+        per_sec: (a.per_sec + b.per_sec) / 2.0,
+        p50: (a.p50 + b.p50) / 2,
+        p99: (a.p99 + b.p99) / 2,
+    }
+}
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let round = Duration::from_secs(seconds);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(HelloworldServer::new(Hello))
+                .serve_with_incoming(
+                    tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener),
+                ),
+        );
+        let registry = Arc::new(MemoryRegistry::new());
+        let record =
+            Service::new("helloworld", "latest").with_node(Node::new("hw-1", address.clone()));
+        registry
+            .register("micro", &record, Duration::from_secs(3600))
+            .await
+            .expect("register");
+
+        let channel: Channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .expect("connect");
+        let bare = HelloworldClient::new(channel);
+        let micro = HelloworldClient::new(
+            micro::Client::builder(registry)
+                .build()
+                .service("helloworld"),
+        );
+        // Warm both paths (connections, caches).
+        drive(bare.clone(), 8, Duration::from_millis(300)).await;
+        drive(micro.clone(), 8, Duration::from_millis(300)).await;
+
+        println!(
+            "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
+        );
+        println!(
+            "{:<10} {:<14} {:>12} {:>10} {:>10}",
+            "in flight", "client", "calls/s", "p50", "p99"
+        );
+        for in_flight in [1usize, 64] {
+            let b1 = drive(bare.clone(), in_flight, round).await;
+            let m1 = drive(micro.clone(), in_flight, round).await;
+            let m2 = drive(micro.clone(), in_flight, round).await;
+            let b2 = drive(bare.clone(), in_flight, round).await;
+            let (b, m) = (merge(b1, b2), merge(m1, m2));
+            for (name, f) in [("bare tonic", b), ("micro::Client", m)] {
+                println!(
+                    "{in_flight:<10} {name:<14} {:>12.0} {:>10.3?} {:>10.3?}",
+                    f.per_sec, f.p50, f.p99
+                );
+            }
+            println!(
+                "{in_flight:<10} {:<14} {:>12.3}",
+                "ratio",
+                m.per_sec / b.per_sec
+            );
+        }
+    });
+}
