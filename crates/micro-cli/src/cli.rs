@@ -28,8 +28,10 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// micro server - run the platform: registry and gRPC proxy
-    #[command(about = "micro server - run the platform: registry and gRPC proxy")]
+    /// micro server - run the platform: registry, gRPC proxy, API gateway and dashboard
+    #[command(
+        about = "micro server - run the platform: registry, gRPC proxy, API gateway and dashboard"
+    )]
     Server(ServerArgs),
     /// micro services - list the services registered in the namespace
     #[command(about = "micro services - list the services registered in the namespace")]
@@ -59,6 +61,12 @@ pub(crate) struct ServerArgs {
     /// gRPC address for the platform services and the proxy (`:port`, `host:port`; port 0 picks one)
     #[arg(long, default_value = ":8081")]
     pub(crate) address: String,
+    /// HTTP API gateway address
+    #[arg(long = "api-address", default_value = ":8080")]
+    pub(crate) api_address: String,
+    /// Web dashboard address
+    #[arg(long = "web-address", default_value = ":8082")]
+    pub(crate) web_address: String,
     /// How the proxy picks a node: roundrobin or random
     #[arg(long, default_value = "roundrobin")]
     pub(crate) selector: String,

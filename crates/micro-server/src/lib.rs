@@ -1,9 +1,10 @@
 //! # micro-server
 //!
-//! `micro server`: one process hosting the platform. Today it serves, on one gRPC port, the
+//! `micro server`: one process hosting the platform. It serves, on one gRPC port, the
 //! `registry` platform service (registered under that name like any other service, with its
 //! endpoints and schemas) and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus
-//! health and reflection. The registry is the embedded in-memory one; its contract suite is the
+//! health and reflection; the HTTP API gateway ([`gateway`]) and the web dashboard ([`web`])
+//! listen on ports of their own. The registry is the embedded in-memory one; its contract suite is the
 //! one every future backend (etcd, ...) runs.
 //!
 //! ```no_run
@@ -14,9 +15,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod gateway;
 mod namespace;
 pub mod proxy;
 mod registry_service;
+pub mod web;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -39,6 +42,10 @@ const ID: &str = "micro.server";
 pub struct Options {
     /// gRPC address (`host:port` or `:port`; port 0 picks one). Default `:8081`.
     pub address: String,
+    /// HTTP API gateway address; `None` serves no gateway. Default `:8080`.
+    pub api_address: Option<String>,
+    /// Web dashboard address; `None` serves no dashboard. Default `:8082`.
+    pub web_address: Option<String>,
     /// How the proxy picks nodes.
     pub strategy: Strategy,
     /// How often expired registrations are swept (watchers hear of expiry this promptly).
@@ -49,6 +56,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             address: ":8081".to_owned(),
+            api_address: Some(":8080".to_owned()),
+            web_address: Some(":8082".to_owned()),
             strategy: Strategy::default(),
             reap_interval: Duration::from_secs(1),
         }
@@ -59,6 +68,8 @@ impl Default for Options {
 #[derive(Debug)]
 pub struct Platform {
     grpc_address: SocketAddr,
+    api_address: Option<SocketAddr>,
+    web_address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     reaper: JoinHandle<()>,
@@ -68,6 +79,16 @@ impl Platform {
     /// The bound gRPC address.
     pub fn grpc_address(&self) -> SocketAddr {
         self.grpc_address
+    }
+
+    /// The bound gateway address, if serving one.
+    pub fn api_address(&self) -> Option<SocketAddr> {
+        self.api_address
+    }
+
+    /// The bound dashboard address, if serving one.
+    pub fn web_address(&self) -> Option<SocketAddr> {
+        self.web_address
     }
 
     /// Stops serving and waits for calls in flight.
@@ -104,13 +125,15 @@ pub fn bind_address(address: &str) -> Result<String, Error> {
 
 /// Binds and serves the platform.
 pub async fn start(options: Options) -> Result<Platform, Error> {
-    let bind = bind_address(&options.address)?;
-    let listener = TcpListener::bind(&bind)
-        .await
-        .map_err(|e| Error::internal(ID, format!("failed to listen on {bind}: {e}")))?;
-    let grpc_address = listener
-        .local_addr()
-        .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
+    let (listener, grpc_address) = listen(&options.address).await?;
+    let api = match &options.api_address {
+        Some(a) => Some(listen(a).await?),
+        None => None,
+    };
+    let web = match &options.web_address {
+        Some(a) => Some(listen(a).await?),
+        None => None,
+    };
 
     let memory = Arc::new(MemoryRegistry::new());
     let reaper = memory.spawn_reaper(options.reap_interval);
@@ -129,9 +152,27 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
 
     let (stop, mut stop_rx) = watch::channel(false);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let proxy = ProxyService::new(registry.clone(), options.strategy);
+    let mut tasks = Vec::new();
+    let api_address = api.map(|(listener, address)| {
+        tasks.push(serve_http(
+            listener,
+            gateway::router(proxy.clone()),
+            stop.subscribe(),
+        ));
+        address
+    });
+    let web_address = web.map(|(listener, address)| {
+        tasks.push(serve_http(
+            listener,
+            web::router(registry.clone()),
+            stop.subscribe(),
+        ));
+        address
+    });
     let router = Server::builder()
         .add_service(RegistryService::new(registry.clone()).into_server())
-        .add_service(ProxyService::new(registry.clone(), options.strategy).into_server())
+        .add_service(proxy.into_server())
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha);
@@ -150,11 +191,43 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let advertised = advertise(grpc_address);
     let records = platform_records(&advertised)?;
     let heartbeat = tokio::spawn(register_platform(registry, records, stop.subscribe()));
+    tasks.extend([server, heartbeat]);
     Ok(Platform {
         grpc_address,
+        api_address,
+        web_address,
         stop,
-        tasks: vec![server, heartbeat],
+        tasks,
         reaper,
+    })
+}
+
+async fn listen(address: &str) -> Result<(TcpListener, SocketAddr), Error> {
+    let bind = bind_address(address)?;
+    let listener = TcpListener::bind(&bind)
+        .await
+        .map_err(|e| Error::internal(ID, format!("failed to listen on {bind}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
+    Ok((listener, bound))
+}
+
+fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("http server failed: {e}");
+        }
     })
 }
 

@@ -10,6 +10,8 @@ use micro_core::registry::contract;
 async fn remote_registry_passes_the_contract() {
     let platform = micro_server::start(micro_server::Options {
         address: "127.0.0.1:0".into(),
+        api_address: None,
+        web_address: None,
         reap_interval: std::time::Duration::from_millis(100),
         ..Default::default()
     })

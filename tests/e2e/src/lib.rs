@@ -157,6 +157,10 @@ pub struct Sandbox {
     pub home: tempfile::TempDir,
     /// The server's gRPC address, once started.
     pub address: Option<String>,
+    /// The server's HTTP gateway address, once started.
+    pub api: Option<String>,
+    /// The server's dashboard address, once started.
+    pub web: Option<String>,
     server: Option<Proc>,
 }
 
@@ -172,6 +176,8 @@ impl Sandbox {
         Self {
             home: tempfile::tempdir().expect("tempdir"),
             address: None,
+            api: None,
+            web: None,
             server: None,
         }
     }
@@ -180,11 +186,24 @@ impl Sandbox {
     pub fn with_server() -> Self {
         let mut sb = Self::new();
         let mut cmd = Command::new(bin("micro"));
-        cmd.args(["server", "--address", "127.0.0.1:0"])
-            .env("MICRO_HOME", sb.home.path());
+        cmd.args([
+            "server",
+            "--address",
+            "127.0.0.1:0",
+            "--api-address",
+            "127.0.0.1:0",
+            "--web-address",
+            "127.0.0.1:0",
+        ])
+        .env("MICRO_HOME", sb.home.path());
         let mut server = Proc::spawn(cmd);
-        let line = server.wait_line("grpc listening on ");
-        sb.address = Some(line.rsplit(' ').next().unwrap().to_owned());
+        let mut address_of = |what: &str| {
+            let line = server.wait_line(&format!("{what} listening on "));
+            line.rsplit(' ').next().unwrap().to_owned()
+        };
+        sb.address = Some(address_of("grpc"));
+        sb.api = Some(address_of("api"));
+        sb.web = Some(address_of("web"));
         sb.server = Some(server);
         sb
     }
@@ -226,6 +245,88 @@ impl Sandbox {
         };
         run(cmd)
     }
+}
+
+/// An HTTP/1.1 response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, lower-cased names.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`).
+pub fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).expect("write");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect::<Vec<_>>();
+    let body = if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
 }
 
 /// Runs a command to completion.

@@ -9,11 +9,19 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
     let strategy: Strategy = args.selector.parse().map_err(Failure::new)?;
     let platform = micro_server::start(micro_server::Options {
         address: args.address.clone(),
+        api_address: Some(args.api_address.clone()),
+        web_address: Some(args.web_address.clone()),
         strategy,
         ..Default::default()
     })
     .await?;
     println!("grpc listening on {}", platform.grpc_address());
+    if let Some(address) = platform.api_address() {
+        println!("api listening on {address}");
+    }
+    if let Some(address) = platform.web_address() {
+        println!("web listening on {address}");
+    }
     micro::service::shutdown_signal().await;
     tracing::info!("stopping");
     platform.stop().await;

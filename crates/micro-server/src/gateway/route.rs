@@ -1,0 +1,117 @@
+//! URL path → (service, endpoint), as pure logic (BEHAVIOR.md §2).
+//!
+//! | path | service | endpoint |
+//! |---|---|---|
+//! | `/foo` | `foo` | `Foo.Call` |
+//! | `/foo/bar` | `foo` | `Foo.Bar` |
+//! | `/foo/bar/baz` | `foo` | `Bar.Baz` |
+//! | `/foo/bar/baz/cat` | `foo.bar` | `Baz.Cat` |
+//! | `/v1/foo/bar` | `v1.foo` | `Foo.Bar` |
+//!
+//! Each endpoint part is title-cased: `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`.
+
+/// Where a path goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The registered service name.
+    pub(crate) service: String,
+    /// `Service.Method`.
+    pub(crate) endpoint: String,
+}
+
+/// The route for `path`, or `None` when the path names nothing (`/`, empty segments, or
+/// characters no service or endpoint name has).
+pub(crate) fn route(path: &str) -> Option<Route> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if parts.iter().any(|p| !valid(p)) {
+        return None;
+    }
+    // A leading version segment joins the next one into the service name.
+    let (mut service_parts, mut rest): (Vec<&str>, Vec<&str>) = match parts.as_slice() {
+        [v, svc, rest @ ..] if is_version(v) => (vec![v, svc], rest.to_vec()),
+        [svc, rest @ ..] => (vec![svc], rest.to_vec()),
+        [] => return None,
+    };
+    // More than two words after the service: the extra ones belong to the service name.
+    if rest.len() > 2 {
+        let extra: Vec<&str> = rest.drain(..rest.len() - 2).collect();
+        service_parts.extend(extra);
+    }
+    let last_service_word = service_parts.last()?;
+    let endpoint = match rest.as_slice() {
+        [] => format!("{}.Call", title(last_service_word)),
+        [method] => format!("{}.{}", title(last_service_word), title(method)),
+        [svc, method] => format!("{}.{}", title(svc), title(method)),
+        _ => unreachable!("at most two words remain"),
+    };
+    Some(Route {
+        service: service_parts.join("."),
+        endpoint,
+    })
+}
+
+fn valid(part: &str) -> bool {
+    !part.is_empty()
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn is_version(part: &str) -> bool {
+    part.len() > 1 && part.starts_with('v') && part[1..].chars().all(|c| c.is_ascii_digit())
+}
+
+/// `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`, `say_hello` → `SayHello`.
+pub(crate) fn title(word: &str) -> String {
+    word.split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaviour_table() {
+        let table = [
+            ("/foo", "foo", "Foo.Call"),
+            ("/foo/bar", "foo", "Foo.Bar"),
+            ("/foo/foo/bar", "foo", "Foo.Bar"),
+            ("/foo/bar/baz", "foo", "Bar.Baz"),
+            ("/foo/bar/baz-xyz", "foo", "Bar.BazXyz"),
+            ("/foo/bar/baz/cat", "foo.bar", "Baz.Cat"),
+            ("/v1/foo/bar", "v1.foo", "Foo.Bar"),
+            ("/v1/foo/bar/baz", "v1.foo", "Bar.Baz"),
+            (
+                "/helloworld/greeter/say-hello",
+                "helloworld",
+                "Greeter.SayHello",
+            ),
+            ("/helloworld/fooBar", "helloworld", "Helloworld.FooBar"),
+            ("/v1/foo/a/b/c", "v1.foo.a", "B.C"),
+        ];
+        for (path, service, endpoint) in table {
+            let got = route(path).unwrap_or_else(|| panic!("{path} has a route"));
+            assert_eq!(
+                (got.service.as_str(), got.endpoint.as_str()),
+                (service, endpoint),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn paths_that_name_nothing() {
+        for path in ["/", "", "/a//b", "/a b", "/foo/%2e"] {
+            assert_eq!(route(path), None, "{path:?}");
+        }
+    }
+}
