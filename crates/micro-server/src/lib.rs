@@ -255,7 +255,8 @@ fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
     let mut records = Vec::new();
-    for (name, grpc_service) in [("registry", "micro.registry.Registry")] {
+    {
+        let (name, grpc_service) = ("registry", "micro.registry.Registry");
         let descriptor = pool
             .get_service_by_name(grpc_service)
             .ok_or_else(|| Error::internal(ID, format!("no descriptor for {grpc_service}")))?;

@@ -63,15 +63,15 @@ pub fn to_status(err: &Error) -> Status {
 pub fn from_status(id: &str, status: &Status) -> Error {
     if let Ok(rpc) = RpcStatus::decode(status.details()) {
         for any in rpc.details {
-            if any.type_url == ERROR_TYPE_URL {
-                if let Ok(d) = ErrorDetail::decode(any.value.as_slice()) {
-                    return Error {
-                        id: d.id,
-                        code: u16::try_from(d.code).unwrap_or(500),
-                        detail: d.detail,
-                        status: d.status,
-                    };
-                }
+            if any.type_url == ERROR_TYPE_URL
+                && let Ok(d) = ErrorDetail::decode(any.value.as_slice())
+            {
+                return Error {
+                    id: d.id,
+                    code: u16::try_from(d.code).unwrap_or(500),
+                    detail: d.detail,
+                    status: d.status,
+                };
             }
         }
     }

@@ -46,10 +46,11 @@ impl DescriptorCache {
             version.name.clone(),
             version.version.clone(),
         );
-        if let Some((endpoints, pool)) = self.lock().get(&key) {
-            if *endpoints == version.endpoints && pool.get_service_by_name(grpc_service).is_some() {
-                return Ok(pool.clone());
-            }
+        if let Some((endpoints, pool)) = self.lock().get(&key)
+            && *endpoints == version.endpoints
+            && pool.get_service_by_name(grpc_service).is_some()
+        {
+            return Ok(pool.clone());
         }
         let mut last = Error::unavailable(ID, format!("service {:?} has no nodes", version.name));
         for node in &version.nodes {

@@ -62,10 +62,10 @@ impl Cache {
                 tokio::spawn(watch(Arc::downgrade(self)));
             })
             .await;
-        if let Some(entry) = self.read().get(name) {
-            if entry.fetched.elapsed() < MAX_AGE {
-                return Ok(entry.clone());
-            }
+        if let Some(entry) = self.read().get(name)
+            && entry.fetched.elapsed() < MAX_AGE
+        {
+            return Ok(entry.clone());
         }
         let services = self.registry.get_service(&self.namespace, name).await?;
         let mut nodes: Vec<Node> = services

@@ -299,10 +299,10 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
         let client = self.client.clone();
         let target = self.target.clone();
         let timeout = self.timeout;
-        if !request.headers().contains_key("grpc-timeout") {
-            if let Ok(v) = format!("{}m", timeout.as_millis().max(1)).parse() {
-                request.headers_mut().insert("grpc-timeout", v);
-            }
+        if !request.headers().contains_key("grpc-timeout")
+            && let Ok(v) = format!("{}m", timeout.as_millis().max(1)).parse()
+        {
+            request.headers_mut().insert("grpc-timeout", v);
         }
         Box::pin(async move {
             match tokio::time::timeout(timeout, client.dispatch(target, request)).await {
