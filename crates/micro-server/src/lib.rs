@@ -140,14 +140,8 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let registry: Arc<dyn Registry> = memory;
 
     let (reporter, health) = tonic_health_reporter().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(micro_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| Error::internal(ID, format!("failed to build reflection: {e}")))?;
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(micro_proto::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .map_err(|e| Error::internal(ID, format!("failed to build reflection: {e}")))?;
+    let (reflection, reflection_alpha) =
+        micro::service::reflection(&[micro_proto::FILE_DESCRIPTOR_SET])?;
     drop(reporter);
 
     let (stop, mut stop_rx) = watch::channel(false);

@@ -336,19 +336,41 @@ async fn with_platform_services(
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
+    let (v1, v1alpha) = reflection(sets)?;
+    Ok(routes
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha))
+}
+
+/// gRPC reflection, v1 and v1alpha (grpcurl and older clients ask for the latter), over the
+/// given encoded descriptor sets.
+pub fn reflection(
+    sets: &[&'static [u8]],
+) -> Result<
+    (
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    Error,
+> {
     let mut v1 = tonic_reflection::server::Builder::configure();
     let mut v1alpha = tonic_reflection::server::Builder::configure();
     for set in sets {
         v1 = v1.register_encoded_file_descriptor_set(set);
         v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
     }
-    let reflection_error = |e: tonic_reflection::server::Error| {
+    let failed = |e: tonic_reflection::server::Error| {
         Error::internal(ID, format!("failed to build the reflection service: {e}"))
     };
-    Ok(routes
-        .add_service(health)
-        .add_service(v1.build_v1().map_err(reflection_error)?)
-        .add_service(v1alpha.build_v1alpha().map_err(reflection_error)?))
+    Ok((
+        v1.build_v1().map_err(failed)?,
+        v1alpha.build_v1alpha().map_err(failed)?,
+    ))
 }
 
 /// The address others should dial: the bound one, with an unspecified IP replaced by loopback.
