@@ -71,8 +71,10 @@ pub struct Platform {
     api_address: Option<SocketAddr>,
     web_address: Option<SocketAddr>,
     stop: watch::Sender<bool>,
+    /// Served until `stop`, then awaited.
     tasks: Vec<JoinHandle<()>>,
-    reaper: JoinHandle<()>,
+    /// Endless (reaper, heartbeats): aborted on `stop`.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Platform {
@@ -94,7 +96,9 @@ impl Platform {
     /// Stops serving and waits for calls in flight.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        self.reaper.abort();
+        for task in self.background {
+            task.abort();
+        }
         for task in self.tasks {
             let _ = task.await;
         }
@@ -139,10 +143,9 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let reaper = memory.spawn_reaper(options.reap_interval);
     let registry: Arc<dyn Registry> = memory;
 
-    let (reporter, health) = tonic_health_reporter().await;
+    let health = serving_health().await;
     let (reflection, reflection_alpha) =
         micro::service::reflection(&[micro_proto::FILE_DESCRIPTOR_SET])?;
-    drop(reporter);
 
     let (stop, mut stop_rx) = watch::channel(false);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
@@ -182,17 +185,29 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         }
     });
 
-    let advertised = advertise(grpc_address);
+    let advertised = micro::service::advertise(grpc_address).to_string();
     let records = platform_records(&advertised)?;
-    let heartbeat = tokio::spawn(register_platform(registry, records, stop.subscribe()));
-    tasks.extend([server, heartbeat]);
+    let mut background = vec![reaper];
+    for record in records {
+        registry
+            .register(DEFAULT_NAMESPACE, &record, micro::service::DEFAULT_TTL)
+            .await?;
+        background.push(tokio::spawn(micro::service::heartbeat(
+            registry.clone(),
+            DEFAULT_NAMESPACE.to_owned(),
+            record,
+            micro::service::DEFAULT_TTL,
+            micro::service::DEFAULT_INTERVAL,
+        )));
+    }
+    tasks.push(server);
     Ok(Platform {
         grpc_address,
         api_address,
         web_address,
         stop,
         tasks,
-        reaper,
+        background,
     })
 }
 
@@ -225,23 +240,14 @@ fn serve_http(
     })
 }
 
-async fn tonic_health_reporter() -> (
-    tonic_health::server::HealthReporter,
-    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) {
+/// `grpc.health.v1` reporting the server as SERVING.
+async fn serving_health()
+-> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
     let (reporter, service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    (reporter, service)
-}
-
-fn advertise(bound: SocketAddr) -> String {
-    if bound.ip().is_unspecified() {
-        format!("127.0.0.1:{}", bound.port())
-    } else {
-        bound.to_string()
-    }
+    service
 }
 
 /// The platform services as registry records: name, endpoints with schemas, this node.
@@ -267,30 +273,4 @@ fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
         records.push(record);
     }
     Ok(records)
-}
-
-/// Keeps the platform services registered until the platform stops.
-async fn register_platform(
-    registry: Arc<dyn Registry>,
-    records: Vec<Service>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let ttl = micro::service::DEFAULT_TTL;
-    let mut tick = tokio::time::interval(micro::service::DEFAULT_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                for record in &records {
-                    if let Err(e) = registry.register(DEFAULT_NAMESPACE, record, ttl).await {
-                        tracing::warn!("failed to register {}: {e}", record.name);
-                    }
-                }
-            }
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return;
-                }
-            }
-        }
-    }
 }

@@ -374,7 +374,7 @@ pub fn reflection(
 }
 
 /// The address others should dial: the bound one, with an unspecified IP replaced by loopback.
-fn advertise(local: SocketAddr) -> SocketAddr {
+pub fn advertise(local: SocketAddr) -> SocketAddr {
     if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
     } else {
@@ -404,7 +404,9 @@ async fn register_with_retry(
     }
 }
 
-async fn heartbeat(
+/// Re-registers `record` every `every`, starting one interval from now: call it after the
+/// first registration. Runs until aborted; a failed heartbeat is logged and tried again next tick.
+pub async fn heartbeat(
     registry: Arc<dyn Registry>,
     namespace: String,
     record: ServiceRecord,
