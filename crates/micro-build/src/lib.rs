@@ -8,10 +8,8 @@
 //! reflection.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     micro_build::compile_protos(&["proto/helloworld.proto"], &["proto"]).unwrap();
-//! }
+//! // build.rs, inside `fn main`:
+//! micro_build::compile_protos(&["proto/helloworld.proto"], &["proto"]).unwrap();
 //! ```
 //!
 //! ```ignore

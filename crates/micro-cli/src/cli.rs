@@ -70,6 +70,12 @@ pub(crate) struct ServerArgs {
     /// How the proxy picks a node: roundrobin or random
     #[arg(long, default_value = "roundrobin")]
     pub(crate) selector: String,
+    /// Largest request body the gateway accepts, in bytes (bigger ones get 413)
+    #[arg(long = "api-max-body", default_value_t = micro_server::gateway::DEFAULT_MAX_BODY)]
+    pub(crate) api_max_body: usize,
+    /// Do not answer CORS requests at the gateway
+    #[arg(long = "no-cors")]
+    pub(crate) no_cors: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,8 @@ pub struct Options {
     pub strategy: Strategy,
     /// How often expired registrations are swept (watchers hear of expiry this promptly).
     pub reap_interval: Duration,
+    /// The gateway's body limit and CORS.
+    pub gateway: gateway::GatewayOptions,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             web_address: Some(":8082".to_owned()),
             strategy: Strategy::default(),
             reap_interval: Duration::from_secs(1),
+            gateway: gateway::GatewayOptions::default(),
         }
     }
 }
@@ -154,7 +157,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let api_address = api.map(|(listener, address)| {
         tasks.push(serve_http(
             listener,
-            gateway::router(proxy.clone()),
+            gateway::router(proxy.clone(), options.gateway.clone()),
             stop.subscribe(),
         ));
         address

@@ -2,8 +2,8 @@
 
 use std::pin::Pin;
 
-use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb::{self, helloworld_server};
 
@@ -39,5 +39,16 @@ impl helloworld_server::Helloworld for Helloworld {
         tracing::info!("Received Helloworld.Stream request for {count} responses");
         let items = (0..count).map(|count| Ok(pb::StreamingResponse { count }));
         Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+    }
+
+    type PingPongStream = Pin<Box<dyn Stream<Item = Result<pb::Pong, Status>> + Send>>;
+
+    async fn ping_pong(
+        &self,
+        request: Request<Streaming<pb::Ping>>,
+    ) -> Result<Response<Self::PingPongStream>, Status> {
+        let pings = request.into_inner();
+        let pongs = pings.map(|ping| ping.map(|p| pb::Pong { stroke: p.stroke }));
+        Ok(Response::new(Box::pin(pongs)))
     }
 }

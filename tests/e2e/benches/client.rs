@@ -14,7 +14,7 @@ use std::{
 
 use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::helloworld::{
-    Request, Response, StreamingRequest, StreamingResponse,
+    Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
     helloworld_client::HelloworldClient,
     helloworld_server::{Helloworld, HelloworldServer},
 };
@@ -34,6 +34,13 @@ impl Helloworld for Hello {
         &self,
         _: tonic::Request<StreamingRequest>,
     ) -> Result<tonic::Response<Self::StreamStream>, Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+    type PingPongStream = tonic::codegen::tokio_stream::Empty<Result<Pong, Status>>;
+    async fn ping_pong(
+        &self,
+        _: tonic::Request<tonic::Streaming<Ping>>,
+    ) -> Result<tonic::Response<Self::PingPongStream>, Status> {
         Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
     }
 }

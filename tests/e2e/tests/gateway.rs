@@ -94,3 +94,172 @@ fn gateway_calls_services_with_json() {
     );
     assert_eq!(http(&web, "GET", "/service/nosuch", &[], "").status, 404);
 }
+
+#[test]
+fn gateway_streams_server_streams_as_ndjson_or_server_sent_events() {
+    let sb = Sandbox::with_server();
+    let _hw = sb.helloworld(&[]);
+    let api = sb.api.clone().unwrap();
+
+    let rsp = http(&api, "POST", "/helloworld/stream", &[], r#"{"count":3}"#);
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    assert_eq!(rsp.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<&str> = rsp.body.lines().collect();
+    assert_eq!(
+        lines,
+        [r#"{"count":0}"#, r#"{"count":1}"#, r#"{"count":2}"#]
+    );
+
+    let rsp = http(
+        &api,
+        "GET",
+        "/helloworld/stream?count=2",
+        &[("Accept", "text/event-stream")],
+        "",
+    );
+    assert_eq!(rsp.header("content-type"), Some("text/event-stream"));
+    let data: Vec<&str> = rsp
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data, [r#"{"count":0}"#, r#"{"count":1}"#], "{}", rsp.body);
+
+    // The service refusing the request before streaming is a plain error response.
+    let rsp = http(&api, "POST", "/helloworld/stream", &[], r#"{"count":-1}"#);
+    assert_eq!(rsp.status, 400, "{rsp:?}");
+    assert!(rsp.body.contains("count must be between"), "{}", rsp.body);
+
+    // A bidirectional endpoint needs a WebSocket, and says so.
+    let rsp = http(&api, "POST", "/helloworld/pingPong", &[], r#"{"stroke":1}"#);
+    assert_eq!(rsp.status, 400, "{rsp:?}");
+    assert!(rsp.body.contains("WebSocket"), "{}", rsp.body);
+}
+
+#[tokio::test]
+async fn gateway_carries_bidirectional_streams_over_websocket() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sb = Sandbox::with_server();
+    let _hw = sb.helloworld(&[]);
+    let api = sb.api.clone().unwrap();
+
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{api}/helloworld/pingPong"))
+            .await
+            .expect("websocket handshake");
+    for stroke in 1..=3 {
+        socket
+            .send(Message::text(format!(r#"{{"stroke":{stroke}}}"#)))
+            .await
+            .unwrap();
+        let answer = socket.next().await.expect("a pong").unwrap();
+        assert_eq!(
+            answer.to_text().unwrap(),
+            format!(r#"{{"stroke":{stroke}}}"#)
+        );
+    }
+    // A message that does not fit the schema ends the stream with an error naming the field.
+    socket
+        .send(Message::text(r#"{"stroke":"high"}"#))
+        .await
+        .unwrap();
+    let answer = socket.next().await.expect("an error").unwrap();
+    let text = answer.to_text().unwrap();
+    assert!(
+        text.contains(r#""code":400"#) && text.contains("stroke"),
+        "{text}"
+    );
+    socket.close(None).await.ok();
+
+    // A server stream over a WebSocket: the first frame is the request.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{api}/helloworld/stream"))
+        .await
+        .unwrap();
+    socket.send(Message::text(r#"{"count":2}"#)).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(Ok(Message::Text(text))) = socket.next().await {
+        got.push(text.to_string());
+    }
+    assert_eq!(got, [r#"{"count":0}"#, r#"{"count":1}"#]);
+}
+
+#[test]
+fn gateway_passes_protobuf_through_and_limits_bodies() {
+    let sb = Sandbox::with_server();
+    let _hw = sb.helloworld(&[]);
+    let api = sb.api.clone().unwrap();
+
+    // helloworld.Request{name: "Bob"} encoded by hand: field 1, length 3.
+    let rsp = http(
+        &api,
+        "POST",
+        "/helloworld/call",
+        &[("Content-Type", "application/protobuf")],
+        "\x0a\x03Bob",
+    );
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    assert_eq!(rsp.header("content-type"), Some("application/protobuf"));
+    assert_eq!(rsp.body, "\x0a\x09Hello Bob");
+
+    // The same message in a gRPC frame comes back framed.
+    let rsp = http(
+        &api,
+        "POST",
+        "/helloworld/call",
+        &[("Content-Type", "application/grpc")],
+        "\x00\x00\x00\x00\x05\x0a\x03Bob",
+    );
+    assert_eq!(rsp.body, "\x00\x00\x00\x00\x0b\x0a\x09Hello Bob", "{rsp:?}");
+
+    let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    let rsp = http(&api, "POST", "/helloworld/call", &[], &big);
+    assert_eq!(rsp.status, 413, "{}", rsp.status);
+    assert!(rsp.body.contains("limit"), "{}", rsp.body);
+}
+
+#[test]
+fn openapi_lists_registered_endpoints_as_they_come_and_go() {
+    let sb = Sandbox::with_server();
+    let api = sb.api.clone().unwrap();
+    let doc = |sb: &Sandbox| -> serde_json::Value {
+        let _ = sb;
+        let rsp = http(&api, "GET", "/openapi.json", &[], "");
+        assert_eq!(rsp.status, 200);
+        serde_json::from_str(&rsp.body).unwrap()
+    };
+    let before = doc(&sb);
+    assert!(before["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(before["paths"].get("/helloworld/call").is_none());
+
+    let mut hw = sb.helloworld(&[]);
+    let during = doc(&sb);
+    let call = &during["paths"]["/helloworld/call"]["post"];
+    assert_eq!(
+        call["requestBody"]["content"]["application/json"]["schema"]["properties"]["name"]["type"],
+        "string",
+        "{during}"
+    );
+    assert_eq!(
+        call["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["msg"]["type"],
+        "string"
+    );
+    assert!(
+        during["paths"]["/helloworld/stream"]["post"]["responses"]["200"]["content"]
+            .get("application/x-ndjson")
+            .is_some()
+    );
+
+    hw.proc.signal("-TERM");
+    micro_e2e::wait_for(
+        std::time::Duration::from_secs(10),
+        "helloworld to leave the document",
+        || {
+            doc(&sb)["paths"]
+                .get("/helloworld/call")
+                .is_none()
+                .then_some(())
+        },
+    );
+}

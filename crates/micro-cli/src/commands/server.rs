@@ -12,6 +12,10 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
         api_address: Some(args.api_address.clone()),
         web_address: Some(args.web_address.clone()),
         strategy,
+        gateway: micro_server::gateway::GatewayOptions {
+            max_body: args.api_max_body,
+            cors: !args.no_cors,
+        },
         ..Default::default()
     })
     .await?;

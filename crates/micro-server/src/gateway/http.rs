@@ -1,71 +1,225 @@
-//! The gateway's HTTP handling (axum): CORS, namespace, path routing, JSON in and out, and
+//! The gateway's HTTP handling (axum): CORS, namespace, path routing, the body limit, and
 //! errors as lower-case `{id, code, detail, status}` JSON with the HTTP status of `code`.
 //!
-//! A request body is the JSON request (merged with query parameters); a GET sends the query
-//! parameters, typed by the endpoint's schema. Calls go through [`ProxyService::call_json`],
-//! the same path as `micro call`.
+//! A call goes: path → (service, endpoint) by [`route`], resolved against the registry by the
+//! proxy (the same path as `micro call`), then by the endpoint's kind and the request's headers:
+//! a WebSocket upgrade bridges any stream ([`stream::websocket`]); a protobuf or gRPC body passes
+//! through untouched; otherwise a JSON request built by [`request::build`] goes to a unary call
+//! (JSON response) or a server stream (NDJSON or server-sent events).
 
 use axum::{
     Router,
-    body::Bytes,
-    extract::{Query, State},
-    http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header},
+    body::{Body, Bytes},
+    extract::{FromRequestParts, Request, State, ws::WebSocketUpgrade},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
-use prost_reflect::Kind;
-use serde_json::{Map, Value};
 
-use super::route::{route, title};
-use crate::proxy::{JsonCall, ProxyService};
+use super::{
+    openapi, request,
+    route::{route, title},
+    stream,
+};
+use crate::proxy::{JsonCall, ProxyService, Resolved};
 
 const ID: &str = "micro.api";
 const ALLOW_METHODS: &str = "POST, PATCH, GET, OPTIONS, PUT, DELETE";
 const ALLOW_HEADERS: &str = "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Micro-Namespace";
 
-/// The gateway's router over `proxy`.
-pub fn router(proxy: ProxyService) -> Router {
-    Router::new().fallback(handle).with_state(proxy)
+/// The default largest request body, 4 MiB.
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// How the gateway behaves.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// The largest request body in bytes; a bigger one is refused with 413.
+    pub max_body: usize,
+    /// Answer CORS requests (echo `Origin`, allow credentials).
+    pub cors: bool,
 }
 
-async fn handle(
-    State(proxy): State<ProxyService>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
-    body: Bytes,
-) -> Response {
-    let mut response = if method == Method::OPTIONS {
-        StatusCode::OK.into_response()
-    } else if uri.path() == "/" && method == Method::GET {
-        axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
-    } else {
-        match call(&proxy, &uri, &headers, query, &body).await {
-            Ok(json) => axum::Json(json).into_response(),
-            Err(err) => error_response(&err),
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            max_body: DEFAULT_MAX_BODY,
+            cors: true,
         }
+    }
+}
+
+#[derive(Clone)]
+struct Gateway {
+    proxy: ProxyService,
+    options: GatewayOptions,
+}
+
+/// The gateway's router over `proxy`.
+pub fn router(proxy: ProxyService, options: GatewayOptions) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Gateway { proxy, options })
+}
+
+async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let namespace = namespace(&parts.headers);
+    let mut response = match (&parts.method, parts.uri.path()) {
+        (&Method::OPTIONS, _) => StatusCode::OK.into_response(),
+        (&Method::GET, "/") => {
+            axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
+        }
+        (&Method::GET, "/openapi.json") => {
+            axum::Json(openapi::document(&gateway.proxy, &namespace).await).into_response()
+        }
+        _ => dispatch(&gateway, &mut parts, body, namespace)
+            .await
+            .unwrap_or_else(|e| error_response(&e)),
     };
-    cors(&headers, response.headers_mut());
+    if gateway.options.cors {
+        cors(&parts.headers, response.headers_mut());
+    }
     response
 }
 
-async fn call(
-    proxy: &ProxyService,
-    uri: &Uri,
-    headers: &HeaderMap,
-    query: Vec<(String, String)>,
-    body: &Bytes,
-) -> Result<Value, Error> {
-    let route = route(uri.path())
-        .ok_or_else(|| Error::not_found(ID, format!("no service at {}", uri.path())))?;
-    let namespace = headers
+/// The caller's namespace: `Micro-Namespace`, else the default.
+fn namespace(headers: &HeaderMap) -> String {
+    headers
         .get("micro-namespace")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .unwrap_or(DEFAULT_NAMESPACE)
-        .to_owned();
-    let mut endpoint = route.endpoint.clone();
+        .to_owned()
+}
+
+/// A resolved endpoint and who is calling it.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    pub(crate) endpoint: String,
+    pub(crate) resolved: Resolved,
+}
+
+impl Target {
+    pub(crate) fn call<'a>(&'a self, json: &'a str) -> JsonCall<'a> {
+        JsonCall {
+            namespace: &self.namespace,
+            service: &self.service,
+            endpoint: &self.endpoint,
+            json,
+            address: None,
+            metadata: Vec::new(),
+            timeout: None,
+        }
+    }
+}
+
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Json,
+    /// A bare protobuf message.
+    Protobuf,
+    /// gRPC framing: a 5-byte prefix (compression flag, length) before the message.
+    Grpc,
+}
+
+fn encoding(headers: &HeaderMap) -> Encoding {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/grpc") {
+        Encoding::Grpc
+    } else if content_type.starts_with("application/protobuf")
+        || content_type.starts_with("application/x-protobuf")
+    {
+        Encoding::Protobuf
+    } else {
+        Encoding::Json
+    }
+}
+
+async fn dispatch(
+    gateway: &Gateway,
+    parts: &mut Parts,
+    body: Body,
+    namespace: String,
+) -> Result<Response, Error> {
+    let proxy = &gateway.proxy;
+    let target = resolve(proxy, parts.uri.path(), namespace).await?;
+    if parts.headers.contains_key(header::UPGRADE) {
+        let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
+            .await
+            .map_err(|e| Error::bad_request(ID, format!("WebSocket upgrade refused: {e}")))?;
+        return Ok(stream::websocket(upgrade, proxy.clone(), target));
+    }
+    let body = axum::body::to_bytes(body, gateway.options.max_body)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                Error::new(
+                    ID,
+                    413,
+                    format!(
+                        "the request body is larger than the gateway's limit of {} bytes",
+                        gateway.options.max_body
+                    ),
+                )
+            } else {
+                Error::bad_request(ID, format!("could not read the request body: {e}"))
+            }
+        })?;
+    let method = &target.resolved.method;
+    if method.is_client_streaming() {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "{} reads a stream of requests; connect with a WebSocket",
+                target.endpoint
+            ),
+        ));
+    }
+    let encoding = encoding(&parts.headers);
+    if encoding != Encoding::Json {
+        if method.is_server_streaming() {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "{} is a streaming endpoint; send JSON or connect with a WebSocket",
+                    target.endpoint
+                ),
+            ));
+        }
+        return passthrough(proxy, &target, encoding, body).await;
+    }
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let json = request::build(&method.input(), &body, &query)?.to_string();
+    let call = target.call(&json);
+    if method.is_server_streaming() {
+        let message = micro::transcode::json_to_protobuf(&method.input(), &json)?;
+        let responses = proxy
+            .stream_resolved(&call, &target.resolved, futures::stream::iter([message]))
+            .await?;
+        return Ok(if stream::wants_sse(&parts.headers) {
+            stream::sse(responses)
+        } else {
+            stream::ndjson(responses)
+        });
+    }
+    Ok(axum::Json(proxy.call_resolved(&call, &target.resolved).await?).into_response())
+}
+
+/// Resolves the path's route in `namespace`.
+async fn resolve(proxy: &ProxyService, path: &str, namespace: String) -> Result<Target, Error> {
+    let route = route(path).ok_or_else(|| Error::not_found(ID, format!("no service at {path}")))?;
+    let mut endpoint = route.endpoint;
     let resolved = match proxy.resolve(&namespace, &route.service, &endpoint).await {
         Ok(r) => r,
         Err(e) if e.code == 404 && !e.detail.starts_with("Service") => {
@@ -78,80 +232,61 @@ async fn call(
         }
         Err(e) => return Err(e),
     };
-
-    let mut request = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(Error::bad_request(
-                    ID,
-                    "the request body must be a JSON object",
-                ));
-            }
-            Err(e) => {
-                return Err(Error::bad_request(
-                    ID,
-                    format!("malformed JSON in request body: {e}"),
-                ));
-            }
-        }
-    };
-    let input = resolved.method.input();
-    for (key, raw) in query {
-        let kind = input
-            .get_field_by_name(&key)
-            .map(|f| (f.kind(), f.is_list()));
-        let value = match kind {
-            Some((kind, false)) => typed(&kind, &raw),
-            _ => Value::String(raw),
-        };
-        request.insert(key, value);
-    }
-    let json = Value::Object(request).to_string();
-    proxy
-        .call_json(JsonCall {
-            namespace: &namespace,
-            service: &route.service,
-            endpoint: &endpoint,
-            json: &json,
-            address: None,
-            metadata: Vec::new(),
-            timeout: None,
-        })
-        .await
+    Ok(Target {
+        namespace,
+        service: route.service,
+        endpoint,
+        resolved,
+    })
 }
 
-/// A query parameter as the JSON value its field's type wants; left a string when it does not
-/// parse, so the transcoder reports the field.
-fn typed(kind: &Kind, raw: &str) -> Value {
-    match kind {
-        Kind::Bool => raw
-            .parse::<bool>()
-            .map(Value::Bool)
-            .unwrap_or_else(|_| Value::String(raw.to_owned())),
-        Kind::Double | Kind::Float => raw
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(raw.to_owned())),
-        Kind::Int32
-        | Kind::Sint32
-        | Kind::Sfixed32
-        | Kind::Int64
-        | Kind::Sint64
-        | Kind::Sfixed64 => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(raw.to_owned())),
-        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => raw
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::String(raw.to_owned())),
-        _ => Value::String(raw.to_owned()),
+/// A protobuf body goes to the service as it is; the answer comes back the same way.
+async fn passthrough(
+    proxy: &ProxyService,
+    target: &Target,
+    encoding: Encoding,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let message = match encoding {
+        Encoding::Grpc => unframe(&body)?,
+        _ => body,
+    };
+    let call = target.call("");
+    let answer = proxy
+        .call_protobuf(&call, &target.resolved, message)
+        .await?;
+    let (content_type, bytes) = match encoding {
+        Encoding::Grpc => {
+            let mut framed = Vec::with_capacity(answer.len() + 5);
+            framed.push(0);
+            framed.extend_from_slice(
+                &u32::try_from(answer.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes(),
+            );
+            framed.extend_from_slice(&answer);
+            ("application/grpc+proto", Bytes::from(framed))
+        }
+        _ => ("application/protobuf", answer),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// The message inside one uncompressed gRPC frame.
+fn unframe(body: &Bytes) -> Result<Bytes, Error> {
+    let bad =
+        |why: &str| Error::bad_request(ID, format!("invalid gRPC frame in request body: {why}"));
+    if body.len() < 5 {
+        return Err(bad("shorter than the 5-byte prefix"));
     }
+    if body[0] != 0 {
+        return Err(bad("compressed frames are not supported"));
+    }
+    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    if body.len() - 5 != len {
+        return Err(bad("the length prefix does not match the body"));
+    }
+    Ok(body.slice(5..))
 }
 
 /// `X.Method` for the service's only proto service `X`, if it has exactly one.

@@ -1,6 +1,13 @@
 //! The HTTP API gateway: any HTTP client calls any registered endpoint with JSON.
+//!
+//! [`route`] maps paths to endpoints, [`request`] builds the JSON request, [`http`] dispatches
+//! by endpoint kind and content type, [`stream`] carries streams (NDJSON, server-sent events,
+//! WebSocket), and [`openapi`] describes it all.
 
 mod http;
+mod openapi;
+mod request;
 mod route;
+mod stream;
 
-pub use http::router;
+pub use http::{DEFAULT_MAX_BODY, GatewayOptions, router};

@@ -50,11 +50,13 @@ pub(crate) fn route(path: &str) -> Option<Route> {
     })
 }
 
+/// A segment starts with a letter or digit and holds only those, `-` and `_`: a dot would
+/// split the `Service.Method` it becomes.
 fn valid(part: &str) -> bool {
-    !part.is_empty()
+    part.starts_with(|c: char| c.is_ascii_alphanumeric())
         && part
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn is_version(part: &str) -> bool {
@@ -110,8 +112,25 @@ mod tests {
 
     #[test]
     fn paths_that_name_nothing() {
-        for path in ["/", "", "/a//b", "/a b", "/foo/%2e"] {
+        for path in ["/", "", "/a//b", "/a b", "/foo/%2e", "/-", "/a/_", "/a.b/c"] {
             assert_eq!(route(path), None, "{path:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_path_routes_to_a_well_formed_endpoint_or_to_nothing(path in "\\PC{0,40}") {
+            if let Some(r) = route(&path) {
+                proptest::prop_assert!(!r.service.is_empty());
+                let (svc, method) = r.endpoint.split_once('.').expect("Service.Method");
+                proptest::prop_assert!(!svc.is_empty() && !method.is_empty(), "{:?}", r);
+            }
+        }
+
+        #[test]
+        fn segment_paths_always_route(parts in proptest::collection::vec("[a-z][a-z0-9-]{0,8}", 1..6)) {
+            let path = format!("/{}", parts.join("/"));
+            proptest::prop_assert!(route(&path).is_some(), "{}", path);
         }
     }
 }

@@ -4,4 +4,4 @@ mod descriptors;
 mod service;
 
 pub use descriptors::DescriptorCache;
-pub use service::{JsonCall, ProxyService, Resolved};
+pub use service::{JsonCall, JsonStream, ProxyService, Resolved};

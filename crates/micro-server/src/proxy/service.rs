@@ -7,15 +7,18 @@
 
 use std::{
     collections::HashMap,
+    pin::Pin,
     str::FromStr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use http::uri::PathAndQuery;
 use micro::{
     Client, Strategy,
+    client::ServiceChannel,
     codec::BytesCodec,
     status::{from_status, to_status},
     transcode,
@@ -66,6 +69,11 @@ impl ProxyService {
                 descriptors: DescriptorCache::default(),
             }),
         }
+    }
+
+    /// The registry it resolves services in.
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.inner.registry
     }
 
     /// The tonic server for this service.
@@ -170,6 +178,15 @@ impl ProxyService {
         let resolved = self
             .resolve(call.namespace, call.service, call.endpoint)
             .await?;
+        self.call_resolved(&call, &resolved).await
+    }
+
+    /// [`Self::call_json`] for an endpoint already resolved.
+    pub async fn call_resolved(
+        &self,
+        call: &JsonCall<'_>,
+        resolved: &Resolved,
+    ) -> Result<serde_json::Value, Error> {
         if resolved.method.is_client_streaming() || resolved.method.is_server_streaming() {
             return Err(Error::bad_request(
                 ID,
@@ -180,6 +197,58 @@ impl ProxyService {
             ));
         }
         let body = transcode::json_to_protobuf(&resolved.method.input(), call.json)?;
+        let response = self.call_protobuf(call, resolved, body).await?;
+        transcode::protobuf_to_json(&resolved.method.output(), &response)
+    }
+
+    /// A unary call with an encoded request message; answers the encoded response. The
+    /// call's `json` is ignored.
+    pub async fn call_protobuf(
+        &self,
+        call: &JsonCall<'_>,
+        resolved: &Resolved,
+        message: Bytes,
+    ) -> Result<Bytes, Error> {
+        let (mut grpc, request) = self.prepare(call, message).await?;
+        Ok(grpc
+            .unary(request, resolved.path.clone(), BytesCodec)
+            .await
+            .map_err(|s| from_status(call.service, &s))?
+            .into_inner())
+    }
+
+    /// Opens a stream to any kind of endpoint: `requests` are the protobuf request messages
+    /// (one for a server-streaming endpoint), and the answer yields each response as JSON as
+    /// it arrives. The stream ends after the service's last message, or with its error.
+    pub async fn stream_resolved<S>(
+        &self,
+        call: &JsonCall<'_>,
+        resolved: &Resolved,
+        requests: S,
+    ) -> Result<JsonStream, Error>
+    where
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        let (mut grpc, request) = self.prepare(call, requests).await?;
+        let service = call.service.to_owned();
+        let output = resolved.method.output();
+        let responses = grpc
+            .streaming(request, resolved.path.clone(), BytesCodec)
+            .await
+            .map_err(|s| from_status(&service, &s))?
+            .into_inner();
+        Ok(Box::pin(responses.map(move |item| match item {
+            Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
+            Err(status) => Err(from_status(&service, &status)),
+        })))
+    }
+
+    /// A ready gRPC client for the call's target and the request with the call's metadata.
+    async fn prepare<T>(
+        &self,
+        call: &JsonCall<'_>,
+        message: T,
+    ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
         let client = self.client(call.namespace);
         let channel = match call.address {
             Some(address) => client.node(address),
@@ -190,8 +259,8 @@ impl ProxyService {
             None => channel,
         };
         let mut grpc = tonic::client::Grpc::new(channel);
-        let mut request = Request::new(body);
-        for (k, v) in call.metadata {
+        let mut request = Request::new(message);
+        for (k, v) in &call.metadata {
             let key = MetadataKey::from_str(&k.to_ascii_lowercase())
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
             let value = MetadataValue::try_from(v.as_str())
@@ -204,14 +273,12 @@ impl ProxyService {
                 format!("service \"{}\" is not ready: {e}", call.service),
             )
         })?;
-        let response: Bytes = grpc
-            .unary(request, resolved.path, BytesCodec)
-            .await
-            .map_err(|s| from_status(call.service, &s))?
-            .into_inner();
-        transcode::protobuf_to_json(&resolved.method.output(), &response)
+        Ok((grpc, request))
     }
 }
+
+/// Responses of a streaming call, as JSON.
+pub type JsonStream = Pin<Box<dyn Stream<Item = Result<serde_json::Value, Error>> + Send>>;
 
 /// One JSON call through the proxy.
 #[derive(Debug, Clone)]
@@ -240,24 +307,69 @@ impl proxy_server::Proxy for ProxyService {
     ) -> Result<Response<pb::CallResponse>, Status> {
         let ns = namespace::of(&req).map_err(|e| to_status(&e))?;
         let body = req.into_inner();
-        if body.service.is_empty() || body.endpoint.is_empty() {
-            return Err(to_status(&Error::bad_request(
-                ID,
-                "a call needs a service and an endpoint",
-            )));
-        }
-        let call = JsonCall {
-            namespace: &ns,
-            service: &body.service,
-            endpoint: &body.endpoint,
-            json: &body.json,
-            address: (!body.address.is_empty()).then_some(body.address.as_str()),
-            metadata: body.metadata.into_iter().collect(),
-            timeout: (body.timeout_ms > 0).then(|| Duration::from_millis(body.timeout_ms)),
-        };
+        let call = call_of(&ns, &body).map_err(|e| to_status(&e))?;
         let json = self.call_json(call).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::CallResponse {
             json: json.to_string(),
         }))
     }
+
+    type StreamStream = Pin<Box<dyn Stream<Item = Result<pb::CallResponse, Status>> + Send>>;
+
+    async fn stream(
+        &self,
+        req: Request<pb::CallRequest>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let ns = namespace::of(&req).map_err(|e| to_status(&e))?;
+        let body = req.into_inner();
+        let call = call_of(&ns, &body).map_err(|e| to_status(&e))?;
+        let resolved = self
+            .resolve(&ns, call.service, call.endpoint)
+            .await
+            .map_err(|e| to_status(&e))?;
+        if resolved.method.is_client_streaming() {
+            return Err(to_status(&Error::bad_request(
+                ID,
+                format!(
+                    "{} reads a stream of requests; call it over the gateway's WebSocket",
+                    call.endpoint
+                ),
+            )));
+        }
+        let request = transcode::json_to_protobuf(&resolved.method.input(), call.json)
+            .map_err(|e| to_status(&e))?;
+        let responses = self
+            .stream_resolved(&call, &resolved, futures::stream::iter([request]))
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(Box::pin(responses.map(|item| {
+            item.map(|json| pb::CallResponse {
+                json: json.to_string(),
+            })
+            .map_err(|e| to_status(&e))
+        }))))
+    }
+}
+
+/// The [`JsonCall`] a proxy request describes.
+fn call_of<'a>(ns: &'a str, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, Error> {
+    if body.service.is_empty() || body.endpoint.is_empty() {
+        return Err(Error::bad_request(
+            ID,
+            "a call needs a service and an endpoint",
+        ));
+    }
+    Ok(JsonCall {
+        namespace: ns,
+        service: &body.service,
+        endpoint: &body.endpoint,
+        json: &body.json,
+        address: (!body.address.is_empty()).then_some(body.address.as_str()),
+        metadata: body
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        timeout: (body.timeout_ms > 0).then(|| Duration::from_millis(body.timeout_ms)),
+    })
 }

@@ -1,0 +1,259 @@
+//! The request message a gateway call sends, as pure logic: the JSON body merged with the query
+//! parameters, each parameter typed by the endpoint's schema.
+//!
+//! `a=1&b[c]=x` → `{"a":1,"b":{"c":"x"}}`. A parameter whose field is a number or a bool is sent
+//! as one when it parses (else as the string, so the transcoder names the field); a repeated
+//! field collects every occurrence; for any other field the last occurrence wins. Nothing here
+//! can panic on client input: every mistake is an [`Error`] with status 400.
+
+use micro_core::Error;
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value};
+
+const ID: &str = "micro.api";
+
+/// Builds the JSON request for `input` from a request body and query parameters.
+pub(crate) fn build(
+    input: &MessageDescriptor,
+    body: &[u8],
+    query: &[(String, String)],
+) -> Result<Value, Error> {
+    let mut request = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(Error::bad_request(
+                    ID,
+                    "the request body must be a JSON object",
+                ));
+            }
+            Err(e) => {
+                return Err(Error::bad_request(
+                    ID,
+                    format!("malformed JSON in request body: {e}"),
+                ));
+            }
+        }
+    };
+    for (key, raw) in query {
+        let path = key_path(key).ok_or_else(|| {
+            Error::bad_request(
+                ID,
+                format!("query parameter {key:?} is not a field name; use a, a.b or a[b]"),
+            )
+        })?;
+        insert(&mut request, Some(input), &path, raw);
+    }
+    Ok(Value::Object(request))
+}
+
+/// `a[b][c]` and `a.b.c` → `["a", "b", "c"]`; `None` for an empty part or unbalanced brackets.
+fn key_path(key: &str) -> Option<Vec<&str>> {
+    let (head, mut rest) = match key.find('[') {
+        Some(i) => key.split_at(i),
+        None => (key, ""),
+    };
+    let mut path: Vec<&str> = head.split('.').collect();
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        path.push(&inner[..end]);
+        rest = &inner[end + 1..];
+    }
+    (!path.iter().any(|p| p.is_empty() || p.contains(['[', ']']))).then_some(path)
+}
+
+/// Sets `path` in `object` to `raw`, typed by the field it names in `message` (when known).
+fn insert(
+    object: &mut Map<String, Value>,
+    message: Option<&MessageDescriptor>,
+    path: &[&str],
+    raw: &str,
+) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let field = message.and_then(|m| field_named(m, first));
+    if rest.is_empty() {
+        let value = field
+            .as_ref()
+            .map_or_else(|| Value::String(raw.to_owned()), |f| typed(&f.kind(), raw));
+        match (
+            field.as_ref().is_some_and(FieldDescriptor::is_list),
+            object.get_mut(*first),
+        ) {
+            (true, Some(Value::Array(items))) => items.push(value),
+            (true, _) => {
+                object.insert((*first).to_owned(), Value::Array(vec![value]));
+            }
+            (false, _) => {
+                object.insert((*first).to_owned(), value);
+            }
+        }
+        return;
+    }
+    // A nested message, or a map whose key is the next part.
+    let nested = field.as_ref().and_then(|f| match f.kind() {
+        Kind::Message(m) if f.is_map() => Some(MapOrMessage::Map(m)),
+        Kind::Message(m) if !f.is_list() => Some(MapOrMessage::Message(m)),
+        _ => None,
+    });
+    let child = object
+        .entry((*first).to_owned())
+        .and_modify(|v| {
+            if !v.is_object() {
+                *v = Value::Object(Map::new());
+            }
+        })
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(child) = child else {
+        return;
+    };
+    match nested {
+        Some(MapOrMessage::Message(m)) => insert(child, Some(&m), rest, raw),
+        Some(MapOrMessage::Map(entry)) if rest.len() == 1 => {
+            let value = entry.map_entry_value_field().kind();
+            child.insert(rest[0].to_owned(), typed(&value, raw));
+        }
+        _ => insert(child, None, rest, raw),
+    }
+}
+
+enum MapOrMessage {
+    Map(MessageDescriptor),
+    Message(MessageDescriptor),
+}
+
+fn field_named(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    message
+        .get_field_by_name(name)
+        .or_else(|| message.get_field_by_json_name(name))
+}
+
+/// A query value as the JSON its field's type wants; left a string when it does not parse, so
+/// the transcoder reports the field.
+pub(crate) fn typed(kind: &Kind, raw: &str) -> Value {
+    let string = || Value::String(raw.to_owned());
+    match kind {
+        Kind::Bool => raw.parse::<bool>().map_or_else(|_| string(), Value::Bool),
+        Kind::Double | Kind::Float => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(string, Value::Number),
+        Kind::Int32
+        | Kind::Sint32
+        | Kind::Sfixed32
+        | Kind::Int64
+        | Kind::Sint64
+        | Kind::Sfixed64 => raw.parse::<i64>().map_or_else(|_| string(), Value::from),
+        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
+            raw.parse::<u64>().map_or_else(|_| string(), Value::from)
+        }
+        _ => string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn input() -> MessageDescriptor {
+        let pool = prost_reflect::DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
+            .expect("our descriptors");
+        pool.get_message_by_name("micro.proxy.CallRequest")
+            .expect("CallRequest")
+    }
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn query_parameters_are_typed_by_the_schema() {
+        let built = build(
+            &input(),
+            b"",
+            &q(&[("service", "x"), ("timeout_ms", "250")]),
+        )
+        .unwrap();
+        assert_eq!(built, json!({"service": "x", "timeout_ms": 250}));
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_stays_a_string() {
+        let built = build(&input(), b"", &q(&[("timeout_ms", "soon")])).unwrap();
+        assert_eq!(built, json!({"timeout_ms": "soon"}));
+    }
+
+    #[test]
+    fn brackets_and_dots_nest() {
+        let built = build(
+            &input(),
+            b"",
+            &q(&[
+                ("a", "1"),
+                ("b[c]", "x"),
+                ("d.e", "y"),
+                ("metadata[k]", "v"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            built,
+            json!({"a": "1", "b": {"c": "x"}, "d": {"e": "y"}, "metadata": {"k": "v"}})
+        );
+    }
+
+    #[test]
+    fn the_body_merges_with_the_query_and_the_last_duplicate_wins() {
+        let built = build(
+            &input(),
+            br#"{"service":"a","json":"{}"}"#,
+            &q(&[("service", "b"), ("service", "c")]),
+        )
+        .unwrap();
+        assert_eq!(built, json!({"service": "c", "json": "{}"}));
+    }
+
+    #[test]
+    fn client_mistakes_are_400s_that_say_what_is_wrong() {
+        let err = build(&input(), b"{not json", &[]).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(err.detail.contains("malformed JSON"), "{}", err.detail);
+        let err = build(&input(), b"[1]", &[]).unwrap_err();
+        assert!(err.detail.contains("JSON object"), "{}", err.detail);
+        let err = build(&input(), b"", &q(&[("a[", "1")])).unwrap_err();
+        assert_eq!(err.code, 400);
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_and_query_is_a_request_or_a_400(
+            body in proptest::collection::vec(any::<u8>(), 0..64),
+            query in proptest::collection::vec(("[a-z_.\\[\\]]{0,12}", ".{0,8}"), 0..6),
+        ) {
+            match build(&input(), &body, &query) {
+                Ok(value) => prop_assert!(value.is_object()),
+                Err(e) => prop_assert_eq!(e.code, 400),
+            }
+        }
+
+        #[test]
+        fn any_json_object_body_is_accepted(
+            keys in proptest::collection::vec("[a-z]{1,6}", 0..5),
+        ) {
+            let object: Map<String, Value> =
+                keys.into_iter().map(|k| (k, Value::from(1))).collect();
+            let body = Value::Object(object.clone()).to_string();
+            prop_assert_eq!(build(&input(), body.as_bytes(), &[]).unwrap(), Value::Object(object));
+        }
+    }
+}
