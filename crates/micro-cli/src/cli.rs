@@ -45,6 +45,11 @@ pub(crate) enum Command {
     /// micro call - call a service endpoint with JSON
     #[command(about = "micro call - call a service endpoint with JSON")]
     Call(CallArgs),
+    /// micro stream - call a server-streaming endpoint, printing each response as it arrives
+    #[command(
+        about = "micro stream - call a server-streaming endpoint, printing each response as it arrives"
+    )]
+    Stream(CallArgs),
     /// micro env - list, add, switch and remove environments
     #[command(about = "micro env - list, add, switch and remove environments")]
     Env {

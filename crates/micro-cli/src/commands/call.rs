@@ -1,6 +1,10 @@
-//! `micro call SERVICE ENDPOINT [JSON]`: a JSON call through the server's proxy.
+//! `micro call SERVICE ENDPOINT [JSON]` and `micro stream SERVICE ENDPOINT [JSON]`: JSON calls
+//! through the server's proxy. Dynamic commands end here too.
+
+use std::{collections::HashMap, time::Duration};
 
 use micro_proto::proxy::{CallRequest, proxy_client::ProxyClient};
+use tokio_stream::StreamExt;
 
 use crate::{
     cli::CallArgs,
@@ -8,44 +12,111 @@ use crate::{
     failure::{Failure, call_failure},
 };
 
+/// How a call prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// Indented JSON.
+    Json,
+    /// The JSON as the proxy sent it.
+    Raw,
+}
+
+impl Output {
+    fn parse(name: &str) -> Self {
+        if name == "raw" { Self::Raw } else { Self::Json }
+    }
+
+    fn print(self, json: &str) -> Result<(), Failure> {
+        if self == Self::Raw {
+            println!("{json}");
+            return Ok(());
+        }
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Failure::new(format!("The proxy answered invalid JSON: {e}")))?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| json.to_owned())
+        );
+        Ok(())
+    }
+}
+
+/// `micro call`.
 pub(crate) async fn run(ctx: &Context, args: &CallArgs) -> Result<(), Failure> {
+    unary(
+        ctx,
+        request(args)?,
+        args.request_timeout,
+        Output::parse(&args.output),
+    )
+    .await
+}
+
+/// `micro stream`.
+pub(crate) async fn run_stream(ctx: &Context, args: &CallArgs) -> Result<(), Failure> {
+    streaming(ctx, request(args)?, Output::parse(&args.output)).await
+}
+
+fn request(args: &CallArgs) -> Result<CallRequest, Failure> {
     let request: serde_json::Value = serde_json::from_str(&args.request)
         .map_err(|e| Failure::new(format!("The request is not valid JSON: {e}")))?;
-    let mut metadata = std::collections::HashMap::new();
+    let mut metadata = HashMap::new();
     for pair in &args.metadata {
         let (k, v) = pair
             .split_once('=')
             .ok_or_else(|| Failure::new(format!("--metadata takes key=value, got {pair:?}")))?;
         metadata.insert(k.trim().to_owned(), v.to_owned());
     }
-    let timeout_ms = u64::try_from(args.request_timeout.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    let mut req = ctx.request(CallRequest {
+    Ok(CallRequest {
         service: args.service.clone(),
         endpoint: args.endpoint.clone(),
         json: request.to_string(),
         address: args.address.clone().unwrap_or_default(),
         metadata,
-        timeout_ms,
-    })?;
+        timeout_ms: u64::try_from(args.request_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1),
+    })
+}
+
+fn failure(status: &tonic::Status) -> Failure {
+    if status.code() == tonic::Code::DeadlineExceeded && status.details().is_empty() {
+        return Failure::with_code(1, "Request timed out");
+    }
+    call_failure(micro::status::from_status("micro.proxy", status))
+}
+
+/// A unary call; prints the response.
+pub(crate) async fn unary(
+    ctx: &Context,
+    call: CallRequest,
+    timeout: Duration,
+    output: Output,
+) -> Result<(), Failure> {
+    let mut req = ctx.request(call)?;
     // The proxy enforces the timeout; give it a moment more to say so itself.
-    req.set_timeout(args.request_timeout + std::time::Duration::from_secs(2));
+    req.set_timeout(timeout + Duration::from_secs(2));
     let mut proxy = ProxyClient::new(ctx.connect().await?);
-    let response = proxy.call(req).await.map_err(|status| {
-        if status.code() == tonic::Code::DeadlineExceeded && status.details().is_empty() {
-            return Failure::with_code(1, "Request timed out");
-        }
-        call_failure(micro::status::from_status("micro.proxy", &status))
-    })?;
-    let json = response.into_inner().json;
-    if args.output == "raw" {
-        println!("{json}");
-    } else {
-        let value: serde_json::Value = serde_json::from_str(&json)
-            .map_err(|e| Failure::new(format!("The proxy answered invalid JSON: {e}")))?;
-        let pretty = serde_json::to_string_pretty(&value).unwrap_or(json);
-        println!("{pretty}");
+    let response = proxy.call(req).await.map_err(|s| failure(&s))?;
+    output.print(&response.into_inner().json)
+}
+
+/// A server-streaming call; prints each response as it arrives.
+pub(crate) async fn streaming(
+    ctx: &Context,
+    call: CallRequest,
+    output: Output,
+) -> Result<(), Failure> {
+    let req = ctx.request(call)?;
+    let mut proxy = ProxyClient::new(ctx.connect().await?);
+    let mut responses = proxy
+        .stream(req)
+        .await
+        .map_err(|s| failure(&s))?
+        .into_inner();
+    while let Some(item) = responses.next().await {
+        let response = item.map_err(|s| failure(&s))?;
+        output.print(&response.json)?;
     }
     Ok(())
 }

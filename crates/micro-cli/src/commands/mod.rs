@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod call;
+mod dynamic;
 mod env;
 mod server;
 mod services;
@@ -25,12 +26,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             what: GetCommand::Service { name },
         } => services::get(&Context::new(&cli)?, name).await,
         Command::Call(args) => call::run(&Context::new(&cli)?, args).await,
+        Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
-        Command::External(words) => {
-            let word = words.first().map(String::as_str).unwrap_or_default();
-            Err(Failure::new(format!(
-                "Unrecognized micro command: {word}. Please refer to 'micro --help'"
-            )))
-        }
+        Command::External(words) => dynamic::run(&Context::new(&cli)?, words).await,
     }
 }
