@@ -50,6 +50,9 @@ pub(crate) enum Command {
         about = "micro stream - call a server-streaming endpoint, printing each response as it arrives"
     )]
     Stream(CallArgs),
+    /// micro new - scaffold a service crate that builds with cargo alone
+    #[command(about = "micro new - scaffold a service crate that builds with cargo alone")]
+    New(NewArgs),
     /// micro env - list, add, switch and remove environments
     #[command(about = "micro env - list, add, switch and remove environments")]
     Env {
@@ -114,6 +117,15 @@ pub(crate) struct CallArgs {
     /// json (indented) or raw (as received)
     #[arg(long, default_value = "json", value_parser = ["json", "raw"])]
     pub(crate) output: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NewArgs {
+    /// The service name (lower-case, dashes allowed: foo-bar); the directory to create
+    pub(crate) name: String,
+    /// A Micro for Rust checkout to depend on (default: the one this CLI was built from)
+    #[arg(long = "micro-path", value_name = "DIR")]
+    pub(crate) micro_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,18 +21,22 @@ pub mod helloworld {
 
 /// The path of a workspace binary.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let path = dir.join(name);
+    let path = profile_dir().join(name);
     assert!(
         path.exists(),
         "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test does)",
         path.display()
     );
     path
+}
+
+/// `target/<profile>`, where the workspace's binaries are.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 /// Polls `check` every 50ms until it returns `Some`, or panics after `limit` saying `what`.
@@ -215,7 +219,13 @@ impl Sandbox {
 
     /// Starts helloworld against this sandbox's server with `env` set, and waits until it serves.
     pub fn helloworld(&self, env: &[(&str, &str)]) -> Service {
-        let mut cmd = Command::new(bin("helloworld"));
+        self.service(&bin("helloworld"), env)
+    }
+
+    /// Starts the service binary `program` against this sandbox's server with `env` set, and
+    /// waits until it serves.
+    pub fn service(&self, program: &std::path::Path, env: &[(&str, &str)]) -> Service {
+        let mut cmd = Command::new(program);
         cmd.env("MICRO_HOME", self.home.path())
             .env("MICRO_SERVER_ADDRESS", self.address())
             .env("RUST_LOG", "info");

@@ -3,6 +3,7 @@
 mod call;
 mod dynamic;
 mod env;
+mod new;
 mod server;
 mod services;
 
@@ -27,6 +28,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         } => services::get(&Context::new(&cli)?, name).await,
         Command::Call(args) => call::run(&Context::new(&cli)?, args).await,
         Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
+        Command::New(args) => new::run(args),
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
         Command::External(words) => dynamic::run(&Context::new(&cli)?, words).await,
     }
