@@ -3,6 +3,13 @@
 fn main() {
     let fds = protox::compile(["helloworld.proto"], ["../../examples/helloworld/proto"])
         .unwrap_or_else(|e| panic!("{e}"));
+    // The descriptor set too, for benches that serve helloworld as a Micro service.
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(
+        out.join("helloworld_descriptors.bin"),
+        prost::Message::encode_to_vec(&fds),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     tonic_prost_build::configure()
         .compile_fds(fds)
         .unwrap_or_else(|e| panic!("{e}"));

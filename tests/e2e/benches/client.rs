@@ -7,16 +7,16 @@
 //! client runs for the same time, twice, alternating, and the bench prints calls/s, p50 and p99
 //! latency, and the ratio micro/bare (target: ≥ 0.95 at 64 in flight).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use micro_core::{MemoryRegistry, Node, Registry, Service};
-use micro_e2e::helloworld::{
-    Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
-    helloworld_client::HelloworldClient,
-    helloworld_server::{Helloworld, HelloworldServer},
+use micro_e2e::{
+    helloworld::{
+        Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
+        helloworld_client::HelloworldClient,
+        helloworld_server::{Helloworld, HelloworldServer},
+    },
+    load::closed_loop,
 };
 use tonic::{Status, transport::Channel};
 
@@ -45,62 +45,23 @@ impl Helloworld for Hello {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Figures {
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-async fn drive<C>(client: HelloworldClient<C>, in_flight: usize, for_how_long: Duration) -> Figures
+fn hello<C>(client: &mut HelloworldClient<C>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>
 where
-    C: tonic::client::GrpcService<tonic::body::Body> + Clone + Send + 'static,
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
     C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
     <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
     C::Error: Into<tonic::codegen::StdError>,
     C::Future: Send,
 {
-    let start = Instant::now();
-    let deadline = start + for_how_long;
-    let mut tasks = Vec::new();
-    for _ in 0..in_flight {
-        let mut client = client.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let rsp = client
-                    .call(Request {
-                        name: "bench".into(),
-                    })
-                    .await
-                    .expect("call");
-                assert_eq!(rsp.get_ref().msg, "Hello bench");
-                latencies.push(t.elapsed());
-            }
-            latencies
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("task"));
-    }
-    let elapsed = start.elapsed();
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Figures {
-        per_sec: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: pct(0.50),
-        p99: pct(0.99),
-    }
-}
-
-fn merge(a: Figures, b: Figures) -> Figures {
-    Figures {
-        per_sec: (a.per_sec + b.per_sec) / 2.0,
-        p50: (a.p50 + b.p50) / 2,
-        p99: (a.p99 + b.p99) / 2,
-    }
+    Box::pin(async move {
+        let rsp = client
+            .call(Request {
+                name: "bench".into(),
+            })
+            .await
+            .expect("call");
+        assert_eq!(rsp.get_ref().msg, "Hello bench");
+    })
 }
 
 fn main() {
@@ -143,8 +104,8 @@ fn main() {
                 .service("helloworld"),
         );
         // Warm both paths (connections, caches).
-        drive(bare.clone(), 8, Duration::from_millis(300)).await;
-        drive(micro.clone(), 8, Duration::from_millis(300)).await;
+        closed_loop(vec![bare.clone(); 8], Duration::from_millis(300), hello).await;
+        closed_loop(vec![micro.clone(); 8], Duration::from_millis(300), hello).await;
 
         println!(
             "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
@@ -154,11 +115,11 @@ fn main() {
             "in flight", "client", "calls/s", "p50", "p99"
         );
         for in_flight in [1usize, 64] {
-            let b1 = drive(bare.clone(), in_flight, round).await;
-            let m1 = drive(micro.clone(), in_flight, round).await;
-            let m2 = drive(micro.clone(), in_flight, round).await;
-            let b2 = drive(bare.clone(), in_flight, round).await;
-            let (b, m) = (merge(b1, b2), merge(m1, m2));
+            let (b1, _) = closed_loop(vec![bare.clone(); in_flight], round, hello).await;
+            let (m1, _) = closed_loop(vec![micro.clone(); in_flight], round, hello).await;
+            let (m2, _) = closed_loop(vec![micro.clone(); in_flight], round, hello).await;
+            let (b2, _) = closed_loop(vec![bare.clone(); in_flight], round, hello).await;
+            let (b, m) = (b1.merge(b2), m1.merge(m2));
             for (name, f) in [("bare tonic", b), ("micro::Client", m)] {
                 println!(
                     "{in_flight:<10} {name:<14} {:>12.0} {:>10.3?} {:>10.3?}",

@@ -17,7 +17,13 @@ use std::{
 pub mod helloworld {
     #![expect(missing_docs, reason = "generated code")]
     tonic::include_proto!("helloworld");
+
+    /// The encoded descriptor set of `helloworld.proto`.
+    pub const DESCRIPTORS: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/helloworld_descriptors.bin"));
 }
+
+pub mod load;
 
 /// The path of a workspace binary.
 pub fn bin(name: &str) -> PathBuf {

@@ -1,0 +1,205 @@
+//! The HTTP gateway against calling helloworld directly over gRPC, same run.
+//!
+//! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds).
+//!
+//! In one process: the platform (`micro_server::start`, gateway on 127.0.0.1:0) and helloworld
+//! as a Micro service registered with it. Two figures:
+//! - throughput at 64 calls in flight: 64 HTTP/1.1 keep-alive connections POSTing
+//!   `{"name":"bench"}` to `/helloworld/call`, against 64 tasks calling `Helloworld.Call` over
+//!   one gRPC channel; two alternating rounds each; target gateway ≥ 0.5× direct;
+//! - added latency at a fixed 1,000 calls/s, one at a time: gateway p50 − direct p50; target
+//!   ≤ 0.3 ms.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use micro_e2e::{
+    helloworld::{
+        DESCRIPTORS, Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
+        helloworld_client::HelloworldClient,
+        helloworld_server::{Helloworld, HelloworldServer},
+    },
+    load::{Figures, closed_loop, fixed_rate},
+};
+use tonic::{Status, transport::Channel};
+
+const IN_FLIGHT: usize = 64;
+const RATE: u32 = 1000;
+
+struct Hello;
+
+#[tonic::async_trait]
+impl Helloworld for Hello {
+    async fn call(&self, r: tonic::Request<Request>) -> Result<tonic::Response<Response>, Status> {
+        Ok(tonic::Response::new(Response {
+            msg: format!("Hello {}", r.into_inner().name),
+        }))
+    }
+    type StreamStream = tonic::codegen::tokio_stream::Empty<Result<StreamingResponse, Status>>;
+    async fn stream(
+        &self,
+        _: tonic::Request<StreamingRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+    type PingPongStream = tonic::codegen::tokio_stream::Empty<Result<Pong, Status>>;
+    async fn ping_pong(
+        &self,
+        _: tonic::Request<tonic::Streaming<Ping>>,
+    ) -> Result<tonic::Response<Self::PingPongStream>, Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to the gateway.
+struct Http {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+async fn connect(address: &str) -> Http {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    Http {
+        sender,
+        host: address.to_owned(),
+    }
+}
+
+fn via_gateway(http: &mut Http) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let request = hyper::Request::post("/helloworld/call")
+            .header("host", &http.host)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(br#"{"name":"bench"}"#)))
+            .expect("request");
+        http.sender.ready().await.expect("connection ready");
+        let response = http.sender.send_request(request).await.expect("send");
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], br#"{"msg":"Hello bench"}"#);
+    })
+}
+
+fn direct(
+    client: &mut HelloworldClient<Channel>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let rsp = client
+            .call(Request {
+                name: "bench".into(),
+            })
+            .await
+            .expect("call");
+        assert_eq!(rsp.get_ref().msg, "Hello bench");
+    })
+}
+
+fn row(name: &str, f: Figures) {
+    println!(
+        "{name:<22} {:>10.0} {:>10.3?} {:>10.3?}",
+        f.per_sec, f.p50, f.p99
+    );
+}
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let round = Duration::from_secs(seconds);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let platform = micro_server::start(micro_server::Options {
+            address: "127.0.0.1:0".into(),
+            api_address: Some("127.0.0.1:0".into()),
+            web_address: None,
+            ..Default::default()
+        })
+        .await
+        .expect("platform");
+        let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
+            .expect("registry client");
+        let service = micro::Service::new("helloworld")
+            .descriptors(DESCRIPTORS)
+            .handle(HelloworldServer::new(Hello))
+            .registry(Arc::new(registry))
+            .address("127.0.0.1:0")
+            .start()
+            .await
+            .expect("helloworld");
+        let api = platform.api_address().expect("gateway").to_string();
+
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", service.address()))
+                .expect("endpoint")
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("connect");
+        let grpc = HelloworldClient::new(channel);
+        let mut conns = Vec::with_capacity(IN_FLIGHT);
+        for _ in 0..IN_FLIGHT {
+            conns.push(connect(&api).await);
+        }
+        let callers = |n: usize| vec![grpc.clone(); n];
+
+        // Warm both paths (connections, descriptor cache, registry cache).
+        let warm = Duration::from_millis(300);
+        closed_loop(callers(8), warm, direct).await;
+        let (_, conns) = closed_loop(conns, warm, via_gateway).await;
+
+        println!(
+            "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
+        );
+        println!(
+            "{:<22} {:>10} {:>10} {:>10}",
+            format!("{IN_FLIGHT} in flight"),
+            "calls/s",
+            "p50",
+            "p99"
+        );
+        let (d1, _) = closed_loop(callers(IN_FLIGHT), round, direct).await;
+        let (g1, conns) = closed_loop(conns, round, via_gateway).await;
+        let (g2, conns) = closed_loop(conns, round, via_gateway).await;
+        let (d2, _) = closed_loop(callers(IN_FLIGHT), round, direct).await;
+        let (d, g) = (d1.merge(d2), g1.merge(g2));
+        row("direct gRPC", d);
+        row("gateway HTTP/JSON", g);
+        println!(
+            "{:<22} {:>10.3}   (target >= 0.5)",
+            "ratio gateway/direct",
+            g.per_sec / d.per_sec
+        );
+
+        println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
+        let mut one = conns.into_iter().next().expect("a connection");
+        let mut client = grpc.clone();
+        let d = fixed_rate(&mut client, RATE, round, direct).await;
+        let g = fixed_rate(&mut one, RATE, round, via_gateway).await;
+        row("direct gRPC", d);
+        row("gateway HTTP/JSON", g);
+        let added = g.p50.saturating_sub(d.p50);
+        println!(
+            "{:<22} {:>21.3?}   (target <= 300µs)",
+            "added latency p50", added
+        );
+
+        service.stop().await.expect("stop helloworld");
+        platform.stop().await;
+    });
+}
