@@ -125,7 +125,7 @@ fn call_errors_and_exit_codes() {
     assert!(
         endpoint
             .stderr
-            .contains("Helloworld.Call, Helloworld.Stream"),
+            .contains("Helloworld.Call, Helloworld.PingPong, Helloworld.Stream"),
         "{}",
         endpoint.stderr
     );
@@ -193,11 +193,18 @@ fn no_command_and_unknown_commands() {
     let none = sb.micro(&[]);
     assert_eq!(none.code, 1);
     assert!(none.stderr.contains("micro --help"), "{}", none.stderr);
+    // No server runs here, so the CLI cannot look for a service of that name either: it says
+    // both, and exits 4 as every command does when the server cannot be reached.
     let unknown = sb.micro(&["frobnicate"]);
-    assert_eq!(unknown.code, 1);
+    assert_eq!(unknown.code, 4, "{unknown:?}");
+    let lines: Vec<&str> = unknown.stderr.lines().collect();
     assert_eq!(
-        unknown.stderr,
-        "Unrecognized micro command: frobnicate. Please refer to 'micro --help'\n"
+        lines.first().copied(),
+        Some("Unrecognized micro command: frobnicate. Please refer to 'micro --help'")
+    );
+    assert!(
+        lines[1].starts_with("Failed to connect to micro server at"),
+        "{lines:?}"
     );
     for cmd in ["server", "services", "call", "env"] {
         let help = sb.micro(&[cmd, "--help"]);

@@ -24,14 +24,17 @@ pub(crate) async fn run(ctx: &Context, words: &[String]) -> Result<(), Failure> 
             "No command provided to micro. Please refer to 'micro --help'",
         ));
     };
-    let registry = ctx.registry().await?;
+    let unrecognized =
+        format!("Unrecognized micro command: {name}. Please refer to 'micro --help'");
+    // With no server to ask, the word may be a typo or a service: say both, and exit as a
+    // connection failure does.
+    let registry = ctx
+        .registry()
+        .await
+        .map_err(|f| Failure::with_code(f.code, format!("{unrecognized}\n{}", f.message)))?;
     let versions = match registry.get_service(&ctx.namespace, name).await {
         Ok(v) => v,
-        Err(e) if e.code == 404 => {
-            return Err(Failure::new(format!(
-                "Unrecognized micro command: {name}. Please refer to 'micro --help'"
-            )));
-        }
+        Err(e) if e.code == 404 => return Err(Failure::new(unrecognized)),
         Err(e) => return Err(e.into()),
     };
     let endpoints = endpoints(&versions);
