@@ -1,8 +1,15 @@
 //! Generates plain tonic code for helloworld from the example's own proto (the bench serves it
 //! in-process; the tests use the client).
 fn main() {
-    let fds = protox::compile(["helloworld.proto"], ["../../examples/helloworld/proto"])
-        .unwrap_or_else(|e| panic!("{e}"));
+    // google/api/annotations.proto comes from micro-build's bundled protos.
+    let fds = protox::compile(
+        ["helloworld.proto"],
+        [
+            "../../examples/helloworld/proto",
+            "../../crates/micro-build/proto",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // The descriptor set too, for benches that serve helloworld as a Micro service.
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(

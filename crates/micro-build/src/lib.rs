@@ -19,10 +19,12 @@
 //! }
 //! const DESCRIPTORS: &[u8] = micro::include_descriptors!();
 //! ```
+//!
+//! `google/api/annotations.proto` is bundled: a proto can import it and annotate methods with
+//! `option (google.api.http) = { get: "/v1/hello/{name}" };`, and the API gateway routes those
+//! paths first.
 
 use std::path::{Path, PathBuf};
-
-use prost::Message;
 
 /// The file, under `OUT_DIR`, that holds the encoded `FileDescriptorSet`.
 pub const DESCRIPTOR_FILE: &str = "micro_descriptors.bin";
@@ -121,7 +123,15 @@ impl Builder {
             Some(dir) => dir,
             None => PathBuf::from(std::env::var_os("OUT_DIR").ok_or(Error::NoOutDir)?),
         };
-        let mut compiler = protox::Compiler::new(includes.iter().map(AsRef::as_ref))?;
+        // Our own protos come last, so `google/api/annotations.proto` resolves without the
+        // user vendoring it, and a user's copy wins.
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+        let mut compiler = protox::Compiler::new(
+            includes
+                .iter()
+                .map(AsRef::as_ref)
+                .chain(std::iter::once(bundled.as_path())),
+        )?;
         compiler.include_imports(true).include_source_info(true);
         compiler.open_files(protos.iter().map(AsRef::as_ref))?;
         for file in compiler.files() {
@@ -132,10 +142,13 @@ impl Builder {
         let set = compiler.file_descriptor_set();
 
         let descriptor_path = out_dir.join(DESCRIPTOR_FILE);
-        std::fs::write(&descriptor_path, set.encode_to_vec()).map_err(|source| Error::Write {
-            path: descriptor_path,
-            source,
-        })?;
+        // Encoded by protox itself so custom options (`google.api.http`) survive.
+        std::fs::write(&descriptor_path, compiler.encode_file_descriptor_set()).map_err(
+            |source| Error::Write {
+                path: descriptor_path,
+                source,
+            },
+        )?;
 
         let mut generator = tonic_prost_build::configure()
             .build_client(self.client)

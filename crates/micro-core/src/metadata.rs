@@ -25,6 +25,10 @@ pub const ENDPOINT_GRPC_SERVICE: &str = "grpc_service";
 /// Endpoint metadata key: `server`, `client` or `bidi` for streaming endpoints; absent for unary.
 pub const ENDPOINT_STREAM: &str = "stream";
 
+/// Endpoint metadata: the method's `google.api.http` rules, one per line as
+/// `METHOD /path/{template} [BODY]` (BODY is `*`, a field name, or absent for none).
+pub const ENDPOINT_HTTP: &str = "http";
+
 /// The default address of the micro server's gRPC port.
 pub const DEFAULT_SERVER_ADDRESS: &str = "127.0.0.1:8081";
 

@@ -7,9 +7,12 @@
 
 use micro_core::{
     Endpoint, Value,
-    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_STREAM},
+    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_HTTP, ENDPOINT_STREAM},
 };
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, ServiceDescriptor};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
+    Value as ProtoValue,
+};
 
 /// How deep nested messages are expanded before a field is shown by type name only.
 const MAX_DEPTH: usize = 8;
@@ -37,9 +40,73 @@ pub fn endpoints(service: &ServiceDescriptor) -> Vec<Endpoint> {
                     .metadata
                     .insert(ENDPOINT_STREAM.to_owned(), kind.to_owned());
             }
+            let rules = http_rules(&method);
+            if !rules.is_empty() {
+                endpoint
+                    .metadata
+                    .insert(ENDPOINT_HTTP.to_owned(), rules.join("\n"));
+            }
             endpoint
         })
         .collect()
+}
+
+/// The method's `(google.api.http)` rules, with their additional bindings, as
+/// `METHOD /path [BODY]` lines; none when the option is absent or its schema unknown.
+fn http_rules(method: &MethodDescriptor) -> Vec<String> {
+    let Some(extension) = method
+        .parent_pool()
+        .get_extension_by_name("google.api.http")
+    else {
+        return Vec::new();
+    };
+    let options = method.options();
+    if !options.has_extension(&extension) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let ProtoValue::Message(rule) = options.get_extension(&extension).as_ref() {
+        collect_rules(rule, &mut out);
+    }
+    out
+}
+
+fn collect_rules(rule: &DynamicMessage, out: &mut Vec<String>) {
+    let text = |name: &str| {
+        rule.get_field_by_name(name)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .filter(|s| !s.is_empty())
+    };
+    let pattern = ["get", "put", "post", "delete", "patch"]
+        .into_iter()
+        .find_map(|m| text(m).map(|path| (m.to_ascii_uppercase(), path)))
+        .or_else(|| {
+            let custom = rule.get_field_by_name("custom")?;
+            let custom = custom.as_message()?;
+            let kind = custom
+                .get_field_by_name("kind")?
+                .as_str()?
+                .to_ascii_uppercase();
+            let path = custom.get_field_by_name("path")?.as_str()?.to_owned();
+            Some((kind, path))
+        });
+    if let Some((method, path)) = pattern
+        && !path.contains(char::is_whitespace)
+    {
+        match text("body") {
+            Some(body) => out.push(format!("{method} {path} {body}")),
+            None => out.push(format!("{method} {path}")),
+        }
+    }
+    if let Some(more) = rule.get_field_by_name("additional_bindings")
+        && let Some(list) = more.as_list()
+    {
+        for binding in list {
+            if let Some(binding) = binding.as_message() {
+                collect_rules(binding, out);
+            }
+        }
+    }
 }
 
 /// The schema of a message: its name, full type name and fields.

@@ -263,3 +263,29 @@ fn openapi_lists_registered_endpoints_as_they_come_and_go() {
         },
     );
 }
+
+#[test]
+fn google_api_http_rules_route_first() {
+    let sb = Sandbox::with_server();
+    let _hw = sb.helloworld(&[]);
+    let api = sb.api.clone().unwrap();
+
+    let rsp = http(&api, "GET", "/v1/greet/Ada", &[], "");
+    assert_eq!(
+        (rsp.status, rsp.body.as_str()),
+        (200, r#"{"msg":"Hello Ada"}"#),
+        "{rsp:?}"
+    );
+    let rsp = http(&api, "POST", "/v1/greet", &[], r#"{"name":"Lin"}"#);
+    assert_eq!(rsp.body, r#"{"msg":"Hello Lin"}"#, "{rsp:?}");
+    // The rule's method matters: DELETE has no rule, and `/v1/greet/...` is no service either.
+    let rsp = http(&api, "DELETE", "/v1/greet/Ada", &[], "");
+    assert_eq!(rsp.status, 404, "{rsp:?}");
+    // The convention still works alongside.
+    let rsp = http(&api, "POST", "/helloworld/call", &[], r#"{"name":"Kay"}"#);
+    assert_eq!(rsp.body, r#"{"msg":"Hello Kay"}"#);
+
+    let doc = http(&api, "GET", "/openapi.json", &[], "");
+    let doc: serde_json::Value = serde_json::from_str(&doc.body).unwrap();
+    assert!(doc["paths"]["/v1/greet/{name}"]["get"].is_object(), "{doc}");
+}

@@ -16,9 +16,13 @@ use axum::{
 };
 use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
 
+use std::sync::Arc;
+
 use super::{
-    openapi, request,
+    openapi,
+    request::{self, BodyInto},
     route::{route, title},
+    rules::RuleTables,
     stream,
 };
 use crate::proxy::{JsonCall, ProxyService, Resolved};
@@ -52,13 +56,16 @@ impl Default for GatewayOptions {
 struct Gateway {
     proxy: ProxyService,
     options: GatewayOptions,
+    rules: Arc<RuleTables>,
 }
 
 /// The gateway's router over `proxy`.
 pub fn router(proxy: ProxyService, options: GatewayOptions) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(Gateway { proxy, options })
+    Router::new().fallback(handle).with_state(Gateway {
+        proxy,
+        options,
+        rules: Arc::default(),
+    })
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
@@ -148,7 +155,35 @@ async fn dispatch(
     namespace: String,
 ) -> Result<Response, Error> {
     let proxy = &gateway.proxy;
-    let target = resolve(proxy, parts.uri.path(), namespace).await?;
+    // `google.api.http` rules first, then the path convention.
+    let matched = gateway
+        .rules
+        .find(
+            proxy.registry(),
+            &namespace,
+            &parts.method,
+            parts.uri.path(),
+        )
+        .await;
+    let (target, bindings, body_rule) = match matched {
+        Some(m) => {
+            let resolved = proxy
+                .resolve(&namespace, &m.rule.service, &m.rule.endpoint)
+                .await?;
+            let target = Target {
+                namespace,
+                service: m.rule.service,
+                endpoint: m.rule.endpoint,
+                resolved,
+            };
+            (target, m.bindings, Some(m.rule.body))
+        }
+        None => (
+            resolve(proxy, parts.uri.path(), namespace).await?,
+            Vec::new(),
+            None,
+        ),
+    };
     if parts.headers.contains_key(header::UPGRADE) {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
             .await
@@ -200,7 +235,13 @@ async fn dispatch(
         form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let json = request::build(&method.input(), &body, &query)?.to_string();
+    let into = match &body_rule {
+        None => BodyInto::Whole,
+        Some(None) => BodyInto::Nothing,
+        Some(Some(field)) if field == "*" => BodyInto::Whole,
+        Some(Some(field)) => BodyInto::Field(field),
+    };
+    let json = request::assemble(&method.input(), &body, into, &bindings, &query)?.to_string();
     let call = target.call(&json);
     if method.is_server_streaming() {
         let message = micro::transcode::json_to_protobuf(&method.input(), &json)?;

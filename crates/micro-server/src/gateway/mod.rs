@@ -1,6 +1,7 @@
 //! The HTTP API gateway: any HTTP client calls any registered endpoint with JSON.
 //!
-//! [`route`] maps paths to endpoints, [`request`] builds the JSON request, [`http`] dispatches
+//! [`rules`] routes `google.api.http` annotations first, [`route`] maps paths to endpoints by
+//! convention, [`request`] builds the JSON request, [`http`] dispatches
 //! by endpoint kind and content type, [`stream`] carries streams (NDJSON, server-sent events,
 //! WebSocket), and [`openapi`] describes it all.
 
@@ -8,6 +9,7 @@ mod http;
 mod openapi;
 mod request;
 mod route;
+mod rules;
 mod stream;
 
 pub use http::{DEFAULT_MAX_BODY, GatewayOptions, router};

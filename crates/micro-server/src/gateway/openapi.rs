@@ -37,6 +37,22 @@ pub(crate) fn from_services(services: &[Service]) -> Value {
             else {
                 continue;
             };
+            for (method, template, params) in rule_paths(endpoint) {
+                let mut op = operation(service, endpoint);
+                if !params.is_empty() {
+                    op["parameters"] = Value::Array(params);
+                }
+                if (method == "get" || method == "delete")
+                    && let Some(op) = op.as_object_mut()
+                {
+                    op.remove("requestBody");
+                }
+                op["operationId"] = json!(format!("{}.{}.{method}", service.name, endpoint.name));
+                let entry = paths.entry(template).or_insert_with(|| json!({}));
+                if entry.get(&method).is_none() {
+                    entry[&method] = op;
+                }
+            }
             if paths.contains_key(&path) {
                 continue;
             }
@@ -54,6 +70,41 @@ pub(crate) fn from_services(services: &[Service]) -> Value {
         "paths": paths,
         "components": { "schemas": { "Error": error_schema() } },
     })
+}
+
+/// The endpoint's `google.api.http` rules as OpenAPI (method, path, path parameters):
+/// `{name=shelves/*}` becomes `{name}`; templates with bare wildcards are left out.
+fn rule_paths(endpoint: &Endpoint) -> Vec<(String, String, Vec<Value>)> {
+    let Some(lines) = endpoint.metadata.get(micro_core::metadata::ENDPOINT_HTTP) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in lines.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(method), Some(template)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let mut path = String::new();
+        let mut params = Vec::new();
+        let mut rest = template;
+        let mut ok = true;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}').map(|c| open + c) else {
+                ok = false;
+                break;
+            };
+            path.push_str(&rest[..open]);
+            let name = rest[open + 1..close].split('=').next().unwrap_or_default();
+            path.push_str(&format!("{{{name}}}"));
+            params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+            rest = &rest[close + 1..];
+        }
+        path.push_str(rest);
+        if ok && !path.contains('*') {
+            out.push((method.to_ascii_lowercase(), path, params));
+        }
+    }
+    out
 }
 
 fn proto_services(service: &Service) -> Vec<&str> {

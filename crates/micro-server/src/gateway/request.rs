@@ -12,31 +12,69 @@ use serde_json::{Map, Value};
 
 const ID: &str = "micro.api";
 
-/// Builds the JSON request for `input` from a request body and query parameters.
-pub(crate) fn build(
+/// Where the HTTP body goes in the request message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodyInto<'a> {
+    /// The body is the request (a JSON object).
+    Whole,
+    /// The body is the value of this (dotted) field.
+    Field(&'a str),
+    /// The endpoint takes no body.
+    Nothing,
+}
+
+/// Builds the JSON request from the body (placed as `into` says), fields bound by a path
+/// template (`(dotted field, raw value)`), and query parameters; later sources win.
+pub(crate) fn assemble(
     input: &MessageDescriptor,
     body: &[u8],
+    into: BodyInto<'_>,
+    bindings: &[(String, String)],
     query: &[(String, String)],
 ) -> Result<Value, Error> {
-    let mut request = if body.iter().all(u8::is_ascii_whitespace) {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
+    let empty = body.iter().all(u8::is_ascii_whitespace);
+    let parse = || {
+        serde_json::from_slice::<Value>(body)
+            .map_err(|e| Error::bad_request(ID, format!("malformed JSON in request body: {e}")))
+    };
+    let mut request = match into {
+        _ if empty => Map::new(),
+        BodyInto::Whole => match parse()? {
+            Value::Object(map) => map,
+            _ => {
                 return Err(Error::bad_request(
                     ID,
                     "the request body must be a JSON object",
                 ));
             }
-            Err(e) => {
-                return Err(Error::bad_request(
-                    ID,
-                    format!("malformed JSON in request body: {e}"),
-                ));
+        },
+        BodyInto::Field(field) => {
+            let mut map = Map::new();
+            let mut slot = &mut map;
+            let parts: Vec<&str> = field.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                let child = slot
+                    .entry((*part).to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                let Value::Object(child) = child else {
+                    unreachable!("just inserted an object")
+                };
+                slot = child;
             }
+            slot.insert(parts[parts.len() - 1].to_owned(), parse()?);
+            map
+        }
+        BodyInto::Nothing => {
+            return Err(Error::bad_request(
+                ID,
+                "this endpoint takes no request body; send its fields in the path and query string",
+            ));
         }
     };
+    for (field, raw) in bindings {
+        let path: Vec<&str> = field.split('.').collect();
+        insert(&mut request, Some(input), &path, raw);
+    }
     for (key, raw) in query {
         let path = key_path(key).ok_or_else(|| {
             Error::bad_request(
@@ -161,6 +199,39 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    fn build(
+        input: &MessageDescriptor,
+        body: &[u8],
+        query: &[(String, String)],
+    ) -> Result<Value, Error> {
+        assemble(input, body, BodyInto::Whole, &[], query)
+    }
+
+    #[test]
+    fn rule_bindings_and_body_fields_fill_the_request() {
+        let built = assemble(
+            &input(),
+            br#"{"k":"v"}"#,
+            BodyInto::Field("metadata"),
+            &[
+                ("service".to_owned(), "hw".to_owned()),
+                ("timeout_ms".to_owned(), "9".to_owned()),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            built,
+            json!({"metadata": {"k": "v"}, "service": "hw", "timeout_ms": 9})
+        );
+        let err = assemble(&input(), b"{}", BodyInto::Nothing, &[], &[]).unwrap_err();
+        assert!(
+            err.detail.contains("takes no request body"),
+            "{}",
+            err.detail
+        );
+    }
 
     fn input() -> MessageDescriptor {
         let pool = prost_reflect::DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)

@@ -1,0 +1,333 @@
+//! `google.api.http` routing: endpoints whose methods carry `(google.api.http)` rules are
+//! reached by those rules' method and path before the path convention is tried.
+//!
+//! Services register their rules as endpoint metadata (`METHOD /path/{field} [BODY]`, see
+//! [`micro_core::metadata::ENDPOINT_HTTP`]). The gateway keeps a table per namespace built from
+//! the registry and rebuilt when it is a second old, so a request does not list the registry,
+//! and a new service's rules are live within a second.
+//!
+//! Templates: literal segments, `*` (one segment), `**` (the rest), `{field}` and
+//! `{field=pattern}` binding a request field (dotted for nested fields; a multi-segment pattern
+//! binds the matched segments joined by `/`), and a trailing `:verb`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::http::Method;
+use micro_core::{Registry, Service, metadata::ENDPOINT_HTTP};
+use tokio::time::Instant;
+
+/// How old a namespace's table may get before it is rebuilt.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    /// `*`
+    One,
+    /// `**`
+    Rest,
+    /// `{field=pattern}`
+    Var(String, Vec<Segment>),
+}
+
+/// A parsed path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Template {
+    segments: Vec<Segment>,
+    verb: Option<String>,
+}
+
+/// One rule: an HTTP method and template leading to a service's endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    method: Method,
+    template: Template,
+    /// `*`, a field name, or `None` for no body.
+    pub(crate) body: Option<String>,
+    pub(crate) service: String,
+    pub(crate) endpoint: String,
+}
+
+/// A rule that matched, with the fields its path bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Matched {
+    pub(crate) rule: Rule,
+    /// (dotted field path, raw value)
+    pub(crate) bindings: Vec<(String, String)>,
+}
+
+fn parse_segments(text: &str) -> Option<Vec<Segment>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('{') {
+            let end = inner.find('}')?;
+            let (field, pattern) = match inner[..end].split_once('=') {
+                Some((f, p)) => (f, parse_segments(p)?),
+                None => (&inner[..end], vec![Segment::One]),
+            };
+            if field.is_empty() || pattern.iter().any(|s| matches!(s, Segment::Var(..))) {
+                return None;
+            }
+            out.push(Segment::Var(field.to_owned(), pattern));
+            rest = inner[end + 1..]
+                .strip_prefix('/')
+                .unwrap_or(&inner[end + 1..]);
+            continue;
+        }
+        let (part, next) = rest.split_once('/').unwrap_or((rest, ""));
+        out.push(match part {
+            "" => return None,
+            "*" => Segment::One,
+            "**" => Segment::Rest,
+            literal => Segment::Literal(literal.to_owned()),
+        });
+        rest = next;
+    }
+    Some(out)
+}
+
+fn parse_template(path: &str) -> Option<Template> {
+    let body = path.strip_prefix('/')?;
+    // A `:verb` after the last segment (outside braces).
+    let (body, verb) = match body.rfind(':') {
+        Some(i) if !body[i..].contains(['/', '}']) => (&body[..i], Some(body[i + 1..].to_owned())),
+        _ => (body, None),
+    };
+    Some(Template {
+        segments: parse_segments(body)?,
+        verb,
+    })
+}
+
+/// Matches `segments` against `parts`, pushing bindings; backtracks over `**`.
+fn match_segments(
+    segments: &[Segment],
+    parts: &[&str],
+    bindings: &mut Vec<(String, String)>,
+) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return parts.is_empty();
+    };
+    match first {
+        Segment::Literal(l) => {
+            parts.first() == Some(&l.as_str()) && match_segments(rest, &parts[1..], bindings)
+        }
+        Segment::One => !parts.is_empty() && match_segments(rest, &parts[1..], bindings),
+        Segment::Rest => (0..=parts.len())
+            .rev()
+            .any(|n| match_segments(rest, &parts[n..], bindings)),
+        Segment::Var(field, pattern) => {
+            let mark = bindings.len();
+            for n in (1..=parts.len()).rev() {
+                let mut inner = Vec::new();
+                if match_segments(pattern, &parts[..n], &mut inner)
+                    && match_segments(rest, &parts[n..], bindings)
+                {
+                    bindings.insert(mark, (field.clone(), parts[..n].join("/")));
+                    return true;
+                }
+                bindings.truncate(mark);
+            }
+            false
+        }
+    }
+}
+
+impl Template {
+    fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
+        let mut body = path.strip_prefix('/')?;
+        if let Some(verb) = &self.verb {
+            body = body.strip_suffix(verb.as_str())?.strip_suffix(':')?;
+        }
+        let parts: Vec<&str> = if body.is_empty() {
+            Vec::new()
+        } else {
+            body.split('/').collect()
+        };
+        let mut bindings = Vec::new();
+        match_segments(&self.segments, &parts, &mut bindings).then_some(bindings)
+    }
+}
+
+/// The rules `services` registered; lines that do not parse are skipped.
+fn rules_of(services: &[Service]) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for service in services {
+        for endpoint in &service.endpoints {
+            let Some(lines) = endpoint.metadata.get(ENDPOINT_HTTP) else {
+                continue;
+            };
+            for line in lines.lines() {
+                let mut words = line.split_whitespace();
+                let (Some(method), Some(path)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let (Ok(method), Some(template)) = (method.parse::<Method>(), parse_template(path))
+                else {
+                    continue;
+                };
+                out.push(Rule {
+                    method,
+                    template,
+                    body: words.next().map(str::to_owned),
+                    service: service.name.clone(),
+                    endpoint: endpoint.name.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The first rule that matches `method` and `path`.
+fn find(rules: &[Rule], method: &Method, path: &str) -> Option<Matched> {
+    rules.iter().find_map(|rule| {
+        if rule.method != *method {
+            return None;
+        }
+        rule.template.matches(path).map(|bindings| Matched {
+            rule: rule.clone(),
+            bindings,
+        })
+    })
+}
+
+/// A namespace's rules and when they were read from the registry.
+type Table = (Instant, Arc<Vec<Rule>>);
+
+/// Per-namespace rule tables built from the registry.
+#[derive(Default)]
+pub(crate) struct RuleTables {
+    tables: Mutex<HashMap<String, Table>>,
+}
+
+impl RuleTables {
+    /// The rule for this request in `namespace`, if any.
+    pub(crate) async fn find(
+        &self,
+        registry: &Arc<dyn Registry>,
+        namespace: &str,
+        method: &Method,
+        path: &str,
+    ) -> Option<Matched> {
+        let fresh = {
+            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            tables
+                .get(namespace)
+                .filter(|(built, _)| built.elapsed() < MAX_AGE)
+                .map(|(_, rules)| rules.clone())
+        };
+        let rules = match fresh {
+            Some(rules) => rules,
+            None => {
+                let services = registry.list_services(namespace).await.unwrap_or_default();
+                let rules = Arc::new(rules_of(&services));
+                self.tables
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(namespace.to_owned(), (Instant::now(), rules.clone()));
+                rules
+            }
+        };
+        find(&rules, method, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use micro_core::Endpoint;
+
+    fn service(rules: &[(&str, &str)]) -> Service {
+        Service {
+            name: "greeter".into(),
+            version: "latest".into(),
+            endpoints: rules
+                .iter()
+                .map(|(endpoint, http)| {
+                    let mut e = Endpoint::new(*endpoint);
+                    e.metadata.insert(ENDPOINT_HTTP.into(), (*http).into());
+                    e
+                })
+                .collect(),
+            ..Service::default()
+        }
+    }
+
+    fn bound(
+        rules: &[Rule],
+        method: Method,
+        path: &str,
+    ) -> Option<(String, Vec<(String, String)>)> {
+        find(rules, &method, path).map(|m| (m.rule.endpoint, m.bindings))
+    }
+
+    fn b(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn templates_bind_fields() {
+        let rules = rules_of(&[service(&[
+            ("Greeter.Hello", "GET /v1/hello/{name}\nPOST /v1/hello *"),
+            ("Greeter.Get", "GET /v1/{name=shelves/*/books/*}"),
+            ("Greeter.Nested", "GET /v1/users/{user.id}/x"),
+            ("Greeter.Files", "GET /files/**"),
+            ("Greeter.Undelete", "POST /v1/{id}:undelete"),
+        ])]);
+        assert_eq!(
+            bound(&rules, Method::GET, "/v1/hello/Ann"),
+            Some(("Greeter.Hello".into(), b(&[("name", "Ann")])))
+        );
+        assert_eq!(rules[1].body.as_deref(), Some("*"));
+        assert_eq!(
+            bound(&rules, Method::POST, "/v1/hello").map(|m| m.0),
+            Some("Greeter.Hello".into())
+        );
+        assert_eq!(
+            bound(&rules, Method::GET, "/v1/shelves/1/books/2"),
+            Some(("Greeter.Get".into(), b(&[("name", "shelves/1/books/2")])))
+        );
+        assert_eq!(
+            bound(&rules, Method::GET, "/v1/users/7/x"),
+            Some(("Greeter.Nested".into(), b(&[("user.id", "7")])))
+        );
+        assert_eq!(
+            bound(&rules, Method::GET, "/files/a/b/c").map(|m| m.0),
+            Some("Greeter.Files".into())
+        );
+        assert_eq!(
+            bound(&rules, Method::POST, "/v1/9:undelete"),
+            Some(("Greeter.Undelete".into(), b(&[("id", "9")])))
+        );
+        assert_eq!(bound(&rules, Method::GET, "/v1/hello"), None);
+        assert_eq!(bound(&rules, Method::DELETE, "/v1/hello/Ann"), None);
+        assert_eq!(bound(&rules, Method::GET, "/v1/shelves/1"), None);
+    }
+
+    #[test]
+    fn bad_rules_are_skipped() {
+        let rules = rules_of(&[service(&[(
+            "Greeter.X",
+            "GET no-slash\nG@T /x\nGET /{}\nGET /a//b\nGET /ok",
+        )])]);
+        assert_eq!(rules.len(), 1, "{rules:?}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_template_and_path_match_without_panicking(template in "/[a-z{}=*/:.]{0,16}", path in "/[a-z0-9/:]{0,16}") {
+            if let Some(t) = parse_template(&template) {
+                let _ = t.matches(&path);
+            }
+        }
+    }
+}
