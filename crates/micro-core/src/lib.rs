@@ -29,6 +29,7 @@
 
 pub mod error;
 pub mod metadata;
+pub mod naming;
 pub mod registry;
 
 pub use error::Error;

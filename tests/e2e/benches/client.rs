@@ -11,39 +11,13 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
+    Hello,
     helloworld::{
-        Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
-        helloworld_client::HelloworldClient,
-        helloworld_server::{Helloworld, HelloworldServer},
+        Request, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
     },
     load::closed_loop,
 };
-use tonic::{Status, transport::Channel};
-
-struct Hello;
-
-#[tonic::async_trait]
-impl Helloworld for Hello {
-    async fn call(&self, r: tonic::Request<Request>) -> Result<tonic::Response<Response>, Status> {
-        Ok(tonic::Response::new(Response {
-            msg: format!("Hello {}", r.into_inner().name),
-        }))
-    }
-    type StreamStream = tonic::codegen::tokio_stream::Empty<Result<StreamingResponse, Status>>;
-    async fn stream(
-        &self,
-        _: tonic::Request<StreamingRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, Status> {
-        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
-    }
-    type PingPongStream = tonic::codegen::tokio_stream::Empty<Result<Pong, Status>>;
-    async fn ping_pong(
-        &self,
-        _: tonic::Request<tonic::Streaming<Ping>>,
-    ) -> Result<tonic::Response<Self::PingPongStream>, Status> {
-        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
-    }
-}
+use tonic::transport::Channel;
 
 fn hello<C>(client: &mut HelloworldClient<C>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>
 where

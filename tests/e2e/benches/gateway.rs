@@ -16,42 +16,17 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use micro_e2e::{
+    Hello,
     helloworld::{
-        DESCRIPTORS, Ping, Pong, Request, Response, StreamingRequest, StreamingResponse,
-        helloworld_client::HelloworldClient,
-        helloworld_server::{Helloworld, HelloworldServer},
+        DESCRIPTORS, Request, helloworld_client::HelloworldClient,
+        helloworld_server::HelloworldServer,
     },
     load::{Figures, closed_loop, fixed_rate},
 };
-use tonic::{Status, transport::Channel};
+use tonic::transport::Channel;
 
 const IN_FLIGHT: usize = 64;
 const RATE: u32 = 1000;
-
-struct Hello;
-
-#[tonic::async_trait]
-impl Helloworld for Hello {
-    async fn call(&self, r: tonic::Request<Request>) -> Result<tonic::Response<Response>, Status> {
-        Ok(tonic::Response::new(Response {
-            msg: format!("Hello {}", r.into_inner().name),
-        }))
-    }
-    type StreamStream = tonic::codegen::tokio_stream::Empty<Result<StreamingResponse, Status>>;
-    async fn stream(
-        &self,
-        _: tonic::Request<StreamingRequest>,
-    ) -> Result<tonic::Response<Self::StreamStream>, Status> {
-        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
-    }
-    type PingPongStream = tonic::codegen::tokio_stream::Empty<Result<Pong, Status>>;
-    async fn ping_pong(
-        &self,
-        _: tonic::Request<tonic::Streaming<Ping>>,
-    ) -> Result<tonic::Response<Self::PingPongStream>, Status> {
-        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
-    }
-}
 
 /// A keep-alive HTTP/1.1 connection to the gateway.
 struct Http {

@@ -25,6 +25,38 @@ pub mod helloworld {
 
 pub mod load;
 
+/// A minimal in-process helloworld handler for the benches: `Call` answers `Hello <name>`; the
+/// streams are empty.
+pub struct Hello;
+
+#[tonic::async_trait]
+impl helloworld::helloworld_server::Helloworld for Hello {
+    async fn call(
+        &self,
+        r: tonic::Request<helloworld::Request>,
+    ) -> Result<tonic::Response<helloworld::Response>, tonic::Status> {
+        Ok(tonic::Response::new(helloworld::Response {
+            msg: format!("Hello {}", r.into_inner().name),
+        }))
+    }
+    type StreamStream =
+        tonic::codegen::tokio_stream::Empty<Result<helloworld::StreamingResponse, tonic::Status>>;
+    async fn stream(
+        &self,
+        _: tonic::Request<helloworld::StreamingRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+    type PingPongStream =
+        tonic::codegen::tokio_stream::Empty<Result<helloworld::Pong, tonic::Status>>;
+    async fn ping_pong(
+        &self,
+        _: tonic::Request<tonic::Streaming<helloworld::Ping>>,
+    ) -> Result<tonic::Response<Self::PingPongStream>, tonic::Status> {
+        Ok(tonic::Response::new(tonic::codegen::tokio_stream::empty()))
+    }
+}
+
 /// The path of a workspace binary.
 pub fn bin(name: &str) -> PathBuf {
     let path = profile_dir().join(name);

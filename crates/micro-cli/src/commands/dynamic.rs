@@ -7,7 +7,11 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use micro_core::{Registry, Service, registry::Value as Field};
+use micro_core::{
+    Registry, Service,
+    naming::{self, title},
+    registry::Value as Field,
+};
 use micro_proto::proxy::CallRequest;
 use serde_json::{Map, Value};
 
@@ -113,13 +117,7 @@ fn split(args: &[String]) -> (Vec<&str>, Vec<&str>) {
 
 /// The proto service the words default to: the service's only one, else `Title(name)`.
 fn default_service(name: &str, endpoints: &[micro_core::Endpoint]) -> String {
-    let mut prefixes: Vec<&str> = endpoints
-        .iter()
-        .filter_map(|e| e.name.split_once('.').map(|(s, _)| s))
-        .collect();
-    prefixes.sort_unstable();
-    prefixes.dedup();
-    match prefixes.as_slice() {
+    match naming::proto_services(endpoints).as_slice() {
         [only] => (*only).to_owned(),
         _ => title(name),
     }
@@ -141,20 +139,6 @@ fn endpoint_name(
             words.join(" ")
         )),
     }
-}
-
-/// `say-hello` → `SayHello`, `getService` → `GetService`, `foo.bar` → `FooBar`.
-fn title(word: &str) -> String {
-    word.split(['-', '_', '.'])
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect::<String>())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 /// `SayHello` → `say-hello`.

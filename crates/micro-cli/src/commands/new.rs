@@ -39,19 +39,9 @@ fn names(name: &str) -> Result<Names, String> {
         ));
     }
     let words: Vec<&str> = name.split(['-', '_']).filter(|w| !w.is_empty()).collect();
-    let service = words
-        .iter()
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
     Ok(Names {
         name: name.to_owned(),
-        service,
+        service: micro_core::naming::title(name),
         package: words.concat(),
         snake: words.join("_"),
     })

@@ -14,14 +14,14 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
+use micro_core::{Error, metadata::DEFAULT_NAMESPACE, naming};
 
 use std::sync::Arc;
 
 use super::{
     openapi,
     request::{self, BodyInto},
-    route::{route, title},
+    route::route,
     rules::RuleTables,
     stream,
 };
@@ -339,18 +339,8 @@ async fn single_proto_service(
 ) -> Option<String> {
     let (_, method) = endpoint.split_once('.')?;
     let versions = proxy.client(ns).lookup(service).await.ok()?;
-    let mut prefixes: Vec<&str> = versions
-        .iter()
-        .flat_map(|v| {
-            v.endpoints
-                .iter()
-                .filter_map(|e| e.name.split_once('.').map(|(s, _)| s))
-        })
-        .collect();
-    prefixes.sort_unstable();
-    prefixes.dedup();
-    match prefixes.as_slice() {
-        [only] => Some(format!("{only}.{}", title(method))),
+    match naming::proto_services(versions.iter().flat_map(|v| &v.endpoints)).as_slice() {
+        [only] => Some(format!("{only}.{}", naming::title(method))),
         _ => None,
     }
 }

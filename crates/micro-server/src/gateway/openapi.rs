@@ -14,7 +14,9 @@ use micro_core::{
 };
 use serde_json::{Map, Value, json};
 
-use super::route::{route, title};
+use micro_core::naming::{self, title};
+
+use super::route::route;
 use crate::proxy::ProxyService;
 
 /// The document for `namespace`.
@@ -31,7 +33,7 @@ pub(crate) async fn document(proxy: &ProxyService, namespace: &str) -> Value {
 pub(crate) fn from_services(services: &[Service]) -> Value {
     let mut paths = Map::new();
     for service in services {
-        let proto_services = proto_services(service);
+        let proto_services = naming::proto_services(&service.endpoints);
         for endpoint in &service.endpoints {
             let Some(path) = path_for(&service.name, &endpoint.name, proto_services.len() == 1)
             else {
@@ -105,17 +107,6 @@ fn rule_paths(endpoint: &Endpoint) -> Vec<(String, String, Vec<Value>)> {
         }
     }
     out
-}
-
-fn proto_services(service: &Service) -> Vec<&str> {
-    let mut names: Vec<&str> = service
-        .endpoints
-        .iter()
-        .filter_map(|e| e.name.split_once('.').map(|(s, _)| s))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
 }
 
 /// The shortest path that the router sends to (`service`, `endpoint`).

@@ -10,6 +10,8 @@
 //!
 //! Each endpoint part is title-cased: `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`.
 
+use micro_core::naming::title;
+
 /// Where a path goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Route {
@@ -61,20 +63,6 @@ fn valid(part: &str) -> bool {
 
 fn is_version(part: &str) -> bool {
     part.len() > 1 && part.starts_with('v') && part[1..].chars().all(|c| c.is_ascii_digit())
-}
-
-/// `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`, `say_hello` → `SayHello`.
-pub(crate) fn title(word: &str) -> String {
-    word.split(['-', '_'])
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 #[cfg(test)]
