@@ -27,10 +27,13 @@
 //! # Ok::<(), micro_core::Error>(()) }).unwrap() }
 //! ```
 
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod error;
 pub mod metadata;
 pub mod naming;
 pub mod registry;
+pub mod store;
 
 pub use error::Error;
 pub use registry::{

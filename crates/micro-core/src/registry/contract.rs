@@ -5,43 +5,14 @@
 //! passes [`RealClock`]. Each check works in a namespace of its own, so a shared engine can run
 //! the suite while holding other data.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 
 use super::{Endpoint, Node, Registry, Service, Value, WatchAction, Watcher};
 
-/// How the suite lets time pass.
-pub trait Clock: Send + Sync {
-    /// Lets `d` pass.
-    fn pass(&self, d: Duration) -> impl Future<Output = ()> + Send;
-}
-
-/// Advances tokio's paused clock (use with `#[tokio::test(start_paused = true)]`).
-#[derive(Debug, Clone, Copy)]
-pub struct PausedClock;
-
-impl Clock for PausedClock {
-    async fn pass(&self, d: Duration) {
-        tokio::time::advance(d).await;
-    }
-}
-
-/// Waits on the wall clock, for backends whose expiry happens outside this process.
-#[derive(Debug, Clone, Copy)]
-pub struct RealClock;
-
-impl Clock for RealClock {
-    async fn pass(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
+use crate::contract::unique;
+pub use crate::contract::{Clock, PausedClock, RealClock};
 
 /// Runs every check of the contract.
 pub async fn run_all(registry: Arc<dyn Registry>, clock: impl Clock) {
@@ -53,18 +24,6 @@ pub async fn run_all(registry: Arc<dyn Registry>, clock: impl Clock) {
     watch_filters_by_service(&*registry).await;
     ttl_expires_nodes_that_stop_heartbeating(&*registry, &clock).await;
     bad_registrations_are_refused(&*registry).await;
-}
-
-fn unique(label: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "contract-{label}-{nanos}-{}",
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 fn service(name: &str, version: &str, nodes: &[&str]) -> Service {
