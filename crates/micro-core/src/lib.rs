@@ -27,6 +27,7 @@
 //! # Ok::<(), micro_core::Error>(()) }).unwrap() }
 //! ```
 
+pub mod config;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod error;
