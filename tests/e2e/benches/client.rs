@@ -7,36 +7,15 @@
 //! client runs for the same time, twice, alternating, and the bench prints calls/s, p50 and p99
 //! latency, and the ratio micro/bare (target: ≥ 0.95 at 64 in flight).
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
-    Hello,
-    helloworld::{
-        Request, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
-    },
+    Hello, call_hello,
+    helloworld::{helloworld_client::HelloworldClient, helloworld_server::HelloworldServer},
     load::closed_loop,
 };
 use tonic::transport::Channel;
-
-fn hello<C>(client: &mut HelloworldClient<C>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>
-where
-    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
-    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
-    <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-    C::Error: Into<tonic::codegen::StdError>,
-    C::Future: Send,
-{
-    Box::pin(async move {
-        let rsp = client
-            .call(Request {
-                name: "bench".into(),
-            })
-            .await
-            .expect("call");
-        assert_eq!(rsp.get_ref().msg, "Hello bench");
-    })
-}
 
 fn main() {
     let seconds: u64 = std::env::args()
@@ -78,8 +57,18 @@ fn main() {
                 .service("helloworld"),
         );
         // Warm both paths (connections, caches).
-        closed_loop(vec![bare.clone(); 8], Duration::from_millis(300), hello).await;
-        closed_loop(vec![micro.clone(); 8], Duration::from_millis(300), hello).await;
+        closed_loop(
+            vec![bare.clone(); 8],
+            Duration::from_millis(300),
+            call_hello,
+        )
+        .await;
+        closed_loop(
+            vec![micro.clone(); 8],
+            Duration::from_millis(300),
+            call_hello,
+        )
+        .await;
 
         println!(
             "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
@@ -89,10 +78,10 @@ fn main() {
             "in flight", "client", "calls/s", "p50", "p99"
         );
         for in_flight in [1usize, 64] {
-            let (b1, _) = closed_loop(vec![bare.clone(); in_flight], round, hello).await;
-            let (m1, _) = closed_loop(vec![micro.clone(); in_flight], round, hello).await;
-            let (m2, _) = closed_loop(vec![micro.clone(); in_flight], round, hello).await;
-            let (b2, _) = closed_loop(vec![bare.clone(); in_flight], round, hello).await;
+            let (b1, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
+            let (m1, _) = closed_loop(vec![micro.clone(); in_flight], round, call_hello).await;
+            let (m2, _) = closed_loop(vec![micro.clone(); in_flight], round, call_hello).await;
+            let (b2, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
             let (b, m) = (b1.merge(b2), m1.merge(m2));
             for (name, f) in [("bare tonic", b), ("micro::Client", m)] {
                 println!(

@@ -16,14 +16,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use micro_e2e::{
-    Hello,
+    Hello, call_hello,
     helloworld::{
-        DESCRIPTORS, Request, helloworld_client::HelloworldClient,
-        helloworld_server::HelloworldServer,
+        DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
     },
     load::{Figures, closed_loop, fixed_rate},
 };
-use tonic::transport::Channel;
 
 const IN_FLIGHT: usize = 64;
 const RATE: u32 = 1000;
@@ -67,20 +65,6 @@ fn via_gateway(http: &mut Http) -> std::pin::Pin<Box<dyn Future<Output = ()> + S
             .expect("body")
             .to_bytes();
         assert_eq!(&body[..], br#"{"msg":"Hello bench"}"#);
-    })
-}
-
-fn direct(
-    client: &mut HelloworldClient<Channel>,
-) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-    Box::pin(async move {
-        let rsp = client
-            .call(Request {
-                name: "bench".into(),
-            })
-            .await
-            .expect("call");
-        assert_eq!(rsp.get_ref().msg, "Hello bench");
     })
 }
 
@@ -135,7 +119,7 @@ fn main() {
 
         // Warm both paths (connections, descriptor cache, registry cache).
         let warm = Duration::from_millis(300);
-        closed_loop(callers(8), warm, direct).await;
+        closed_loop(callers(8), warm, call_hello).await;
         let (_, conns) = closed_loop(conns, warm, via_gateway).await;
 
         println!(
@@ -148,10 +132,10 @@ fn main() {
             "p50",
             "p99"
         );
-        let (d1, _) = closed_loop(callers(IN_FLIGHT), round, direct).await;
+        let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
         let (g1, conns) = closed_loop(conns, round, via_gateway).await;
         let (g2, conns) = closed_loop(conns, round, via_gateway).await;
-        let (d2, _) = closed_loop(callers(IN_FLIGHT), round, direct).await;
+        let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
         let (d, g) = (d1.merge(d2), g1.merge(g2));
         row("direct gRPC", d);
         row("gateway HTTP/JSON", g);
@@ -164,7 +148,7 @@ fn main() {
         println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
         let mut one = conns.into_iter().next().expect("a connection");
         let mut client = grpc.clone();
-        let d = fixed_rate(&mut client, RATE, round, direct).await;
+        let d = fixed_rate(&mut client, RATE, round, call_hello).await;
         let g = fixed_rate(&mut one, RATE, round, via_gateway).await;
         row("direct gRPC", d);
         row("gateway HTTP/JSON", g);

@@ -25,6 +25,29 @@ pub mod helloworld {
 
 pub mod load;
 
+/// One `Helloworld.Call` of the benches, on any client stack (bare tonic or `micro::Client`),
+/// checking the answer; a [`load::Call`].
+pub fn call_hello<C>(
+    client: &mut helloworld::helloworld_client::HelloworldClient<C>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    C::Error: Into<tonic::codegen::StdError>,
+    C::Future: Send,
+{
+    Box::pin(async move {
+        let rsp = client
+            .call(helloworld::Request {
+                name: "bench".into(),
+            })
+            .await
+            .expect("call");
+        assert_eq!(rsp.get_ref().msg, "Hello bench");
+    })
+}
+
 /// A minimal in-process helloworld handler for the benches: `Call` answers `Hello <name>`; the
 /// streams are empty.
 pub struct Hello;

@@ -30,6 +30,15 @@ impl Entry {
     }
 }
 
+/// An entry seen by its key, for [`select`].
+struct Keyed<'a>(&'a Entry);
+
+impl AsRef<str> for Keyed<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0.record.key
+    }
+}
+
 type Tables = BTreeMap<String, BTreeMap<String, Entry>>;
 
 /// An in-memory [`Store`]; nothing survives the process.
@@ -46,6 +55,26 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Tables>> {
         self.databases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live records `query` selects, each shown by `show`.
+    fn selected<T>(
+        &self,
+        database: &str,
+        table: &str,
+        query: &Query,
+        show: impl Fn(&Entry, Instant) -> T,
+    ) -> Vec<T> {
+        let now = Instant::now();
+        let dbs = self.lock();
+        let Some(records) = dbs.get(database).and_then(|t| t.get(table)) else {
+            return Vec::new();
+        };
+        let live = records.values().filter(|e| e.live(now));
+        select(live.map(Keyed), query)
+            .into_iter()
+            .map(|k| show(k.0, now))
+            .collect()
     }
 }
 
@@ -69,16 +98,7 @@ impl Store for MemoryStore {
 
     async fn find(&self, database: &str, table: &str, query: &Query) -> Result<Vec<Record>, Error> {
         check_names(database, table, None)?;
-        let now = Instant::now();
-        let dbs = self.lock();
-        let Some(records) = dbs.get(database).and_then(|t| t.get(table)) else {
-            return Ok(Vec::new());
-        };
-        let live = records.iter().filter(|(_, e)| e.live(now)).map(|(k, _)| k);
-        Ok(select(live, query)
-            .into_iter()
-            .filter_map(|k| records.get(k).map(|e| e.view(now)))
-            .collect())
+        Ok(self.selected(database, table, query, Entry::view))
     }
 
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error> {
@@ -104,13 +124,7 @@ impl Store for MemoryStore {
 
     async fn list(&self, database: &str, table: &str, query: &Query) -> Result<Vec<String>, Error> {
         check_names(database, table, None)?;
-        let now = Instant::now();
-        let dbs = self.lock();
-        let Some(records) = dbs.get(database).and_then(|t| t.get(table)) else {
-            return Ok(Vec::new());
-        };
-        let live = records.iter().filter(|(_, e)| e.live(now)).map(|(k, _)| k);
-        Ok(select(live, query).into_iter().cloned().collect())
+        Ok(self.selected(database, table, query, |e, _| e.record.key.clone()))
     }
 
     async fn databases(&self) -> Result<Vec<String>, Error> {
