@@ -11,6 +11,10 @@
 //! |---|---|
 //! | [`error`] | [`Error`] `{id, code, detail, status}` and its mapping to gRPC codes and HTTP |
 //! | [`registry`] | the [`Registry`] trait, [`Service`]/[`Node`]/[`Endpoint`]/[`Value`], and [`MemoryRegistry`] |
+//! | [`store`] | the [`Store`](store::Store) trait, queries, and `MemoryStore` |
+//! | [`config`] | the [`Config`](config::Config) trait: one JSON document per namespace, on any store |
+//! | [`broker`] | the [`Broker`](broker::Broker) trait and `MemoryBroker` |
+//! | [`events`] | the [`Events`](events::Events) trait, the [`EventLog`](events::EventLog) engines store, and `LogEvents` |
 //! | [`metadata`] | metadata keys and defaults shared by every layer |
 //!
 //! ```
@@ -27,10 +31,12 @@
 //! # Ok::<(), micro_core::Error>(()) }).unwrap() }
 //! ```
 
+pub mod broker;
 pub mod config;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod error;
+pub mod events;
 pub mod metadata;
 pub mod naming;
 pub mod registry;
