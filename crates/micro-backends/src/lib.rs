@@ -1,0 +1,50 @@
+//! # micro-backends
+//!
+//! Where the platform's data lives. The embedded default needs no setup: a [`redb`] file for
+//! the store (config documents included) and another for the event log, both under
+//! `MICRO_HOME/server/`, each stamped with a format version; and a [`sealer`] key there that
+//! encrypts config secrets at rest. Distributed engines (etcd, NATS, PostgreSQL, Redis) will sit
+//! next to them, each behind a cargo feature named for what it pulls.
+//!
+//! Every backend here implements a trait of `micro-core` and passes that trait's contract suite.
+
+#[cfg(feature = "redb")]
+pub mod redb;
+pub mod sealer;
+
+use std::path::{Path, PathBuf};
+
+/// The files of one server under `home` (`MICRO_HOME`, default `~/.micro`).
+#[derive(Debug, Clone)]
+pub struct ServerFiles {
+    dir: PathBuf,
+}
+
+impl ServerFiles {
+    /// The server's files under `home`.
+    pub fn new(home: &Path) -> Self {
+        Self {
+            dir: home.join("server"),
+        }
+    }
+
+    /// The directory holding them all.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The store (records and config documents).
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store.redb")
+    }
+
+    /// The event log.
+    pub fn events(&self) -> PathBuf {
+        self.dir.join("events.redb")
+    }
+
+    /// The key sealing config secrets.
+    pub fn secret_key(&self) -> PathBuf {
+        self.dir.join("config.key")
+    }
+}
