@@ -4,6 +4,10 @@ fn main() {
         &[
             "proto/micro/registry/registry.proto",
             "proto/micro/proxy/proxy.proto",
+            "proto/micro/store/store.proto",
+            "proto/micro/config/config.proto",
+            "proto/micro/broker/broker.proto",
+            "proto/micro/events/events.proto",
         ],
         &["proto"],
     )

@@ -16,6 +16,26 @@ pub mod proxy {
     tonic::include_proto!("micro.proxy");
 }
 
+/// `micro.store`: records in databases and tables.
+pub mod store {
+    tonic::include_proto!("micro.store");
+}
+
+/// `micro.config`: one JSON document per namespace.
+pub mod config {
+    tonic::include_proto!("micro.config");
+}
+
+/// `micro.broker`: pub/sub.
+pub mod broker {
+    tonic::include_proto!("micro.broker");
+}
+
+/// `micro.events`: durable events in consumer groups.
+pub mod events {
+    tonic::include_proto!("micro.events");
+}
+
 /// The encoded `FileDescriptorSet` of every platform proto.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"));

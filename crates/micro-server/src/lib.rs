@@ -15,13 +15,18 @@
 //! # Ok(()) }
 //! ```
 
+mod backends;
+mod broker_service;
+mod config_service;
+mod events_service;
 pub mod gateway;
 mod namespace;
 pub mod proxy;
 mod registry_service;
+mod store_service;
 pub mod web;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use micro::{Strategy, schema};
 use micro_core::{
@@ -32,8 +37,12 @@ use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::transport::Server;
 
+pub use broker_service::BrokerService;
+pub use config_service::ConfigService;
+pub use events_service::EventsService;
 pub use proxy::ProxyService;
 pub use registry_service::RegistryService;
+pub use store_service::StoreService;
 
 const ID: &str = "micro.server";
 
@@ -52,6 +61,9 @@ pub struct Options {
     pub reap_interval: Duration,
     /// The gateway's body limit and CORS.
     pub gateway: gateway::GatewayOptions,
+    /// Where data lives (`MICRO_HOME`): the store, event log and config key go under
+    /// `home/server/`. `None` keeps everything in memory.
+    pub home: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -63,6 +75,7 @@ impl Default for Options {
             strategy: Strategy::default(),
             reap_interval: Duration::from_secs(1),
             gateway: gateway::GatewayOptions::default(),
+            home: None,
         }
     }
 }
@@ -142,6 +155,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         None => None,
     };
 
+    let backends = match &options.home {
+        Some(home) => backends::Backends::embedded(home)?,
+        None => backends::Backends::memory(),
+    };
     let memory = Arc::new(MemoryRegistry::new());
     let reaper = memory.spawn_reaper(options.reap_interval);
     let registry: Arc<dyn Registry> = memory;
@@ -172,6 +189,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     });
     let router = Server::builder()
         .add_service(RegistryService::new(registry.clone()).into_server())
+        .add_service(StoreService::new(backends.store.clone()).into_server())
+        .add_service(ConfigService::new(backends.config.clone()).into_server())
+        .add_service(BrokerService::new(backends.broker.clone()).into_server())
+        .add_service(EventsService::new(backends.events.clone()).into_server())
         .add_service(proxy.into_server())
         .add_service(health)
         .add_service(reflection)
@@ -191,6 +212,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let advertised = micro::service::advertise(grpc_address).to_string();
     let records = platform_records(&advertised)?;
     let mut background = vec![reaper];
+    background.extend(backends.tasks);
     for record in records {
         registry
             .register(DEFAULT_NAMESPACE, &record, micro::service::DEFAULT_TTL)
@@ -253,17 +275,25 @@ async fn serving_health()
     service
 }
 
+/// The platform services: registry name and gRPC service.
+const PLATFORM_SERVICES: &[(&str, &str)] = &[
+    ("registry", "micro.registry.Registry"),
+    ("store", "micro.store.Store"),
+    ("config", "micro.config.Config"),
+    ("broker", "micro.broker.Broker"),
+    ("events", "micro.events.Events"),
+];
+
 /// The platform services as registry records: name, endpoints with schemas, this node.
 fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
     let mut records = Vec::new();
-    {
-        let (name, grpc_service) = ("registry", "micro.registry.Registry");
+    for (name, grpc_service) in PLATFORM_SERVICES {
         let descriptor = pool
             .get_service_by_name(grpc_service)
             .ok_or_else(|| Error::internal(ID, format!("no descriptor for {grpc_service}")))?;
-        let mut record = Service::new(name, "latest");
+        let mut record = Service::new(*name, "latest");
         record.endpoints = schema::endpoints(&descriptor);
         let mut node = Node::new(format!("{name}-{}", std::process::id()), address);
         node.metadata

@@ -26,6 +26,10 @@
 //! | [`service`] | the [`Service`] builder and its lifecycle |
 //! | [`client`] | [`Client`]: discovery, selection, timeout, retry |
 //! | [`registry`] | [`RemoteRegistry`](registry::RemoteRegistry), the server's registry over gRPC |
+//! | [`store`] | [`store::Store`]: the service's table of the platform store |
+//! | [`config`] | [`config::Config`]: typed getters with defaults, and watch |
+//! | [`broker`] | [`broker::Broker`]: publish, subscribe (with a queue) |
+//! | [`events`] | [`events::Events`]: durable publish, consume in groups, ack |
 //! | [`schema`] | endpoint schemas from descriptors |
 //! | [`transcode`] | JSON ↔ protobuf with descriptors |
 //! | [`status`] | [`Error`] ↔ `tonic::Status` |
@@ -36,13 +40,18 @@
 //! `MICRO_SERVICE_NAME` and `MICRO_SERVICE_VERSION`, and `MICRO_REGISTER_TTL` /
 //! `MICRO_REGISTER_INTERVAL` (`90s` / `30s`).
 
+pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod config;
 pub mod env;
+pub mod events;
 pub mod registry;
+pub mod remote;
 pub mod schema;
 pub mod service;
 pub mod status;
+pub mod store;
 pub mod transcode;
 
 pub use client::{Client, ServiceChannel, Strategy};

@@ -36,7 +36,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Checks the names every operation takes: none may be empty.
-pub(crate) fn check_names(database: &str, table: &str, key: Option<&str>) -> Result<(), Error> {
+pub fn check_names(database: &str, table: &str, key: Option<&str>) -> Result<(), Error> {
     const ID: &str = "micro.store";
     if database.is_empty() {
         return Err(Error::bad_request(ID, "a database name is required"));

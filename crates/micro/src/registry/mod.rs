@@ -2,7 +2,7 @@
 //! service over gRPC) and the conversions between the wire and domain types.
 
 pub mod convert;
-mod remote;
+pub(crate) mod remote;
 
 pub use remote::RemoteRegistry;
 pub(crate) use remote::endpoint as remote_endpoint;

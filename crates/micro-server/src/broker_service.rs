@@ -1,0 +1,74 @@
+//! The `broker` platform service: `micro.broker.Broker` over any [`Broker`].
+
+use std::{pin::Pin, sync::Arc};
+
+use futures::{Stream, StreamExt};
+use micro::{
+    broker::{message_from_pb, message_to_pb},
+    status::to_status,
+};
+use micro_core::{Error, broker::Broker};
+use micro_proto::broker::{self as pb, broker_server};
+use tonic::{Request, Response, Status};
+
+use crate::namespace;
+
+/// Serves a broker over gRPC.
+#[derive(Clone)]
+pub struct BrokerService {
+    broker: Arc<dyn Broker>,
+}
+
+impl BrokerService {
+    /// Serves `broker`.
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        Self { broker }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> broker_server::BrokerServer<Self> {
+        broker_server::BrokerServer::new(self)
+    }
+}
+
+fn fail(e: Error) -> Status {
+    to_status(&e)
+}
+
+type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::Message, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl broker_server::Broker for BrokerService {
+    async fn publish(
+        &self,
+        req: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let message = message_from_pb(body.message.unwrap_or_default());
+        self.broker
+            .publish(&ns, &body.topic, message)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::PublishResponse {}))
+    }
+
+    type SubscribeStream = MessageStream;
+
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<MessageStream>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let queue = (!body.queue.is_empty()).then_some(body.queue.as_str());
+        let messages = self
+            .broker
+            .subscribe(&ns, &body.topic, queue)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(Box::pin(
+            messages.map(|m| Ok(message_to_pb(m))),
+        )))
+    }
+}

@@ -1,0 +1,202 @@
+//! The `store` platform service: `micro.store.Store` over any [`Store`] backend.
+//!
+//! Namespaces isolate completely: database `d` of namespace `ns` is the backend's database
+//! `ns/d`, so a database name may not contain `/`, and `Databases` lists only the caller's.
+//! The database defaults to the namespace and the table to `micro` (the CLI's; services name
+//! their own).
+
+use std::sync::Arc;
+
+use micro::{
+    status::to_status,
+    store::{order_from_str, record_from_pb, record_to_pb},
+};
+use micro_core::{
+    Error,
+    store::{Query, Store},
+};
+use micro_proto::store::{self as pb, store_server};
+use tonic::{Request, Response, Status};
+
+use crate::namespace;
+
+const ID: &str = "micro.store";
+/// The table of requests that name none.
+pub(crate) const DEFAULT_TABLE: &str = "micro";
+
+/// Serves a store backend over gRPC.
+#[derive(Clone)]
+pub struct StoreService {
+    store: Arc<dyn Store>,
+}
+
+impl StoreService {
+    /// Serves `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> store_server::StoreServer<Self> {
+        store_server::StoreServer::new(self)
+    }
+}
+
+fn fail(e: Error) -> Status {
+    to_status(&e)
+}
+
+/// The backend database of `requested` (default: the namespace) in `ns`.
+fn database(ns: &str, requested: &str) -> Result<String, Status> {
+    let db = if requested.is_empty() { ns } else { requested };
+    if db.contains('/') {
+        return Err(fail(Error::bad_request(
+            ID,
+            format!("invalid database {db:?}: names may not contain /"),
+        )));
+    }
+    Ok(format!("{ns}/{db}"))
+}
+
+fn table(requested: &str) -> &str {
+    if requested.is_empty() {
+        DEFAULT_TABLE
+    } else {
+        requested
+    }
+}
+
+fn query(
+    prefix: String,
+    suffix: String,
+    limit: u32,
+    offset: u32,
+    order: &str,
+) -> Result<Query, Status> {
+    Ok(Query {
+        prefix: (!prefix.is_empty()).then_some(prefix),
+        suffix: (!suffix.is_empty()).then_some(suffix),
+        offset: offset as usize,
+        limit: (limit > 0).then_some(limit as usize),
+        order: order_from_str(order).map_err(fail)?,
+    })
+}
+
+#[tonic::async_trait]
+impl store_server::Store for StoreService {
+    async fn read(
+        &self,
+        req: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let db = database(&ns, &body.database)?;
+        let table = table(&body.table).to_owned();
+        let records = if body.key.is_empty() {
+            let query = query(
+                body.prefix,
+                body.suffix,
+                body.limit,
+                body.offset,
+                &body.order,
+            )?;
+            self.store.find(&db, &table, &query).await.map_err(fail)?
+        } else {
+            vec![
+                self.store
+                    .read(&db, &table, &body.key)
+                    .await
+                    .map_err(fail)?,
+            ]
+        };
+        Ok(Response::new(pb::ReadResponse {
+            records: records.into_iter().map(record_to_pb).collect(),
+        }))
+    }
+
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let db = database(&ns, &body.database)?;
+        let record = body
+            .record
+            .ok_or_else(|| fail(Error::bad_request(ID, "write needs a record {key, value}")))?;
+        if record.expiry_ms < 0 {
+            return Err(fail(Error::bad_request(
+                ID,
+                "expiry_ms may not be negative",
+            )));
+        }
+        self.store
+            .write(&db, table(&body.table), record_from_pb(record))
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::WriteResponse {}))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let db = database(&ns, &body.database)?;
+        self.store
+            .delete(&db, table(&body.table), &body.key)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::DeleteResponse {}))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let body = req.into_inner();
+        let db = database(&ns, &body.database)?;
+        let query = query(
+            body.prefix,
+            body.suffix,
+            body.limit,
+            body.offset,
+            &body.order,
+        )?;
+        let keys = self
+            .store
+            .list(&db, table(&body.table), &query)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::ListResponse { keys }))
+    }
+
+    async fn databases(
+        &self,
+        req: Request<pb::DatabasesRequest>,
+    ) -> Result<Response<pb::DatabasesResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let mine = format!("{ns}/");
+        let databases = self
+            .store
+            .databases()
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .filter_map(|d| d.strip_prefix(&mine).map(str::to_owned))
+            .collect();
+        Ok(Response::new(pb::DatabasesResponse { databases }))
+    }
+
+    async fn tables(
+        &self,
+        req: Request<pb::TablesRequest>,
+    ) -> Result<Response<pb::TablesResponse>, Status> {
+        let ns = namespace::of(&req).map_err(fail)?;
+        let db = database(&ns, &req.into_inner().database)?;
+        let tables = self.store.tables(&db).await.map_err(fail)?;
+        Ok(Response::new(pb::TablesResponse { tables }))
+    }
+}

@@ -1,0 +1,170 @@
+//! The broker, for services: [`Broker`] publishes and subscribes in the service's namespace;
+//! [`RemoteBroker`] is the broker trait over the server's `micro.broker.Broker` service.
+//! Subscriptions that live as long as the service are declared on the builder with
+//! [`Service::subscribe`](crate::Service::subscribe).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use micro_core::{
+    Error,
+    broker::{self as core, Message, Subscription},
+};
+use micro_proto::broker::{self as pb, broker_client::BrokerClient};
+use tonic::transport::Channel;
+
+use crate::{env::Env, remote::Connection};
+
+/// Pub/sub in one namespace.
+#[derive(Clone)]
+pub struct Broker {
+    broker: Arc<dyn core::Broker>,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// `broker` in `namespace`.
+    pub fn new(broker: Arc<dyn core::Broker>, namespace: &str) -> Self {
+        Self {
+            broker,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The broker of the server of `MICRO_SERVER_ADDRESS`, in `MICRO_NAMESPACE`.
+    pub fn from_env() -> Result<Self, Error> {
+        let env = Env::read();
+        Ok(Self::new(
+            Arc::new(RemoteBroker::new(&env.server_address)?),
+            &env.namespace,
+        ))
+    }
+
+    /// A broker in memory, for tests.
+    pub fn memory() -> Self {
+        Self::new(Arc::new(core::MemoryBroker::new()), "micro")
+    }
+
+    /// Publishes `message` to `topic`.
+    pub async fn publish(&self, topic: &str, message: Message) -> Result<(), Error> {
+        self.broker.publish(&self.namespace, topic, message).await
+    }
+
+    /// Publishes `value` as JSON to `topic`.
+    pub async fn publish_json<T: serde::Serialize>(
+        &self,
+        topic: &str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let body = serde_json::to_vec(value).map_err(|e| {
+            Error::bad_request("micro.broker", format!("cannot encode the message: {e}"))
+        })?;
+        let mut message = Message::new(body);
+        message
+            .header
+            .insert("content-type".into(), "application/json".into());
+        self.publish(topic, message).await
+    }
+
+    /// Subscribes to `topic`, sharing its messages with the other members of `queue` if given.
+    pub async fn subscribe(&self, topic: &str, queue: Option<&str>) -> Result<Subscription, Error> {
+        self.broker.subscribe(&self.namespace, topic, queue).await
+    }
+}
+
+/// The broker of a micro server.
+#[derive(Debug, Clone)]
+pub struct RemoteBroker {
+    conn: Connection,
+    client: BrokerClient<Channel>,
+}
+
+impl RemoteBroker {
+    /// The broker of the server at `address`; connects on first use.
+    pub fn new(address: &str) -> Result<Self, Error> {
+        Ok(Self::over(Connection::lazy(address)?))
+    }
+
+    /// The broker over an existing connection.
+    pub fn over(conn: Connection) -> Self {
+        Self {
+            client: BrokerClient::new(conn.channel()),
+            conn,
+        }
+    }
+}
+
+/// A message on the wire.
+pub fn message_to_pb(message: Message) -> pb::Message {
+    pb::Message {
+        header: message.header.into_iter().collect(),
+        body: message.body,
+    }
+}
+
+/// A message from the wire.
+pub fn message_from_pb(message: pb::Message) -> Message {
+    Message {
+        header: message.header.into_iter().collect(),
+        body: message.body,
+    }
+}
+
+#[async_trait]
+impl core::Broker for RemoteBroker {
+    async fn publish(&self, namespace: &str, topic: &str, message: Message) -> Result<(), Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::PublishRequest {
+                topic: topic.to_owned(),
+                message: Some(message_to_pb(message)),
+            },
+        )?;
+        self.client
+            .clone()
+            .publish(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        namespace: &str,
+        topic: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::SubscribeRequest {
+                topic: topic.to_owned(),
+                queue: queue.unwrap_or_default().to_owned(),
+            },
+        )?;
+        let stream = self
+            .client
+            .clone()
+            .subscribe(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?
+            .into_inner();
+        Ok(Box::pin(stream.filter_map(|item| async move {
+            match item {
+                Ok(m) => Some(message_from_pb(m)),
+                Err(status) => {
+                    tracing::warn!("subscription ended: {}", status.message());
+                    None
+                }
+            }
+        })))
+    }
+}

@@ -1,0 +1,302 @@
+//! Durable events, for services: [`Events`] publishes and consumes in the service's namespace;
+//! [`RemoteEvents`] is the events trait over the server's `micro.events.Events` service.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), micro::Error> {
+//! use futures::StreamExt;
+//! use micro::core::events::ConsumeOptions;
+//! let events = micro::events::Events::from_env()?;
+//! events.publish("signups", br#"{"user":"ada"}"#.to_vec()).await?;
+//! let options = ConsumeOptions { group: Some("mailer".into()), auto_ack: false, ..Default::default() };
+//! let mut consumer = events.consume("signups", options).await?;
+//! while let Some(Ok(event)) = consumer.events.next().await {
+//!     events.ack(&consumer, &event).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use micro_core::{
+    Error,
+    events::{self as core, ConsumeOptions, Consumer, Event, Offset},
+};
+use micro_proto::events::{self as pb, events_client::EventsClient};
+use tonic::transport::Channel;
+
+use crate::{env::Env, remote::Connection};
+
+/// Durable events in one namespace.
+#[derive(Clone)]
+pub struct Events {
+    events: Arc<dyn core::Events>,
+    namespace: String,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// `events` in `namespace`.
+    pub fn new(events: Arc<dyn core::Events>, namespace: &str) -> Self {
+        Self {
+            events,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The events of the server of `MICRO_SERVER_ADDRESS`, in `MICRO_NAMESPACE`.
+    pub fn from_env() -> Result<Self, Error> {
+        let env = Env::read();
+        Ok(Self::new(
+            Arc::new(RemoteEvents::new(&env.server_address)?),
+            &env.namespace,
+        ))
+    }
+
+    /// Events in memory, for tests.
+    pub fn memory() -> Self {
+        Self::new(Arc::new(core::memory()), "micro")
+    }
+
+    /// Appends `payload` to `topic`; stored durably when this returns.
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) -> Result<Event, Error> {
+        self.publish_with(topic, payload, BTreeMap::new()).await
+    }
+
+    /// Appends `payload` with `metadata` to `topic`.
+    pub async fn publish_with(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Event, Error> {
+        self.events
+            .publish(&self.namespace, topic, payload, metadata)
+            .await
+    }
+
+    /// Consumes `topic`.
+    pub async fn consume(&self, topic: &str, options: ConsumeOptions) -> Result<Consumer, Error> {
+        self.events.consume(&self.namespace, topic, options).await
+    }
+
+    /// Acks `event`, delivered to `consumer`.
+    pub async fn ack(&self, consumer: &Consumer, event: &Event) -> Result<(), Error> {
+        self.events
+            .ack(&self.namespace, &event.topic, &consumer.group, &event.id)
+            .await
+    }
+
+    /// Nacks `event`: it is delivered again at once.
+    pub async fn nack(&self, consumer: &Consumer, event: &Event) -> Result<(), Error> {
+        self.events
+            .nack(&self.namespace, &event.topic, &consumer.group, &event.id)
+            .await
+    }
+}
+
+/// The events service of a micro server.
+#[derive(Debug, Clone)]
+pub struct RemoteEvents {
+    conn: Connection,
+    client: EventsClient<Channel>,
+}
+
+impl RemoteEvents {
+    /// The events of the server at `address`; connects on first use.
+    pub fn new(address: &str) -> Result<Self, Error> {
+        Ok(Self::over(Connection::lazy(address)?))
+    }
+
+    /// The events over an existing connection.
+    pub fn over(conn: Connection) -> Self {
+        Self {
+            client: EventsClient::new(conn.channel()),
+            conn,
+        }
+    }
+}
+
+/// An event on the wire.
+pub fn event_to_pb(event: Event, group: &str) -> pb::Event {
+    pb::Event {
+        id: event.id,
+        topic: event.topic,
+        sequence: event.sequence,
+        timestamp_ms: event
+            .timestamp
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        metadata: event.metadata.into_iter().collect(),
+        payload: event.payload,
+        group: group.to_owned(),
+    }
+}
+
+/// An event from the wire.
+pub fn event_from_pb(event: pb::Event) -> Event {
+    Event {
+        id: event.id,
+        topic: event.topic,
+        sequence: event.sequence,
+        timestamp: UNIX_EPOCH + Duration::from_millis(event.timestamp_ms.unsigned_abs()),
+        metadata: event.metadata.into_iter().collect(),
+        payload: event.payload,
+    }
+}
+
+/// Consume options on the wire.
+pub fn options_to_pb(topic: &str, options: &ConsumeOptions) -> pb::ConsumeRequest {
+    let (offset_sequence, offset_time_ms) = match options.offset {
+        Offset::Latest => (0, 0),
+        Offset::Sequence(n) => (n.max(1), 0),
+        Offset::Time(t) => (
+            0,
+            t.duration_since(UNIX_EPOCH).map_or(1, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+            }),
+        ),
+    };
+    pb::ConsumeRequest {
+        topic: topic.to_owned(),
+        group: options.group.clone().unwrap_or_default(),
+        offset_sequence,
+        offset_time_ms,
+        auto_ack: Some(options.auto_ack),
+        ack_wait_ms: u64::try_from(options.ack_wait.as_millis()).unwrap_or(u64::MAX),
+        retry_limit: options.retry_limit,
+    }
+}
+
+/// Consume options from the wire (defaults for what is unset).
+pub fn options_from_pb(req: &pb::ConsumeRequest) -> ConsumeOptions {
+    let defaults = ConsumeOptions::default();
+    ConsumeOptions {
+        group: (!req.group.is_empty()).then(|| req.group.clone()),
+        offset: if req.offset_sequence > 0 {
+            Offset::Sequence(req.offset_sequence)
+        } else if req.offset_time_ms > 0 {
+            Offset::Time(UNIX_EPOCH + Duration::from_millis(req.offset_time_ms.unsigned_abs()))
+        } else {
+            Offset::Latest
+        },
+        auto_ack: req.auto_ack.unwrap_or(true),
+        ack_wait: match req.ack_wait_ms {
+            0 => defaults.ack_wait,
+            ms => Duration::from_millis(ms),
+        },
+        retry_limit: req.retry_limit,
+    }
+}
+
+#[async_trait]
+impl core::Events for RemoteEvents {
+    async fn publish(
+        &self,
+        namespace: &str,
+        topic: &str,
+        payload: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Event, Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::PublishRequest {
+                topic: topic.to_owned(),
+                payload,
+                metadata: metadata.into_iter().collect(),
+            },
+        )?;
+        let rsp = self
+            .client
+            .clone()
+            .publish(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?;
+        rsp.into_inner()
+            .event
+            .map(event_from_pb)
+            .ok_or_else(|| Error::internal("micro.events", "the server answered without the event"))
+    }
+
+    async fn consume(
+        &self,
+        namespace: &str,
+        topic: &str,
+        options: ConsumeOptions,
+    ) -> Result<Consumer, Error> {
+        let req = self
+            .conn
+            .request(namespace, options_to_pb(topic, &options))?;
+        let mut stream = self
+            .client
+            .clone()
+            .consume(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?
+            .into_inner();
+        // The server's first message names the group and says the consumer has joined.
+        let group = match stream.message().await.map_err(|s| self.conn.error(&s))? {
+            Some(hello) => hello.group,
+            None => {
+                return Err(Error::unavailable(
+                    "micro.events",
+                    "the server ended the consumer at once",
+                ));
+            }
+        };
+        let conn = self.conn.clone();
+        Ok(Consumer {
+            group,
+            events: Box::pin(stream.map(move |item| match item {
+                Ok(event) => Ok(event_from_pb(event)),
+                Err(status) => Err(conn.error(&status)),
+            })),
+        })
+    }
+
+    async fn ack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::AckRequest {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+                id: id.to_owned(),
+            },
+        )?;
+        self.client
+            .clone()
+            .ack(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?;
+        Ok(())
+    }
+
+    async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::AckRequest {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+                id: id.to_owned(),
+            },
+        )?;
+        self.client
+            .clone()
+            .nack(req)
+            .await
+            .map_err(|s| self.conn.error(&s))?;
+        Ok(())
+    }
+}
