@@ -59,6 +59,44 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: Option<EnvCommand>,
     },
+    /// micro store - read and write records in the platform store
+    #[command(about = "micro store - read and write records in the platform store")]
+    #[command(allow_external_subcommands = true)]
+    Store {
+        #[command(subcommand)]
+        action: Option<StoreCommand>,
+    },
+    /// micro config - get and set the namespace's dynamic config
+    #[command(about = "micro config - get and set the namespace's dynamic config")]
+    #[command(allow_external_subcommands = true)]
+    Config {
+        #[command(subcommand)]
+        action: Option<ConfigCommand>,
+    },
+    /// micro publish - publish a message on the broker
+    #[command(about = "micro publish - publish a message on the broker")]
+    Publish {
+        /// The topic
+        topic: String,
+        /// The message, as JSON (or any text)
+        message: String,
+    },
+    /// micro subscribe - print the broker's messages on a topic as they arrive
+    #[command(about = "micro subscribe - print the broker's messages on a topic as they arrive")]
+    Subscribe {
+        /// The topic
+        topic: String,
+        /// Share the messages with the other subscribers of this queue
+        #[arg(long)]
+        queue: Option<String>,
+    },
+    /// micro events - publish and consume durable events
+    #[command(about = "micro events - publish and consume durable events")]
+    #[command(allow_external_subcommands = true)]
+    Events {
+        #[command(subcommand)]
+        action: Option<EventsCommand>,
+    },
     /// A service name: a dynamic command
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -153,4 +191,169 @@ pub(crate) enum EnvCommand {
         /// The environment's name
         name: String,
     },
+}
+
+/// Where a store command reads or writes.
+#[derive(Debug, Args)]
+pub(crate) struct StoreTarget {
+    /// The database (default: the namespace)
+    #[arg(short = 'd', long)]
+    pub(crate) database: Option<String>,
+    /// The table (default: micro)
+    #[arg(short = 't', long)]
+    pub(crate) table: Option<String>,
+}
+
+/// Paging of store reads and lists.
+#[derive(Debug, Args)]
+pub(crate) struct Paging {
+    /// Return at most this many
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+    /// Skip this many first
+    #[arg(long, default_value_t = 0)]
+    pub(crate) offset: usize,
+    /// Key order: asc or desc
+    #[arg(long, default_value = "asc", value_parser = ["asc", "desc"])]
+    pub(crate) order: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// micro store read - print the value at a key (or of the keys a prefix/suffix selects)
+    #[command(about = "micro store read - print the value at a key (or of the keys a prefix/suffix selects)")]
+    Read {
+        /// The key (with --prefix or --suffix: what keys start or end with)
+        key: String,
+        /// Read every record whose key starts with KEY
+        #[arg(long)]
+        prefix: bool,
+        /// Read every record whose key ends with KEY
+        #[arg(long)]
+        suffix: bool,
+        #[command(flatten)]
+        paging: Paging,
+        /// Print a table of KEY VALUE EXPIRY
+        #[arg(short = 'v', long)]
+        verbose: bool,
+        /// text (values) or json (records)
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+    /// micro store write - write a value at a key
+    #[command(about = "micro store write - write a value at a key")]
+    Write {
+        /// The key
+        key: String,
+        /// The value (stored as given)
+        value: String,
+        /// Delete the record after this long (10s, 1h30m, 500ms)
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expiry: Option<std::time::Duration>,
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+    /// micro store list - list keys, one per line, in order
+    #[command(about = "micro store list - list keys, one per line, in order")]
+    List {
+        /// Only keys starting with this
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only keys ending with this
+        #[arg(long)]
+        suffix: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+        /// text (keys) or json
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+    /// micro store delete - delete the record at a key
+    #[command(about = "micro store delete - delete the record at a key")]
+    Delete {
+        /// The key
+        key: String,
+        #[command(flatten)]
+        target: StoreTarget,
+    },
+    /// micro store databases - list the namespace's databases
+    #[command(about = "micro store databases - list the namespace's databases")]
+    Databases,
+    /// micro store tables - list the tables of a database
+    #[command(about = "micro store tables - list the tables of a database")]
+    Tables {
+        /// The database (default: the namespace)
+        #[arg(short = 'd', long)]
+        database: Option<String>,
+    },
+    /// Anything else: refused with a message
+    #[command(external_subcommand)]
+    Unknown(#[expect(dead_code, reason = "any word is refused the same way")] Vec<String>),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// micro config get - print the value at a path (strings unquoted, the rest as JSON)
+    #[command(about = "micro config get - print the value at a path (strings unquoted, the rest as JSON)")]
+    Get {
+        /// A dot path, e.g. db.host ("" for everything)
+        path: String,
+        /// Reveal secret values
+        #[arg(long)]
+        secret: bool,
+    },
+    /// micro config set - set a path to a value (JSON, else a string)
+    #[command(about = "micro config set - set a path to a value (JSON, else a string)")]
+    Set {
+        /// A dot path, e.g. db.host
+        path: String,
+        /// The value: JSON if it parses, else the text as a string
+        value: String,
+        /// Store the value as a secret
+        #[arg(long)]
+        secret: bool,
+    },
+    /// micro config del - remove a path
+    #[command(about = "micro config del - remove a path")]
+    Del {
+        /// A dot path
+        path: String,
+    },
+    /// Anything else: refused with a message
+    #[command(external_subcommand)]
+    Unknown(#[expect(dead_code, reason = "any word is refused the same way")] Vec<String>),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// micro events publish - append an event to a topic
+    #[command(about = "micro events publish - append an event to a topic")]
+    Publish {
+        /// The topic
+        topic: String,
+        /// The payload, as JSON (or any text)
+        payload: String,
+        /// Event metadata, k=v (repeatable)
+        #[arg(long = "metadata", value_name = "K=V")]
+        metadata: Vec<String>,
+    },
+    /// micro events consume - print a topic's events as JSON lines, in order
+    #[command(about = "micro events consume - print a topic's events as JSON lines, in order")]
+    Consume {
+        /// The topic
+        topic: String,
+        /// The consumer group (its position is kept; consumers of a group share events)
+        #[arg(long)]
+        group: Option<String>,
+        /// Where a new group starts: a sequence number (1 = the first event) or an RFC 3339 time
+        #[arg(long)]
+        offset: Option<String>,
+    },
+    /// Anything else: refused with a message
+    #[command(external_subcommand)]
+    Unknown(#[expect(dead_code, reason = "any word is refused the same way")] Vec<String>),
 }

@@ -1,11 +1,15 @@
 //! One module per command; `run` dispatches.
 
+mod broker;
 mod call;
+mod config;
 mod dynamic;
 mod env;
+mod events;
 mod new;
 mod server;
 mod services;
+mod store;
 
 use crate::{
     cli::{Cli, Command, GetCommand},
@@ -30,6 +34,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
         Command::New(args) => new::run(args),
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
+        Command::Store { action } => store::run(&Context::new(&cli)?, action.as_ref()).await,
+        Command::Config { action } => config::run(&Context::new(&cli)?, action.as_ref()).await,
+        Command::Publish { topic, message } => {
+            broker::publish(&Context::new(&cli)?, topic, message).await
+        }
+        Command::Subscribe { topic, queue } => {
+            broker::subscribe(&Context::new(&cli)?, topic, queue.as_deref()).await
+        }
+        Command::Events { action } => events::run(&Context::new(&cli)?, action.as_ref()).await,
         Command::External(words) => dynamic::run(&Context::new(&cli)?, words).await,
     }
 }

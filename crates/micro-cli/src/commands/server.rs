@@ -16,6 +16,7 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             max_body: args.api_max_body,
             cors: !args.no_cors,
         },
+        home: Some(crate::config::home()),
         ..Default::default()
     })
     .await?;

@@ -127,7 +127,7 @@ impl Document {
                 _ => return Ok(false),
             }
         }
-        let removed = slot.remove(*last).is_some();
+        let removed = slot.shift_remove(*last).is_some();
         self.secrets
             .retain(|s| !(s == path || s.starts_with(&format!("{path}."))));
         Ok(removed)
