@@ -49,6 +49,18 @@ pub enum Error {
     NoOutDir,
 }
 
+/// The protos every service may import, by import path.
+const BUNDLED: &[(&str, &str)] = &[
+    (
+        "google/api/http.proto",
+        include_str!("../proto/google/api/http.proto"),
+    ),
+    (
+        "google/api/annotations.proto",
+        include_str!("../proto/google/api/annotations.proto"),
+    ),
+];
+
 /// Compiles `protos` (searching imports in `includes`), generates client and server code, and
 /// writes the descriptor set to `$OUT_DIR/micro_descriptors.bin`.
 pub fn compile_protos(
@@ -125,7 +137,23 @@ impl Builder {
         };
         // Our own protos come last, so `google/api/annotations.proto` resolves without the
         // user vendoring it, and a user's copy wins.
-        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+        // They are compiled into this crate and written out per build, so a build never
+        // depends on where micro-build's own sources were (a shared target directory may hold
+        // a micro-build compiled from a checkout that is gone).
+        let bundled = out_dir.join("micro-build-include");
+        for (name, text) in BUNDLED {
+            let path = bundled.join(name);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            std::fs::write(&path, text).map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
+        }
         let mut compiler = protox::Compiler::new(
             includes
                 .iter()

@@ -221,7 +221,9 @@ pub(crate) struct Paging {
 #[derive(Debug, Subcommand)]
 pub(crate) enum StoreCommand {
     /// micro store read - print the value at a key (or of the keys a prefix/suffix selects)
-    #[command(about = "micro store read - print the value at a key (or of the keys a prefix/suffix selects)")]
+    #[command(
+        about = "micro store read - print the value at a key (or of the keys a prefix/suffix selects)"
+    )]
     Read {
         /// The key (with --prefix or --suffix: what keys start or end with)
         key: String,
@@ -298,7 +300,9 @@ pub(crate) enum StoreCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// micro config get - print the value at a path (strings unquoted, the rest as JSON)
-    #[command(about = "micro config get - print the value at a path (strings unquoted, the rest as JSON)")]
+    #[command(
+        about = "micro config get - print the value at a path (strings unquoted, the rest as JSON)"
+    )]
     Get {
         /// A dot path, e.g. db.host ("" for everything)
         path: String,

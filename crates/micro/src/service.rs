@@ -50,6 +50,20 @@ pub struct Service {
     address: Option<String>,
     ttl: Option<Duration>,
     interval: Option<Duration>,
+    broker: Option<Arc<dyn micro_core::broker::Broker>>,
+    subscriptions: Vec<Subscriber>,
+}
+
+/// What a subscriber does with each message.
+type OnMessage = Arc<
+    dyn Fn(micro_core::broker::Message) -> futures::future::BoxFuture<'static, ()> + Send + Sync,
+>;
+
+/// A subscription declared on the builder.
+struct Subscriber {
+    topic: String,
+    queue: Option<String>,
+    handler: OnMessage,
 }
 
 impl std::fmt::Debug for Service {
@@ -78,6 +92,8 @@ impl Service {
             address: None,
             ttl: None,
             interval: None,
+            broker: None,
+            subscriptions: Vec::new(),
         }
     }
 
@@ -160,6 +176,28 @@ impl Service {
         running.stop().await
     }
 
+    /// Subscribes to broker `topic` for as long as the service runs, calling `handler` with each
+    /// message. With a `queue`, the service's instances (and anyone else in that queue) share
+    /// the messages; without, every instance gets every message.
+    pub fn subscribe<F, Fut>(mut self, topic: &str, queue: Option<&str>, handler: F) -> Self
+    where
+        F: Fn(micro_core::broker::Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.subscriptions.push(Subscriber {
+            topic: topic.to_owned(),
+            queue: queue.map(str::to_owned),
+            handler: Arc::new(move |m| Box::pin(handler(m))),
+        });
+        self
+    }
+
+    /// Uses `broker` for subscriptions instead of the server's (e.g. a `MemoryBroker` in tests).
+    pub fn broker(mut self, broker: Arc<dyn micro_core::broker::Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
     /// Binds, serves and registers; returns a handle to stop it.
     pub async fn start(self) -> Result<Running, Error> {
         let env = Env::read();
@@ -238,6 +276,24 @@ impl Service {
                 .await
         });
 
+        let broker: Arc<dyn micro_core::broker::Broker> = match self.broker {
+            Some(b) => b,
+            None => Arc::new(crate::broker::RemoteBroker::new(&env.server_address)?),
+        };
+        let mut subscriptions = Vec::new();
+        for sub in self.subscriptions {
+            // Subscribed before the service registers, so no message sent to it is missed.
+            let mut messages = broker
+                .subscribe(&namespace, &sub.topic, sub.queue.as_deref())
+                .await?;
+            subscriptions.push(tokio::spawn(async move {
+                while let Some(message) = futures::StreamExt::next(&mut messages).await {
+                    (sub.handler)(message).await;
+                }
+                tracing::warn!(topic = sub.topic, "the subscription ended");
+            }));
+        }
+
         register_with_retry(&*registry, &namespace, &record, ttl).await?;
         let heartbeat = tokio::spawn(heartbeat(
             registry.clone(),
@@ -254,6 +310,7 @@ impl Service {
             heartbeat,
             server,
             stop: stop_tx,
+            subscriptions,
         })
     }
 }
@@ -267,6 +324,7 @@ pub struct Running {
     heartbeat: JoinHandle<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     stop: watch::Sender<bool>,
+    subscriptions: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -293,6 +351,9 @@ impl Running {
     /// Deregisters, stops accepting, and waits for the calls in flight to finish.
     pub async fn stop(self) -> Result<(), Error> {
         self.heartbeat.abort();
+        for subscription in &self.subscriptions {
+            subscription.abort();
+        }
         let deregistered = tokio::time::timeout(
             Duration::from_secs(5),
             self.registry.deregister(&self.namespace, &self.record),

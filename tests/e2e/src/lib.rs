@@ -250,6 +250,13 @@ impl Sandbox {
     /// A sandbox with `micro server` running on a free port.
     pub fn with_server() -> Self {
         let mut sb = Self::new();
+        sb.start_server();
+        sb
+    }
+
+    /// Starts `micro server` on free ports with this sandbox's `MICRO_HOME` (again, after
+    /// [`kill_server`](Self::kill_server): same data, new ports).
+    pub fn start_server(&mut self) {
         let mut cmd = Command::new(bin("micro"));
         cmd.args([
             "server",
@@ -260,17 +267,23 @@ impl Sandbox {
             "--web-address",
             "127.0.0.1:0",
         ])
-        .env("MICRO_HOME", sb.home.path());
+        .env("MICRO_HOME", self.home.path());
         let mut server = Proc::spawn(cmd);
         let mut address_of = |what: &str| {
             let line = server.wait_line(&format!("{what} listening on "));
             line.rsplit(' ').next().unwrap().to_owned()
         };
-        sb.address = Some(address_of("grpc"));
-        sb.api = Some(address_of("api"));
-        sb.web = Some(address_of("web"));
-        sb.server = Some(server);
-        sb
+        self.address = Some(address_of("grpc"));
+        self.api = Some(address_of("api"));
+        self.web = Some(address_of("web"));
+        self.server = Some(server);
+    }
+
+    /// Kills the server with SIGKILL: no chance to flush or clean up.
+    pub fn kill_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.signal("-9");
+        }
     }
 
     /// The server address (panics without a server).

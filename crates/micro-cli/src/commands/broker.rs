@@ -10,15 +10,25 @@ pub(crate) async fn publish(ctx: &Context, topic: &str, body: &str) -> Result<()
     let conn = Connection::from_channel(ctx.connect().await?, &ctx.address);
     let mut message = Message::new(body.as_bytes().to_vec());
     if serde_json::from_str::<serde_json::Value>(body).is_ok() {
-        message.header.insert("content-type".into(), "application/json".into());
+        message
+            .header
+            .insert("content-type".into(), "application/json".into());
     }
-    RemoteBroker::over(conn).publish(&ctx.namespace, topic, message).await?;
+    RemoteBroker::over(conn)
+        .publish(&ctx.namespace, topic, message)
+        .await?;
     Ok(())
 }
 
-pub(crate) async fn subscribe(ctx: &Context, topic: &str, queue: Option<&str>) -> Result<(), Failure> {
+pub(crate) async fn subscribe(
+    ctx: &Context,
+    topic: &str,
+    queue: Option<&str>,
+) -> Result<(), Failure> {
     let conn = Connection::from_channel(ctx.connect().await?, &ctx.address);
-    let mut messages = RemoteBroker::over(conn).subscribe(&ctx.namespace, topic, queue).await?;
+    let mut messages = RemoteBroker::over(conn)
+        .subscribe(&ctx.namespace, topic, queue)
+        .await?;
     let stop = micro::service::shutdown_signal();
     tokio::pin!(stop);
     loop {

@@ -23,8 +23,13 @@ pub(crate) async fn run(ctx: &Context, action: Option<&ConfigCommand>) -> Result
             Err(e) if e.code == 404 => return Err(Failure::new("Not found")),
             Err(e) => return Err(e.into()),
         },
-        ConfigCommand::Set { path, value, secret } => {
-            let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
+        ConfigCommand::Set {
+            path,
+            value,
+            secret,
+        } => {
+            let value =
+                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
             config.set(ns, path, value, *secret).await?;
         }
         ConfigCommand::Del { path } => config.delete(ns, path).await?,

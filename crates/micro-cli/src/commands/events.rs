@@ -12,14 +12,20 @@ use crate::{cli::EventsCommand, context::Context, failure::Failure};
 pub(crate) async fn run(ctx: &Context, action: Option<&EventsCommand>) -> Result<(), Failure> {
     let action = match action {
         None | Some(EventsCommand::Unknown(_)) => {
-            return Err(Failure::new("Unrecognized subcommand for micro events. Please refer to 'micro events --help'"));
+            return Err(Failure::new(
+                "Unrecognized subcommand for micro events. Please refer to 'micro events --help'",
+            ));
         }
         Some(a) => a,
     };
     let conn = Connection::from_channel(ctx.connect().await?, &ctx.address);
     let events = RemoteEvents::over(conn);
     match action {
-        EventsCommand::Publish { topic, payload, metadata } => {
+        EventsCommand::Publish {
+            topic,
+            payload,
+            metadata,
+        } => {
             let mut meta = BTreeMap::new();
             for pair in metadata {
                 let (k, v) = pair.split_once('=').ok_or_else(|| {
@@ -31,7 +37,11 @@ pub(crate) async fn run(ctx: &Context, action: Option<&EventsCommand>) -> Result
                 .publish(&ctx.namespace, topic, payload.as_bytes().to_vec(), meta)
                 .await?;
         }
-        EventsCommand::Consume { topic, group, offset } => {
+        EventsCommand::Consume {
+            topic,
+            group,
+            offset,
+        } => {
             let options = ConsumeOptions {
                 group: group.clone(),
                 offset: match offset {

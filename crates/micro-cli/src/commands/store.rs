@@ -15,7 +15,9 @@ const TABLE: &str = "micro";
 pub(crate) async fn run(ctx: &Context, action: Option<&StoreCommand>) -> Result<(), Failure> {
     let action = match action {
         None | Some(StoreCommand::Unknown(_)) => {
-            return Err(Failure::new("Unrecognized subcommand for micro store. Please refer to 'micro store --help'"));
+            return Err(Failure::new(
+                "Unrecognized subcommand for micro store. Please refer to 'micro store --help'",
+            ));
         }
         Some(a) => a,
     };
@@ -23,12 +25,23 @@ pub(crate) async fn run(ctx: &Context, action: Option<&StoreCommand>) -> Result<
     let store = RemoteStore::over(conn, &ctx.namespace);
     let names = |target: &StoreTarget| {
         (
-            target.database.clone().unwrap_or_else(|| ctx.namespace.clone()),
+            target
+                .database
+                .clone()
+                .unwrap_or_else(|| ctx.namespace.clone()),
             target.table.clone().unwrap_or_else(|| TABLE.to_owned()),
         )
     };
     match action {
-        StoreCommand::Read { key, prefix, suffix, paging, verbose, output, target } => {
+        StoreCommand::Read {
+            key,
+            prefix,
+            suffix,
+            paging,
+            verbose,
+            output,
+            target,
+        } => {
             let (db, table) = names(target);
             let records = if *prefix || *suffix {
                 let query = Query {
@@ -46,13 +59,24 @@ pub(crate) async fn run(ctx: &Context, action: Option<&StoreCommand>) -> Result<
             };
             print_records(&records, *verbose, output == "json");
         }
-        StoreCommand::Write { key, value, expiry, target } => {
+        StoreCommand::Write {
+            key,
+            value,
+            expiry,
+            target,
+        } => {
             let (db, table) = names(target);
             let mut record = Record::new(key.clone(), value.clone().into_bytes());
             record.expiry = *expiry;
             store.write(&db, &table, record).await?;
         }
-        StoreCommand::List { prefix, suffix, paging, output, target } => {
+        StoreCommand::List {
+            prefix,
+            suffix,
+            paging,
+            output,
+            target,
+        } => {
             let (db, table) = names(target);
             let query = Query {
                 prefix: prefix.clone(),
@@ -92,7 +116,11 @@ fn query(paging: &Paging) -> Query {
     Query {
         offset: paging.offset,
         limit: paging.limit,
-        order: if paging.order == "desc" { Order::Desc } else { Order::Asc },
+        order: if paging.order == "desc" {
+            Order::Desc
+        } else {
+            Order::Asc
+        },
         ..Query::default()
     }
 }
@@ -125,8 +153,9 @@ fn print_records(records: &[Record], verbose: bool, json: bool) {
             [
                 r.key.clone(),
                 String::from_utf8_lossy(&r.value).into_owned(),
-                r.expiry
-                    .map_or("None".to_owned(), |d| humantime::format_duration(round(d)).to_string()),
+                r.expiry.map_or("None".to_owned(), |d| {
+                    humantime::format_duration(round(d)).to_string()
+                }),
             ]
         })
         .collect();
@@ -136,7 +165,13 @@ fn print_records(records: &[Record], verbose: bool, json: bool) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    println!("{:<w0$}  {:<w1$}  EXPIRY", "KEY", "VALUE", w0 = widths[0], w1 = widths[1]);
+    println!(
+        "{:<w0$}  {:<w1$}  EXPIRY",
+        "KEY",
+        "VALUE",
+        w0 = widths[0],
+        w1 = widths[1]
+    );
     for [k, v, e] in rows {
         println!("{k:<w0$}  {v:<w1$}  {e}", w0 = widths[0], w1 = widths[1]);
     }
