@@ -19,7 +19,8 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
+    /// Figures from latencies collected over `elapsed`.
+    pub fn of(mut latencies: Vec<Duration>, elapsed: Duration) -> Self {
         assert!(!latencies.is_empty(), "no call completed");
         latencies.sort_unstable();
         let pct =

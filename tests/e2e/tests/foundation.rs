@@ -17,7 +17,10 @@ fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
 
     let services = sb.micro(&["services"]);
     assert_eq!(services.code, 0, "{services:?}");
-    assert_eq!(services.stdout, "helloworld\nregistry\n");
+    assert_eq!(
+        services.stdout,
+        "broker\nconfig\nevents\nhelloworld\nregistry\nstore\n"
+    );
 
     let got = sb.micro(&["get", "service", "helloworld"]);
     assert_eq!(got.code, 0, "{got:?}");
