@@ -1,11 +1,13 @@
 //! # micro-server
 //!
-//! `micro server`: one process hosting the platform. It serves, on one gRPC port, the
-//! `registry` platform service (registered under that name like any other service, with its
-//! endpoints and schemas) and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus
-//! health and reflection; the HTTP API gateway ([`gateway`]) and the web dashboard ([`web`])
-//! listen on ports of their own. The registry is the embedded in-memory one; its contract suite is the
-//! one every future backend (etcd, ...) runs.
+//! `micro server`: one process hosting the platform. It serves, on one gRPC port, the platform
+//! services `registry`, `store`, `config`, `broker` and `events` (each registered under that
+//! name like any other service, with its endpoints and schemas, and each isolating namespaces)
+//! and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus health and reflection;
+//! the HTTP API gateway ([`gateway`]) and the web dashboard ([`web`]) listen on ports of their
+//! own. With [`Options::home`] set, the store, config and event log live in redb files under
+//! `home/server/` (see `micro-backends`); without, in memory. The registry and broker are the
+//! embedded in-memory ones. Every backend passes its trait's contract suite.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), micro_core::Error> {

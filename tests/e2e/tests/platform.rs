@@ -489,3 +489,39 @@ fn acknowledged_writes_and_events_survive_kill_9() {
         consumer.lines()
     );
 }
+
+#[test]
+fn platform_services_answer_calls_and_the_gateway_like_any_service() {
+    let sb = Sandbox::with_server();
+    expect(&sb, &["store", "write", "k", "v"], 0, "", "");
+    let call = sb.micro(&["call", "store", "Store.Read", r#"{"key":"k"}"#]);
+    assert_eq!(call.code, 0, "{call:?}");
+    assert!(call.stdout.contains("\"value\": \"dg==\""), "bytes as base64: {call:?}");
+    let api = sb.api.as_deref().expect("gateway");
+    let rsp = micro_e2e::http(
+        api,
+        "POST",
+        "/config/set",
+        &[("Content-Type", "application/json")],
+        r#"{"path":"via","value":"\"http\""}"#,
+    );
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    expect(&sb, &["config", "get", "via"], 0, "http\n", "");
+    let rsp = micro_e2e::http(
+        api,
+        "POST",
+        "/config/get",
+        &[("Content-Type", "application/json")],
+        r#"{"path":"missing"}"#,
+    );
+    assert_eq!(rsp.status, 404, "a miss is a 404 with the error body: {rsp:?}");
+    let rsp = micro_e2e::http(
+        api,
+        "POST",
+        "/config/set",
+        &[("Content-Type", "application/json")],
+        r#"{"path":"x","value":"not json"}"#,
+    );
+    assert_eq!(rsp.status, 400, "{rsp:?}");
+    assert!(rsp.body.contains("not JSON"), "{rsp:?}");
+}
