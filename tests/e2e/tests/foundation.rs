@@ -111,7 +111,10 @@ fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
     let gone = sb.micro(&["get", "service", "helloworld"]);
     assert_eq!(gone.code, 4, "{gone:?}");
     assert_eq!(gone.stderr, "Service \"helloworld\" not found\n");
-    assert_eq!(sb.micro(&["services"]).stdout, "broker\nconfig\nevents\nregistry\nstore\n");
+    assert_eq!(
+        sb.micro(&["services"]).stdout,
+        "broker\nconfig\nevents\nregistry\nstore\n"
+    );
 }
 
 #[test]

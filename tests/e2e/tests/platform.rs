@@ -247,12 +247,18 @@ fn a_running_service_uses_store_events_broker_and_sees_config_changes() {
 #[test]
 fn broker_subscribers_fan_out_and_queues_share() {
     let sb = Sandbox::with_server();
-    let everyone: Vec<Proc> = (0..3)
+    let mut everyone: Vec<Proc> = (0..3)
         .map(|_| spawn_micro(&sb, &["subscribe", "news"]))
         .collect();
-    let queue: Vec<Proc> = (0..3)
+    let mut queue: Vec<Proc> = (0..3)
         .map(|_| spawn_micro(&sb, &["subscribe", "jobs", "--queue", "workers"]))
         .collect();
+    for sub in &mut everyone {
+        sub.wait_line("subscribed to news");
+    }
+    for sub in &mut queue {
+        sub.wait_line("subscribed to jobs in queue workers");
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let _context = runtime.enter();
     let broker = micro::broker::RemoteBroker::new(sb.address()).expect("broker");
@@ -313,26 +319,28 @@ fn broker_subscribers_fan_out_and_queues_share() {
 #[test]
 fn event_groups_share_and_each_group_gets_everything() {
     let sb = Sandbox::with_server();
-    let a = spawn_micro(
+    let mut a = spawn_micro(
         &sb,
         &[
             "events", "consume", "orders", "--group", "billing", "--offset", "1",
         ],
     );
-    let b = spawn_micro(
+    let mut b = spawn_micro(
         &sb,
         &[
             "events", "consume", "orders", "--group", "billing", "--offset", "1",
         ],
     );
-    let audit = spawn_micro(
+    let mut audit = spawn_micro(
         &sb,
         &[
             "events", "consume", "orders", "--group", "audit", "--offset", "1",
         ],
     );
     // Both billing consumers must have joined before the events are published.
-    std::thread::sleep(Duration::from_millis(500));
+    for consumer in [&mut a, &mut b, &mut audit] {
+        consumer.wait_line("consuming orders in group");
+    }
     for i in 0..20 {
         expect(
             &sb,
@@ -407,7 +415,7 @@ fn namespaces_isolate_all_four_services() {
         "",
         "",
     );
-    let b_events = spawn_micro(
+    let mut b_events = spawn_micro(
         &sb,
         &[
             "--namespace",
@@ -419,8 +427,9 @@ fn namespaces_isolate_all_four_services() {
             "1",
         ],
     );
-    let b_news = spawn_micro(&sb, &["--namespace", "b", "subscribe", "news"]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut b_news = spawn_micro(&sb, &["--namespace", "b", "subscribe", "news"]);
+    b_events.wait_line("consuming t in group");
+    b_news.wait_line("subscribed to news");
     expect(
         &sb,
         &["--namespace", "a", "publish", "news", "for-a"],
@@ -435,7 +444,6 @@ fn namespaces_isolate_all_four_services() {
         "",
         "",
     );
-    let mut b_events = b_events;
     b_events.wait_line("in-b");
     assert_eq!(
         b_events.count("\"sequence\":"),
@@ -496,7 +504,10 @@ fn platform_services_answer_calls_and_the_gateway_like_any_service() {
     expect(&sb, &["store", "write", "k", "v"], 0, "", "");
     let call = sb.micro(&["call", "store", "Store.Read", r#"{"key":"k"}"#]);
     assert_eq!(call.code, 0, "{call:?}");
-    assert!(call.stdout.contains("\"value\": \"dg==\""), "bytes as base64: {call:?}");
+    assert!(
+        call.stdout.contains("\"value\": \"dg==\""),
+        "bytes as base64: {call:?}"
+    );
     let api = sb.api.as_deref().expect("gateway");
     let rsp = micro_e2e::http(
         api,
@@ -514,7 +525,10 @@ fn platform_services_answer_calls_and_the_gateway_like_any_service() {
         &[("Content-Type", "application/json")],
         r#"{"path":"missing"}"#,
     );
-    assert_eq!(rsp.status, 404, "a miss is a 404 with the error body: {rsp:?}");
+    assert_eq!(
+        rsp.status, 404,
+        "a miss is a 404 with the error body: {rsp:?}"
+    );
     let rsp = micro_e2e::http(
         api,
         "POST",

@@ -29,6 +29,11 @@ pub(crate) async fn subscribe(
     let mut messages = RemoteBroker::over(conn)
         .subscribe(&ctx.namespace, topic, queue)
         .await?;
+    // On stderr, so stdout holds only messages; says the subscription is live.
+    match queue {
+        Some(q) => eprintln!("subscribed to {topic} in queue {q}"),
+        None => eprintln!("subscribed to {topic}"),
+    }
     let stop = micro::service::shutdown_signal();
     tokio::pin!(stop);
     loop {

@@ -51,6 +51,8 @@ pub(crate) async fn run(ctx: &Context, action: Option<&EventsCommand>) -> Result
                 ..ConsumeOptions::default()
             };
             let mut consumer = events.consume(&ctx.namespace, topic, options).await?;
+            // On stderr, so stdout holds only events; says the consumer has joined.
+            eprintln!("consuming {topic} in group {}", consumer.group);
             let stop = micro::service::shutdown_signal();
             tokio::pin!(stop);
             loop {
