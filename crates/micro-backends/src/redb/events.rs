@@ -21,7 +21,7 @@ use micro_core::{
 use prost::Message as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{blocking, prefix, storage, unix_ms};
+use super::{blocking, prefix, storage, table, unix_ms};
 
 const ID: &str = "micro.events";
 const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
@@ -91,23 +91,20 @@ fn sequence_of(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// The topic's events from `from` on, as (sequence, stored) pairs, while `keep` says so.
+/// Hands the topic's events from `from` on to `visit`, in order, while it answers `true`.
 fn scan(
     db: &Database,
     base: &[u8],
     from: u64,
-    mut keep: impl FnMut(u64, &StoredEvent) -> bool,
-) -> Result<Vec<(u64, StoredEvent)>, Error> {
+    mut visit: impl FnMut(u64, StoredEvent) -> bool,
+) -> Result<(), Error> {
     let read = db.begin_read().map_err(|e| storage(ID, e))?;
-    let table = match read.open_table(EVENTS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(storage(ID, e)),
+    let Some(events) = table(ID, &read, EVENTS)? else {
+        return Ok(());
     };
     let mut start = base.to_vec();
     start.extend_from_slice(&from.to_be_bytes());
-    let mut out = Vec::new();
-    for entry in table
+    for entry in events
         .range::<&[u8]>(start.as_slice()..)
         .map_err(|e| storage(ID, e))?
     {
@@ -116,14 +113,11 @@ fn scan(
         if !key.starts_with(base) || key.len() != base.len() + 8 {
             break;
         }
-        let sequence = sequence_of(key);
-        let stored = decode_event(value.value())?;
-        if !keep(sequence, &stored) {
+        if !visit(sequence_of(key), decode_event(value.value())?) {
             break;
         }
-        out.push((sequence, stored));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The last sequence under `base` in an open table.
@@ -188,16 +182,14 @@ impl EventLog for RedbLog {
         let base = prefix(ID, &[namespace, topic])?;
         let topic = topic.to_owned();
         blocking(ID, &self.db, move |db| {
-            let mut left = limit;
-            let found = scan(db, &base, from.max(1), |_, _| {
-                let more = left > 0;
-                left = left.saturating_sub(1);
-                more
-            })?;
-            Ok(found
-                .into_iter()
-                .map(|(seq, stored)| event(&topic, seq, stored))
-                .collect())
+            let mut found = Vec::new();
+            if limit > 0 {
+                scan(db, &base, from.max(1), |seq, stored| {
+                    found.push(event(&topic, seq, stored));
+                    found.len() < limit
+                })?;
+            }
+            Ok(found)
         })
         .await
     }
@@ -206,10 +198,9 @@ impl EventLog for RedbLog {
         let base = prefix(ID, &[namespace, topic])?;
         blocking(ID, &self.db, move |db| {
             let read = db.begin_read().map_err(|e| storage(ID, e))?;
-            match read.open_table(EVENTS) {
-                Ok(table) => last(&table, &base),
-                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-                Err(e) => Err(storage(ID, e)),
+            match table(ID, &read, EVENTS)? {
+                Some(events) => last(&events, &base),
+                None => Ok(0),
             }
         })
         .await
@@ -249,12 +240,10 @@ impl EventLog for RedbLog {
         let key = prefix(ID, &[namespace, topic, group])?;
         blocking(ID, &self.db, move |db| {
             let read = db.begin_read().map_err(|e| storage(ID, e))?;
-            let table = match read.open_table(GROUPS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(storage(ID, e)),
+            let Some(groups) = table(ID, &read, GROUPS)? else {
+                return Ok(None);
             };
-            let Some(value) = table.get(key.as_slice()).map_err(|e| storage(ID, e))? else {
+            let Some(value) = groups.get(key.as_slice()).map_err(|e| storage(ID, e))? else {
                 return Ok(None);
             };
             let stored = StoredGroup::decode(value.value()).map_err(|e| {
@@ -339,9 +328,18 @@ mod tests {
             assert_eq!(first.payload, b"a");
             events.ack("ns", "t", "g", &first.id).await.expect("ack");
         }
-        // Let the old actors notice their log is gone before the file is reopened.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let events = LogEvents::new(RedbLog::open(&path).expect("reopen"));
+        // The old group actors hold the file until they notice their log is gone: reopen as
+        // soon as they have let go.
+        let mut reopened = RedbLog::open(&path);
+        for _ in 0..200 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            reopened = RedbLog::open(&path);
+        }
+        let events = LogEvents::new(reopened.expect("reopen"));
         let third = events
             .publish("ns", "t", b"c".to_vec(), BTreeMap::new())
             .await

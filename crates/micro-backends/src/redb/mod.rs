@@ -11,7 +11,7 @@ mod store;
 use std::{path::Path, sync::Arc};
 
 use micro_core::Error;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, TableDefinition};
 
 pub use events::RedbLog;
 pub use store::RedbStore;
@@ -41,13 +41,12 @@ pub(crate) fn open(path: &Path, id: &'static str) -> Result<Arc<Database>, Error
     })?;
     let found = {
         let read = db.begin_read().map_err(|e| storage(id, e))?;
-        match read.open_table(META) {
-            Ok(table) => table
+        match table(id, &read, META)? {
+            Some(meta) => meta
                 .get(FORMAT_KEY)
                 .map_err(|e| storage(id, e))?
                 .map(|v| v.value()),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(storage(id, e)),
+            None => None,
         }
     };
     match found {
@@ -72,6 +71,19 @@ pub(crate) fn open(path: &Path, id: &'static str) -> Result<Arc<Database>, Error
         }
     }
     Ok(Arc::new(db))
+}
+
+/// `definition` as `read` sees it; `None` while no write has created it yet.
+pub(crate) fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    id: &str,
+    read: &ReadTransaction,
+    definition: TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, Error> {
+    match read.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(storage(id, e)),
+    }
 }
 
 /// Stamps `path` with another format version (for upgrade tests).

@@ -10,12 +10,12 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use micro_core::{
     Error,
-    store::{Query, Record, Store, select},
+    store::{Query, Record, Store, check_names, select},
 };
 use prost::Message as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{blocking, prefix, storage, unix_ms};
+use super::{blocking, prefix, storage, table, unix_ms};
 
 const ID: &str = "micro.store";
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -73,17 +73,12 @@ fn names(key: &[u8]) -> Option<(&str, &str, &str)> {
     Some((db, table, key))
 }
 
-fn check(database: &str, table: &str, key: Option<&str>) -> Result<(), Error> {
-    if database.is_empty() {
-        return Err(Error::bad_request(ID, "a database name is required"));
-    }
-    if table.is_empty() {
-        return Err(Error::bad_request(ID, "a table name is required"));
-    }
-    if key.is_some_and(str::is_empty) {
-        return Err(Error::bad_request(ID, "a key is required"));
-    }
-    Ok(())
+/// The stored key of `key` in `database`.`table`, the names checked.
+fn record_key(database: &str, table: &str, key: &str) -> Result<Vec<u8>, Error> {
+    check_names(database, table, Some(key))?;
+    let mut full = prefix(ID, &[database, table])?;
+    full.extend_from_slice(key.as_bytes());
+    Ok(full)
 }
 
 /// The store in a redb file.
@@ -164,10 +159,8 @@ impl RedbStore {
     fn scan(db: &Database, base: &[u8], start: &str) -> Result<Vec<(String, Stored)>, Error> {
         let now = now_ms();
         let read = db.begin_read().map_err(|e| storage(ID, e))?;
-        let table = match read.open_table(RECORDS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(ID, e)),
+        let Some(table) = table(ID, &read, RECORDS)? else {
+            return Ok(Vec::new());
         };
         let mut from = base.to_vec();
         from.extend_from_slice(start.as_bytes());
@@ -194,10 +187,8 @@ impl RedbStore {
     fn names(db: &Database) -> Result<Vec<(String, String)>, Error> {
         let now = now_ms();
         let read = db.begin_read().map_err(|e| storage(ID, e))?;
-        let table = match read.open_table(RECORDS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(storage(ID, e)),
+        let Some(table) = table(ID, &read, RECORDS)? else {
+            return Ok(Vec::new());
         };
         let mut out: Vec<(String, String)> = Vec::new();
         for entry in table.iter().map_err(|e| storage(ID, e))? {
@@ -228,21 +219,13 @@ impl AsRef<str> for Keyed {
 #[async_trait]
 impl Store for RedbStore {
     async fn read(&self, database: &str, table: &str, key: &str) -> Result<Record, Error> {
-        check(database, table, Some(key))?;
-        let full = prefix(ID, &[database, table])?
-            .into_iter()
-            .chain(key.bytes())
-            .collect::<Vec<u8>>();
+        let full = record_key(database, table, key)?;
         let key = key.to_owned();
         blocking(ID, &self.db, move |db| {
             let now = now_ms();
             let read = db.begin_read().map_err(|e| storage(ID, e))?;
-            let table = match read.open_table(RECORDS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => None.ok_or_else(|| missing(&key))?,
-                Err(e) => return Err(storage(ID, e)),
-            };
-            let stored = table
+            let stored = super::table(ID, &read, RECORDS)?
+                .ok_or_else(|| missing(&key))?
                 .get(full.as_slice())
                 .map_err(|e| storage(ID, e))?
                 .map(|v| decode(v.value()))
@@ -255,7 +238,7 @@ impl Store for RedbStore {
     }
 
     async fn find(&self, database: &str, table: &str, query: &Query) -> Result<Vec<Record>, Error> {
-        check(database, table, None)?;
+        check_names(database, table, None)?;
         let base = prefix(ID, &[database, table])?;
         let query = query.clone();
         blocking(ID, &self.db, move |db| {
@@ -271,11 +254,7 @@ impl Store for RedbStore {
     }
 
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error> {
-        check(database, table, Some(&record.key))?;
-        let full = prefix(ID, &[database, table])?
-            .into_iter()
-            .chain(record.key.bytes())
-            .collect::<Vec<u8>>();
+        let full = record_key(database, table, &record.key)?;
         blocking(ID, &self.db, move |db| {
             let deadline_ms = match record.expiry {
                 Some(ttl) => now_ms()
@@ -314,11 +293,7 @@ impl Store for RedbStore {
     }
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {
-        check(database, table, Some(key))?;
-        let full = prefix(ID, &[database, table])?
-            .into_iter()
-            .chain(key.bytes())
-            .collect::<Vec<u8>>();
+        let full = record_key(database, table, key)?;
         blocking(ID, &self.db, move |db| {
             let write = db.begin_write().map_err(|e| storage(ID, e))?;
             {
