@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use micro_core::metadata::{DEFAULT_NAMESPACE, ENV_SERVER_ADDRESS, NAMESPACE_HEADER};
+use micro_core::metadata::{DEFAULT_NAMESPACE, ENV_SERVER_ADDRESS};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::{cli::Cli, config::Config, failure::Failure};
@@ -62,13 +62,8 @@ impl Context {
 
     /// A request carrying the namespace.
     pub(crate) fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, Failure> {
-        let mut req = tonic::Request::new(msg);
-        let ns = self
-            .namespace
-            .parse()
-            .map_err(|_| Failure::new(format!("Invalid namespace {:?}", self.namespace)))?;
-        req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        Ok(req)
+        micro::remote::namespaced(&self.namespace, msg)
+            .map_err(|_| Failure::new(format!("Invalid namespace {:?}", self.namespace)))
     }
 
     /// The registry of the server.

@@ -5,9 +5,9 @@ use std::{pin::Pin, sync::Arc};
 use futures::{Stream, StreamExt};
 use micro::{
     broker::{message_from_pb, message_to_pb},
-    status::to_status,
+    status::into_status,
 };
-use micro_core::{Error, broker::Broker};
+use micro_core::broker::Broker;
 use micro_proto::broker::{self as pb, broker_server};
 use tonic::{Request, Response, Status};
 
@@ -31,10 +31,6 @@ impl BrokerService {
     }
 }
 
-fn fail(e: Error) -> Status {
-    to_status(&e)
-}
-
 type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::Message, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -43,13 +39,13 @@ impl broker_server::Broker for BrokerService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let message = message_from_pb(body.message.unwrap_or_default());
         self.broker
             .publish(&ns, &body.topic, message)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::PublishResponse {}))
     }
 
@@ -59,14 +55,14 @@ impl broker_server::Broker for BrokerService {
         &self,
         req: Request<pb::SubscribeRequest>,
     ) -> Result<Response<MessageStream>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let queue = (!body.queue.is_empty()).then_some(body.queue.as_str());
         let messages = self
             .broker
             .subscribe(&ns, &body.topic, queue)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(Box::pin(
             messages.map(|m| Ok(message_to_pb(m))),
         )))

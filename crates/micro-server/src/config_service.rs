@@ -4,8 +4,8 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
-use micro::{config::parse_value, status::to_status};
-use micro_core::{Error, config::Config};
+use micro::{config::parse_value, status::into_status};
+use micro_core::config::Config;
 use micro_proto::config::{self as pb, config_server};
 use tonic::{Request, Response, Status};
 
@@ -29,35 +29,31 @@ impl ConfigService {
     }
 }
 
-fn fail(e: Error) -> Status {
-    to_status(&e)
-}
-
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl config_server::Config for ConfigService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let value = self
             .config
             .get(&ns, &body.path, body.secret)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::GetResponse {
             value: value.to_string(),
         }))
     }
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
-        let value = parse_value(&body.value).map_err(fail)?;
+        let value = parse_value(&body.value).map_err(into_status)?;
         self.config
             .set(&ns, &body.path, value, body.secret)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::SetResponse {}))
     }
 
@@ -65,31 +61,31 @@ impl config_server::Config for ConfigService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         self.config
             .delete(&ns, &req.into_inner().path)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let changes = self
             .config
             .watch(&ns, &body.path, body.secret)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(Box::pin(changes.map(|item| match item {
             Ok(Some(value)) => Ok(pb::WatchResponse {
                 value: value.to_string(),
                 exists: true,
             }),
             Ok(None) => Ok(pb::WatchResponse::default()),
-            Err(e) => Err(fail(e)),
+            Err(e) => Err(into_status(e)),
         }))))
     }
 }

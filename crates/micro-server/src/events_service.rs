@@ -8,9 +8,9 @@ use std::{pin::Pin, sync::Arc};
 use futures::{Stream, StreamExt};
 use micro::{
     events::{event_to_pb, options_from_pb},
-    status::to_status,
+    status::into_status,
 };
-use micro_core::{Error, events::Events};
+use micro_core::events::Events;
 use micro_proto::events::{self as pb, events_server};
 use tonic::{Request, Response, Status};
 
@@ -34,10 +34,6 @@ impl EventsService {
     }
 }
 
-fn fail(e: Error) -> Status {
-    to_status(&e)
-}
-
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -46,7 +42,7 @@ impl events_server::Events for EventsService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let event = self
             .events
@@ -57,7 +53,7 @@ impl events_server::Events for EventsService {
                 body.metadata.into_iter().collect(),
             )
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::PublishResponse {
             event: Some(event_to_pb(event, "")),
         }))
@@ -69,13 +65,13 @@ impl events_server::Events for EventsService {
         &self,
         req: Request<pb::ConsumeRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let consumer = self
             .events
             .consume(&ns, &body.topic, options_from_pb(&body))
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         let group = consumer.group.clone();
         let hello = pb::Event {
             topic: body.topic,
@@ -84,7 +80,7 @@ impl events_server::Events for EventsService {
         };
         let events = consumer.events.map(move |item| match item {
             Ok(event) => Ok(event_to_pb(event, &group)),
-            Err(e) => Err(fail(e)),
+            Err(e) => Err(into_status(e)),
         });
         Ok(Response::new(Box::pin(
             futures::stream::once(async { Ok(hello) }).chain(events),
@@ -92,12 +88,12 @@ impl events_server::Events for EventsService {
     }
 
     async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         self.events
             .ack(&ns, &body.topic, &body.group, &body.id)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::AckResponse {}))
     }
 
@@ -105,12 +101,12 @@ impl events_server::Events for EventsService {
         &self,
         req: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         self.events
             .nack(&ns, &body.topic, &body.group, &body.id)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::AckResponse {}))
     }
 }

@@ -3,7 +3,7 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
-use micro::{registry::convert, status::to_status};
+use micro::{registry::convert, status::into_status};
 use micro_core::{Error, Registry, metadata::ALL_NAMESPACES};
 use micro_proto::registry::{self as pb, registry_server};
 use tonic::{Request, Response, Status};
@@ -31,14 +31,14 @@ impl RegistryService {
 }
 
 fn ns<T>(req: &Request<T>) -> Result<String, Status> {
-    namespace::of(req).map_err(|e| to_status(&e))
+    namespace::of(req).map_err(into_status)
 }
 
 /// Namespaces other than `list` must name one namespace.
 fn one_ns<T>(req: &Request<T>) -> Result<String, Status> {
     let ns = ns(req)?;
     if ns == ALL_NAMESPACES {
-        return Err(to_status(&Error::bad_request(
+        return Err(into_status(Error::bad_request(
             ID,
             "`*` is only for listing services; name one namespace",
         )));
@@ -57,7 +57,7 @@ impl registry_server::Registry for RegistryService {
         let ns = one_ns(&req)?;
         let name = req.into_inner().service;
         if name.is_empty() {
-            return Err(to_status(&Error::bad_request(
+            return Err(into_status(Error::bad_request(
                 ID,
                 "name the service to get",
             )));
@@ -66,7 +66,7 @@ impl registry_server::Registry for RegistryService {
             .registry
             .get_service(&ns, &name)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::GetServiceResponse {
             services: services.iter().map(convert::service_to_pb).collect(),
         }))
@@ -81,7 +81,7 @@ impl registry_server::Registry for RegistryService {
         let service = body
             .service
             .map(convert::service_from_pb)
-            .ok_or_else(|| to_status(&Error::bad_request(ID, "register needs a service")))?;
+            .ok_or_else(|| into_status(Error::bad_request(ID, "register needs a service")))?;
         let ttl = match body.ttl_ms {
             0 => micro::service::DEFAULT_TTL,
             ms => Duration::from_millis(ms),
@@ -89,7 +89,7 @@ impl registry_server::Registry for RegistryService {
         self.registry
             .register(&ns, &service, ttl)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::EmptyResponse {}))
     }
 
@@ -102,11 +102,11 @@ impl registry_server::Registry for RegistryService {
             .into_inner()
             .service
             .map(convert::service_from_pb)
-            .ok_or_else(|| to_status(&Error::bad_request(ID, "deregister needs a service")))?;
+            .ok_or_else(|| into_status(Error::bad_request(ID, "deregister needs a service")))?;
         self.registry
             .deregister(&ns, &service)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::EmptyResponse {}))
     }
 
@@ -119,7 +119,7 @@ impl registry_server::Registry for RegistryService {
             .registry
             .list_services(&ns)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::ListServicesResponse {
             services: services.iter().map(convert::service_to_pb).collect(),
         }))
@@ -135,13 +135,13 @@ impl registry_server::Registry for RegistryService {
             .registry
             .watch(&ns, filter)
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(into_status)?;
         let stream = events.map(|item| match item {
             Ok(event) => Ok(pb::WatchResponse {
                 action: convert::action_to_str(event.action).to_owned(),
                 service: Some(convert::service_to_pb(&event.service)),
             }),
-            Err(e) => Err(to_status(&e)),
+            Err(e) => Err(into_status(e)),
         });
         Ok(Response::new(Box::pin(stream)))
     }

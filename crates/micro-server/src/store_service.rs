@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use micro::{
-    status::to_status,
+    status::into_status,
     store::{order_from_str, record_from_pb, record_to_pb},
 };
 use micro_core::{
@@ -42,15 +42,11 @@ impl StoreService {
     }
 }
 
-fn fail(e: Error) -> Status {
-    to_status(&e)
-}
-
 /// The backend database of `requested` (default: the namespace) in `ns`.
 fn database(ns: &str, requested: &str) -> Result<String, Status> {
     let db = if requested.is_empty() { ns } else { requested };
     if db.contains('/') {
-        return Err(fail(Error::bad_request(
+        return Err(into_status(Error::bad_request(
             ID,
             format!("invalid database {db:?}: names may not contain /"),
         )));
@@ -78,7 +74,7 @@ fn query(
         suffix: (!suffix.is_empty()).then_some(suffix),
         offset: offset as usize,
         limit: (limit > 0).then_some(limit as usize),
-        order: order_from_str(order).map_err(fail)?,
+        order: order_from_str(order).map_err(into_status)?,
     })
 }
 
@@ -88,7 +84,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         let table = table(&body.table).to_owned();
@@ -100,13 +96,16 @@ impl store_server::Store for StoreService {
                 body.offset,
                 &body.order,
             )?;
-            self.store.find(&db, &table, &query).await.map_err(fail)?
+            self.store
+                .find(&db, &table, &query)
+                .await
+                .map_err(into_status)?
         } else {
             vec![
                 self.store
                     .read(&db, &table, &body.key)
                     .await
-                    .map_err(fail)?,
+                    .map_err(into_status)?,
             ]
         };
         Ok(Response::new(pb::ReadResponse {
@@ -118,14 +117,14 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
-        let record = body
-            .record
-            .ok_or_else(|| fail(Error::bad_request(ID, "write needs a record {key, value}")))?;
+        let record = body.record.ok_or_else(|| {
+            into_status(Error::bad_request(ID, "write needs a record {key, value}"))
+        })?;
         if record.expiry_ms < 0 {
-            return Err(fail(Error::bad_request(
+            return Err(into_status(Error::bad_request(
                 ID,
                 "expiry_ms may not be negative",
             )));
@@ -133,7 +132,7 @@ impl store_server::Store for StoreService {
         self.store
             .write(&db, table(&body.table), record_from_pb(record))
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::WriteResponse {}))
     }
 
@@ -141,13 +140,13 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         self.store
             .delete(&db, table(&body.table), &body.key)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 
@@ -155,7 +154,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         let query = query(
@@ -169,7 +168,7 @@ impl store_server::Store for StoreService {
             .store
             .list(&db, table(&body.table), &query)
             .await
-            .map_err(fail)?;
+            .map_err(into_status)?;
         Ok(Response::new(pb::ListResponse { keys }))
     }
 
@@ -177,13 +176,13 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::DatabasesRequest>,
     ) -> Result<Response<pb::DatabasesResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let mine = format!("{ns}/");
         let databases = self
             .store
             .databases()
             .await
-            .map_err(fail)?
+            .map_err(into_status)?
             .into_iter()
             .filter_map(|d| d.strip_prefix(&mine).map(str::to_owned))
             .collect();
@@ -194,9 +193,9 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::TablesRequest>,
     ) -> Result<Response<pb::TablesResponse>, Status> {
-        let ns = namespace::of(&req).map_err(fail)?;
+        let ns = namespace::of(&req).map_err(into_status)?;
         let db = database(&ns, &req.into_inner().database)?;
-        let tables = self.store.tables(&db).await.map_err(fail)?;
+        let tables = self.store.tables(&db).await.map_err(into_status)?;
         Ok(Response::new(pb::TablesResponse { tables }))
     }
 }

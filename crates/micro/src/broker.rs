@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 
 use crate::{env::Env, remote::Connection};
 
+const ID: &str = "micro.broker";
+
 /// Pub/sub in one namespace.
 #[derive(Clone)]
 pub struct Broker {
@@ -65,9 +67,8 @@ impl Broker {
         topic: &str,
         value: &T,
     ) -> Result<(), Error> {
-        let body = serde_json::to_vec(value).map_err(|e| {
-            Error::bad_request("micro.broker", format!("cannot encode the message: {e}"))
-        })?;
+        let body = serde_json::to_vec(value)
+            .map_err(|e| Error::bad_request(ID, format!("cannot encode the message: {e}")))?;
         let mut message = Message::new(body);
         message
             .header
@@ -133,7 +134,7 @@ impl core::Broker for RemoteBroker {
             .clone()
             .publish(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -155,7 +156,7 @@ impl core::Broker for RemoteBroker {
             .clone()
             .subscribe(req)
             .await
-            .map_err(|s| self.conn.error(&s))?
+            .map_err(|s| self.conn.error(ID, &s))?
             .into_inner();
         Ok(Box::pin(stream.filter_map(|item| async move {
             match item {

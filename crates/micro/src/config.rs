@@ -153,7 +153,7 @@ impl core::Config for RemoteConfig {
             .clone()
             .get(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         parse_value(&rsp.into_inner().value)
     }
 
@@ -176,7 +176,7 @@ impl core::Config for RemoteConfig {
             .clone()
             .set(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -191,7 +191,7 @@ impl core::Config for RemoteConfig {
             .clone()
             .delete(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -213,13 +213,13 @@ impl core::Config for RemoteConfig {
             .clone()
             .watch(req)
             .await
-            .map_err(|s| self.conn.error(&s))?
+            .map_err(|s| self.conn.error(ID, &s))?
             .into_inner();
         let conn = self.conn.clone();
         Ok(Box::pin(stream.map(move |item| match item {
             Ok(rsp) if rsp.exists => parse_value(&rsp.value).map(Some),
             Ok(_) => Ok(None),
-            Err(status) => Err(conn.error(&status)),
+            Err(status) => Err(conn.error(ID, &status)),
         })))
     }
 }

@@ -32,6 +32,8 @@ use tonic::transport::Channel;
 
 use crate::{env::Env, remote::Connection};
 
+const ID: &str = "micro.events";
+
 /// Durable events in one namespace.
 #[derive(Clone)]
 pub struct Events {
@@ -129,6 +131,35 @@ impl RemoteEvents {
     }
 }
 
+impl RemoteEvents {
+    /// Acks (or nacks) event `id` of `group`.
+    async fn settle(
+        &self,
+        namespace: &str,
+        topic: &str,
+        group: &str,
+        id: &str,
+        ack: bool,
+    ) -> Result<(), Error> {
+        let req = self.conn.request(
+            namespace,
+            pb::AckRequest {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+                id: id.to_owned(),
+            },
+        )?;
+        let mut client = self.client.clone();
+        let answer = if ack {
+            client.ack(req).await
+        } else {
+            client.nack(req).await
+        };
+        answer.map_err(|s| self.conn.error(ID, &s))?;
+        Ok(())
+    }
+}
+
 /// An event on the wire.
 pub fn event_to_pb(event: Event, group: &str) -> pb::Event {
     pb::Event {
@@ -223,11 +254,11 @@ impl core::Events for RemoteEvents {
             .clone()
             .publish(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         rsp.into_inner()
             .event
             .map(event_from_pb)
-            .ok_or_else(|| Error::internal("micro.events", "the server answered without the event"))
+            .ok_or_else(|| Error::internal(ID, "the server answered without the event"))
     }
 
     async fn consume(
@@ -244,14 +275,18 @@ impl core::Events for RemoteEvents {
             .clone()
             .consume(req)
             .await
-            .map_err(|s| self.conn.error(&s))?
+            .map_err(|s| self.conn.error(ID, &s))?
             .into_inner();
         // The server's first message names the group and says the consumer has joined.
-        let group = match stream.message().await.map_err(|s| self.conn.error(&s))? {
+        let group = match stream
+            .message()
+            .await
+            .map_err(|s| self.conn.error(ID, &s))?
+        {
             Some(hello) => hello.group,
             None => {
                 return Err(Error::unavailable(
-                    "micro.events",
+                    ID,
                     "the server ended the consumer at once",
                 ));
             }
@@ -261,42 +296,16 @@ impl core::Events for RemoteEvents {
             group,
             events: Box::pin(stream.map(move |item| match item {
                 Ok(event) => Ok(event_from_pb(event)),
-                Err(status) => Err(conn.error(&status)),
+                Err(status) => Err(conn.error(ID, &status)),
             })),
         })
     }
 
     async fn ack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::AckRequest {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                id: id.to_owned(),
-            },
-        )?;
-        self.client
-            .clone()
-            .ack(req)
-            .await
-            .map_err(|s| self.conn.error(&s))?;
-        Ok(())
+        self.settle(namespace, topic, group, id, true).await
     }
 
     async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::AckRequest {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                id: id.to_owned(),
-            },
-        )?;
-        self.client
-            .clone()
-            .nack(req)
-            .await
-            .map_err(|s| self.conn.error(&s))?;
-        Ok(())
+        self.settle(namespace, topic, group, id, false).await
     }
 }

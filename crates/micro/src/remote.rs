@@ -2,10 +2,12 @@
 //! connected channel to the server, the namespace header, and the mapping of a failed call to
 //! the platform error (an unreachable server reads `Failed to connect to micro server at …`).
 
-use micro_core::{Error, metadata::NAMESPACE_HEADER};
-use tonic::transport::Channel;
+use std::time::Duration;
 
-use crate::registry::remote::{endpoint, server_error};
+use micro_core::{Error, metadata::NAMESPACE_HEADER};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::status::from_status;
 
 /// A channel to a micro server.
 #[derive(Debug, Clone)]
@@ -43,16 +45,43 @@ impl Connection {
 
     /// `msg` as a request in `namespace`.
     pub fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
-        let mut req = tonic::Request::new(msg);
-        let ns = namespace.parse().map_err(|_| {
-            Error::bad_request("micro.client", format!("invalid namespace {namespace:?}"))
-        })?;
-        req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        Ok(req)
+        namespaced(namespace, msg)
     }
 
-    /// A failed call as a platform error.
-    pub fn error(&self, status: &tonic::Status) -> Error {
-        server_error(&self.address, status)
+    /// A failed call to the platform service `id` (`micro.store`, ...) as a platform error;
+    /// a server that cannot be reached reads `Failed to connect to micro server at ADDR`.
+    pub fn error(&self, id: &str, status: &tonic::Status) -> Error {
+        let err = from_status(id, status);
+        if status.code() == tonic::Code::Unavailable && err.id == id {
+            return Error::unavailable(
+                id,
+                format!("Failed to connect to micro server at {}", self.address),
+            );
+        }
+        err
     }
+}
+
+/// `msg` as a request carrying `namespace` in `micro-namespace` metadata.
+pub fn namespaced<T>(namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+    let mut req = tonic::Request::new(msg);
+    let ns = namespace.parse().map_err(|_| {
+        Error::bad_request("micro.client", format!("invalid namespace {namespace:?}"))
+    })?;
+    req.metadata_mut().insert(NAMESPACE_HEADER, ns);
+    Ok(req)
+}
+
+/// A channel endpoint for `host:port` with the timeouts every Micro connection uses.
+pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
+    Endpoint::from_shared(format!("http://{address}"))
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+        })
+        .map_err(|e| {
+            Error::bad_request("micro.client", format!("invalid address {address:?}: {e}"))
+        })
 }

@@ -35,6 +35,11 @@ struct ErrorDetail {
     status: String,
 }
 
+/// The status a Micro error travels as, taking the error (for `map_err(into_status)`).
+pub fn into_status(err: Error) -> Status {
+    to_status(&err)
+}
+
 /// The status a Micro error travels as.
 pub fn to_status(err: &Error) -> Status {
     let detail = ErrorDetail {

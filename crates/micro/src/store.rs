@@ -22,6 +22,8 @@ use tonic::transport::Channel;
 
 use crate::{env::Env, remote::Connection};
 
+const ID: &str = "micro.store";
+
 /// One table of a store.
 #[derive(Clone)]
 pub struct Store {
@@ -179,13 +181,14 @@ pub fn order_from_str(order: &str) -> Result<Order, Error> {
         "" | "asc" => Ok(Order::Asc),
         "desc" => Ok(Order::Desc),
         other => Err(Error::bad_request(
-            "micro.store",
+            ID,
             format!("unknown order {other:?}: use asc or desc"),
         )),
     }
 }
 
-fn nonempty(s: &Option<String>) -> String {
+/// An optional filter as the wire has it: empty for none.
+fn filter(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
 }
 
@@ -211,13 +214,13 @@ impl core::Store for RemoteStore {
             .clone()
             .read(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         rsp.into_inner()
             .records
             .into_iter()
             .next()
             .map(record_from_pb)
-            .ok_or_else(|| Error::not_found("micro.store", format!("no record at key {key:?}")))
+            .ok_or_else(|| Error::not_found(ID, format!("no record at key {key:?}")))
     }
 
     async fn find(&self, database: &str, table: &str, query: &Query) -> Result<Vec<Record>, Error> {
@@ -228,8 +231,8 @@ impl core::Store for RemoteStore {
                 key: String::new(),
                 database: database.to_owned(),
                 table: table.to_owned(),
-                prefix: nonempty(&query.prefix),
-                suffix: nonempty(&query.suffix),
+                prefix: filter(&query.prefix),
+                suffix: filter(&query.suffix),
                 limit: query.limit.map_or(0, count),
                 offset: count(query.offset),
                 order: order_to_str(query.order).to_owned(),
@@ -240,7 +243,7 @@ impl core::Store for RemoteStore {
             .clone()
             .read(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(rsp
             .into_inner()
             .records
@@ -263,7 +266,7 @@ impl core::Store for RemoteStore {
             .clone()
             .write(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -281,7 +284,7 @@ impl core::Store for RemoteStore {
             .clone()
             .delete(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -292,8 +295,8 @@ impl core::Store for RemoteStore {
             pb::ListRequest {
                 database: database.to_owned(),
                 table: table.to_owned(),
-                prefix: nonempty(&query.prefix),
-                suffix: nonempty(&query.suffix),
+                prefix: filter(&query.prefix),
+                suffix: filter(&query.suffix),
                 limit: query.limit.map_or(0, count),
                 offset: count(query.offset),
                 order: order_to_str(query.order).to_owned(),
@@ -304,7 +307,7 @@ impl core::Store for RemoteStore {
             .clone()
             .list(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(rsp.into_inner().keys)
     }
 
@@ -317,7 +320,7 @@ impl core::Store for RemoteStore {
             .clone()
             .databases(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(rsp.into_inner().databases)
     }
 
@@ -333,7 +336,7 @@ impl core::Store for RemoteStore {
             .clone()
             .tables(req)
             .await
-            .map_err(|s| self.conn.error(&s))?;
+            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(rsp.into_inner().tables)
     }
 }

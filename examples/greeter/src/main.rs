@@ -41,18 +41,18 @@ impl pb::greeter_server::Greeter for Greeter {
         let count = match self.store.read(&key).await {
             Ok(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().unwrap_or(0),
             Err(e) if e.code == 404 => 0,
-            Err(e) => return Err(micro::status::to_status(&e)),
+            Err(e) => return Err(micro::status::into_status(e)),
         } + 1;
         self.store
             .write(&key, count.to_string().into_bytes())
             .await
-            .map_err(|e| micro::status::to_status(&e))?;
+            .map_err(micro::status::into_status)?;
         let greeting = self.greeting.read().map(|g| g.clone()).unwrap_or_default();
         let event = serde_json::json!({"name": name, "count": count}).to_string();
         self.events
             .publish("greetings", event.into_bytes())
             .await
-            .map_err(|e| micro::status::to_status(&e))?;
+            .map_err(micro::status::into_status)?;
         Ok(Response::new(pb::GreetResponse {
             msg: format!("{greeting} {name}"),
             count,

@@ -176,7 +176,7 @@ impl Client {
         if let Some(ch) = channels.get(address) {
             return Ok(ch.clone());
         }
-        let ch = crate::registry::remote_endpoint(address)?.connect_lazy();
+        let ch = crate::remote::endpoint(address)?.connect_lazy();
         channels.insert(address.to_owned(), ch.clone());
         Ok(ch)
     }

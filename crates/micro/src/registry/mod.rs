@@ -2,7 +2,6 @@
 //! service over gRPC) and the conversions between the wire and domain types.
 
 pub mod convert;
-pub(crate) mod remote;
+mod remote;
 
 pub use remote::RemoteRegistry;
-pub(crate) use remote::endpoint as remote_endpoint;

@@ -4,79 +4,54 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use micro_core::{Error, Registry, Service, Watcher, metadata::NAMESPACE_HEADER};
+use micro_core::{Error, Registry, Service, Watcher};
 use micro_proto::registry::{self as pb, registry_client::RegistryClient};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::convert::{event_from_pb, service_from_pb, service_to_pb};
-use crate::status::from_status;
+use crate::remote::Connection;
 
 const ID: &str = "micro.registry";
 
 /// A registry that lives in a micro server.
 #[derive(Debug, Clone)]
 pub struct RemoteRegistry {
+    conn: Connection,
     client: RegistryClient<Channel>,
-    address: String,
 }
 
 impl RemoteRegistry {
     /// A registry at `address` (`host:port`). The connection is made on first use, so a service
     /// may start before its server.
     pub fn new(address: &str) -> Result<Self, Error> {
-        let channel = endpoint(address)?.connect_lazy();
-        Ok(Self::from_channel(channel, address))
+        Ok(Self::over(Connection::lazy(address)?))
     }
 
     /// A registry over an existing channel to the server at `address`.
     pub fn from_channel(channel: Channel, address: &str) -> Self {
+        Self::over(Connection::from_channel(channel, address))
+    }
+
+    /// A registry over an existing connection.
+    pub fn over(conn: Connection) -> Self {
         Self {
-            client: RegistryClient::new(channel),
-            address: address.to_owned(),
+            client: RegistryClient::new(conn.channel()),
+            conn,
         }
     }
 
     /// The server address.
     pub fn address(&self) -> &str {
-        &self.address
+        self.conn.address()
     }
 
     fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
-        let mut req = tonic::Request::new(msg);
-        let ns = namespace
-            .parse()
-            .map_err(|_| Error::bad_request(ID, format!("invalid namespace {namespace:?}")))?;
-        req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        Ok(req)
+        self.conn.request(namespace, msg)
     }
 
     fn error(&self, status: &tonic::Status) -> Error {
-        server_error(&self.address, status)
+        self.conn.error(ID, status)
     }
-}
-
-/// Maps a status from the server, turning a transport failure into the sentence the CLI shows.
-pub(crate) fn server_error(address: &str, status: &tonic::Status) -> Error {
-    let err = from_status(ID, status);
-    if status.code() == tonic::Code::Unavailable && err.id == ID {
-        return Error::unavailable(
-            ID,
-            format!("Failed to connect to micro server at {address}"),
-        );
-    }
-    err
-}
-
-/// A channel endpoint for `host:port` with the timeouts every Micro connection uses.
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
-    Endpoint::from_shared(format!("http://{address}"))
-        .map(|e| {
-            e.connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true)
-        })
-        .map_err(|e| Error::bad_request(ID, format!("invalid address {address:?}: {e}")))
 }
 
 #[async_trait::async_trait]
@@ -166,11 +141,11 @@ impl Registry for RemoteRegistry {
             .await
             .map_err(|s| self.error(&s))?
             .into_inner();
-        let address = self.address.clone();
+        let conn = self.conn.clone();
         Ok(Box::pin(stream.filter_map(move |item| {
             let out = match item {
                 Ok(rsp) => event_from_pb(rsp).map(Ok),
-                Err(status) => Some(Err(server_error(&address, &status))),
+                Err(status) => Some(Err(conn.error(ID, &status))),
             };
             futures::future::ready(out)
         })))
