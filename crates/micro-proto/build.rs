@@ -8,6 +8,7 @@ fn main() {
             "proto/micro/config/config.proto",
             "proto/micro/broker/broker.proto",
             "proto/micro/events/events.proto",
+            "proto/micro/runtime/runtime.proto",
         ],
         &["proto"],
     )

@@ -97,9 +97,66 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: Option<EventsCommand>,
     },
+    /// micro run - build and run a service from its source directory on the server
+    #[command(about = "micro run - build and run a service from its source directory on the server")]
+    Run(RunArgs),
+    /// micro update - rebuild a running service and replace it with no downtime
+    #[command(about = "micro update - rebuild a running service and replace it with no downtime")]
+    Update(RunArgs),
+    /// micro kill - stop a service started with micro run and remove it
+    #[command(about = "micro kill - stop a service started with micro run and remove it")]
+    Kill {
+        /// The service name
+        name: String,
+    },
+    /// micro status - show the services started with micro run
+    #[command(about = "micro status - show the services started with micro run")]
+    Status {
+        /// Only this service
+        name: Option<String>,
+    },
+    /// micro logs - print a service's output
+    #[command(about = "micro logs - print a service's output")]
+    Logs(LogsArgs),
     /// A service name: a dynamic command
     #[command(external_subcommand)]
     External(Vec<String>),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The service's source directory (`.` for this one); for `update`, or its name
+    pub(crate) source: String,
+    /// The service name (default: the directory's name)
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Environment for the service, KEY=value (repeat, or separate with commas)
+    #[arg(long = "env-vars", value_delimiter = ',')]
+    pub(crate) env_vars: Vec<String>,
+    /// How many copies to run (default 1)
+    #[arg(long)]
+    pub(crate) instances: Option<u32>,
+    /// Arguments for the service's binary, as one string
+    #[arg(long, allow_hyphen_values = true)]
+    pub(crate) args: Option<String>,
+    /// Return once the server has the source, without waiting for the build
+    #[arg(long, short = 'd')]
+    pub(crate) detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The service name
+    pub(crate) name: String,
+    /// How many of the last lines to print
+    #[arg(short = 'n', long = "lines", default_value_t = 15)]
+    pub(crate) lines: u32,
+    /// Keep printing new lines as they are written (until Ctrl-C)
+    #[arg(short = 'f', long)]
+    pub(crate) follow: bool,
+    /// The build's output instead of the service's
+    #[arg(long)]
+    pub(crate) build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +179,9 @@ pub(crate) struct ServerArgs {
     /// Do not answer CORS requests at the gateway
     #[arg(long = "no-cors")]
     pub(crate) no_cors: bool,
+    /// The Cargo target directory the runtime's builds share (default MICRO_HOME/server/runtime/target)
+    #[arg(long = "build-dir", env = "MICRO_BUILD_DIR")]
+    pub(crate) build_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,7 @@
 //! | [`config`] | the [`Config`](config::Config) trait: one JSON document per namespace, on any store |
 //! | [`broker`] | the [`Broker`](broker::Broker) trait and `MemoryBroker` |
 //! | [`events`] | the [`Events`](events::Events) trait, the [`EventLog`](events::EventLog) engines store, and `LogEvents` |
+//! | [`runtime`] | the [`Runtime`](runtime::Runtime) trait: build and run services from source |
 //! | [`metadata`] | metadata keys and defaults shared by every layer |
 //!
 //! ```
@@ -40,6 +41,7 @@ pub mod events;
 pub mod metadata;
 pub mod naming;
 pub mod registry;
+pub mod runtime;
 pub mod store;
 
 pub use error::Error;

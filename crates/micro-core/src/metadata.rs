@@ -42,6 +42,9 @@ pub const ENV_SERVICE_ADDRESS: &str = "MICRO_SERVICE_ADDRESS";
 pub const ENV_SERVICE_NAME: &str = "MICRO_SERVICE_NAME";
 /// Environment variable: overrides the service version given in code.
 pub const ENV_SERVICE_VERSION: &str = "MICRO_SERVICE_VERSION";
+/// Environment variable: the node id a service registers with (the runtime sets it, to know
+/// its processes in the registry).
+pub const ENV_SERVICE_ID: &str = "MICRO_SERVICE_ID";
 /// Environment variable: how long a registration lives without a heartbeat (`90s`).
 pub const ENV_REGISTER_TTL: &str = "MICRO_REGISTER_TTL";
 /// Environment variable: how often a service re-registers (`30s`).

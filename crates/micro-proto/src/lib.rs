@@ -36,6 +36,11 @@ pub mod events {
     tonic::include_proto!("micro.events");
 }
 
+/// `micro.runtime`: build and run services from uploaded source.
+pub mod runtime {
+    tonic::include_proto!("micro.runtime");
+}
+
 /// The encoded `FileDescriptorSet` of every platform proto.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"));

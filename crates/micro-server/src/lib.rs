@@ -1,13 +1,13 @@
 //! # micro-server
 //!
 //! `micro server`: one process hosting the platform. It serves, on one gRPC port, the platform
-//! services `registry`, `store`, `config`, `broker` and `events` (each registered under that
+//! services `registry`, `store`, `config`, `broker`, `events` and `runtime` (each registered under that
 //! name like any other service, with its endpoints and schemas, and each isolating namespaces)
 //! and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus health and reflection;
 //! the HTTP API gateway ([`gateway`]) and the web dashboard ([`web`]) listen on ports of their
 //! own. With [`Options::home`] set, the store, config and event log live in redb files under
 //! `home/server/` (see `micro-backends`); without, in memory. The registry and broker are the
-//! embedded in-memory ones. Every backend passes its trait's contract suite.
+//! embedded in-memory ones. The [`runtime`] builds and runs services from uploaded source. Every backend passes its trait's contract suite.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), micro_core::Error> {
@@ -25,6 +25,8 @@ pub mod gateway;
 mod namespace;
 pub mod proxy;
 mod registry_service;
+pub mod runtime;
+mod runtime_service;
 mod store_service;
 pub mod web;
 
@@ -44,6 +46,7 @@ pub use config_service::ConfigService;
 pub use events_service::EventsService;
 pub use proxy::ProxyService;
 pub use registry_service::RegistryService;
+pub use runtime_service::RuntimeService;
 pub use store_service::StoreService;
 
 const ID: &str = "micro.server";
@@ -66,6 +69,9 @@ pub struct Options {
     /// Where data lives (`MICRO_HOME`): the store, event log and config key go under
     /// `home/server/`. `None` keeps everything in memory.
     pub home: Option<PathBuf>,
+    /// The Cargo target directory the runtime's builds share (`MICRO_BUILD_DIR`). Default
+    /// `home/server/runtime/target`.
+    pub build_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -78,6 +84,7 @@ impl Default for Options {
             reap_interval: Duration::from_secs(1),
             gateway: gateway::GatewayOptions::default(),
             home: None,
+            build_dir: None,
         }
     }
 }
@@ -93,6 +100,9 @@ pub struct Platform {
     tasks: Vec<JoinHandle<()>>,
     /// Endless (reaper, heartbeats): aborted on `stop`.
     background: Vec<JoinHandle<()>>,
+    runtime: runtime::LocalRuntime,
+    /// The runtime's directory when there is no home: removed with the platform.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl Platform {
@@ -113,6 +123,8 @@ impl Platform {
 
     /// Stops serving and waits for calls in flight.
     pub async fn stop(self) {
+        // Services first, while the registry still answers their deregistration.
+        self.runtime.shutdown().await;
         let _ = self.stop.send(true);
         for task in self.background {
             task.abort();
@@ -165,6 +177,23 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let reaper = memory.spawn_reaper(options.reap_interval);
     let registry: Arc<dyn Registry> = memory;
 
+    let (runtime_root, scratch) = match &options.home {
+        Some(home) => (home.join("server").join("runtime"), None),
+        None => {
+            let scratch = tempfile::tempdir()
+                .map_err(|e| Error::internal(ID, format!("cannot make a runtime directory: {e}")))?;
+            (scratch.path().to_path_buf(), Some(scratch))
+        }
+    };
+    let runtime = runtime::LocalRuntime::open(
+        runtime::RuntimeOptions {
+            root: runtime_root,
+            target_dir: options.build_dir.clone(),
+            server_address: micro::service::advertise(grpc_address).to_string(),
+        },
+        registry.clone(),
+    )?;
+
     let health = serving_health().await;
     let (reflection, reflection_alpha) =
         micro::service::reflection(&[micro_proto::FILE_DESCRIPTOR_SET])?;
@@ -195,6 +224,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         .add_service(ConfigService::new(backends.config.clone()).into_server())
         .add_service(BrokerService::new(backends.broker.clone()).into_server())
         .add_service(EventsService::new(backends.events.clone()).into_server())
+        .add_service(RuntimeService::new(runtime.clone()).into_server())
         .add_service(proxy.into_server())
         .add_service(health)
         .add_service(reflection)
@@ -228,6 +258,8 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         )));
     }
     tasks.push(server);
+    // Services that were running start again once the platform answers them.
+    runtime.resume()?;
     Ok(Platform {
         grpc_address,
         api_address,
@@ -235,6 +267,8 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         stop,
         tasks,
         background,
+        runtime,
+        _scratch: scratch,
     })
 }
 
@@ -284,6 +318,7 @@ const PLATFORM_SERVICES: &[(&str, &str)] = &[
     ("config", "micro.config.Config"),
     ("broker", "micro.broker.Broker"),
     ("events", "micro.events.Events"),
+    ("runtime", "micro.runtime.Runtime"),
 ];
 
 /// The platform services as registry records: name, endpoints with schemas, this node.

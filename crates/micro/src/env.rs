@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use micro_core::metadata::{
     DEFAULT_NAMESPACE, DEFAULT_SERVER_ADDRESS, ENV_NAMESPACE, ENV_REGISTER_INTERVAL,
-    ENV_REGISTER_TTL, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_NAME,
+    ENV_REGISTER_TTL, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
     ENV_SERVICE_VERSION,
 };
 
@@ -22,6 +22,8 @@ pub struct Env {
     pub service_name: Option<String>,
     /// `MICRO_SERVICE_VERSION`: overrides the version in code.
     pub service_version: Option<String>,
+    /// `MICRO_SERVICE_ID`: the node id to register with (default `name-uuid`).
+    pub service_id: Option<String>,
     /// `MICRO_REGISTER_TTL` (`90s`).
     pub register_ttl: Option<Duration>,
     /// `MICRO_REGISTER_INTERVAL` (`30s`).
@@ -38,6 +40,7 @@ impl Env {
             service_address: var(ENV_SERVICE_ADDRESS),
             service_name: var(ENV_SERVICE_NAME),
             service_version: var(ENV_SERVICE_VERSION),
+            service_id: var(ENV_SERVICE_ID),
             register_ttl: duration(ENV_REGISTER_TTL),
             register_interval: duration(ENV_REGISTER_INTERVAL),
         }

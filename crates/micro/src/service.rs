@@ -252,10 +252,11 @@ impl Service {
         let mut record = ServiceRecord::new(name.clone(), version);
         record.metadata.extend(self.metadata);
         record.endpoints = endpoints;
-        let mut node = Node::new(
-            format!("{name}-{}", uuid::Uuid::new_v4()),
-            address.to_string(),
-        );
+        let id = env
+            .service_id
+            .clone()
+            .unwrap_or_else(|| format!("{name}-{}", uuid::Uuid::new_v4()));
+        let mut node = Node::new(id, address.to_string());
         node.metadata
             .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
         if let Some(package) = package {

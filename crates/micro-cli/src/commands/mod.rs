@@ -7,8 +7,9 @@ mod dynamic;
 mod env;
 mod events;
 mod new;
+mod runtime;
 mod server;
-mod services;
+pub(crate) mod services;
 mod store;
 
 use crate::{
@@ -43,6 +44,11 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             broker::subscribe(&Context::new(&cli)?, topic, queue.as_deref()).await
         }
         Command::Events { action } => events::run(&Context::new(&cli)?, action.as_ref()).await,
+        Command::Run(args) => runtime::run(&Context::new(&cli)?, args).await,
+        Command::Update(args) => runtime::update(&Context::new(&cli)?, args).await,
+        Command::Kill { name } => runtime::kill(&Context::new(&cli)?, name).await,
+        Command::Status { name } => runtime::status(&Context::new(&cli)?, name.as_deref()).await,
+        Command::Logs(args) => runtime::logs(&Context::new(&cli)?, args).await,
         Command::External(words) => dynamic::run(&Context::new(&cli)?, words).await,
     }
 }

@@ -17,6 +17,7 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             cors: !args.no_cors,
         },
         home: Some(crate::config::home()),
+        build_dir: args.build_dir.clone(),
         ..Default::default()
     })
     .await?;

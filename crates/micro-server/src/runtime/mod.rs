@@ -1,0 +1,683 @@
+//! The local runtime: builds uploaded services with cargo and runs them as processes of this
+//! machine (BEHAVIOR.md §5), behind the [`Runtime`] trait so that a Kubernetes runtime can
+//! take its place.
+//!
+//! Everything lives under one root (`MICRO_HOME/server/runtime/`):
+//!
+//! ```text
+//! uploads/ID.tar.gz            archives between Upload and Create/Update
+//! sources/NS/NAME/             the service's source, replaced on each update
+//! builds/NS/NAME/BUILD/BIN     the executable of each build, copied out of the target dir
+//! logs/NS/NAME.log             its output (rotated at a size limit), NAME.build.log: cargo's
+//! services.json                what runs, so a restarted server starts it again
+//! ```
+//!
+//! Builds share one Cargo target directory and run one at a time. A roll-out (create or update)
+//! is a task holding the deployment's lock: build, start a new [`Generation`] of processes,
+//! and — when replacing one — wait until all of them have registered before stopping the old,
+//! so the name never goes without a node.
+
+mod cargo;
+mod logs;
+mod process;
+mod source;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use micro_core::{
+    Error, Registry,
+    runtime::{Code, Deployment, LogOptions, LogStream, Runtime, Spec, Status, check_name},
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedMutexGuard, watch};
+use tokio_stream::wrappers::BroadcastStream;
+
+use logs::LogFile;
+use process::{Generation, Launch};
+pub(crate) use source::check_path;
+
+const ID: &str = "micro.runtime";
+
+/// How long an update waits for the new processes to register before giving up on them.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// A service log's size before it rotates (two files are kept).
+const LOG_LIMIT: u64 = 4 << 20;
+
+/// Where the local runtime keeps its files and how its services reach the platform.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The runtime's directory (`MICRO_HOME/server/runtime`).
+    pub root: PathBuf,
+    /// The Cargo target directory every build shares (default `root/target`).
+    pub target_dir: Option<PathBuf>,
+    /// What services get as `MICRO_SERVER_ADDRESS`.
+    pub server_address: String,
+}
+
+/// Builds services with cargo and supervises their processes.
+#[derive(Clone)]
+pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    target_dir: PathBuf,
+    server_address: String,
+    registry: Arc<dyn Registry>,
+    deployments: Mutex<BTreeMap<(String, String), Arc<Deployed>>>,
+    /// One cargo at a time: builds share the target directory and the machine's cores.
+    builds: tokio::sync::Mutex<()>,
+    /// Serialises writes of `services.json`.
+    saving: Mutex<()>,
+}
+
+/// One service of one namespace.
+struct Deployed {
+    namespace: String,
+    name: String,
+    state: Mutex<State>,
+    log: Arc<LogFile>,
+    build_log: Arc<LogFile>,
+    /// Held by the roll-out or removal under way.
+    busy: Arc<tokio::sync::Mutex<()>>,
+    /// `true` asks the roll-out under way to give up (an update or kill arrived).
+    cancel: watch::Sender<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Building,
+    /// The new build has started; the old one still serves until it has registered.
+    Switching,
+    /// The current generation (if any) is what runs.
+    Serving,
+    Stopping,
+    /// The build failed and nothing runs.
+    Failed,
+}
+
+struct State {
+    spec: Spec,
+    /// The crate's directory inside the source tree.
+    path: String,
+    build: String,
+    phase: Phase,
+    error: Option<String>,
+    stage: Option<String>,
+    updated: SystemTime,
+    current: Option<Arc<Generation>>,
+}
+
+/// A line of `services.json`.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    namespace: String,
+    spec: Spec,
+    path: String,
+    build: String,
+    binary: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for LocalRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRuntime")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalRuntime {
+    /// Opens the runtime's directory, stopping processes a crashed server left behind.
+    /// Services it was running start again with [`LocalRuntime::resume`].
+    pub fn open(options: RuntimeOptions, registry: Arc<dyn Registry>) -> Result<Self, Error> {
+        let root = options.root;
+        for dir in ["uploads", "sources", "builds", "logs"] {
+            std::fs::create_dir_all(root.join(dir)).map_err(|e| {
+                Error::internal(ID, format!("cannot create {}: {e}", root.join(dir).display()))
+            })?;
+        }
+        // Uploads never consumed belong to calls that are over.
+        if let Ok(entries) = std::fs::read_dir(root.join("uploads")) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        stop_orphans(&root.join("builds"));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                target_dir: options.target_dir.unwrap_or_else(|| root.join("target")),
+                root,
+                server_address: options.server_address,
+                registry,
+                deployments: Mutex::new(BTreeMap::new()),
+                builds: tokio::sync::Mutex::new(()),
+                saving: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// Starts again what `services.json` says was running: from its built executable when that
+    /// is still there, else by building its source again.
+    pub fn resume(&self) -> Result<(), Error> {
+        let path = self.inner.root.join("services.json");
+        let saved: Vec<Saved> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                Error::internal(
+                    ID,
+                    format!("{} is damaged ({e}); move it away to start with no services", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(Error::internal(ID, format!("cannot read {}: {e}", path.display())));
+            }
+        };
+        for entry in saved {
+            let deployed = self.inner.deployed(&entry.namespace, entry.spec, entry.path, entry.build);
+            self.inner.insert(&deployed);
+            match entry.binary.filter(|b| b.is_file()) {
+                Some(binary) => {
+                    let generation = self.inner.launch(&deployed, binary);
+                    let mut state = deployed.lock();
+                    state.current = Some(generation);
+                    state.phase = Phase::Serving;
+                }
+                None => {
+                    let busy = deployed.busy.clone().try_lock_owned().map_err(|_| {
+                        Error::internal(ID, "a service being resumed is already busy")
+                    })?;
+                    tokio::spawn(self.inner.clone().roll_out(deployed, busy));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A path for a new upload and its id.
+    pub(crate) fn new_upload(&self) -> (String, PathBuf) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let path = self.upload_path(&id);
+        (id, path)
+    }
+
+    /// The archive of upload `id` (which must be one of ours).
+    pub(crate) fn upload_path(&self, id: &str) -> PathBuf {
+        self.inner.root.join("uploads").join(format!("{id}.tar.gz"))
+    }
+
+    /// Stops every process, keeping the record of what runs so a restart starts it again.
+    pub async fn shutdown(&self) {
+        let all: Vec<Arc<Deployed>> = self.inner.all().into_iter().collect();
+        for deployed in all {
+            let _ = deployed.cancel.send(true);
+            let current = deployed.lock().current.clone();
+            if let Some(generation) = current {
+                generation.stop().await;
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn deployed(&self, namespace: &str, spec: Spec, path: String, build: String) -> Arc<Deployed> {
+        let logs = self.root.join("logs").join(namespace);
+        Arc::new(Deployed {
+            namespace: namespace.to_owned(),
+            name: spec.name.clone(),
+            log: Arc::new(LogFile::new(logs.join(format!("{}.log", spec.name)), LOG_LIMIT)),
+            build_log: Arc::new(LogFile::new(
+                logs.join(format!("{}.build.log", spec.name)),
+                LOG_LIMIT,
+            )),
+            state: Mutex::new(State {
+                spec,
+                path,
+                build,
+                phase: Phase::Pending,
+                error: None,
+                stage: None,
+                updated: SystemTime::now(),
+                current: None,
+            }),
+            busy: Arc::new(tokio::sync::Mutex::new(())),
+            cancel: watch::channel(false).0,
+        })
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Arc<Deployed>>> {
+        self.deployments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, deployed: &Arc<Deployed>) {
+        self.map().insert(
+            (deployed.namespace.clone(), deployed.name.clone()),
+            deployed.clone(),
+        );
+    }
+
+    fn all(&self) -> Vec<Arc<Deployed>> {
+        self.map().values().cloned().collect()
+    }
+
+    fn find(&self, namespace: &str, name: &str) -> Result<Arc<Deployed>, Error> {
+        self.map()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .ok_or_else(|| {
+                Error::not_found(
+                    ID,
+                    format!("no service {name:?} runs in namespace {namespace}; see micro status"),
+                )
+            })
+    }
+
+    fn source_dir(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root.join("sources").join(namespace).join(name)
+    }
+
+    fn builds_dir(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root.join("builds").join(namespace).join(name)
+    }
+
+    /// Unpacks `code` as the source of `name`, then deletes the upload.
+    async fn unpack(&self, namespace: &str, name: &str, code: &Code) -> Result<String, Error> {
+        source::check_path(&code.path)?;
+        let dir = self.source_dir(namespace, name);
+        let code = code.clone();
+        let unpacked = tokio::task::spawn_blocking(move || {
+            let build = source::build_id(&code.archive)?;
+            let result = source::unpack(&code.archive, &dir, &code.path);
+            let _ = std::fs::remove_file(&code.archive);
+            result.map(|()| build)
+        })
+        .await
+        .map_err(|e| Error::internal(ID, format!("unpacking failed: {e}")))?;
+        unpacked
+    }
+
+    /// Starts the processes of a build.
+    fn launch(&self, deployed: &Deployed, binary: PathBuf) -> Arc<Generation> {
+        let state = deployed.lock();
+        Generation::start(Launch {
+            binary,
+            workdir: self
+                .source_dir(&deployed.namespace, &deployed.name)
+                .join(&state.path),
+            namespace: deployed.namespace.clone(),
+            spec: state.spec.clone(),
+            build: state.build.clone(),
+            server_address: self.server_address.clone(),
+            registry: self.registry.clone(),
+            log: deployed.log.clone(),
+        })
+    }
+
+    /// Builds the service's source, starts it, and replaces what ran before once the new
+    /// processes have registered. Runs holding the deployment's `busy` lock.
+    async fn roll_out(self: Arc<Self>, deployed: Arc<Deployed>, _busy: OwnedMutexGuard<()>) {
+        let cancel = deployed.cancel.subscribe();
+        deployed.set_phase(Phase::Building);
+        deployed.build_log.clear();
+        let built = self.build(&deployed, cancel.clone()).await;
+        if *cancel.borrow() {
+            return;
+        }
+        let binary = match built {
+            Ok(binary) => binary,
+            Err(why) => {
+                deployed.build_log.append(&format!("[micro] {why}"));
+                let mut state = deployed.lock();
+                state.error = Some(why);
+                state.stage = None;
+                state.phase = if state.current.is_some() {
+                    Phase::Serving
+                } else {
+                    Phase::Failed
+                };
+                state.updated = SystemTime::now();
+                drop(state);
+                self.save();
+                return;
+            }
+        };
+
+        let generation = self.launch(&deployed, binary);
+        let old = deployed.lock().current.clone();
+        let Some(old) = old else {
+            deployed.serve(generation);
+            self.save();
+            return;
+        };
+        deployed.set_phase(Phase::Switching);
+        match wait_until_up(&generation, cancel).await {
+            Ok(()) => {
+                deployed.serve(generation.clone());
+                self.save();
+                old.stop().await;
+                if old.build != generation.build {
+                    if let Some(dir) = old.binary.parent() {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                }
+            }
+            Err(why) => {
+                generation.stop().await;
+                let mut state = deployed.lock();
+                state.error = Some(format!(
+                    "update failed: the new build {why}; build {} still serves",
+                    old.build
+                ));
+                state.build = old.build.clone();
+                state.phase = Phase::Serving;
+                state.updated = SystemTime::now();
+            }
+        }
+    }
+
+    /// Runs cargo (one build at a time) and copies the executable out of the target directory.
+    async fn build(
+        &self,
+        deployed: &Deployed,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<PathBuf, String> {
+        let (crate_dir, build) = {
+            let state = deployed.lock();
+            (
+                self.source_dir(&deployed.namespace, &deployed.name).join(&state.path),
+                state.build.clone(),
+            )
+        };
+        let _one_at_a_time = self.builds.lock().await;
+        let stage = |what: &str| deployed.lock().stage = Some(what.to_owned());
+        let executable = cargo::build(
+            cargo::Build {
+                crate_dir: &crate_dir,
+                target_dir: &self.target_dir,
+                name: &deployed.name,
+                log: &deployed.build_log,
+            },
+            stage,
+            cancel,
+        )
+        .await?;
+        let file = executable
+            .file_name()
+            .ok_or_else(|| "cargo named an executable without a file name".to_owned())?;
+        let dir = self.builds_dir(&deployed.namespace, &deployed.name).join(&build);
+        let binary = dir.join(file);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::copy(&executable, &binary))
+            .map_err(|e| format!("cannot keep the built executable in {}: {e}", dir.display()))?;
+        Ok(binary)
+    }
+
+    /// Writes `services.json` (atomically: a crash leaves the old or the new file, never half).
+    fn save(&self) {
+        let _one = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+        let saved: Vec<Saved> = self
+            .all()
+            .iter()
+            .map(|d| {
+                let state = d.lock();
+                Saved {
+                    namespace: d.namespace.clone(),
+                    spec: state.spec.clone(),
+                    path: state.path.clone(),
+                    build: state.build.clone(),
+                    binary: state.current.as_ref().map(|g| g.binary.clone()),
+                }
+            })
+            .collect();
+        let path = self.root.join("services.json");
+        let write = || -> std::io::Result<()> {
+            let mut file = tempfile::NamedTempFile::new_in(&self.root)?;
+            serde_json::to_writer_pretty(&mut file, &saved)?;
+            file.as_file().sync_all()?;
+            file.persist(&path)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::error!("cannot save {}: {e}; a restart may not start every service", path.display());
+        }
+    }
+}
+
+impl Deployed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        let mut state = self.lock();
+        state.phase = phase;
+        state.updated = SystemTime::now();
+        if phase == Phase::Building {
+            state.stage = None;
+            state.error = None;
+        }
+    }
+
+    /// Makes `generation` the one that runs.
+    fn serve(&self, generation: Arc<Generation>) {
+        let mut state = self.lock();
+        state.build = generation.build.clone();
+        state.current = Some(generation);
+        state.phase = Phase::Serving;
+        state.error = None;
+        state.stage = None;
+        state.updated = SystemTime::now();
+    }
+
+    fn snapshot(&self) -> Deployment {
+        let state = self.lock();
+        let report = state.current.as_ref().map(|g| g.report());
+        let status = match state.phase {
+            Phase::Pending => Status::Pending,
+            Phase::Building => Status::Building,
+            Phase::Switching => Status::Starting,
+            Phase::Stopping => Status::Stopping,
+            Phase::Failed => Status::Error,
+            Phase::Serving => match &report {
+                None => Status::Stopped,
+                Some(r) if r.up() == r.instances.len() => Status::Running,
+                Some(r) if r.down().is_some() => Status::Error,
+                Some(_) => Status::Starting,
+            },
+        };
+        let updated = match &report {
+            Some(r) if r.changed > state.updated => r.changed,
+            _ => state.updated,
+        };
+        Deployment {
+            spec: state.spec.clone(),
+            status,
+            build: state.build.clone(),
+            updated,
+            restarts: report.as_ref().map_or(0, |r| r.restarts),
+            running: report.as_ref().map_or(0, |r| r.up() as u32),
+            error: state
+                .error
+                .clone()
+                .or_else(|| report.as_ref().and_then(|r| r.down().map(str::to_owned))),
+            stage: state.stage.clone(),
+        }
+    }
+}
+
+/// Waits until `flag` is `true` (or its sender is gone).
+pub(crate) async fn raised(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
+}
+
+/// Waits until every instance of `generation` has registered; fails as soon as one exits.
+async fn wait_until_up(
+    generation: &Generation,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let mut reports = generation.watch();
+    let wait = async {
+        loop {
+            {
+                let report = reports.borrow_and_update();
+                if let Some(why) = report.down() {
+                    return Err(why.to_owned());
+                }
+                if report.up() == report.instances.len() {
+                    return Ok(());
+                }
+            }
+            if reports.changed().await.is_err() {
+                return Err("stopped".to_owned());
+            }
+        }
+    };
+    tokio::select! {
+        result = tokio::time::timeout(SWITCH_TIMEOUT, wait) => result.unwrap_or_else(|_| {
+            Err(format!("did not register within {}s", SWITCH_TIMEOUT.as_secs()))
+        }),
+        () = raised(&mut cancel) => Err("was cancelled".to_owned()),
+    }
+}
+
+#[async_trait]
+impl Runtime for LocalRuntime {
+    async fn create(&self, namespace: &str, spec: Spec, code: Code) -> Result<(), Error> {
+        spec.check()?;
+        check_name("namespace", namespace)?;
+        let deployed = self
+            .inner
+            .deployed(namespace, spec.clone(), code.path.clone(), String::new());
+        let busy = deployed
+            .busy
+            .clone()
+            .try_lock_owned()
+            .map_err(|_| Error::internal(ID, "a new deployment is busy"))?;
+        {
+            let mut map = self.inner.map();
+            let key = (namespace.to_owned(), spec.name.clone());
+            if map.contains_key(&key) {
+                let _ = std::fs::remove_file(&code.archive);
+                return Err(Error::conflict(
+                    ID,
+                    format!(
+                        "{} already runs in namespace {namespace}; use micro update to replace it",
+                        spec.name
+                    ),
+                ));
+            }
+            map.insert(key, deployed.clone());
+        }
+        match self.inner.unpack(namespace, &spec.name, &code).await {
+            Ok(build) => deployed.lock().build = build,
+            Err(e) => {
+                self.inner
+                    .map()
+                    .remove(&(namespace.to_owned(), spec.name.clone()));
+                return Err(e);
+            }
+        }
+        deployed.log.clear();
+        self.inner.save();
+        tokio::spawn(self.inner.clone().roll_out(deployed, busy));
+        Ok(())
+    }
+
+    async fn update(&self, namespace: &str, spec: Spec, code: Option<Code>) -> Result<(), Error> {
+        spec.check()?;
+        let deployed = self.inner.find(namespace, &spec.name)?;
+        // A roll-out still under way gives up for this newer one.
+        let _ = deployed.cancel.send(true);
+        let busy = deployed.busy.clone().lock_owned().await;
+        let _ = deployed.cancel.send(false);
+        if let Some(code) = &code {
+            let build = self.inner.unpack(namespace, &spec.name, code).await?;
+            let mut state = deployed.lock();
+            state.build = build;
+            state.path = code.path.clone();
+        }
+        deployed.lock().spec = spec;
+        self.inner.save();
+        tokio::spawn(self.inner.clone().roll_out(deployed, busy));
+        Ok(())
+    }
+
+    async fn read(&self, namespace: &str, name: Option<&str>) -> Result<Vec<Deployment>, Error> {
+        if let Some(name) = name {
+            return Ok(vec![self.inner.find(namespace, name)?.snapshot()]);
+        }
+        Ok(self
+            .inner
+            .all()
+            .iter()
+            .filter(|d| d.namespace == namespace)
+            .map(|d| d.snapshot())
+            .collect())
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let deployed = self.inner.find(namespace, name)?;
+        let _ = deployed.cancel.send(true);
+        let _busy = deployed.busy.clone().lock_owned().await;
+        deployed.set_phase(Phase::Stopping);
+        let current = deployed.lock().current.take();
+        if let Some(generation) = current {
+            generation.stop().await;
+        }
+        self.inner
+            .map()
+            .remove(&(namespace.to_owned(), name.to_owned()));
+        self.inner.save();
+        let _ = std::fs::remove_dir_all(self.inner.source_dir(namespace, name));
+        let _ = std::fs::remove_dir_all(self.inner.builds_dir(namespace, name));
+        deployed.log.clear();
+        deployed.build_log.clear();
+        Ok(())
+    }
+
+    async fn logs(&self, namespace: &str, name: &str, options: LogOptions) -> Result<LogStream, Error> {
+        let deployed = self.inner.find(namespace, name)?;
+        let failed_build = deployed.lock().phase == Phase::Failed;
+        let log = if options.build || failed_build {
+            &deployed.build_log
+        } else {
+            &deployed.log
+        };
+        let (lines, follow) = log.tail(options.count);
+        let past = futures::stream::iter(lines.into_iter().map(Ok));
+        if !options.follow {
+            return Ok(past.boxed());
+        }
+        let new = BroadcastStream::new(follow).filter_map(|line| async move { line.ok().map(Ok) });
+        Ok(past.chain(new).boxed())
+    }
+}
+
+/// Stops processes still running from our builds directory: a server killed with SIGKILL
+/// leaves its services behind, and a restart would otherwise run them twice. (Linux: reads
+/// `/proc`; elsewhere nothing is found.)
+fn stop_orphans(builds: &Path) {
+    let Ok(builds) = builds.canonicalize() else { return };
+    let Ok(processes) = std::fs::read_dir("/proc") else { return };
+    for process in processes.flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(exe) = std::fs::read_link(process.path().join("exe")) else { continue };
+        if exe.starts_with(&builds) {
+            tracing::warn!(pid, exe = %exe.display(), "stopping a service left running by a previous server");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}

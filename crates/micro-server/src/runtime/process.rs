@@ -1,0 +1,319 @@
+//! Running a build: a [`Generation`] is the set of processes of one build of one service, each
+//! instance supervised by a task of its own.
+//!
+//! An instance gets the `MICRO_*` environment of BEHAVIOR.md §5 plus a node id of its own
+//! (`MICRO_SERVICE_ID`), which is how the runtime knows, by watching the registry, that *this*
+//! process has registered. A process that exits is deregistered and restarted after
+//! [`restart_delay`]; one that stays up [`STABLE_AFTER`] starts its back-off afresh. Stopping
+//! sends SIGTERM (the framework deregisters, then drains), and SIGKILL ten seconds later.
+
+use std::{
+    path::PathBuf,
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use micro_core::{
+    Node, Registry, Service,
+    metadata::{
+        ENV_NAMESPACE, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
+        ENV_SERVICE_VERSION,
+    },
+    runtime::{STABLE_AFTER, Spec, restart_delay},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    process::{Child, Command},
+    sync::watch,
+    task::JoinHandle,
+};
+
+use super::{logs::LogFile, raised};
+
+/// How often a starting instance looks for its node in the registry.
+const REGISTRATION_POLL: Duration = Duration::from_millis(200);
+/// How long a stopping process has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What every instance of a generation runs, and where it reports.
+pub(crate) struct Launch {
+    pub(crate) binary: PathBuf,
+    pub(crate) workdir: PathBuf,
+    pub(crate) namespace: String,
+    pub(crate) spec: Spec,
+    pub(crate) build: String,
+    pub(crate) server_address: String,
+    pub(crate) registry: Arc<dyn Registry>,
+    pub(crate) log: Arc<LogFile>,
+}
+
+/// Where one instance is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Instance {
+    /// Started, not yet registered.
+    Starting,
+    /// Its node is in the registry.
+    Up,
+    /// Exited; waiting to be restarted (the reason, in one line).
+    Down(String),
+    /// Stopped by request.
+    Stopped,
+}
+
+/// The instances of a generation as a whole.
+#[derive(Debug, Clone)]
+pub(crate) struct Report {
+    pub(crate) instances: Vec<Instance>,
+    pub(crate) restarts: u32,
+    pub(crate) changed: SystemTime,
+}
+
+impl Report {
+    /// How many instances have registered.
+    pub(crate) fn up(&self) -> usize {
+        self.instances.iter().filter(|i| **i == Instance::Up).count()
+    }
+
+    /// Why an instance is down, if one is.
+    pub(crate) fn down(&self) -> Option<&str> {
+        self.instances.iter().find_map(|i| match i {
+            Instance::Down(why) => Some(why.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// The processes of one build.
+pub(crate) struct Generation {
+    pub(crate) build: String,
+    pub(crate) binary: PathBuf,
+    report: watch::Sender<Report>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Generation {
+    /// Starts every instance.
+    pub(crate) fn start(launch: Launch) -> Arc<Self> {
+        let instances = launch.spec.instances.max(1) as usize;
+        let (report, _) = watch::channel(Report {
+            instances: vec![Instance::Starting; instances],
+            restarts: 0,
+            changed: SystemTime::now(),
+        });
+        let generation = Arc::new(Self {
+            build: launch.build.clone(),
+            binary: launch.binary.clone(),
+            report,
+            stop: watch::channel(false).0,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let launch = Arc::new(launch);
+        let tasks = (0..instances)
+            .map(|index| {
+                tokio::spawn(supervise(
+                    launch.clone(),
+                    generation.clone(),
+                    index,
+                    generation.stop.subscribe(),
+                ))
+            })
+            .collect();
+        *generation.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        generation
+    }
+
+    /// The instances now.
+    pub(crate) fn report(&self) -> Report {
+        self.report.borrow().clone()
+    }
+
+    /// Every change of the instances.
+    pub(crate) fn watch(&self) -> watch::Receiver<Report> {
+        self.report.subscribe()
+    }
+
+    /// Stops every instance and waits until their processes have exited.
+    pub(crate) async fn stop(&self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn set(&self, index: usize, instance: Instance, restarted: bool) {
+        self.report.send_modify(|r| {
+            r.instances[index] = instance;
+            r.restarts += u32::from(restarted);
+            r.changed = SystemTime::now();
+        });
+    }
+}
+
+/// Runs instance `index` until told to stop, restarting it whenever it exits.
+async fn supervise(
+    launch: Arc<Launch>,
+    generation: Arc<Generation>,
+    index: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let prefix = if launch.spec.instances > 1 {
+        format!("[{index}] ")
+    } else {
+        String::new()
+    };
+    let mut failures = 0u32;
+    loop {
+        let id = format!(
+            "{}-{}-{index}-{}",
+            launch.spec.name,
+            launch.build,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let started = Instant::now();
+        let exit = match spawn(&launch, &id) {
+            Ok(mut child) => {
+                pump(child.stdout.take(), launch.log.clone(), prefix.clone());
+                pump(child.stderr.take(), launch.log.clone(), prefix.clone());
+                generation.set(index, Instance::Starting, false);
+                let exit = watch_process(&launch, &generation, index, &id, &mut child, &mut stop).await;
+                if exit.is_none() {
+                    terminate(&mut child).await;
+                }
+                deregister(&launch, &id).await;
+                match exit {
+                    None => {
+                        generation.set(index, Instance::Stopped, false);
+                        return;
+                    }
+                    Some(status) => match status {
+                        Ok(status) => describe(status),
+                        Err(e) => format!("could not be watched: {e}"),
+                    },
+                }
+            }
+            Err(e) => format!("could not start {}: {e}", launch.binary.display()),
+        };
+        if started.elapsed() >= STABLE_AFTER {
+            failures = 0;
+        }
+        let delay = restart_delay(failures);
+        failures = failures.saturating_add(1);
+        let why = format!("{exit}; restarting in {}s", delay.as_secs());
+        launch.log.append(&format!("{prefix}[micro] {} {why}", launch.spec.name));
+        generation.set(index, Instance::Down(why), true);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = raised(&mut stop) => {
+                generation.set(index, Instance::Stopped, false);
+                return;
+            }
+        }
+    }
+}
+
+fn spawn(launch: &Launch, id: &str) -> std::io::Result<Child> {
+    let mut command = Command::new(&launch.binary);
+    command
+        .args(&launch.spec.args)
+        .current_dir(&launch.workdir)
+        .env_remove(ENV_SERVICE_ADDRESS)
+        .env("NO_COLOR", "1")
+        .envs(&launch.spec.env)
+        .env(ENV_SERVER_ADDRESS, &launch.server_address)
+        .env(ENV_NAMESPACE, &launch.namespace)
+        .env(ENV_SERVICE_NAME, &launch.spec.name)
+        .env(ENV_SERVICE_VERSION, &launch.spec.version)
+        .env(ENV_SERVICE_ID, id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn()
+}
+
+/// Waits for the process to exit (`Some`) or for a stop (`None`), marking the instance up once
+/// its node is registered.
+async fn watch_process(
+    launch: &Launch,
+    generation: &Generation,
+    index: usize,
+    id: &str,
+    child: &mut Child,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<std::io::Result<ExitStatus>> {
+    let mut poll = tokio::time::interval(REGISTRATION_POLL);
+    let mut registered = false;
+    loop {
+        tokio::select! {
+            status = child.wait() => return Some(status),
+            () = raised(stop) => return None,
+            _ = poll.tick(), if !registered => {
+                if is_registered(launch, id).await {
+                    registered = true;
+                    generation.set(index, Instance::Up, false);
+                }
+            }
+        }
+    }
+}
+
+async fn is_registered(launch: &Launch, id: &str) -> bool {
+    match launch
+        .registry
+        .get_service(&launch.namespace, &launch.spec.name)
+        .await
+    {
+        Ok(versions) => versions
+            .iter()
+            .any(|v| v.nodes.iter().any(|n| n.id == id)),
+        Err(_) => false,
+    }
+}
+
+async fn deregister(launch: &Launch, id: &str) {
+    let record = Service::new(launch.spec.name.clone(), launch.spec.version.clone())
+        .with_node(Node::new(id, ""));
+    if let Err(e) = launch.registry.deregister(&launch.namespace, &record).await {
+        tracing::warn!(node = id, "could not deregister a stopped process: {e}");
+    }
+}
+
+/// SIGTERM, then SIGKILL after the grace period.
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => format!("exited ({status})"),
+    }
+}
+
+/// Copies a process's output into the log, line by line.
+fn pump(output: Option<impl AsyncRead + Unpin + Send + 'static>, log: Arc<LogFile>, prefix: String) {
+    let Some(output) = output else { return };
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(output);
+        let mut line = Vec::new();
+        while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+            if n == 0 {
+                break;
+            }
+            log.append(&format!("{prefix}{}", String::from_utf8_lossy(&line)));
+            line.clear();
+        }
+    });
+}

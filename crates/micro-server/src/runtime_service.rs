@@ -1,0 +1,250 @@
+//! The `runtime` platform service: `micro.runtime.Runtime` over the [`LocalRuntime`].
+//!
+//! Code arrives by `Upload` (a client stream of archive chunks written to the runtime's uploads
+//! directory), so the CLI never assumes it shares a filesystem with the server; `Create` and
+//! `Update` then name the upload.
+
+use std::{pin::Pin, time::UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use micro::status::into_status;
+use micro_core::{
+    Error,
+    runtime::{Code, Deployment, LogOptions, Runtime, Spec},
+};
+use micro_proto::runtime::{self as pb, runtime_server};
+use tokio::io::AsyncWriteExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{namespace, runtime::LocalRuntime};
+
+const ID: &str = "micro.runtime";
+
+/// The largest archive `micro run` may upload.
+const MAX_UPLOAD: u64 = 512 << 20;
+
+/// Serves a runtime over gRPC.
+#[derive(Clone)]
+pub struct RuntimeService {
+    runtime: LocalRuntime,
+}
+
+impl RuntimeService {
+    /// Serves `runtime`.
+    pub fn new(runtime: LocalRuntime) -> Self {
+        Self { runtime }
+    }
+
+    /// The tonic server for this service.
+    pub fn into_server(self) -> runtime_server::RuntimeServer<Self> {
+        runtime_server::RuntimeServer::new(self)
+            .max_decoding_message_size(8 << 20)
+    }
+
+    fn code(&self, upload: &str, path: String) -> Result<Code, Error> {
+        let id = uuid::Uuid::try_parse(upload).map_err(|_| {
+            Error::bad_request(ID, format!("unknown upload {upload:?}: send the source with Upload first"))
+        })?;
+        let archive = self.runtime.upload_path(&id.simple().to_string());
+        if !archive.is_file() {
+            return Err(Error::not_found(
+                ID,
+                format!("upload {upload} is gone (each upload is used once); upload the source again"),
+            ));
+        }
+        crate::runtime::check_path(&path)?;
+        Ok(Code { archive, path })
+    }
+}
+
+/// A spec from the wire: an empty version is `latest`, zero instances is one.
+fn spec(pb: Option<pb::Spec>) -> Result<Spec, Error> {
+    let pb = pb.ok_or_else(|| Error::bad_request(ID, "the request has no spec: name the service"))?;
+    let mut spec = Spec::new(pb.name, pb.source);
+    if !pb.version.is_empty() {
+        spec.version = pb.version;
+    }
+    spec.instances = pb.instances.max(1);
+    spec.env = pb.env.into_iter().collect();
+    spec.args = pb.args;
+    Ok(spec)
+}
+
+fn spec_pb(spec: Spec) -> pb::Spec {
+    pb::Spec {
+        name: spec.name,
+        version: spec.version,
+        source: spec.source,
+        env: spec.env.into_iter().collect(),
+        instances: spec.instances,
+        args: spec.args,
+    }
+}
+
+fn millis(time: std::time::SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn deployment_pb(d: Deployment) -> pb::Deployment {
+    pb::Deployment {
+        status: d.status.as_str().to_owned(),
+        build: d.build,
+        updated_ms: millis(d.updated),
+        restarts: d.restarts,
+        running: d.running,
+        error: d.error.unwrap_or_default(),
+        stage: d.stage.unwrap_or_default(),
+        spec: Some(spec_pb(d.spec)),
+    }
+}
+
+type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl runtime_server::Runtime for RuntimeService {
+    async fn upload(
+        &self,
+        req: Request<Streaming<pb::UploadRequest>>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let (id, path) = self.runtime.new_upload();
+        let mut chunks = req.into_inner();
+        let fail = |e: std::io::Error| into_status(Error::internal(ID, format!("cannot store the upload: {e}")));
+        let mut file = tokio::fs::File::create(&path).await.map_err(fail)?;
+        let mut size = 0u64;
+        let received = async {
+            while let Some(chunk) = chunks.message().await? {
+                size += chunk.chunk.len() as u64;
+                if size > MAX_UPLOAD {
+                    return Err(into_status(Error::bad_request(
+                        ID,
+                        format!(
+                            "the source is over {} MiB packed; add what is not source (build output, data) to .gitignore",
+                            MAX_UPLOAD >> 20
+                        ),
+                    )));
+                }
+                file.write_all(&chunk.chunk).await.map_err(fail)?;
+            }
+            file.flush().await.map_err(fail)?;
+            Ok(())
+        }
+        .await;
+        if let Err(status) = received {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(status);
+        }
+        Ok(Response::new(pb::UploadResponse { id }))
+    }
+
+    async fn create(
+        &self,
+        req: Request<pb::CreateRequest>,
+    ) -> Result<Response<pb::CreateResponse>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        let body = req.into_inner();
+        let spec = spec(body.spec).map_err(into_status)?;
+        let code = self.code(&body.upload, body.path).map_err(into_status)?;
+        self.runtime
+            .create(&ns, spec, code)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::CreateResponse {}))
+    }
+
+    async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        let name = req.into_inner().name;
+        let found = self
+            .runtime
+            .read(&ns, Some(name.as_str()).filter(|n| !n.is_empty()))
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::ReadResponse {
+            services: found.into_iter().map(deployment_pb).collect(),
+        }))
+    }
+
+    async fn update(
+        &self,
+        req: Request<pb::UpdateRequest>,
+    ) -> Result<Response<pb::UpdateResponse>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        let body = req.into_inner();
+        let asked = body
+            .spec
+            .ok_or_else(|| into_status(Error::bad_request(ID, "the request has no spec: name the service")))?;
+        // What the update leaves empty keeps its current value.
+        let mut current = self
+            .runtime
+            .read(&ns, Some(&asked.name))
+            .await
+            .map_err(into_status)?
+            .remove(0)
+            .spec;
+        if !asked.version.is_empty() {
+            current.version = asked.version;
+        }
+        if !asked.source.is_empty() {
+            current.source = asked.source;
+        }
+        if asked.instances > 0 {
+            current.instances = asked.instances;
+        }
+        if !asked.env.is_empty() {
+            current.env = asked.env.into_iter().collect();
+        }
+        if !asked.args.is_empty() {
+            current.args = asked.args;
+        }
+        let code = if body.upload.is_empty() {
+            None
+        } else {
+            Some(self.code(&body.upload, body.path).map_err(into_status)?)
+        };
+        self.runtime
+            .update(&ns, current, code)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::UpdateResponse {}))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        self.runtime
+            .delete(&ns, &req.into_inner().name)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::DeleteResponse {}))
+    }
+
+    type LogsStream = LogsStream;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        let body = req.into_inner();
+        let lines = self
+            .runtime
+            .logs(
+                &ns,
+                &body.name,
+                LogOptions {
+                    count: body.count as usize,
+                    follow: body.follow,
+                    build: body.build,
+                },
+            )
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(Box::pin(lines.map(|line| {
+            line.map(|l| pb::LogRecord {
+                timestamp_ms: millis(l.timestamp),
+                text: l.text,
+            })
+            .map_err(into_status)
+        }))))
+    }
+}
