@@ -98,7 +98,9 @@ pub(crate) enum Command {
         action: Option<EventsCommand>,
     },
     /// micro run - build and run a service from its source directory on the server
-    #[command(about = "micro run - build and run a service from its source directory on the server")]
+    #[command(
+        about = "micro run - build and run a service from its source directory on the server"
+    )]
     Run(RunArgs),
     /// micro update - rebuild a running service and replace it with no downtime
     #[command(about = "micro update - rebuild a running service and replace it with no downtime")]

@@ -24,7 +24,10 @@ pub(crate) struct Packed {
 /// Packs the crate at `dir`.
 pub(crate) fn pack(dir: &Path) -> Result<Packed, Failure> {
     let crate_dir = dir.canonicalize().map_err(|_| {
-        Failure::new(format!("No directory {}: micro run takes the directory of a Rust crate", dir.display()))
+        Failure::new(format!(
+            "No directory {}: micro run takes the directory of a Rust crate",
+            dir.display()
+        ))
     })?;
     if !crate_dir.join("Cargo.toml").is_file() {
         return Err(Failure::new(format!(
@@ -45,7 +48,8 @@ pub(crate) fn pack(dir: &Path) -> Result<Packed, Failure> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let failed = |e: &dyn std::fmt::Display| Failure::new(format!("Cannot pack {}: {e}", root.display()));
+    let failed =
+        |e: &dyn std::fmt::Display| Failure::new(format!("Cannot pack {}: {e}", root.display()));
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
@@ -63,7 +67,11 @@ pub(crate) fn pack(dir: &Path) -> Result<Packed, Failure> {
         if !entry.file_type().is_some_and(|t| t.is_file()) {
             continue;
         }
-        let relative: PathBuf = entry.path().strip_prefix(&root).map_err(|e| failed(&e))?.into();
+        let relative: PathBuf = entry
+            .path()
+            .strip_prefix(&root)
+            .map_err(|e| failed(&e))?
+            .into();
         tar.append_path_with_name(entry.path(), &relative)
             .map_err(|e| failed(&e))?;
         files += 1;
@@ -119,7 +127,10 @@ mod tests {
     fn packs_a_crate_without_its_target_or_ignored_files() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("hello");
-        write(&dir.join("Cargo.toml"), "[package]\nname = \"hello\"\n[workspace]\n");
+        write(
+            &dir.join("Cargo.toml"),
+            "[package]\nname = \"hello\"\n[workspace]\n",
+        );
         write(&dir.join("src/main.rs"), "fn main() {}");
         write(&dir.join(".gitignore"), "/secrets\n");
         write(&dir.join("secrets/key"), "x");
@@ -135,8 +146,14 @@ mod tests {
     fn a_workspace_member_travels_with_its_workspace() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("repo");
-        write(&root.join("Cargo.toml"), "[workspace]\nmembers = [\"services/*\"]\n");
-        write(&root.join("services/greeter/Cargo.toml"), "[package]\nname = \"greeter\"\n");
+        write(
+            &root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"services/*\"]\n",
+        );
+        write(
+            &root.join("services/greeter/Cargo.toml"),
+            "[package]\nname = \"greeter\"\n",
+        );
         write(&root.join("services/greeter/src/main.rs"), "fn main() {}");
         write(&root.join("crates/shared/src/lib.rs"), "");
         let packed = pack(&root.join("services/greeter")).unwrap();

@@ -180,8 +180,9 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let (runtime_root, scratch) = match &options.home {
         Some(home) => (home.join("server").join("runtime"), None),
         None => {
-            let scratch = tempfile::tempdir()
-                .map_err(|e| Error::internal(ID, format!("cannot make a runtime directory: {e}")))?;
+            let scratch = tempfile::tempdir().map_err(|e| {
+                Error::internal(ID, format!("cannot make a runtime directory: {e}"))
+            })?;
             (scratch.path().to_path_buf(), Some(scratch))
         }
     };

@@ -37,19 +37,23 @@ impl RuntimeService {
 
     /// The tonic server for this service.
     pub fn into_server(self) -> runtime_server::RuntimeServer<Self> {
-        runtime_server::RuntimeServer::new(self)
-            .max_decoding_message_size(8 << 20)
+        runtime_server::RuntimeServer::new(self).max_decoding_message_size(8 << 20)
     }
 
     fn code(&self, upload: &str, path: String) -> Result<Code, Error> {
         let id = uuid::Uuid::try_parse(upload).map_err(|_| {
-            Error::bad_request(ID, format!("unknown upload {upload:?}: send the source with Upload first"))
+            Error::bad_request(
+                ID,
+                format!("unknown upload {upload:?}: send the source with Upload first"),
+            )
         })?;
         let archive = self.runtime.upload_path(&id.simple().to_string());
         if !archive.is_file() {
             return Err(Error::not_found(
                 ID,
-                format!("upload {upload} is gone (each upload is used once); upload the source again"),
+                format!(
+                    "upload {upload} is gone (each upload is used once); upload the source again"
+                ),
             ));
         }
         crate::runtime::check_path(&path)?;
@@ -59,7 +63,8 @@ impl RuntimeService {
 
 /// A spec from the wire: an empty version is `latest`, zero instances is one.
 fn spec(pb: Option<pb::Spec>) -> Result<Spec, Error> {
-    let pb = pb.ok_or_else(|| Error::bad_request(ID, "the request has no spec: name the service"))?;
+    let pb =
+        pb.ok_or_else(|| Error::bad_request(ID, "the request has no spec: name the service"))?;
     let mut spec = Spec::new(pb.name, pb.source);
     if !pb.version.is_empty() {
         spec.version = pb.version;
@@ -109,7 +114,9 @@ impl runtime_server::Runtime for RuntimeService {
     ) -> Result<Response<pb::UploadResponse>, Status> {
         let (id, path) = self.runtime.new_upload();
         let mut chunks = req.into_inner();
-        let fail = |e: std::io::Error| into_status(Error::internal(ID, format!("cannot store the upload: {e}")));
+        let fail = |e: std::io::Error| {
+            into_status(Error::internal(ID, format!("cannot store the upload: {e}")))
+        };
         let mut file = tokio::fs::File::create(&path).await.map_err(fail)?;
         let mut size = 0u64;
         let received = async {
@@ -152,7 +159,10 @@ impl runtime_server::Runtime for RuntimeService {
         Ok(Response::new(pb::CreateResponse {}))
     }
 
-    async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadResponse>, Status> {
+    async fn read(
+        &self,
+        req: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
         let name = req.into_inner().name;
         let found = self
@@ -171,9 +181,12 @@ impl runtime_server::Runtime for RuntimeService {
     ) -> Result<Response<pb::UpdateResponse>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
-        let asked = body
-            .spec
-            .ok_or_else(|| into_status(Error::bad_request(ID, "the request has no spec: name the service")))?;
+        let asked = body.spec.ok_or_else(|| {
+            into_status(Error::bad_request(
+                ID,
+                "the request has no spec: name the service",
+            ))
+        })?;
         // What the update leaves empty keeps its current value.
         let mut current = self
             .runtime

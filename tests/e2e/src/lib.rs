@@ -267,7 +267,8 @@ impl Sandbox {
             "--web-address",
             "127.0.0.1:0",
         ])
-        .env("MICRO_HOME", self.home.path());
+        .env("MICRO_HOME", self.home.path())
+        .env("MICRO_BUILD_DIR", build_dir());
         let mut server = Proc::spawn(cmd);
         let mut address_of = |what: &str| {
             let line = server.wait_line(&format!("{what} listening on "));
@@ -318,6 +319,11 @@ impl Sandbox {
 
     /// Runs `micro ARGS` against this sandbox and waits for it.
     pub fn micro(&self, args: &[&str]) -> Output {
+        run(self.micro_command(args))
+    }
+
+    /// `micro ARGS` against this sandbox, ready to run (in another directory, say).
+    pub fn micro_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("micro"));
         cmd.args(args)
             .env("MICRO_HOME", self.home.path())
@@ -327,8 +333,30 @@ impl Sandbox {
             Some(a) => cmd.env("MICRO_SERVER_ADDRESS", a),
             None => cmd.env_remove("MICRO_SERVER_ADDRESS"),
         };
-        run(cmd)
+        cmd
     }
+}
+
+impl Drop for Sandbox {
+    /// Stops the server with SIGTERM, so that it stops the services its runtime started.
+    fn drop(&mut self) {
+        if let Some(server) = &mut self.server {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(server.pid().to_string())
+                .status();
+            let _ = server.child.wait();
+        }
+    }
+}
+
+/// The Cargo target directory the servers' runtimes share across tests (beside the workspace's
+/// own builds), so a service is compiled from scratch once, not once per test.
+pub fn build_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("target/<profile>")
+        .join("micro-runtime")
 }
 
 /// An HTTP/1.1 response.

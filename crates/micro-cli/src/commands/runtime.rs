@@ -85,13 +85,16 @@ impl<'a> Runtime<'a> {
                 ("running", true) => break Ok(d),
                 ("running", false) | ("error", _) => {
                     break Err(Failure::new(format!(
-                        "{name} failed: {}\nSee its output with: micro logs {name}{}",
-                        d.error,
-                        if d.error.starts_with("build failed") { " --build" } else { "" }
+                        "{name} failed: {}\nSee its output with: micro logs {name}",
+                        d.error
                     )));
                 }
                 (status, _) => {
-                    let stage = if d.stage.is_empty() { String::new() } else { format!(": {}", d.stage) };
+                    let stage = if d.stage.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", d.stage)
+                    };
                     spinner.set_message(format!("{name} {status}{stage}"));
                 }
             }
@@ -108,7 +111,9 @@ fn spec(args: &RunArgs, name: String, source: String) -> Result<pb::Spec, Failur
     let mut env = HashMap::new();
     for pair in &args.env_vars {
         let (k, v) = pair.split_once('=').ok_or_else(|| {
-            Failure::new(format!("Invalid --env-vars {pair:?}: write it as KEY=value"))
+            Failure::new(format!(
+                "Invalid --env-vars {pair:?}: write it as KEY=value"
+            ))
         })?;
         env.insert(k.trim().to_owned(), v.to_owned());
     }
@@ -178,7 +183,12 @@ pub(crate) async fn update(ctx: &Context, args: &RunArgs) -> Result<(), Failure>
             args.source
         )));
     } else {
-        (args.name.clone().unwrap_or_else(|| args.source.clone()), String::new(), String::new(), String::new())
+        (
+            args.name.clone().unwrap_or_else(|| args.source.clone()),
+            String::new(),
+            String::new(),
+            String::new(),
+        )
     };
     let mut runtime = Runtime::connect(ctx).await?;
     let request = ctx.request(pb::UpdateRequest {
@@ -243,7 +253,9 @@ pub(crate) async fn status(ctx: &Context, name: Option<&str>) -> Result<(), Fail
     print!(
         "{}",
         table(
-            ["NAME", "VERSION", "SOURCE", "STATUS", "BUILD", "UPDATED", "METADATA"],
+            [
+                "NAME", "VERSION", "SOURCE", "STATUS", "BUILD", "UPDATED", "METADATA"
+            ],
             &rows
         )
     );

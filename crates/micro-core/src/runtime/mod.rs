@@ -65,7 +65,9 @@ impl Spec {
             if key.is_empty() || key.contains(['=', '\0']) {
                 return Err(Error::bad_request(
                     ID,
-                    format!("invalid environment variable name {key:?}: write --env-vars KEY=value"),
+                    format!(
+                        "invalid environment variable name {key:?}: write --env-vars KEY=value"
+                    ),
                 ));
             }
         }
@@ -225,8 +227,12 @@ pub trait Runtime: Send + Sync + 'static {
     async fn delete(&self, namespace: &str, name: &str) -> Result<(), Error>;
 
     /// A service's output (or its build's).
-    async fn logs(&self, namespace: &str, name: &str, options: LogOptions)
-    -> Result<LogStream, Error>;
+    async fn logs(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, Error>;
 }
 
 /// How long to wait before restarting a process that exited for the `restarts`-th time in a row:

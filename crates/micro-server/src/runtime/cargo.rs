@@ -5,7 +5,10 @@
 //! the build's stage in `micro status`. When the build fails, the first compiler error and its
 //! location make the one-line reason shown in METADATA.
 
-use std::{path::{Path, PathBuf}, process::Stdio};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
 
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -54,7 +57,10 @@ pub(crate) async fn build(
                 "cannot start cargo ({e}): the server needs Rust's cargo on its PATH (https://rustup.rs)"
             )
         })?;
-    build.log.append(&format!("$ cargo build --release --manifest-path {}", manifest.display()));
+    build.log.append(&format!(
+        "$ cargo build --release --manifest-path {}",
+        manifest.display()
+    ));
 
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
@@ -66,9 +72,15 @@ pub(crate) async fn build(
         while let Ok(Some(line)) = lines.next_line().await {
             log.append(&line);
             let trimmed = line.trim_start();
-            if ["Compiling", "Downloading", "Downloaded", "Updating", "Building"]
-                .iter()
-                .any(|verb| trimmed.starts_with(verb))
+            if [
+                "Compiling",
+                "Downloading",
+                "Downloaded",
+                "Updating",
+                "Building",
+            ]
+            .iter()
+            .any(|verb| trimmed.starts_with(verb))
             {
                 stage(trimmed);
             }

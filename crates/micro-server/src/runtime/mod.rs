@@ -142,7 +142,10 @@ impl LocalRuntime {
         let root = options.root;
         for dir in ["uploads", "sources", "builds", "logs"] {
             std::fs::create_dir_all(root.join(dir)).map_err(|e| {
-                Error::internal(ID, format!("cannot create {}: {e}", root.join(dir).display()))
+                Error::internal(
+                    ID,
+                    format!("cannot create {}: {e}", root.join(dir).display()),
+                )
             })?;
         }
         // Uploads never consumed belong to calls that are over.
@@ -173,16 +176,24 @@ impl LocalRuntime {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::internal(
                     ID,
-                    format!("{} is damaged ({e}); move it away to start with no services", path.display()),
+                    format!(
+                        "{} is damaged ({e}); move it away to start with no services",
+                        path.display()
+                    ),
                 )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => {
-                return Err(Error::internal(ID, format!("cannot read {}: {e}", path.display())));
+                return Err(Error::internal(
+                    ID,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
             }
         };
         for entry in saved {
-            let deployed = self.inner.deployed(&entry.namespace, entry.spec, entry.path, entry.build);
+            let deployed =
+                self.inner
+                    .deployed(&entry.namespace, entry.spec, entry.path, entry.build);
             self.inner.insert(&deployed);
             match entry.binary.filter(|b| b.is_file()) {
                 Some(binary) => {
@@ -233,7 +244,10 @@ impl Inner {
         Arc::new(Deployed {
             namespace: namespace.to_owned(),
             name: spec.name.clone(),
-            log: Arc::new(LogFile::new(logs.join(format!("{}.log", spec.name)), LOG_LIMIT)),
+            log: Arc::new(LogFile::new(
+                logs.join(format!("{}.log", spec.name)),
+                LOG_LIMIT,
+            )),
             build_log: Arc::new(LogFile::new(
                 logs.join(format!("{}.build.log", spec.name)),
                 LOG_LIMIT,
@@ -336,13 +350,17 @@ impl Inner {
             Err(why) => {
                 deployed.build_log.append(&format!("[micro] {why}"));
                 let mut state = deployed.lock();
-                state.error = Some(why);
                 state.stage = None;
-                state.phase = if state.current.is_some() {
-                    Phase::Serving
+                if let Some(serving) = state.current.as_ref().map(|g| g.build.clone()) {
+                    state.error = Some(format!(
+                        "update failed: {why}; build {serving} still serves"
+                    ));
+                    state.build = serving;
+                    state.phase = Phase::Serving;
                 } else {
-                    Phase::Failed
-                };
+                    state.error = Some(why);
+                    state.phase = Phase::Failed;
+                }
                 state.updated = SystemTime::now();
                 drop(state);
                 self.save();
@@ -392,7 +410,8 @@ impl Inner {
         let (crate_dir, build) = {
             let state = deployed.lock();
             (
-                self.source_dir(&deployed.namespace, &deployed.name).join(&state.path),
+                self.source_dir(&deployed.namespace, &deployed.name)
+                    .join(&state.path),
                 state.build.clone(),
             )
         };
@@ -412,10 +431,19 @@ impl Inner {
         let file = executable
             .file_name()
             .ok_or_else(|| "cargo named an executable without a file name".to_owned())?;
-        let dir = self.builds_dir(&deployed.namespace, &deployed.name).join(&build);
+        let dir = self
+            .builds_dir(&deployed.namespace, &deployed.name)
+            .join(&build);
         let binary = dir.join(file);
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::copy(&executable, &binary))
+        // Copied beside, then renamed over: the same build may be running from that path.
+        let keep = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let copy = tempfile::NamedTempFile::new_in(&dir)?;
+            std::fs::copy(&executable, copy.path())?;
+            copy.persist(&binary)?;
+            Ok(())
+        };
+        keep()
             .map_err(|e| format!("cannot keep the built executable in {}: {e}", dir.display()))?;
         Ok(binary)
     }
@@ -446,7 +474,10 @@ impl Inner {
             Ok(())
         };
         if let Err(e) = write() {
-            tracing::error!("cannot save {}: {e}; a restart may not start every service", path.display());
+            tracing::error!(
+                "cannot save {}: {e}; a restart may not start every service",
+                path.display()
+            );
         }
     }
 }
@@ -553,9 +584,9 @@ impl Runtime for LocalRuntime {
     async fn create(&self, namespace: &str, spec: Spec, code: Code) -> Result<(), Error> {
         spec.check()?;
         check_name("namespace", namespace)?;
-        let deployed = self
-            .inner
-            .deployed(namespace, spec.clone(), code.path.clone(), String::new());
+        let deployed =
+            self.inner
+                .deployed(namespace, spec.clone(), code.path.clone(), String::new());
         let busy = deployed
             .busy
             .clone()
@@ -605,6 +636,8 @@ impl Runtime for LocalRuntime {
             state.path = code.path.clone();
         }
         deployed.lock().spec = spec;
+        // Before answering, so a caller reading the status next sees the update under way.
+        deployed.set_phase(Phase::Building);
         self.inner.save();
         tokio::spawn(self.inner.clone().roll_out(deployed, busy));
         Ok(())
@@ -643,7 +676,12 @@ impl Runtime for LocalRuntime {
         Ok(())
     }
 
-    async fn logs(&self, namespace: &str, name: &str, options: LogOptions) -> Result<LogStream, Error> {
+    async fn logs(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: LogOptions,
+    ) -> Result<LogStream, Error> {
         let deployed = self.inner.find(namespace, name)?;
         let failed_build = deployed.lock().phase == Phase::Failed;
         let log = if options.build || failed_build {
@@ -665,13 +703,23 @@ impl Runtime for LocalRuntime {
 /// leaves its services behind, and a restart would otherwise run them twice. (Linux: reads
 /// `/proc`; elsewhere nothing is found.)
 fn stop_orphans(builds: &Path) {
-    let Ok(builds) = builds.canonicalize() else { return };
-    let Ok(processes) = std::fs::read_dir("/proc") else { return };
+    let Ok(builds) = builds.canonicalize() else {
+        return;
+    };
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for process in processes.flatten() {
-        let Some(pid) = process.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = process
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
-        let Ok(exe) = std::fs::read_link(process.path().join("exe")) else { continue };
+        let Ok(exe) = std::fs::read_link(process.path().join("exe")) else {
+            continue;
+        };
         if exe.starts_with(&builds) {
             tracing::warn!(pid, exe = %exe.display(), "stopping a service left running by a previous server");
             let _ = nix::sys::signal::kill(

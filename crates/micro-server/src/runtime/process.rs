@@ -72,7 +72,10 @@ pub(crate) struct Report {
 impl Report {
     /// How many instances have registered.
     pub(crate) fn up(&self) -> usize {
-        self.instances.iter().filter(|i| **i == Instance::Up).count()
+        self.instances
+            .iter()
+            .filter(|i| **i == Instance::Up)
+            .count()
     }
 
     /// Why an instance is down, if one is.
@@ -178,7 +181,8 @@ async fn supervise(
                 pump(child.stdout.take(), launch.log.clone(), prefix.clone());
                 pump(child.stderr.take(), launch.log.clone(), prefix.clone());
                 generation.set(index, Instance::Starting, false);
-                let exit = watch_process(&launch, &generation, index, &id, &mut child, &mut stop).await;
+                let exit =
+                    watch_process(&launch, &generation, index, &id, &mut child, &mut stop).await;
                 if exit.is_none() {
                     terminate(&mut child).await;
                 }
@@ -202,7 +206,9 @@ async fn supervise(
         let delay = restart_delay(failures);
         failures = failures.saturating_add(1);
         let why = format!("{exit}; restarting in {}s", delay.as_secs());
-        launch.log.append(&format!("{prefix}[micro] {} {why}", launch.spec.name));
+        launch
+            .log
+            .append(&format!("{prefix}[micro] {} {why}", launch.spec.name));
         generation.set(index, Instance::Down(why), true);
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -266,9 +272,7 @@ async fn is_registered(launch: &Launch, id: &str) -> bool {
         .get_service(&launch.namespace, &launch.spec.name)
         .await
     {
-        Ok(versions) => versions
-            .iter()
-            .any(|v| v.nodes.iter().any(|n| n.id == id)),
+        Ok(versions) => versions.iter().any(|v| v.nodes.iter().any(|n| n.id == id)),
         Err(_) => false,
     }
 }
@@ -303,7 +307,11 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// Copies a process's output into the log, line by line.
-fn pump(output: Option<impl AsyncRead + Unpin + Send + 'static>, log: Arc<LogFile>, prefix: String) {
+fn pump(
+    output: Option<impl AsyncRead + Unpin + Send + 'static>,
+    log: Arc<LogFile>,
+    prefix: String,
+) {
     let Some(output) = output else { return };
     tokio::spawn(async move {
         let mut reader = BufReader::new(output);

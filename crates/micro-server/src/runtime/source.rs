@@ -60,7 +60,9 @@ pub(crate) fn check_path(path: &str) -> Result<(), Error> {
 /// the new one lacks is kept (`crate_path` names where it lives), so an update does not
 /// re-resolve dependencies.
 pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(), Error> {
-    let bad = |what: String| Error::bad_request(ID, format!("the upload is not a source archive: {what}"));
+    let bad = |what: String| {
+        Error::bad_request(ID, format!("the upload is not a source archive: {what}"))
+    };
     let parent = dir
         .parent()
         .ok_or_else(|| Error::internal(ID, "a source directory has no parent"))?;
@@ -96,7 +98,11 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
             ID,
             format!(
                 "no Cargo.toml in {}: micro run takes the directory of a Rust crate",
-                if crate_path.is_empty() { "the upload" } else { crate_path }
+                if crate_path.is_empty() {
+                    "the upload"
+                } else {
+                    crate_path
+                }
             ),
         ));
     }
@@ -151,17 +157,26 @@ mod tests {
     fn unpacks_replacing_the_old_tree_and_keeping_its_lock_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("sources/micro/hello");
-        let first = archive(tmp.path(), &[("Cargo.toml", "[package]"), ("src/old.rs", "")]);
+        let first = archive(
+            tmp.path(),
+            &[("Cargo.toml", "[package]"), ("src/old.rs", "")],
+        );
         unpack(&first, &dir, "").unwrap();
         std::fs::write(dir.join("Cargo.lock"), "resolved").unwrap();
 
-        let second = archive(tmp.path(), &[("Cargo.toml", "[package]"), ("src/new.rs", "")]);
+        let second = archive(
+            tmp.path(),
+            &[("Cargo.toml", "[package]"), ("src/new.rs", "")],
+        );
         let id = build_id(&second).unwrap();
         assert_eq!(id.len(), 8);
         unpack(&second, &dir, "").unwrap();
         assert!(dir.join("src/new.rs").is_file());
         assert!(!dir.join("src/old.rs").exists(), "the old tree is gone");
-        assert_eq!(std::fs::read_to_string(dir.join("Cargo.lock")).unwrap(), "resolved");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("Cargo.lock")).unwrap(),
+            "resolved"
+        );
     }
 
     #[test]
