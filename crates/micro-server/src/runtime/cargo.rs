@@ -40,7 +40,15 @@ pub(crate) async fn build(
     let manifest = build.crate_dir.join("Cargo.toml");
     let manifest = manifest.canonicalize().unwrap_or(manifest);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut child = Command::new(&cargo)
+    // At a lower CPU priority where `nice` exists: a build must not starve the services running.
+    let mut command = if nice_exists() {
+        let mut c = Command::new("nice");
+        c.args(["-n", "10"]).arg(&cargo);
+        c
+    } else {
+        Command::new(&cargo)
+    };
+    let mut child = command
         .args(["build", "--release", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(&manifest)
@@ -86,11 +94,10 @@ pub(crate) async fn build(
             }
             if first_error.is_none() && trimmed.starts_with("error") {
                 first_error = Some(trimmed.to_owned());
-            } else if first_error.is_some() && location.is_none() {
-                if let Some(at) = trimmed.strip_prefix("--> ") {
+            } else if first_error.is_some() && location.is_none()
+                && let Some(at) = trimmed.strip_prefix("--> ") {
                     location = Some(at.to_owned());
                 }
-            }
         }
         match (first_error, location) {
             (Some(error), Some(at)) => Some(format!("{error} (at {at})")),
@@ -128,6 +135,12 @@ pub(crate) async fn build(
         }
     };
     let status = status.map_err(|e| format!("cargo did not finish: {e}"))?;
+    if status.code() == Some(127) {
+        return Err(
+            "build failed: cargo is not on the server's PATH; install Rust (https://rustup.rs)"
+                .to_owned(),
+        );
+    }
     if !status.success() {
         return Err(format!(
             "build failed: {}",
@@ -142,4 +155,9 @@ pub(crate) async fn build(
         Some((_, exe)) => Ok(exe.clone()),
         None => Err("build failed: the crate has no binary to run (add src/main.rs)".to_owned()),
     }
+}
+
+fn nice_exists() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("nice").is_file()))
 }

@@ -307,15 +307,15 @@ impl Inner {
         source::check_path(&code.path)?;
         let dir = self.source_dir(namespace, name);
         let code = code.clone();
-        let unpacked = tokio::task::spawn_blocking(move || {
+        
+        tokio::task::spawn_blocking(move || {
             let build = source::build_id(&code.archive)?;
             let result = source::unpack(&code.archive, &dir, &code.path);
             let _ = std::fs::remove_file(&code.archive);
             result.map(|()| build)
         })
         .await
-        .map_err(|e| Error::internal(ID, format!("unpacking failed: {e}")))?;
-        unpacked
+        .map_err(|e| Error::internal(ID, format!("unpacking failed: {e}")))?
     }
 
     /// Starts the processes of a build.
@@ -381,11 +381,10 @@ impl Inner {
                 deployed.serve(generation.clone());
                 self.save();
                 old.stop().await;
-                if old.build != generation.build {
-                    if let Some(dir) = old.binary.parent() {
+                if old.build != generation.build
+                    && let Some(dir) = old.binary.parent() {
                         let _ = std::fs::remove_dir_all(dir);
                     }
-                }
             }
             Err(why) => {
                 generation.stop().await;
