@@ -113,7 +113,7 @@ fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
     assert_eq!(gone.stderr, "Service \"helloworld\" not found\n");
     assert_eq!(
         sb.micro(&["services"]).stdout,
-        "broker\nconfig\nevents\nregistry\nstore\n"
+        "broker\nconfig\nevents\nregistry\nruntime\nstore\n"
     );
 }
 
