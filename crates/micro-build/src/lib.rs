@@ -149,10 +149,14 @@ impl Builder {
                     source,
                 })?;
             }
-            std::fs::write(&path, text).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
+            // Rewritten only when different: an unchanged file keeps its time, so cargo does
+            // not see the build's own output as a changed input.
+            if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+                std::fs::write(&path, text).map_err(|source| Error::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
         }
         let mut compiler = protox::Compiler::new(
             includes
@@ -163,7 +167,9 @@ impl Builder {
         compiler.include_imports(true).include_source_info(true);
         compiler.open_files(protos.iter().map(AsRef::as_ref))?;
         for file in compiler.files() {
-            if let Some(path) = file.path() {
+            // The bundled protos are this crate's, not inputs of the build: watching files the
+            // build script itself writes would make every build rerun it and recompile.
+            if let Some(path) = file.path().filter(|p| !Path::new(p).starts_with(&bundled)) {
                 println!("cargo:rerun-if-changed={}", path.display());
             }
         }

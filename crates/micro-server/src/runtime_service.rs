@@ -4,7 +4,7 @@
 //! directory), so the CLI never assumes it shares a filesystem with the server; `Create` and
 //! `Update` then name the upload.
 
-use std::{pin::Pin, time::UNIX_EPOCH};
+use std::{path::PathBuf, pin::Pin, time::UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
 use micro::status::into_status;
@@ -104,6 +104,22 @@ fn deployment_pb(d: Deployment) -> pb::Deployment {
     }
 }
 
+/// Runs `change` to the end even if the caller goes away (a half-done kill or update would
+/// leave the service stuck), then removes the upload `archive` if the change did not use it.
+async fn detached(
+    archive: PathBuf,
+    change: impl Future<Output = Result<(), Error>> + Send + 'static,
+) -> Result<(), Status> {
+    let result = match tokio::spawn(change).await {
+        Ok(result) => result,
+        Err(e) => Err(Error::internal(ID, format!("the runtime failed: {e}"))),
+    };
+    if result.is_err() && !archive.as_os_str().is_empty() {
+        let _ = tokio::fs::remove_file(&archive).await;
+    }
+    result.map_err(into_status)
+}
+
 type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -152,10 +168,11 @@ impl runtime_server::Runtime for RuntimeService {
         let body = req.into_inner();
         let spec = spec(body.spec).map_err(into_status)?;
         let code = self.code(&body.upload, body.path).map_err(into_status)?;
-        self.runtime
-            .create(&ns, spec, code)
-            .await
-            .map_err(into_status)?;
+        let runtime = self.runtime.clone();
+        detached(code.archive.clone(), async move {
+            runtime.create(&ns, spec, code).await
+        })
+        .await?;
         Ok(Response::new(pb::CreateResponse {}))
     }
 
@@ -215,10 +232,13 @@ impl runtime_server::Runtime for RuntimeService {
         } else {
             Some(self.code(&body.upload, body.path).map_err(into_status)?)
         };
-        self.runtime
-            .update(&ns, current, code)
-            .await
-            .map_err(into_status)?;
+        let runtime = self.runtime.clone();
+        let archive = code.as_ref().map(|c| c.archive.clone()).unwrap_or_default();
+        detached(
+            archive,
+            async move { runtime.update(&ns, current, code).await },
+        )
+        .await?;
         Ok(Response::new(pb::UpdateResponse {}))
     }
 
@@ -227,10 +247,13 @@ impl runtime_server::Runtime for RuntimeService {
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
-        self.runtime
-            .delete(&ns, &req.into_inner().name)
-            .await
-            .map_err(into_status)?;
+        let runtime = self.runtime.clone();
+        let name = req.into_inner().name;
+        detached(
+            PathBuf::new(),
+            async move { runtime.delete(&ns, &name).await },
+        )
+        .await?;
         Ok(Response::new(pb::DeleteResponse {}))
     }
 

@@ -2,8 +2,8 @@
 //! call with a warm build cache, and how long `micro update` takes after a one-line change,
 //! against doing the same by hand (cargo build, start the binary) in the same run.
 //!
-//! Run: `cargo bench -p micro-e2e --bench runtime` (add `-- 5` for five rounds; default 3).
-//! It needs the workspace binaries (`cargo build --workspace --bins`).
+//! Run: `cargo build --release -p micro-cli && cargo bench -p micro-e2e --bench runtime` (add
+//! `-- 5` for five rounds; default 3). A bench runs the `micro` of its own profile.
 //!
 //! The bench copies the workspace (its git-tracked files) into a temporary directory, so it can
 //! edit `examples/helloworld` without touching the checkout; `micro run` uploads that copy's

@@ -109,7 +109,7 @@ fn run_call_follow_update_restart_and_kill() {
             }
             failures
         });
-        let out = in_dir(&sb, &dir, &["update", "."]);
+        let out = in_dir(&sb, &dir, &["update", ".", "--instances", "2"]);
         assert_eq!(out.code, 0, "micro update failed: {out:?}");
         wait_for(Duration::from_secs(10), "the new greeting", || {
             greeting(&sb).stdout.contains("Howdy Joe").then_some(())
@@ -118,6 +118,8 @@ fn run_call_follow_update_restart_and_kill() {
         caller.join().unwrap()
     });
     assert!(calls.load(Ordering::SeqCst) > 5, "the caller hardly called");
+    let status = sb.micro(&["status", "hello-rt"]).stdout;
+    assert!(status.contains("instances=2/2"), "{status}");
     assert!(
         failures.is_empty(),
         "calls failed during the update: {failures:?}"
@@ -138,8 +140,8 @@ fn run_call_follow_update_restart_and_kill() {
     let nodes = sb.micro(&["get", "service", "hello-rt"]);
     assert_eq!(
         nodes.stdout.matches("hello-rt-").count(),
-        1,
-        "one node: {nodes:?}"
+        2,
+        "two nodes: {nodes:?}"
     );
 
     let out = sb.micro(&["kill", "hello-rt"]);
@@ -188,9 +190,9 @@ fn a_build_error_is_shown_and_a_crashing_service_backs_off() {
     edit(
         &crashy.join("src/main.rs"),
         "micro::init_tracing();",
-        "micro::init_tracing();\n    panic!(\"crashing on purpose\");",
+        "micro::init_tracing();\n    panic!(\"crashing on purpose: {}\", std::env::var(\"WHY\").unwrap_or_default());",
     );
-    let out = in_dir(&sb, &crashy, &["run", "."]);
+    let out = in_dir(&sb, &crashy, &["run", ".", "--env-vars", "WHY=testing"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("exited with code 101"), "{out:?}");
     // Back-off doubles: the fourth exit waits 8 s, and the status counts the restarts.
@@ -198,7 +200,7 @@ fn a_build_error_is_shown_and_a_crashing_service_backs_off() {
         let logs = sb.micro(&["logs", "crashy", "-n", "200"]).stdout;
         logs.contains("restarting in 4s").then_some(logs)
     });
-    assert!(logs.contains("crashing on purpose"), "{logs}");
+    assert!(logs.contains("crashing on purpose: testing"), "{logs}");
     let delays: Vec<&str> = logs
         .lines()
         .filter_map(|l| l.split("restarting in ").nth(1))

@@ -26,6 +26,8 @@ use crate::{
 const ID: &str = "micro.runtime";
 /// Archive chunks sent per message.
 const CHUNK: usize = 1 << 20;
+/// How long `run` and `update` wait for a started service to register.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often `run` and `update` look at the status while they wait.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -76,6 +78,7 @@ impl<'a> Runtime<'a> {
     /// Waits until the roll-out of `name` ends: running with no error, or failed.
     async fn wait(&mut self, name: &str) -> Result<(), Failure> {
         let spinner = indicatif::ProgressBar::new_spinner();
+        let mut starting_since: Option<std::time::Instant> = None;
         spinner.enable_steady_tick(Duration::from_millis(120));
         let outcome = loop {
             let Some(d) = self.read(name).await?.into_iter().next() else {
@@ -87,6 +90,17 @@ impl<'a> Runtime<'a> {
                     break Err(Failure::new(format!(
                         "{name} failed: {}\nSee its output with: micro logs {name}",
                         d.error
+                    )));
+                }
+                ("starting", _)
+                    if starting_since
+                        .get_or_insert_with(std::time::Instant::now)
+                        .elapsed()
+                        > REGISTER_TIMEOUT =>
+                {
+                    break Err(Failure::new(format!(
+                        "{name} started but has not registered after {}s; a service must use the micro framework (or register itself)\nSee its output with: micro logs {name}",
+                        REGISTER_TIMEOUT.as_secs()
                     )));
                 }
                 (status, _) => {

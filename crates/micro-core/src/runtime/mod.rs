@@ -61,6 +61,17 @@ impl Spec {
                 ),
             ));
         }
+        if self
+            .args
+            .iter()
+            .chain(self.env.values())
+            .any(|v| v.contains('\0'))
+        {
+            return Err(Error::bad_request(
+                ID,
+                "arguments and environment values cannot hold NUL",
+            ));
+        }
         for key in self.env.keys() {
             if key.is_empty() || key.contains(['=', '\0']) {
                 return Err(Error::bad_request(
@@ -78,21 +89,22 @@ impl Spec {
 /// The most copies of one service a runtime starts.
 pub const MAX_INSTANCES: u32 = 64;
 
-/// Refuses a name that could not be a file name: lower-case letters, digits, `-`, `_` and `.`,
-/// starting with a letter or digit.
+/// Refuses a name that could not be a file name of its own: lower-case letters, digits, `-` and
+/// `_`, starting with a letter or digit (no `.`, so `NAME.log` and `NAME.old` never collide
+/// with another service's files).
 pub fn check_name(what: &str, name: &str) -> Result<(), Error> {
     let valid = name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_'));
     if valid {
         Ok(())
     } else {
         Err(Error::bad_request(
             ID,
             format!(
-                "invalid {what} {name:?}: use up to 63 lower-case letters, digits, '-', '_' or '.', starting with a letter or digit"
+                "invalid {what} {name:?}: use up to 63 lower-case letters, digits, '-' or '_', starting with a letter or digit"
             ),
         ))
     }
@@ -261,10 +273,19 @@ mod tests {
 
     #[test]
     fn names_must_be_file_names() {
-        for good in ["hello-rt", "a", "x1.v2", "foo_bar"] {
+        for good in ["hello-rt", "a", "x1-v2", "foo_bar"] {
             check_name("service name", good).unwrap();
         }
-        for bad in ["", "Hello", "../x", "a/b", ".hidden", "-x", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Hello",
+            "../x",
+            "a/b",
+            ".hidden",
+            "api.old",
+            "-x",
+            &"a".repeat(64),
+        ] {
             let err = check_name("service name", bad).unwrap_err();
             assert!(err.detail.contains("lower-case"), "{bad}: {err}");
         }

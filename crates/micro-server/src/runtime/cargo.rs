@@ -58,6 +58,8 @@ pub(crate) async fn build(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own, so a cancelled build stops rustc and build scripts too.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
@@ -94,10 +96,12 @@ pub(crate) async fn build(
             }
             if first_error.is_none() && trimmed.starts_with("error") {
                 first_error = Some(trimmed.to_owned());
-            } else if first_error.is_some() && location.is_none()
-                && let Some(at) = trimmed.strip_prefix("--> ") {
-                    location = Some(at.to_owned());
-                }
+            } else if first_error.is_some()
+                && location.is_none()
+                && let Some(at) = trimmed.strip_prefix("--> ")
+            {
+                location = Some(at.to_owned());
+            }
         }
         match (first_error, location) {
             (Some(error), Some(at)) => Some(format!("{error} (at {at})")),
@@ -130,6 +134,12 @@ pub(crate) async fn build(
     let ((error, executables), status) = tokio::select! {
         done = async { tokio::join!(async { tokio::join!(human, machine) }, child.wait()) } => done,
         () = raised(&mut cancel) => {
+            if let Some(pid) = child.id() {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill().await;
             return Err("the build was cancelled".to_owned());
         }

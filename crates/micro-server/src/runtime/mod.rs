@@ -25,7 +25,10 @@ mod source;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -77,6 +80,8 @@ struct Inner {
     builds: tokio::sync::Mutex<()>,
     /// Serialises writes of `services.json`.
     saving: Mutex<()>,
+    /// Set by shutdown: no roll-out starts processes after it.
+    closed: AtomicBool,
 }
 
 /// One service of one namespace.
@@ -90,6 +95,8 @@ struct Deployed {
     busy: Arc<tokio::sync::Mutex<()>>,
     /// `true` asks the roll-out under way to give up (an update or kill arrived).
     cancel: watch::Sender<bool>,
+    /// Set (holding `busy`) by a kill: whoever takes `busy` next finds it gone.
+    removed: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +171,7 @@ impl LocalRuntime {
                 deployments: Mutex::new(BTreeMap::new()),
                 builds: tokio::sync::Mutex::new(()),
                 saving: Mutex::new(()),
+                closed: AtomicBool::new(false),
             }),
         })
     }
@@ -227,14 +235,20 @@ impl LocalRuntime {
 
     /// Stops every process, keeping the record of what runs so a restart starts it again.
     pub async fn shutdown(&self) {
-        let all: Vec<Arc<Deployed>> = self.inner.all().into_iter().collect();
-        for deployed in all {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let all = self.inner.all();
+        for deployed in &all {
             let _ = deployed.cancel.send(true);
+        }
+        // All at once: each may take its grace period.
+        futures::future::join_all(all.iter().map(|deployed| async move {
+            let _busy = deployed.busy.lock().await;
             let current = deployed.lock().current.clone();
             if let Some(generation) = current {
                 generation.stop().await;
             }
-        }
+        }))
+        .await;
     }
 }
 
@@ -264,6 +278,7 @@ impl Inner {
             }),
             busy: Arc::new(tokio::sync::Mutex::new(())),
             cancel: watch::channel(false).0,
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -307,7 +322,7 @@ impl Inner {
         source::check_path(&code.path)?;
         let dir = self.source_dir(namespace, name);
         let code = code.clone();
-        
+
         tokio::task::spawn_blocking(move || {
             let build = source::build_id(&code.archive)?;
             let result = source::unpack(&code.archive, &dir, &code.path);
@@ -328,6 +343,7 @@ impl Inner {
                 .join(&state.path),
             namespace: deployed.namespace.clone(),
             spec: state.spec.clone(),
+            path: state.path.clone(),
             build: state.build.clone(),
             server_address: self.server_address.clone(),
             registry: self.registry.clone(),
@@ -349,25 +365,15 @@ impl Inner {
             Ok(binary) => binary,
             Err(why) => {
                 deployed.build_log.append(&format!("[micro] {why}"));
-                let mut state = deployed.lock();
-                state.stage = None;
-                if let Some(serving) = state.current.as_ref().map(|g| g.build.clone()) {
-                    state.error = Some(format!(
-                        "update failed: {why}; build {serving} still serves"
-                    ));
-                    state.build = serving;
-                    state.phase = Phase::Serving;
-                } else {
-                    state.error = Some(why);
-                    state.phase = Phase::Failed;
-                }
-                state.updated = SystemTime::now();
-                drop(state);
+                deployed.fall_back(why);
                 self.save();
                 return;
             }
         };
 
+        if self.closed.load(Ordering::SeqCst) {
+            return;
+        }
         let generation = self.launch(&deployed, binary);
         let old = deployed.lock().current.clone();
         let Some(old) = old else {
@@ -382,20 +388,20 @@ impl Inner {
                 self.save();
                 old.stop().await;
                 if old.build != generation.build
-                    && let Some(dir) = old.binary.parent() {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
+                    && let Some(dir) = old.binary.parent()
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
             Err(why) => {
                 generation.stop().await;
-                let mut state = deployed.lock();
-                state.error = Some(format!(
-                    "update failed: the new build {why}; build {} still serves",
-                    old.build
-                ));
-                state.build = old.build.clone();
-                state.phase = Phase::Serving;
-                state.updated = SystemTime::now();
+                if generation.build != old.build
+                    && let Some(dir) = generation.binary.parent()
+                {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                deployed.fall_back(format!("the new build {why}"));
+                self.save();
             }
         }
     }
@@ -414,7 +420,12 @@ impl Inner {
                 state.build.clone(),
             )
         };
-        let _one_at_a_time = self.builds.lock().await;
+        deployed.lock().stage = Some("waiting for another build to finish".to_owned());
+        let mut cancelled = cancel.clone();
+        let _one_at_a_time = tokio::select! {
+            guard = self.builds.lock() => guard,
+            () = raised(&mut cancelled) => return Err("the build was cancelled".to_owned()),
+        };
         let stage = |what: &str| deployed.lock().stage = Some(what.to_owned());
         let executable = cargo::build(
             cargo::Build {
@@ -494,6 +505,40 @@ impl Deployed {
             state.stage = None;
             state.error = None;
         }
+    }
+
+    /// After a failed roll-out: back to what still runs, if anything, saying why.
+    fn fall_back(&self, why: String) {
+        let mut state = self.lock();
+        state.stage = None;
+        state.updated = SystemTime::now();
+        match state.current.clone() {
+            Some(serving) => {
+                state.error = Some(format!(
+                    "update failed: {why}; build {} still serves",
+                    serving.build
+                ));
+                state.build = serving.build.clone();
+                state.spec = serving.spec.clone();
+                state.path = serving.path.clone();
+                state.phase = Phase::Serving;
+            }
+            None => {
+                state.error = Some(why);
+                state.phase = Phase::Failed;
+            }
+        }
+    }
+
+    /// Fails with not-found when a kill removed this deployment while the caller waited.
+    fn check_present(&self) -> Result<(), Error> {
+        if self.removed.load(Ordering::SeqCst) {
+            return Err(Error::not_found(
+                ID,
+                format!("{} was removed (micro kill) meanwhile", self.name),
+            ));
+        }
+        Ok(())
     }
 
     /// Makes `generation` the one that runs.
@@ -627,9 +672,19 @@ impl Runtime for LocalRuntime {
         // A roll-out still under way gives up for this newer one.
         let _ = deployed.cancel.send(true);
         let busy = deployed.busy.clone().lock_owned().await;
+        deployed.check_present()?;
         let _ = deployed.cancel.send(false);
         if let Some(code) = &code {
-            let build = self.inner.unpack(namespace, &spec.name, code).await?;
+            let build = match self.inner.unpack(namespace, &spec.name, code).await {
+                Ok(build) => build,
+                Err(e) => {
+                    // The roll-out this one cancelled left it mid-way: settle it.
+                    if deployed.lock().phase == Phase::Building {
+                        deployed.fall_back(format!("the new source was refused: {}", e.detail));
+                    }
+                    return Err(e);
+                }
+            };
             let mut state = deployed.lock();
             state.build = build;
             state.path = code.path.clone();
@@ -659,19 +714,26 @@ impl Runtime for LocalRuntime {
         let deployed = self.inner.find(namespace, name)?;
         let _ = deployed.cancel.send(true);
         let _busy = deployed.busy.clone().lock_owned().await;
+        deployed.check_present()?;
+        deployed.removed.store(true, Ordering::SeqCst);
         deployed.set_phase(Phase::Stopping);
         let current = deployed.lock().current.take();
         if let Some(generation) = current {
             generation.stop().await;
         }
-        self.inner
-            .map()
-            .remove(&(namespace.to_owned(), name.to_owned()));
-        self.inner.save();
+        // Files first, then the entry: a `micro run` of the same name waits for the entry.
         let _ = std::fs::remove_dir_all(self.inner.source_dir(namespace, name));
         let _ = std::fs::remove_dir_all(self.inner.builds_dir(namespace, name));
         deployed.log.clear();
         deployed.build_log.clear();
+        {
+            let mut map = self.inner.map();
+            let key = (namespace.to_owned(), name.to_owned());
+            if map.get(&key).is_some_and(|d| Arc::ptr_eq(d, &deployed)) {
+                map.remove(&key);
+            }
+        }
+        self.inner.save();
         Ok(())
     }
 
@@ -708,6 +770,11 @@ fn stop_orphans(builds: &Path) {
     let Ok(processes) = std::fs::read_dir("/proc") else {
         return;
     };
+    use nix::{
+        sys::signal::{Signal, kill},
+        unistd::Pid,
+    };
+    let mut orphans = Vec::new();
     for process in processes.flatten() {
         let Some(pid) = process
             .file_name()
@@ -721,10 +788,28 @@ fn stop_orphans(builds: &Path) {
         };
         if exe.starts_with(&builds) {
             tracing::warn!(pid, exe = %exe.display(), "stopping a service left running by a previous server");
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            orphans.push(pid);
         }
     }
+    // The grace a stop gets, then SIGKILL for what is left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !orphans.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        orphans.retain(|pid| Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid));
+    }
+    for pid in orphans {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Whether a process has exited and waits only to be reaped (its parent is gone, so `init` will).
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }

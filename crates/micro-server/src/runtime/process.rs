@@ -23,7 +23,7 @@ use micro_core::{
     runtime::{STABLE_AFTER, Spec, restart_delay},
 };
 use tokio::{
-    io::{AsyncBufReadExt, AsyncRead, BufReader},
+    io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader},
     process::{Child, Command},
     sync::watch,
     task::JoinHandle,
@@ -42,6 +42,8 @@ pub(crate) struct Launch {
     pub(crate) workdir: PathBuf,
     pub(crate) namespace: String,
     pub(crate) spec: Spec,
+    /// The crate's directory inside the source tree.
+    pub(crate) path: String,
     pub(crate) build: String,
     pub(crate) server_address: String,
     pub(crate) registry: Arc<dyn Registry>,
@@ -91,6 +93,9 @@ impl Report {
 pub(crate) struct Generation {
     pub(crate) build: String,
     pub(crate) binary: PathBuf,
+    /// What it runs, to fall back to when an update fails.
+    pub(crate) spec: Spec,
+    pub(crate) path: String,
     report: watch::Sender<Report>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -108,6 +113,8 @@ impl Generation {
         let generation = Arc::new(Self {
             build: launch.build.clone(),
             binary: launch.binary.clone(),
+            spec: launch.spec.clone(),
+            path: launch.path.clone(),
             report,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
@@ -236,8 +243,20 @@ fn spawn(launch: &Launch, id: &str) -> std::io::Result<Child> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A group of its own: Ctrl-C at the server's terminal does not reach it (the server
+        // stops it in order), and stopping it reaches its children too.
+        .process_group(0)
         .kill_on_drop(true);
-    command.spawn()
+    command.spawn().map_err(|e| {
+        if launch.workdir.is_dir() {
+            e
+        } else {
+            std::io::Error::other(format!(
+                "its directory {} is gone; update it again",
+                launch.workdir.display()
+            ))
+        }
+    })
 }
 
 /// Waits for the process to exit (`Some`) or for a stop (`None`), marking the instance up once
@@ -285,13 +304,17 @@ async fn deregister(launch: &Launch, id: &str) {
     }
 }
 
-/// SIGTERM, then SIGKILL after the grace period.
+/// SIGTERM to the process's group, then SIGKILL after the grace period.
 async fn terminate(child: &mut Child) {
+    use nix::sys::signal::{Signal, killpg};
     if let Some(pid) = child.id() {
-        let pid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_ok() {
-            return;
+        let group = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        if tokio::time::timeout(STOP_GRACE, child.wait())
+            .await
+            .is_err()
+        {
+            let _ = killpg(group, Signal::SIGKILL);
         }
     }
     let _ = child.kill().await;
@@ -306,6 +329,9 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// The longest line kept whole; longer ones are split.
+const MAX_LINE: u64 = 16 * 1024;
+
 /// Copies a process's output into the log, line by line.
 fn pump(
     output: Option<impl AsyncRead + Unpin + Send + 'static>,
@@ -316,7 +342,11 @@ fn pump(
     tokio::spawn(async move {
         let mut reader = BufReader::new(output);
         let mut line = Vec::new();
-        while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+        while let Ok(n) = (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             if n == 0 {
                 break;
             }

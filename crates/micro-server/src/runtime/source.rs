@@ -16,6 +16,8 @@ const ID: &str = "micro.runtime";
 
 /// The most a source tree may unpack to.
 const MAX_UNPACKED: u64 = 2 << 30;
+/// The most files and directories a source tree may hold.
+const MAX_ENTRIES: usize = 200_000;
 
 /// A short hash of an archive: the build id shown in `micro status`.
 pub(crate) fn build_id(archive: &Path) -> Result<String, Error> {
@@ -77,7 +79,15 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
         .map_err(|e| Error::internal(ID, format!("cannot read the upload: {e}")))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut total = 0u64;
-    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+    for (count, entry) in tar.entries().map_err(|e| bad(e.to_string()))?.enumerate() {
+        if count >= MAX_ENTRIES {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "the source holds more than {MAX_ENTRIES} files; add what is not source to .gitignore"
+                ),
+            ));
+        }
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         total += entry.header().size().unwrap_or(0);
         if total > MAX_UNPACKED {
