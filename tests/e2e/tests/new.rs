@@ -57,3 +57,37 @@ fn micro_new_makes_a_service_that_builds_without_protoc_and_answers() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains(r#""msg": "Hello x""#), "{out:?}");
 }
+
+/// The build script (micro-build) watches a service's protos, never the files it writes itself:
+/// the bundled `google/api` protos that helloworld imports once made every later build of an
+/// unchanged service rerun the script and recompile it.
+#[test]
+fn the_build_script_watches_only_the_services_protos() {
+    let newest = std::fs::read_dir(profile_dir().join("build"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("helloworld-"))
+        .filter(|d| d.path().join("output").is_file())
+        .max_by_key(|d| {
+            d.path()
+                .join("output")
+                .metadata()
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .expect("helloworld was built (cargo build --workspace --bins)");
+    let output = std::fs::read_to_string(newest.path().join("output")).unwrap();
+    let watched: Vec<&str> = output
+        .lines()
+        .filter_map(|l| l.strip_prefix("cargo:rerun-if-changed="))
+        .collect();
+    assert!(
+        watched.iter().any(|w| w.ends_with("helloworld.proto")),
+        "{output}"
+    );
+    assert!(
+        !watched.iter().any(|w| w.contains("micro-build-include")),
+        "the build script watches its own output:\n{output}"
+    );
+}
