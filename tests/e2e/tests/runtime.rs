@@ -82,11 +82,14 @@ fn run_call_follow_update_restart_and_kill() {
     // Its output, then new lines as they are written.
     let logs = sb.micro(&["logs", "hello-rt"]);
     assert!(logs.stdout.contains("request for Joe"), "{logs:?}");
-    let mut follow = Proc::spawn(sb.micro_command(&["logs", "-f", "-n", "0", "hello-rt"]));
-    std::thread::sleep(Duration::from_millis(300));
-    let out = sb.micro(&["call", "hello-rt", "HelloRt.Call", r#"{"name":"Followed"}"#]);
-    assert_eq!(out.code, 0, "{out:?}");
-    follow.wait_line("request for Followed");
+    // `-n 0`: only lines written after it joined, so calls go on until one shows up there.
+    let follow = Proc::spawn(sb.micro_command(&["logs", "-f", "-n", "0", "hello-rt"]));
+    wait_for(Duration::from_secs(30), "a line in micro logs -f", || {
+        let out = sb.micro(&["call", "hello-rt", "HelloRt.Call", r#"{"name":"Followed"}"#]);
+        assert_eq!(out.code, 0, "{out:?}");
+        (follow.count("request for Followed") > 0).then_some(())
+    });
+    assert_eq!(follow.count("request for Joe"), 0, "-n 0 printed old lines");
     drop(follow);
 
     // A new greeting, deployed from inside the directory while a caller keeps calling.
