@@ -163,10 +163,8 @@ pub(crate) async fn run(ctx: &Context, args: &RunArgs) -> Result<(), Failure> {
     let name = args.name.clone().unwrap_or_else(|| code.dir_name.clone());
     let mut runtime = Runtime::connect(ctx).await?;
     let upload = runtime.upload(&code).await?;
-    let mut spec = spec(args, name.clone(), code.source.clone())?;
-    spec.instances = spec.instances.max(1);
     let request = ctx.request(pb::CreateRequest {
-        spec: Some(spec),
+        spec: Some(spec(args, name.clone(), code.source.clone())?),
         upload,
         path: code.path.clone(),
     })?;
@@ -185,18 +183,24 @@ pub(crate) async fn run(ctx: &Context, args: &RunArgs) -> Result<(), Failure> {
 /// `micro update PATH|NAME`.
 pub(crate) async fn update(ctx: &Context, args: &RunArgs) -> Result<(), Failure> {
     let dir = Path::new(&args.source);
-    let (name, upload, path, source) = if dir.is_dir() {
-        let code = packed(dir)?;
-        let name = args.name.clone().unwrap_or_else(|| code.dir_name.clone());
-        let mut runtime = Runtime::connect(ctx).await?;
-        let upload = runtime.upload(&code).await?;
-        (name, upload, code.path, code.source)
-    } else if args.source.contains(['/', '\\']) || args.source == "." {
+    if !dir.is_dir() && (args.source.contains(['/', '\\']) || args.source == ".") {
         return Err(Failure::new(format!(
             "No directory {}: micro update takes the directory of a running service, or its name",
             args.source
         )));
+    }
+    let code = if dir.is_dir() {
+        Some(packed(dir)?)
     } else {
+        None
+    };
+    let mut runtime = Runtime::connect(ctx).await?;
+    let (name, upload, path, source) = if let Some(code) = code {
+        let name = args.name.clone().unwrap_or_else(|| code.dir_name.clone());
+        let upload = runtime.upload(&code).await?;
+        (name, upload, code.path, code.source)
+    } else {
+        // A name: the server rebuilds the code it has.
         (
             args.name.clone().unwrap_or_else(|| args.source.clone()),
             String::new(),
@@ -204,7 +208,6 @@ pub(crate) async fn update(ctx: &Context, args: &RunArgs) -> Result<(), Failure>
             String::new(),
         )
     };
-    let mut runtime = Runtime::connect(ctx).await?;
     let request = ctx.request(pb::UpdateRequest {
         spec: Some(spec(args, name.clone(), source)?),
         upload,

@@ -44,7 +44,6 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use logs::LogFile;
 use process::{Generation, Launch};
-pub(crate) use source::check_path;
 
 const ID: &str = "micro.runtime";
 
@@ -387,19 +386,11 @@ impl Inner {
                 deployed.serve(generation.clone());
                 self.save();
                 old.stop().await;
-                if old.build != generation.build
-                    && let Some(dir) = old.binary.parent()
-                {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
+                old.discard_unless_shared_with(&generation);
             }
             Err(why) => {
                 generation.stop().await;
-                if generation.build != old.build
-                    && let Some(dir) = generation.binary.parent()
-                {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
+                generation.discard_unless_shared_with(&old);
                 deployed.fall_back(format!("the new build {why}"));
                 self.save();
             }
@@ -413,14 +404,14 @@ impl Inner {
         cancel: watch::Receiver<bool>,
     ) -> Result<PathBuf, String> {
         let (crate_dir, build) = {
-            let state = deployed.lock();
+            let mut state = deployed.lock();
+            state.stage = Some("waiting for another build to finish".to_owned());
             (
                 self.source_dir(&deployed.namespace, &deployed.name)
                     .join(&state.path),
                 state.build.clone(),
             )
         };
-        deployed.lock().stage = Some("waiting for another build to finish".to_owned());
         let mut cancelled = cancel.clone();
         let _one_at_a_time = tokio::select! {
             guard = self.builds.lock() => guard,
@@ -471,7 +462,7 @@ impl Inner {
                     spec: state.spec.clone(),
                     path: state.path.clone(),
                     build: state.build.clone(),
-                    binary: state.current.as_ref().map(|g| g.binary.clone()),
+                    binary: state.current.as_ref().map(|g| g.launch.binary.clone()),
                 }
             })
             .collect();
@@ -516,11 +507,11 @@ impl Deployed {
             Some(serving) => {
                 state.error = Some(format!(
                     "update failed: {why}; build {} still serves",
-                    serving.build
+                    serving.launch.build
                 ));
-                state.build = serving.build.clone();
-                state.spec = serving.spec.clone();
-                state.path = serving.path.clone();
+                state.build = serving.launch.build.clone();
+                state.spec = serving.launch.spec.clone();
+                state.path = serving.launch.path.clone();
                 state.phase = Phase::Serving;
             }
             None => {
@@ -544,7 +535,7 @@ impl Deployed {
     /// Makes `generation` the one that runs.
     fn serve(&self, generation: Arc<Generation>) {
         let mut state = self.lock();
-        state.build = generation.build.clone();
+        state.build = generation.launch.build.clone();
         state.current = Some(generation);
         state.phase = Phase::Serving;
         state.error = None;
@@ -640,7 +631,6 @@ impl Runtime for LocalRuntime {
             let mut map = self.inner.map();
             let key = (namespace.to_owned(), spec.name.clone());
             if map.contains_key(&key) {
-                let _ = std::fs::remove_file(&code.archive);
                 return Err(Error::conflict(
                     ID,
                     format!(
@@ -793,7 +783,7 @@ fn stop_orphans(builds: &Path) {
         }
     }
     // The grace a stop gets, then SIGKILL for what is left.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + process::STOP_GRACE;
     while !orphans.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
         orphans.retain(|pid| Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid));

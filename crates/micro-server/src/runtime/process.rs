@@ -34,7 +34,7 @@ use super::{logs::LogFile, raised};
 /// How often a starting instance looks for its node in the registry.
 const REGISTRATION_POLL: Duration = Duration::from_millis(200);
 /// How long a stopping process has between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// What every instance of a generation runs, and where it reports.
 pub(crate) struct Launch {
@@ -91,11 +91,8 @@ impl Report {
 
 /// The processes of one build.
 pub(crate) struct Generation {
-    pub(crate) build: String,
-    pub(crate) binary: PathBuf,
-    /// What it runs, to fall back to when an update fails.
-    pub(crate) spec: Spec,
-    pub(crate) path: String,
+    /// What it runs (and what to fall back to when an update fails).
+    pub(crate) launch: Launch,
     report: watch::Sender<Report>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -111,19 +108,14 @@ impl Generation {
             changed: SystemTime::now(),
         });
         let generation = Arc::new(Self {
-            build: launch.build.clone(),
-            binary: launch.binary.clone(),
-            spec: launch.spec.clone(),
-            path: launch.path.clone(),
+            launch,
             report,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
         });
-        let launch = Arc::new(launch);
         let tasks = (0..instances)
             .map(|index| {
                 tokio::spawn(supervise(
-                    launch.clone(),
                     generation.clone(),
                     index,
                     generation.stop.subscribe(),
@@ -153,6 +145,15 @@ impl Generation {
         }
     }
 
+    /// Deletes this build's executable, unless `other` runs the same build.
+    pub(crate) fn discard_unless_shared_with(&self, other: &Generation) {
+        if self.launch.build != other.launch.build
+            && let Some(dir) = self.launch.binary.parent()
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
     fn set(&self, index: usize, instance: Instance, restarted: bool) {
         self.report.send_modify(|r| {
             r.instances[index] = instance;
@@ -163,12 +164,8 @@ impl Generation {
 }
 
 /// Runs instance `index` until told to stop, restarting it whenever it exits.
-async fn supervise(
-    launch: Arc<Launch>,
-    generation: Arc<Generation>,
-    index: usize,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn supervise(generation: Arc<Generation>, index: usize, mut stop: watch::Receiver<bool>) {
+    let launch = &generation.launch;
     let prefix = if launch.spec.instances > 1 {
         format!("[{index}] ")
     } else {
@@ -183,17 +180,17 @@ async fn supervise(
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let started = Instant::now();
-        let exit = match spawn(&launch, &id) {
+        let exit = match spawn(launch, &id) {
             Ok(mut child) => {
                 pump(child.stdout.take(), launch.log.clone(), prefix.clone());
                 pump(child.stderr.take(), launch.log.clone(), prefix.clone());
                 generation.set(index, Instance::Starting, false);
                 let exit =
-                    watch_process(&launch, &generation, index, &id, &mut child, &mut stop).await;
+                    watch_process(launch, &generation, index, &id, &mut child, &mut stop).await;
                 if exit.is_none() {
                     terminate(&mut child).await;
                 }
-                deregister(&launch, &id).await;
+                deregister(launch, &id).await;
                 match exit {
                     None => {
                         generation.set(index, Instance::Stopped, false);
