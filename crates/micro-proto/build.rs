@@ -9,6 +9,7 @@ fn main() {
             "proto/micro/broker/broker.proto",
             "proto/micro/events/events.proto",
             "proto/micro/runtime/runtime.proto",
+            "proto/micro/auth/auth.proto",
         ],
         &["proto"],
     )

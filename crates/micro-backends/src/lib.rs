@@ -43,6 +43,11 @@ impl ServerFiles {
         self.dir.join("events.redb")
     }
 
+    /// The Ed25519 key signing access tokens.
+    pub fn auth_key(&self) -> PathBuf {
+        self.dir.join("auth.key")
+    }
+
     /// The key sealing config secrets.
     pub fn secret_key(&self) -> PathBuf {
         self.dir.join("config.key")

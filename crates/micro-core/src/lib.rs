@@ -16,6 +16,7 @@
 //! | [`broker`] | the [`Broker`](broker::Broker) trait and `MemoryBroker` |
 //! | [`events`] | the [`Events`](events::Events) trait, the [`EventLog`](events::EventLog) engines store, and `LogEvents` |
 //! | [`runtime`] | the [`Runtime`](runtime::Runtime) trait: build and run services from source |
+//! | [`auth`] | accounts, rules, and the pure decision a rule set makes about a call |
 //! | [`metadata`] | metadata keys and defaults shared by every layer |
 //!
 //! ```
@@ -32,6 +33,7 @@
 //! # Ok::<(), micro_core::Error>(()) }).unwrap() }
 //! ```
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 #[cfg(feature = "contract")]

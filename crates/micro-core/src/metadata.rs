@@ -9,6 +9,9 @@ pub const DEFAULT_NAMESPACE: &str = "micro";
 /// Request metadata (gRPC header) carrying the caller's namespace.
 pub const NAMESPACE_HEADER: &str = "micro-namespace";
 
+/// Request metadata (gRPC header) carrying the caller's token: `Bearer TOKEN`.
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
 /// A namespace argument meaning "every namespace" (registry `list` only).
 pub const ALL_NAMESPACES: &str = "*";
 
@@ -49,5 +52,9 @@ pub const ENV_SERVICE_ID: &str = "MICRO_SERVICE_ID";
 pub const ENV_REGISTER_TTL: &str = "MICRO_REGISTER_TTL";
 /// Environment variable: how often a service re-registers (`30s`).
 pub const ENV_REGISTER_INTERVAL: &str = "MICRO_REGISTER_INTERVAL";
+/// Environment variable: the id of the account a service authenticates as (the runtime sets it).
+pub const ENV_AUTH_ID: &str = "MICRO_AUTH_ID";
+/// Environment variable: the secret of that account.
+pub const ENV_AUTH_SECRET: &str = "MICRO_AUTH_SECRET";
 /// Environment variable: relocates `~/.micro`.
 pub const ENV_HOME: &str = "MICRO_HOME";

@@ -41,6 +41,11 @@ pub mod runtime {
     tonic::include_proto!("micro.runtime");
 }
 
+/// `micro.auth`: accounts, tokens and rules.
+pub mod auth {
+    tonic::include_proto!("micro.auth");
+}
+
 /// The encoded `FileDescriptorSet` of every platform proto.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"));

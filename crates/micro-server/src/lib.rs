@@ -17,6 +17,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
+mod auth_service;
 mod backends;
 mod broker_service;
 mod config_service;
@@ -41,6 +43,8 @@ use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::transport::Server;
 
+pub use auth::{AuthOptions, Authority};
+pub use auth_service::AuthService;
 pub use broker_service::BrokerService;
 pub use config_service::ConfigService;
 pub use events_service::EventsService;
@@ -72,6 +76,8 @@ pub struct Options {
     /// The Cargo target directory the runtime's builds share (`MICRO_BUILD_DIR`). Default
     /// `home/server/runtime/target`.
     pub build_dir: Option<PathBuf>,
+    /// Tokens, rules and the default account.
+    pub auth: AuthOptions,
 }
 
 impl Default for Options {
@@ -85,6 +91,7 @@ impl Default for Options {
             gateway: gateway::GatewayOptions::default(),
             home: None,
             build_dir: None,
+            auth: AuthOptions::default(),
         }
     }
 }
@@ -173,6 +180,16 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         Some(home) => backends::Backends::embedded(home)?,
         None => backends::Backends::memory(),
     };
+    let auth_key = options
+        .home
+        .as_ref()
+        .map(|home| micro_backends::ServerFiles::new(home).auth_key());
+    let authority = Authority::open(
+        backends.store.clone(),
+        auth_key.as_deref(),
+        options.auth.clone(),
+    )
+    .await?;
     let memory = Arc::new(MemoryRegistry::new());
     let reaper = memory.spawn_reaper(options.reap_interval);
     let registry: Arc<dyn Registry> = memory;
@@ -219,7 +236,13 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         ));
         address
     });
+    let (auth_server, accounts_server, rules_server) =
+        AuthService::new(authority.clone()).into_servers();
     let router = Server::builder()
+        .layer(auth::guard::GuardLayer::new(authority.clone(), grpc_names()))
+        .add_service(auth_server)
+        .add_service(accounts_server)
+        .add_service(rules_server)
         .add_service(RegistryService::new(registry.clone()).into_server())
         .add_service(StoreService::new(backends.store.clone()).into_server())
         .add_service(ConfigService::new(backends.config.clone()).into_server())
@@ -312,34 +335,47 @@ async fn serving_health()
     service
 }
 
-/// The platform services: registry name and gRPC service.
-const PLATFORM_SERVICES: &[(&str, &str)] = &[
-    ("registry", "micro.registry.Registry"),
-    ("store", "micro.store.Store"),
-    ("config", "micro.config.Config"),
-    ("broker", "micro.broker.Broker"),
-    ("events", "micro.events.Events"),
-    ("runtime", "micro.runtime.Runtime"),
+/// The platform services: registry name and gRPC services.
+const PLATFORM_SERVICES: &[(&str, &[&str])] = &[
+    ("registry", &["micro.registry.Registry"]),
+    ("store", &["micro.store.Store"]),
+    ("config", &["micro.config.Config"]),
+    ("broker", &["micro.broker.Broker"]),
+    ("events", &["micro.events.Events"]),
+    ("runtime", &["micro.runtime.Runtime"]),
+    (
+        "auth",
+        &["micro.auth.Auth", "micro.auth.Accounts", "micro.auth.Rules"],
+    ),
 ];
+
+/// gRPC service → registered name, for the auth guard's resources.
+fn grpc_names() -> std::collections::HashMap<String, String> {
+    PLATFORM_SERVICES
+        .iter()
+        .flat_map(|(name, services)| services.iter().map(|s| ((*s).to_owned(), (*name).to_owned())))
+        .collect()
+}
 
 /// The platform services as registry records: name, endpoints with schemas, this node.
 fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
     let mut records = Vec::new();
-    for (name, grpc_service) in PLATFORM_SERVICES {
-        let descriptor = pool
-            .get_service_by_name(grpc_service)
-            .ok_or_else(|| Error::internal(ID, format!("no descriptor for {grpc_service}")))?;
+    for (name, grpc_services) in PLATFORM_SERVICES {
         let mut record = Service::new(*name, "latest");
-        record.endpoints = schema::endpoints(&descriptor);
+        let mut package = String::new();
+        for grpc_service in *grpc_services {
+            let descriptor = pool
+                .get_service_by_name(grpc_service)
+                .ok_or_else(|| Error::internal(ID, format!("no descriptor for {grpc_service}")))?;
+            record.endpoints.extend(schema::endpoints(&descriptor));
+            package = descriptor.package_name().to_owned();
+        }
         let mut node = Node::new(format!("{name}-{}", std::process::id()), address);
         node.metadata
             .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
-        node.metadata.insert(
-            NODE_PACKAGE.to_owned(),
-            descriptor.package_name().to_owned(),
-        );
+        node.metadata.insert(NODE_PACKAGE.to_owned(), package);
         record.nodes.push(node);
         records.push(record);
     }

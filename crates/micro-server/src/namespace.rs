@@ -1,12 +1,20 @@
-//! The caller's namespace, read from `micro-namespace` request metadata.
+//! The caller's namespace: the one the auth guard settled on (from the token, or the
+//! `micro-namespace` metadata the token allows), else the request's `micro-namespace`.
 
 use micro_core::{
     Error,
     metadata::{DEFAULT_NAMESPACE, NAMESPACE_HEADER},
 };
 
-/// The namespace of a gRPC request: its `micro-namespace` metadata, else `micro`.
+use crate::auth::Caller;
+
+/// The namespace a gRPC request acts in.
 pub(crate) fn of<T>(request: &tonic::Request<T>) -> Result<String, Error> {
+    Caller::of(request).map(|c| c.namespace)
+}
+
+/// The request's `micro-namespace` metadata, else `micro`.
+pub(crate) fn from_metadata<T>(request: &tonic::Request<T>) -> Result<String, Error> {
     let Some(value) = request.metadata().get(NAMESPACE_HEADER) else {
         return Ok(DEFAULT_NAMESPACE.to_owned());
     };

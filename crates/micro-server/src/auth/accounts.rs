@@ -1,0 +1,339 @@
+//! Accounts and refresh tokens, kept on the platform's [`Store`] (so they move to PostgreSQL or
+//! Redis with it), in backend database `auth`, tables `NS/accounts` and `NS/refresh`.
+//!
+//! An account is stored under `id/ID`, with a `name/NAME` entry pointing at it, so `Token`
+//! finds it by either; an id and a name are unique together (no account's name is another's
+//! id). Secrets are hashed with argon2id. Refresh tokens are random; only their SHA-256 is
+//! stored (as the key), with the store's own expiry.
+
+use std::{sync::Arc, time::Duration};
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use base64::Engine as _;
+use micro_core::{
+    Error,
+    auth::{Account, check_id},
+    store::{Query, Record, Store},
+};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+const ID: &str = "micro.auth";
+/// The backend database holding everything auth keeps.
+pub(crate) const DATABASE: &str = "auth";
+const VERSION: u32 = 1;
+
+/// How long a refresh token lasts.
+pub(crate) const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    account: Account,
+    /// The argon2id PHC string.
+    secret_hash: String,
+}
+
+/// What a refresh token points at.
+#[derive(Serialize, Deserialize)]
+struct Refresh {
+    version: u32,
+    account: String,
+}
+
+/// The accounts of every namespace.
+pub(crate) struct Accounts {
+    store: Arc<dyn Store>,
+    /// Serialises writes, so two creations cannot take the same name.
+    writes: Mutex<()>,
+    random: SystemRandom,
+}
+
+fn table(ns: &str, what: &str) -> String {
+    format!("{ns}/{what}")
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::internal(ID, format!("damaged auth record: {e}"))
+}
+
+impl Accounts {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            writes: Mutex::new(()),
+            random: SystemRandom::new(),
+        }
+    }
+
+    /// `len` random bytes, URL-safe base64.
+    pub(crate) fn random_string(&self, len: usize) -> Result<String, Error> {
+        let mut bytes = vec![0u8; len];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|_| Error::internal(ID, "no randomness"))?;
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Creates `account` with `secret`. Its id and name must both be free.
+    pub(crate) async fn create(&self, account: &Account, secret: &str) -> Result<(), Error> {
+        check_id("account", &account.id)?;
+        check_id("account", &account.name)?;
+        check_secret(secret)?;
+        let ns = &account.issuer;
+        let _guard = self.writes.lock().await;
+        for handle in [&account.id, &account.name] {
+            if self.find(ns, handle).await?.is_some() {
+                return Err(Error::conflict(
+                    ID,
+                    format!("an account {handle:?} already exists in namespace {ns:?}"),
+                ));
+            }
+        }
+        let hash = hash(secret)?;
+        self.put(account, hash).await
+    }
+
+    async fn put(&self, account: &Account, secret_hash: String) -> Result<(), Error> {
+        let ns = &account.issuer;
+        let stored = Stored {
+            version: VERSION,
+            account: account.clone(),
+            secret_hash,
+        };
+        let value = serde_json::to_vec(&stored).map_err(internal)?;
+        let accounts = table(ns, "accounts");
+        self.store
+            .write(DATABASE, &accounts, Record::new(format!("id/{}", account.id), value))
+            .await?;
+        if account.name != account.id {
+            self.store
+                .write(
+                    DATABASE,
+                    &accounts,
+                    Record::new(format!("name/{}", account.name), account.id.clone()),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn by_id(&self, ns: &str, id: &str) -> Result<Option<Stored>, Error> {
+        match self
+            .store
+            .read(DATABASE, &table(ns, "accounts"), &format!("id/{id}"))
+            .await
+        {
+            Ok(record) => Ok(Some(serde_json::from_slice(&record.value).map_err(internal)?)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account whose id, else name, is `handle`.
+    async fn find(&self, ns: &str, handle: &str) -> Result<Option<Stored>, Error> {
+        if let Some(found) = self.by_id(ns, handle).await? {
+            return Ok(Some(found));
+        }
+        match self
+            .store
+            .read(DATABASE, &table(ns, "accounts"), &format!("name/{handle}"))
+            .await
+        {
+            Ok(record) => {
+                let id = String::from_utf8(record.value).map_err(internal)?;
+                self.by_id(ns, &id).await
+            }
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The account `id` of `ns`.
+    pub(crate) async fn get(&self, ns: &str, id: &str) -> Result<Account, Error> {
+        self.by_id(ns, id)
+            .await?
+            .map(|s| s.account)
+            .ok_or_else(|| Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}")))
+    }
+
+    /// The account `handle` (id or name) names, if `secret` is its secret.
+    pub(crate) async fn check(&self, ns: &str, handle: &str, secret: &str) -> Result<Account, Error> {
+        let refused = || {
+            Error::unauthorized(
+                ID,
+                format!("wrong id, name or secret for namespace {ns:?}"),
+            )
+        };
+        let Some(stored) = self.find(ns, handle).await? else {
+            // Spend the same effort as a real check, so timing does not tell which ids exist.
+            let _ = hash(secret);
+            return Err(refused());
+        };
+        if !verify(&stored.secret_hash, secret)? {
+            return Err(refused());
+        }
+        Ok(stored.account)
+    }
+
+    /// Every account of `ns`, by id.
+    pub(crate) async fn list(&self, ns: &str) -> Result<Vec<Account>, Error> {
+        let records = self
+            .store
+            .find(
+                DATABASE,
+                &table(ns, "accounts"),
+                &Query {
+                    prefix: Some("id/".to_owned()),
+                    ..Query::default()
+                },
+            )
+            .await?;
+        records
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<Stored>(&r.value)
+                    .map(|s| s.account)
+                    .map_err(internal)
+            })
+            .collect()
+    }
+
+    /// Removes account `id` of `ns` and every refresh token it holds.
+    pub(crate) async fn delete(&self, ns: &str, id: &str) -> Result<(), Error> {
+        let _guard = self.writes.lock().await;
+        let account = self.get(ns, id).await?;
+        let accounts = table(ns, "accounts");
+        if account.name != account.id {
+            self.store
+                .delete(DATABASE, &accounts, &format!("name/{}", account.name))
+                .await?;
+        }
+        self.store
+            .delete(DATABASE, &accounts, &format!("id/{id}"))
+            .await?;
+        self.revoke_refresh(ns, id).await
+    }
+
+    /// Sets the secret of account `id` of `ns`; its refresh tokens stop working.
+    pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
+        check_secret(secret)?;
+        let _guard = self.writes.lock().await;
+        let stored = self
+            .by_id(ns, id)
+            .await?
+            .ok_or_else(|| Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}")))?;
+        self.put(&stored.account, hash(secret)?).await?;
+        self.revoke_refresh(ns, id).await
+    }
+
+    /// A new refresh token for `account`.
+    pub(crate) async fn new_refresh(&self, account: &Account) -> Result<String, Error> {
+        let token = self.random_string(32)?;
+        let value = serde_json::to_vec(&Refresh {
+            version: VERSION,
+            account: account.id.clone(),
+        })
+        .map_err(internal)?;
+        let key = digest(&token);
+        self.store
+            .write(
+                DATABASE,
+                &table(&account.issuer, "refresh"),
+                Record::new(key, value).with_expiry(REFRESH_TTL),
+            )
+            .await?;
+        // The namespace travels in the token, so `Token(refresh_token)` needs nothing else.
+        Ok(format!("{}.{token}", account.issuer))
+    }
+
+    /// The account a refresh token belongs to.
+    pub(crate) async fn redeem(&self, refresh: &str) -> Result<Account, Error> {
+        let refused = || {
+            Error::unauthorized(
+                ID,
+                "the refresh token is unknown or expired: log in again (micro login)",
+            )
+        };
+        let (ns, token) = refresh.rsplit_once('.').ok_or_else(refused)?;
+        let record = match self
+            .store
+            .read(DATABASE, &table(ns, "refresh"), &digest(token))
+            .await
+        {
+            Ok(record) => record,
+            Err(e) if e.code == 404 => return Err(refused()),
+            Err(e) => return Err(e),
+        };
+        let refresh: Refresh = serde_json::from_slice(&record.value).map_err(internal)?;
+        match self.get(ns, &refresh.account).await {
+            Ok(account) => Ok(account),
+            Err(e) if e.code == 404 => Err(refused()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn revoke_refresh(&self, ns: &str, id: &str) -> Result<(), Error> {
+        let refresh = table(ns, "refresh");
+        // Rare (a deletion or a new secret), so a scan of the namespace's tokens will do.
+        let records = self
+            .store
+            .find(DATABASE, &refresh, &Query::default())
+            .await?;
+        for r in records {
+            let held: Refresh = serde_json::from_slice(&r.value).map_err(internal)?;
+            if held.account == id {
+                self.store.delete(DATABASE, &refresh, &r.key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `marker` was set in `ns` (and sets it): for things done once per namespace.
+    pub(crate) async fn first_time(&self, ns: &str, marker: &str) -> Result<bool, Error> {
+        let meta = table(ns, "meta");
+        match self.store.read(DATABASE, &meta, marker).await {
+            Ok(_) => Ok(false),
+            Err(e) if e.code == 404 => {
+                self.store
+                    .write(DATABASE, &meta, Record::new(marker, "1"))
+                    .await?;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn check_secret(secret: &str) -> Result<(), Error> {
+    if secret.is_empty() {
+        return Err(Error::bad_request(ID, "the secret may not be empty"));
+    }
+    if secret.len() > 1024 {
+        return Err(Error::bad_request(ID, "the secret is longer than 1024 bytes"));
+    }
+    Ok(())
+}
+
+fn hash(secret: &str) -> Result<String, Error> {
+    Argon2::default()
+        .hash_password(secret.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(ID, format!("cannot hash the secret: {e}")))
+}
+
+fn verify(stored: &str, secret: &str) -> Result<bool, Error> {
+    let parsed = PasswordHash::new(stored).map_err(internal)?;
+    Ok(Argon2::default()
+        .verify_password(secret.as_bytes(), &parsed)
+        .is_ok())
+}
+
+fn digest(token: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,108 @@
+//! The rules of every namespace, kept on the platform's store (backend database `auth`, table
+//! `NS/rules`) and cached in memory, since every call consults them. A namespace seen for the
+//! first time gets the public rule `default` once; deleting it later sticks.
+
+use std::{collections::HashMap, sync::Arc};
+
+use micro_core::{
+    Error,
+    auth::{Rule, check_id},
+    store::{Query, Record, Store},
+};
+use std::sync::RwLock;
+
+use super::accounts::{Accounts, DATABASE};
+
+const ID: &str = "micro.auth";
+
+/// Rules by namespace.
+pub(crate) struct RuleBook {
+    store: Arc<dyn Store>,
+    cache: RwLock<HashMap<String, Arc<Vec<Rule>>>>,
+    /// Serialises writes so the cache never holds a stale list.
+    writes: tokio::sync::Mutex<()>,
+}
+
+fn table(ns: &str) -> String {
+    format!("{ns}/rules")
+}
+
+impl RuleBook {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            cache: RwLock::new(HashMap::new()),
+            writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The rules of `ns`, highest priority first.
+    pub(crate) async fn rules(&self, ns: &str, accounts: &Accounts) -> Result<Arc<Vec<Rule>>, Error> {
+        if let Some(rules) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ns)
+        {
+            return Ok(rules.clone());
+        }
+        let _guard = self.writes.lock().await;
+        if accounts.first_time(ns, "rules").await? {
+            self.put(ns, &Rule::default_public()).await?;
+        }
+        self.load(ns).await
+    }
+
+    async fn load(&self, ns: &str) -> Result<Arc<Vec<Rule>>, Error> {
+        let records = self
+            .store
+            .find(DATABASE, &table(ns), &Query::default())
+            .await?;
+        let mut rules = records
+            .iter()
+            .map(|r| {
+                serde_json::from_slice::<Rule>(&r.value)
+                    .map_err(|e| Error::internal(ID, format!("damaged rule {:?}: {e}", r.key)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+        let rules = Arc::new(rules);
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ns.to_owned(), rules.clone());
+        Ok(rules)
+    }
+
+    async fn put(&self, ns: &str, rule: &Rule) -> Result<(), Error> {
+        let value = serde_json::to_vec(rule)
+            .map_err(|e| Error::internal(ID, format!("cannot encode a rule: {e}")))?;
+        self.store
+            .write(DATABASE, &table(ns), Record::new(rule.id.clone(), value))
+            .await
+    }
+
+    /// Adds or replaces `rule` in `ns`.
+    pub(crate) async fn create(&self, ns: &str, rule: &Rule, accounts: &Accounts) -> Result<(), Error> {
+        check_id("rule", &rule.id)?;
+        // Make sure the namespace got its default first, or it would arrive after this rule.
+        self.rules(ns, accounts).await?;
+        let _guard = self.writes.lock().await;
+        self.put(ns, rule).await?;
+        self.load(ns).await.map(drop)
+    }
+
+    /// Removes rule `id` of `ns`.
+    pub(crate) async fn delete(&self, ns: &str, id: &str, accounts: &Accounts) -> Result<(), Error> {
+        let rules = self.rules(ns, accounts).await?;
+        if !rules.iter().any(|r| r.id == id) {
+            return Err(Error::not_found(
+                ID,
+                format!("no rule {id:?} in namespace {ns:?}"),
+            ));
+        }
+        let _guard = self.writes.lock().await;
+        self.store.delete(DATABASE, &table(ns), id).await?;
+        self.load(ns).await.map(drop)
+    }
+}

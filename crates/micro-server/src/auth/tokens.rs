@@ -1,0 +1,226 @@
+//! Access tokens: JWTs signed with the server's Ed25519 key (EdDSA, nothing else accepted).
+//!
+//! The key is made on first start and kept (mode 0600) at `MICRO_HOME/server/auth.key`, so
+//! tokens survive a restart; a server without a home makes one per process. A token carries the
+//! whole account (id, name, type, issuer, scopes), so checking a call needs no lookup.
+
+use std::{io::Write, path::Path, time::Duration};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use micro_core::{
+    Error,
+    auth::{Account, AccountType},
+};
+use ring::{
+    rand::SystemRandom,
+    signature::{Ed25519KeyPair, KeyPair},
+};
+use serde::{Deserialize, Serialize};
+
+const ID: &str = "micro.auth";
+
+/// Signs and checks access tokens.
+pub(crate) struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(..)")
+    }
+}
+
+/// What an access token says.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    /// The account id.
+    sub: String,
+    /// The namespace that issued it.
+    iss: String,
+    name: String,
+    #[serde(rename = "type")]
+    kind: AccountType,
+    scopes: Vec<String>,
+    iat: i64,
+    exp: i64,
+}
+
+impl TokenKeys {
+    /// The key in `path`, made if missing.
+    pub(crate) fn load_or_create(path: &Path) -> Result<Self, Error> {
+        let pkcs8 = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let pkcs8 = generate()?;
+                write_new(path, &pkcs8)?;
+                pkcs8
+            }
+            Err(e) => {
+                return Err(Error::internal(
+                    ID,
+                    format!("cannot read the token key {}: {e}", path.display()),
+                ));
+            }
+        };
+        Self::from_pkcs8(&pkcs8).map_err(|e| {
+            Error::internal(
+                ID,
+                format!(
+                    "the token key {} is damaged ({}); move it away to make a new one (everyone will have to log in again)",
+                    path.display(),
+                    e.detail
+                ),
+            )
+        })
+    }
+
+    /// A key for this process only.
+    pub(crate) fn ephemeral() -> Result<Self, Error> {
+        Self::from_pkcs8(&generate()?)
+    }
+
+    fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, Error> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| Error::internal(ID, format!("not an Ed25519 key: {e}")))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
+            validation,
+        })
+    }
+
+    /// A token for `account`, valid for `ttl` from `now` (unix seconds).
+    pub(crate) fn issue(&self, account: &Account, now: i64, ttl: Duration) -> Result<String, Error> {
+        let claims = Claims {
+            sub: account.id.clone(),
+            iss: account.issuer.clone(),
+            name: account.name.clone(),
+            kind: account.kind,
+            scopes: account.scopes.clone(),
+            iat: now,
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
+            .map_err(|e| Error::internal(ID, format!("cannot sign a token: {e}")))
+    }
+
+    /// The account `token` stands for, if its signature holds and it has not expired.
+    pub(crate) fn verify(&self, token: &str) -> Result<Account, Error> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match e.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::InvalidSignature => "the token's signature does not match",
+                    _ => "the token is not one this server issued",
+                };
+                Error::unauthorized(ID, format!("{why}: log in again (micro login)"))
+            })?;
+        let c = data.claims;
+        Ok(Account {
+            id: c.sub,
+            name: c.name,
+            kind: c.kind,
+            issuer: c.iss,
+            scopes: c.scopes,
+            metadata: Default::default(),
+        })
+    }
+}
+
+fn generate() -> Result<Vec<u8>, Error> {
+    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map(|doc| doc.as_ref().to_vec())
+        .map_err(|_| Error::internal(ID, "no randomness for the token key"))
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let fail = |e: std::io::Error| {
+        Error::internal(
+            ID,
+            format!("cannot write the token key {}: {e}", path.display()),
+        )
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin() -> Account {
+        Account {
+            id: "admin".into(),
+            name: "admin".into(),
+            issuer: "micro".into(),
+            scopes: vec!["admin".into()],
+            ..Account::default()
+        }
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[test]
+    fn tokens_round_trip_and_keys_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.key");
+        let keys = TokenKeys::load_or_create(&path).unwrap();
+        let token = keys.issue(&admin(), now(), Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), admin());
+        let again = TokenKeys::load_or_create(&path).unwrap();
+        assert_eq!(again.verify(&token).unwrap(), admin(), "the key is kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn expired_altered_and_foreign_tokens_are_refused() {
+        let keys = TokenKeys::ephemeral().unwrap();
+        let expired = keys.issue(&admin(), now() - 120, Duration::from_secs(60)).unwrap();
+        let err = keys.verify(&expired).unwrap_err();
+        assert_eq!(err.code, 401);
+        assert!(err.detail.contains("expired"), "{err:?}");
+
+        // Claims altered: admin scope given to someone else, signature kept.
+        let token = keys.issue(&admin(), now(), Duration::from_secs(60)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap();
+        let forged = b64.encode(claims.replace("\"sub\":\"admin\"", "\"sub\":\"mallory\""));
+        let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
+        assert_eq!(keys.verify(&tampered).unwrap_err().code, 401);
+
+        let other = TokenKeys::ephemeral().unwrap();
+        assert_eq!(other.verify(&token).unwrap_err().code, 401, "another server's key");
+        assert_eq!(keys.verify("garbage").unwrap_err().code, 401);
+
+        // The "none" algorithm is never accepted.
+        let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        assert_eq!(keys.verify(&none).unwrap_err().code, 401);
+    }
+}

@@ -1,0 +1,331 @@
+//! The `auth` platform service: `micro.auth.Auth`, `micro.auth.Accounts` and `micro.auth.Rules`
+//! over the [`Authority`]. Everything happens in the caller's namespace; management needs scope
+//! `admin` there (or a `micro` admin).
+
+use micro::status::into_status;
+use micro_core::{
+    Error,
+    auth::{Access, Account, AccountType, Resource, Rule},
+};
+use micro_proto::auth::{self as pb, accounts_server, auth_server, rules_server};
+use tonic::{Request, Response, Status};
+
+use crate::auth::{Authority, Caller};
+
+const ID: &str = "micro.auth";
+
+/// Serves the platform's accounts, tokens and rules.
+#[derive(Clone, Debug)]
+pub struct AuthService {
+    authority: Authority,
+}
+
+impl AuthService {
+    /// Serves `authority`.
+    pub fn new(authority: Authority) -> Self {
+        Self { authority }
+    }
+
+    /// The three tonic servers of this service.
+    pub fn into_servers(
+        self,
+    ) -> (
+        auth_server::AuthServer<Self>,
+        accounts_server::AccountsServer<Self>,
+        rules_server::RulesServer<Self>,
+    ) {
+        (
+            auth_server::AuthServer::new(self.clone()),
+            accounts_server::AccountsServer::new(self.clone()),
+            rules_server::RulesServer::new(self),
+        )
+    }
+}
+
+fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    Caller::of(req).map_err(into_status)
+}
+
+fn account_to_pb(a: Account, secret: String) -> pb::Account {
+    pb::Account {
+        id: a.id,
+        name: a.name,
+        r#type: a.kind.as_str().to_owned(),
+        issuer: a.issuer,
+        scopes: a.scopes,
+        metadata: a.metadata.into_iter().collect(),
+        secret,
+    }
+}
+
+pub(crate) fn rule_to_pb(r: Rule) -> pb::Rule {
+    pb::Rule {
+        id: r.id,
+        scope: r.scope,
+        resource: Some(pb::Resource {
+            r#type: r.resource.kind,
+            name: r.resource.name,
+            endpoint: r.resource.endpoint,
+        }),
+        access: r.access.as_str().to_owned(),
+        priority: r.priority,
+    }
+}
+
+fn rule_from_pb(r: pb::Rule) -> Result<Rule, Error> {
+    let resource = r.resource.ok_or_else(|| {
+        Error::bad_request(ID, "a rule needs a resource {type, name, endpoint} (*:*:* for all)")
+    })?;
+    let resource = Resource::parse(&format!(
+        "{}:{}:{}",
+        resource.r#type, resource.name, resource.endpoint
+    ))?;
+    Ok(Rule {
+        id: r.id,
+        scope: r.scope,
+        resource,
+        access: Access::parse(if r.access.is_empty() { "granted" } else { &r.access })?,
+        priority: r.priority,
+    })
+}
+
+#[tonic::async_trait]
+impl auth_server::Auth for AuthService {
+    async fn generate(
+        &self,
+        req: Request<pb::GenerateRequest>,
+    ) -> Result<Response<pb::GenerateResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("creating accounts").map_err(into_status)?;
+        let body = req.into_inner();
+        let id = if body.id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            body.id
+        };
+        let (secret, shown) = if body.secret.is_empty() {
+            let made = self.authority.accounts().random_string(24).map_err(into_status)?;
+            (made.clone(), made)
+        } else {
+            (body.secret, String::new())
+        };
+        let account = Account {
+            name: if body.name.is_empty() { id.clone() } else { body.name },
+            id,
+            kind: AccountType::parse(&body.r#type).map_err(into_status)?,
+            issuer: caller.namespace,
+            scopes: body.scopes.into_iter().filter(|s| !s.is_empty()).collect(),
+            metadata: body.metadata.into_iter().collect(),
+        };
+        self.authority
+            .accounts()
+            .create(&account, &secret)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::GenerateResponse {
+            account: Some(account_to_pb(account, shown)),
+        }))
+    }
+
+    async fn token(
+        &self,
+        req: Request<pb::TokenRequest>,
+    ) -> Result<Response<pb::TokenResponse>, Status> {
+        let caller = caller(&req)?;
+        let body = req.into_inner();
+        let account = if !body.refresh_token.is_empty() {
+            self.authority.accounts().redeem(&body.refresh_token).await
+        } else if !body.id.is_empty() && !body.secret.is_empty() {
+            self.authority
+                .accounts()
+                .check(&caller.namespace, &body.id, &body.secret)
+                .await
+        } else {
+            Err(Error::bad_request(
+                ID,
+                "Token needs an id (or name) and a secret, or a refresh_token",
+            ))
+        }
+        .map_err(into_status)?;
+        let tokens = self.authority.tokens(&account).await.map_err(into_status)?;
+        Ok(Response::new(pb::TokenResponse {
+            token: Some(pb::Token {
+                access_token: tokens.access_token,
+                refresh_token: tokens.refresh_token,
+                created: tokens.created,
+                expiry: tokens.expiry,
+            }),
+        }))
+    }
+
+    async fn inspect(
+        &self,
+        req: Request<pb::InspectRequest>,
+    ) -> Result<Response<pb::InspectResponse>, Status> {
+        let token = req.into_inner().token;
+        let token = token.strip_prefix("Bearer ").unwrap_or(&token);
+        let account = self.authority.inspect(token).map_err(into_status)?;
+        Ok(Response::new(pb::InspectResponse {
+            account: Some(account_to_pb(account, String::new())),
+        }))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("verifying access").map_err(into_status)?;
+        let body = req.into_inner();
+        let resource = Resource::parse(&body.resource).map_err(into_status)?;
+        let account = if body.account_id.is_empty() {
+            None
+        } else {
+            Some(
+                self.authority
+                    .accounts()
+                    .get(&caller.namespace, &body.account_id)
+                    .await
+                    .map_err(into_status)?,
+            )
+        };
+        let asking = Caller {
+            namespace: caller.namespace,
+            account,
+            token: None,
+            enforced: true,
+        };
+        let decision = self
+            .authority
+            .decide(&asking, &resource)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::VerifyResponse {
+            allowed: decision.allowed,
+            rule: decision.rule.map(rule_to_pb),
+            reason: decision.reason,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl accounts_server::Accounts for AuthService {
+    async fn list(
+        &self,
+        req: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("listing accounts").map_err(into_status)?;
+        let accounts = self
+            .authority
+            .accounts()
+            .list(&caller.namespace)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: accounts
+                .into_iter()
+                .map(|a| account_to_pb(a, String::new()))
+                .collect(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteAccountRequest>,
+    ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("deleting accounts").map_err(into_status)?;
+        self.authority
+            .accounts()
+            .delete(&caller.namespace, &req.into_inner().id)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::DeleteAccountResponse {}))
+    }
+
+    async fn change_secret(
+        &self,
+        req: Request<pb::ChangeSecretRequest>,
+    ) -> Result<Response<pb::ChangeSecretResponse>, Status> {
+        let caller = caller(&req)?;
+        let body = req.into_inner();
+        let ns = &caller.namespace;
+        let is_self = caller
+            .account
+            .as_ref()
+            .is_some_and(|a| a.id == body.id && &a.issuer == ns);
+        // Someone else's secret: an admin may reset it. One's own: only with the old secret.
+        if is_self || caller.require_admin("changing another account's secret").is_err() {
+            if body.old_secret.is_empty() {
+                return Err(into_status(Error::bad_request(
+                    ID,
+                    "changing a secret needs the old one (old_secret)",
+                )));
+            }
+            self.authority
+                .accounts()
+                .check(ns, &body.id, &body.old_secret)
+                .await
+                .map_err(|_| {
+                    into_status(Error::forbidden(ID, "the old secret is wrong; nothing changed"))
+                })?;
+        }
+        self.authority
+            .accounts()
+            .set_secret(ns, &body.id, &body.new_secret)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::ChangeSecretResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl rules_server::Rules for AuthService {
+    async fn create(
+        &self,
+        req: Request<pb::CreateRuleRequest>,
+    ) -> Result<Response<pb::CreateRuleResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("creating rules").map_err(into_status)?;
+        let rule = req
+            .into_inner()
+            .rule
+            .ok_or_else(|| into_status(Error::bad_request(ID, "Create needs a rule")))?;
+        let rule = rule_from_pb(rule).map_err(into_status)?;
+        self.authority
+            .create_rule(&caller.namespace, &rule)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::CreateRuleResponse {}))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRuleRequest>,
+    ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("deleting rules").map_err(into_status)?;
+        self.authority
+            .delete_rule(&caller.namespace, &req.into_inner().id)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::DeleteRuleResponse {}))
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
+        let caller = caller(&req)?;
+        caller.require_admin("listing rules").map_err(into_status)?;
+        let rules = self
+            .authority
+            .rules(&caller.namespace)
+            .await
+            .map_err(into_status)?;
+        Ok(Response::new(pb::ListRulesResponse {
+            rules: rules.iter().cloned().map(rule_to_pb).collect(),
+        }))
+    }
+}
