@@ -208,6 +208,9 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
             root: runtime_root,
             target_dir: options.build_dir.clone(),
             server_address: micro::service::advertise(grpc_address).to_string(),
+            accounts: authority
+                .enabled()
+                .then(|| Arc::new(authority.clone()) as Arc<dyn runtime::ServiceAccounts>),
         },
         registry.clone(),
     )?;
@@ -218,7 +221,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
 
     let (stop, mut stop_rx) = watch::channel(false);
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let proxy = ProxyService::new(registry.clone(), options.strategy);
+    let proxy = ProxyService::with_authority(registry.clone(), options.strategy, authority.clone());
     let mut tasks = Vec::new();
     let api_address = api.map(|(listener, address)| {
         tasks.push(serve_http(

@@ -13,6 +13,13 @@ pub(crate) fn of<T>(request: &tonic::Request<T>) -> Result<String, Error> {
     Caller::of(request).map(|c| c.namespace)
 }
 
+/// The namespace of a request that needs admin rights there (`what` names the operation).
+pub(crate) fn admin<T>(request: &tonic::Request<T>, what: &str) -> Result<String, Error> {
+    let caller = Caller::of(request)?;
+    caller.require_admin(what)?;
+    Ok(caller.namespace)
+}
+
 /// The request's `micro-namespace` metadata, else `micro`.
 pub(crate) fn from_metadata<T>(request: &tonic::Request<T>) -> Result<String, Error> {
     let Some(value) = request.metadata().get(NAMESPACE_HEADER) else {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use micro_core::metadata::{
-    DEFAULT_NAMESPACE, DEFAULT_SERVER_ADDRESS, ENV_NAMESPACE, ENV_REGISTER_INTERVAL,
+    DEFAULT_NAMESPACE, ENV_AUTH_ID, ENV_AUTH_SECRET, DEFAULT_SERVER_ADDRESS, ENV_NAMESPACE, ENV_REGISTER_INTERVAL,
     ENV_REGISTER_TTL, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
     ENV_SERVICE_VERSION,
 };
@@ -28,6 +28,10 @@ pub struct Env {
     pub register_ttl: Option<Duration>,
     /// `MICRO_REGISTER_INTERVAL` (`30s`).
     pub register_interval: Option<Duration>,
+    /// `MICRO_AUTH_ID`: the account the service logs in as (the runtime makes one).
+    pub auth_id: Option<String>,
+    /// `MICRO_AUTH_SECRET`: its secret.
+    pub auth_secret: Option<String>,
 }
 
 impl Env {
@@ -43,6 +47,8 @@ impl Env {
             service_id: var(ENV_SERVICE_ID),
             register_ttl: duration(ENV_REGISTER_TTL),
             register_interval: duration(ENV_REGISTER_INTERVAL),
+            auth_id: var(ENV_AUTH_ID),
+            auth_secret: var(ENV_AUTH_SECRET),
         }
     }
 }

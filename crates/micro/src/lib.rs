@@ -40,6 +40,7 @@
 //! `MICRO_SERVICE_NAME` and `MICRO_SERVICE_VERSION`, and `MICRO_REGISTER_TTL` /
 //! `MICRO_REGISTER_INTERVAL` (`90s` / `30s`).
 
+pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod codec;

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use micro_core::{Error, metadata::NAMESPACE_HEADER};
+use micro_core::{
+    Error,
+    metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
+};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::status::from_status;
@@ -62,13 +65,19 @@ impl Connection {
     }
 }
 
-/// `msg` as a request carrying `namespace` in `micro-namespace` metadata.
+/// `msg` as a request carrying `namespace` in `micro-namespace` metadata, and this process's
+/// token (see [`crate::auth`]).
 pub fn namespaced<T>(namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
     let mut req = tonic::Request::new(msg);
     let ns = namespace.parse().map_err(|_| {
         Error::bad_request("micro.client", format!("invalid namespace {namespace:?}"))
     })?;
     req.metadata_mut().insert(NAMESPACE_HEADER, ns);
+    if let Some(token) = crate::auth::token()
+        && let Ok(bearer) = format!("Bearer {token}").parse()
+    {
+        req.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
+    }
     Ok(req)
 }
 

@@ -231,6 +231,20 @@ impl Accounts {
         self.revoke_refresh(ns, id).await
     }
 
+    /// Creates or replaces a service's account with `secret`, leaving its refresh tokens.
+    pub(crate) async fn put_service(&self, account: &Account, secret: &str) -> Result<(), Error> {
+        let _guard = self.writes.lock().await;
+        if let Some(other) = self.find(&account.issuer, &account.name).await?
+            && other.account.id != account.id
+        {
+            return Err(Error::conflict(
+                ID,
+                format!("account {:?} is taken by a user", account.name),
+            ));
+        }
+        self.put(account, hash(secret)?).await
+    }
+
     /// A new refresh token for `account`.
     pub(crate) async fn new_refresh(&self, account: &Account) -> Result<String, Error> {
         let token = self.random_string(32)?;

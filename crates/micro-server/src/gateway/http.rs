@@ -25,7 +25,10 @@ use super::{
     rules::RuleTables,
     stream,
 };
-use crate::proxy::{JsonCall, ProxyService, Resolved};
+use crate::{
+    auth::Caller,
+    proxy::{JsonCall, ProxyService, Resolved},
+};
 
 const ID: &str = "micro.api";
 const ALLOW_METHODS: &str = "POST, PATCH, GET, OPTIONS, PUT, DELETE";
@@ -70,18 +73,21 @@ pub fn router(proxy: ProxyService, options: GatewayOptions) -> Router {
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
-    let namespace = namespace(&parts.headers);
     let mut response = match (&parts.method, parts.uri.path()) {
         (&Method::OPTIONS, _) => StatusCode::OK.into_response(),
         (&Method::GET, "/") => {
             axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
         }
-        (&Method::GET, "/openapi.json") => {
-            axum::Json(openapi::document(&gateway.proxy, &namespace).await).into_response()
-        }
-        _ => dispatch(&gateway, &mut parts, body, namespace)
-            .await
-            .unwrap_or_else(|e| error_response(&e)),
+        _ => match caller(&gateway, &parts.headers) {
+            Err(e) => error_response(&e),
+            Ok(caller) if parts.method == Method::GET && parts.uri.path() == "/openapi.json" => {
+                axum::Json(openapi::document(&gateway.proxy, &caller.namespace).await)
+                    .into_response()
+            }
+            Ok(caller) => dispatch(&gateway, &mut parts, body, caller)
+                .await
+                .unwrap_or_else(|e| error_response(&e)),
+        },
     };
     if gateway.options.cors {
         cors(&parts.headers, response.headers_mut());
@@ -89,20 +95,27 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     response
 }
 
-/// The caller's namespace: `Micro-Namespace`, else the default.
-fn namespace(headers: &HeaderMap) -> String {
-    headers
-        .get("micro-namespace")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
-        .to_owned()
+/// Who is calling: the token of `Authorization: Bearer` (or cookie `micro-token`) and the
+/// `Micro-Namespace` asked for, as the server's auth sees them.
+fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
+    let text = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+    let asked = text("micro-namespace");
+    let Some(authority) = gateway.proxy.authority() else {
+        return Ok(Caller::unchecked(asked.unwrap_or(DEFAULT_NAMESPACE)));
+    };
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("micro-token="));
+    authority.caller(text("authorization").or(cookie), asked)
 }
 
 /// A resolved endpoint and who is calling it.
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) namespace: String,
+    pub(crate) caller: Caller,
     pub(crate) service: String,
     pub(crate) endpoint: String,
     pub(crate) resolved: Resolved,
@@ -111,13 +124,14 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn call<'a>(&'a self, json: &'a str) -> JsonCall<'a> {
         JsonCall {
-            namespace: &self.namespace,
+            namespace: &self.caller.namespace,
             service: &self.service,
             endpoint: &self.endpoint,
             json,
             address: None,
             metadata: Vec::new(),
             timeout: None,
+            token: self.caller.token.as_deref(),
         }
     }
 }
@@ -152,9 +166,10 @@ async fn dispatch(
     gateway: &Gateway,
     parts: &mut Parts,
     body: Body,
-    namespace: String,
+    caller: Caller,
 ) -> Result<Response, Error> {
     let proxy = &gateway.proxy;
+    let namespace = caller.namespace.clone();
     // `google.api.http` rules first, then the path convention.
     let matched = gateway
         .rules
@@ -167,11 +182,21 @@ async fn dispatch(
         .await;
     let (target, bindings, body_rule) = match matched {
         Some(m) => {
-            let resolved = proxy
+            let resolved = match proxy
                 .resolve(&namespace, &m.rule.service, &m.rule.endpoint)
-                .await?;
+                .await
+            {
+                Ok(resolved) => resolved,
+                Err(e) => {
+                    // Say nothing of what exists to a caller who may not call it.
+                    proxy
+                        .authorize(&caller, &m.rule.service, &m.rule.endpoint)
+                        .await?;
+                    return Err(e);
+                }
+            };
             let target = Target {
-                namespace,
+                caller,
                 service: m.rule.service,
                 endpoint: m.rule.endpoint,
                 resolved,
@@ -179,11 +204,14 @@ async fn dispatch(
             (target, m.bindings, Some(m.rule.body))
         }
         None => (
-            resolve(proxy, parts.uri.path(), namespace).await?,
+            resolve(proxy, parts.uri.path(), caller).await?,
             Vec::new(),
             None,
         ),
     };
+    proxy
+        .authorize(&target.caller, &target.service, &target.endpoint)
+        .await?;
     if parts.headers.contains_key(header::UPGRADE) {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
             .await
@@ -258,27 +286,46 @@ async fn dispatch(
 }
 
 /// Resolves the path's route in `namespace`.
-async fn resolve(proxy: &ProxyService, path: &str, namespace: String) -> Result<Target, Error> {
+async fn resolve(proxy: &ProxyService, path: &str, caller: Caller) -> Result<Target, Error> {
     let route = route(path).ok_or_else(|| Error::not_found(ID, format!("no service at {path}")))?;
+    let namespace = &caller.namespace;
     let mut endpoint = route.endpoint;
-    let resolved = match proxy.resolve(&namespace, &route.service, &endpoint).await {
-        Ok(r) => r,
-        Err(e) if e.code == 404 && !e.detail.starts_with("Service") => {
-            // `/helloworld/call` reaches the service's only proto service, whatever its name.
-            let fallback = single_proto_service(proxy, &namespace, &route.service, &endpoint)
-                .await
-                .ok_or(e)?;
-            endpoint = fallback;
-            proxy.resolve(&namespace, &route.service, &endpoint).await?
+    let found = resolve_route(proxy, namespace, &route.service, &mut endpoint).await;
+    let resolved = match found {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            // Say nothing of what exists to a caller who may not call it.
+            proxy.authorize(&caller, &route.service, &endpoint).await?;
+            return Err(e);
         }
-        Err(e) => return Err(e),
     };
     Ok(Target {
-        namespace,
+        caller,
         service: route.service,
         endpoint,
         resolved,
     })
+}
+
+/// Resolves `service` and `endpoint` (which may become the service's only proto service's).
+async fn resolve_route(
+    proxy: &ProxyService,
+    namespace: &str,
+    service: &str,
+    endpoint: &mut String,
+) -> Result<Resolved, Error> {
+    match proxy.resolve(namespace, service, endpoint).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.code == 404 && !e.detail.starts_with("Service") => {
+            // `/helloworld/call` reaches the service's only proto service, whatever its name.
+            let fallback = single_proto_service(proxy, namespace, service, endpoint)
+                .await
+                .ok_or(e)?;
+            *endpoint = fallback;
+            proxy.resolve(namespace, service, endpoint).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A protobuf body goes to the service as it is; the answer comes back the same way.

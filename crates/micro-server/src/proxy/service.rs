@@ -23,7 +23,11 @@ use micro::{
     status::{from_status, to_status},
     transcode,
 };
-use micro_core::{Error, Registry, metadata::ENDPOINT_GRPC_SERVICE};
+use micro_core::{
+    Error, Registry,
+    auth::Resource,
+    metadata::{AUTHORIZATION_HEADER, ENDPOINT_GRPC_SERVICE, NAMESPACE_HEADER},
+};
 use micro_proto::proxy::{self as pb, proxy_server};
 use prost_reflect::MethodDescriptor;
 use tonic::{
@@ -32,7 +36,7 @@ use tonic::{
 };
 
 use super::DescriptorCache;
-use crate::namespace;
+use crate::auth::{Authority, Caller};
 
 const ID: &str = "micro.proxy";
 
@@ -56,6 +60,7 @@ struct Inner {
     strategy: Strategy,
     clients: Mutex<HashMap<String, Client>>,
     descriptors: DescriptorCache,
+    authority: Option<Authority>,
 }
 
 impl ProxyService {
@@ -67,7 +72,34 @@ impl ProxyService {
                 strategy,
                 clients: Mutex::new(HashMap::new()),
                 descriptors: DescriptorCache::default(),
+                authority: None,
             }),
+        }
+    }
+
+    /// The same proxy, checking each call against `authority`'s rules (the gateway does too).
+    pub fn with_authority(registry: Arc<dyn Registry>, strategy: Strategy, authority: Authority) -> Self {
+        let mut proxy = Self::new(registry, strategy);
+        if let Some(inner) = Arc::get_mut(&mut proxy.inner) {
+            inner.authority = Some(authority);
+        }
+        proxy
+    }
+
+    /// The auth it checks calls with, if any.
+    pub fn authority(&self) -> Option<&Authority> {
+        self.inner.authority.as_ref()
+    }
+
+    /// Lets `caller` call `endpoint` of `service`, or says why not (401/403).
+    pub async fn authorize(&self, caller: &Caller, service: &str, endpoint: &str) -> Result<(), Error> {
+        match &self.inner.authority {
+            Some(authority) => {
+                authority
+                    .authorize(caller, &Resource::service(service, endpoint))
+                    .await
+            }
+            None => Ok(()),
         }
     }
 
@@ -260,6 +292,15 @@ impl ProxyService {
         };
         let mut grpc = tonic::client::Grpc::new(channel);
         let mut request = Request::new(message);
+        // The service sees who is calling and in which namespace, as the proxy did.
+        let ns = MetadataValue::try_from(call.namespace)
+            .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
+        request.metadata_mut().insert(NAMESPACE_HEADER, ns);
+        if let Some(token) = call.token {
+            let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
+        }
         for (k, v) in &call.metadata {
             let key = MetadataKey::from_str(&k.to_ascii_lowercase())
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
@@ -297,6 +338,8 @@ pub struct JsonCall<'a> {
     pub metadata: Vec<(String, String)>,
     /// Per-call timeout.
     pub timeout: Option<Duration>,
+    /// The caller's token, passed on to the service.
+    pub token: Option<&'a str>,
 }
 
 #[tonic::async_trait]
@@ -305,9 +348,12 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
-        let ns = namespace::of(&req).map_err(|e| to_status(&e))?;
+        let caller = Caller::of(&req).map_err(|e| to_status(&e))?;
         let body = req.into_inner();
-        let call = call_of(&ns, &body).map_err(|e| to_status(&e))?;
+        let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
+        self.authorize(&caller, call.service, call.endpoint)
+            .await
+            .map_err(|e| to_status(&e))?;
         let json = self.call_json(call).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::CallResponse {
             json: json.to_string(),
@@ -320,11 +366,14 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let ns = namespace::of(&req).map_err(|e| to_status(&e))?;
+        let caller = Caller::of(&req).map_err(|e| to_status(&e))?;
         let body = req.into_inner();
-        let call = call_of(&ns, &body).map_err(|e| to_status(&e))?;
+        let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
+        self.authorize(&caller, call.service, call.endpoint)
+            .await
+            .map_err(|e| to_status(&e))?;
         let resolved = self
-            .resolve(&ns, call.service, call.endpoint)
+            .resolve(&caller.namespace, call.service, call.endpoint)
             .await
             .map_err(|e| to_status(&e))?;
         if resolved.method.is_client_streaming() {
@@ -352,7 +401,7 @@ impl proxy_server::Proxy for ProxyService {
 }
 
 /// The [`JsonCall`] a proxy request describes.
-fn call_of<'a>(ns: &'a str, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, Error> {
+fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, Error> {
     if body.service.is_empty() || body.endpoint.is_empty() {
         return Err(Error::bad_request(
             ID,
@@ -360,7 +409,7 @@ fn call_of<'a>(ns: &'a str, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, E
         ));
     }
     Ok(JsonCall {
-        namespace: ns,
+        namespace: &caller.namespace,
         service: &body.service,
         endpoint: &body.endpoint,
         json: &body.json,
@@ -371,5 +420,6 @@ fn call_of<'a>(ns: &'a str, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, E
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         timeout: (body.timeout_ms > 0).then(|| Duration::from_millis(body.timeout_ms)),
+        token: caller.token.as_deref(),
     })
 }

@@ -43,6 +43,7 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use tokio_stream::wrappers::BroadcastStream;
 
 use logs::LogFile;
+pub use process::ServiceAccounts;
 use process::{Generation, Launch};
 
 const ID: &str = "micro.runtime";
@@ -61,6 +62,8 @@ pub struct RuntimeOptions {
     pub target_dir: Option<PathBuf>,
     /// What services get as `MICRO_SERVER_ADDRESS`.
     pub server_address: String,
+    /// Makes the accounts services run as (`None`: they get no credentials).
+    pub accounts: Option<Arc<dyn ServiceAccounts>>,
 }
 
 /// Builds services with cargo and supervises their processes.
@@ -73,6 +76,7 @@ struct Inner {
     root: PathBuf,
     target_dir: PathBuf,
     server_address: String,
+    accounts: Option<Arc<dyn ServiceAccounts>>,
     registry: Arc<dyn Registry>,
     deployments: Mutex<BTreeMap<(String, String), Arc<Deployed>>>,
     /// One cargo at a time: builds share the target directory and the machine's cores.
@@ -166,6 +170,7 @@ impl LocalRuntime {
                 target_dir: options.target_dir.unwrap_or_else(|| root.join("target")),
                 root,
                 server_address: options.server_address,
+                accounts: options.accounts,
                 registry,
                 deployments: Mutex::new(BTreeMap::new()),
                 builds: tokio::sync::Mutex::new(()),
@@ -347,6 +352,7 @@ impl Inner {
             server_address: self.server_address.clone(),
             registry: self.registry.clone(),
             log: deployed.log.clone(),
+            accounts: self.accounts.clone(),
         })
     }
 

@@ -15,9 +15,9 @@ use std::{
 };
 
 use micro_core::{
-    Node, Registry, Service,
+    Error, Node, Registry, Service,
     metadata::{
-        ENV_NAMESPACE, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
+        ENV_AUTH_ID, ENV_AUTH_SECRET, ENV_NAMESPACE, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
         ENV_SERVICE_VERSION,
     },
     runtime::{STABLE_AFTER, Spec, restart_delay},
@@ -33,6 +33,14 @@ use super::{logs::LogFile, raised};
 
 /// How often a starting instance looks for its node in the registry.
 const REGISTRATION_POLL: Duration = Duration::from_millis(200);
+/// Makes the account a service started by the runtime logs in with (scope `service` in its
+/// namespace): its id and a new secret.
+#[async_trait::async_trait]
+pub trait ServiceAccounts: Send + Sync + std::fmt::Debug {
+    /// The credentials of service `name` in `namespace`.
+    async fn provision(&self, namespace: &str, name: &str) -> Result<(String, String), Error>;
+}
+
 /// How long a stopping process has between SIGTERM and SIGKILL.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
@@ -48,6 +56,8 @@ pub(crate) struct Launch {
     pub(crate) server_address: String,
     pub(crate) registry: Arc<dyn Registry>,
     pub(crate) log: Arc<LogFile>,
+    /// Makes the account the processes log in with; `None` when auth is off.
+    pub(crate) accounts: Option<Arc<dyn ServiceAccounts>>,
 }
 
 /// Where one instance is.
@@ -96,6 +106,8 @@ pub(crate) struct Generation {
     report: watch::Sender<Report>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The account id and secret its instances log in with, made once per generation.
+    credentials: tokio::sync::OnceCell<Option<(String, String)>>,
 }
 
 impl Generation {
@@ -112,6 +124,7 @@ impl Generation {
             report,
             stop: watch::channel(false).0,
             tasks: Mutex::new(Vec::new()),
+            credentials: tokio::sync::OnceCell::new(),
         });
         let tasks = (0..instances)
             .map(|index| {
@@ -180,7 +193,23 @@ async fn supervise(generation: Arc<Generation>, index: usize, mut stop: watch::R
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let started = Instant::now();
-        let exit = match spawn(launch, &id) {
+        let credentials = generation
+            .credentials
+            .get_or_try_init(|| async {
+                match &launch.accounts {
+                    Some(accounts) => accounts
+                        .provision(&launch.namespace, &launch.spec.name)
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(|e| format!("could not get an account to run as: {}", e.detail));
+        let exit = match credentials.and_then(|c| {
+            spawn(launch, &id, c.as_ref())
+                .map_err(|e| format!("could not start {}: {e}", launch.binary.display()))
+        }) {
             Ok(mut child) => {
                 pump(child.stdout.take(), launch.log.clone(), prefix.clone());
                 pump(child.stderr.take(), launch.log.clone(), prefix.clone());
@@ -202,7 +231,7 @@ async fn supervise(generation: Arc<Generation>, index: usize, mut stop: watch::R
                     },
                 }
             }
-            Err(e) => format!("could not start {}: {e}", launch.binary.display()),
+            Err(why) => why,
         };
         if started.elapsed() >= STABLE_AFTER {
             failures = 0;
@@ -224,8 +253,13 @@ async fn supervise(generation: Arc<Generation>, index: usize, mut stop: watch::R
     }
 }
 
-fn spawn(launch: &Launch, id: &str) -> std::io::Result<Child> {
+fn spawn(launch: &Launch, id: &str, credentials: Option<&(String, String)>) -> std::io::Result<Child> {
     let mut command = Command::new(&launch.binary);
+    if let Some((account, secret)) = credentials {
+        command
+            .env(ENV_AUTH_ID, account)
+            .env(ENV_AUTH_SECRET, secret);
+    }
     command
         .args(&launch.spec.args)
         .current_dir(&launch.workdir)

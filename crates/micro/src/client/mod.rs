@@ -241,6 +241,12 @@ impl Client {
             *attempt.uri_mut() = parts.uri.clone();
             *attempt.version_mut() = parts.version;
             *attempt.headers_mut() = parts.headers.clone();
+            if !attempt
+                .headers()
+                .contains_key(micro_core::metadata::AUTHORIZATION_HEADER)
+            {
+                crate::auth::authorize(attempt.headers_mut());
+            }
             *attempt.extensions_mut() = parts.extensions.clone();
             match channel.oneshot(attempt).await {
                 Ok(response) => return Ok(response),
