@@ -120,6 +120,31 @@ pub(crate) enum Command {
     /// micro logs - print a service's output
     #[command(about = "micro logs - print a service's output")]
     Logs(LogsArgs),
+    /// micro login - log in to the current env and namespace
+    #[command(about = "micro login - log in to the current env and namespace")]
+    Login {
+        /// The account's id or name (prompted for when missing)
+        #[arg(long, visible_alias = "email")]
+        username: Option<String>,
+        /// The secret (prompted for, without echo, when missing)
+        #[arg(long)]
+        password: Option<String>,
+    },
+    /// micro logout - forget the login of the current env and namespace
+    #[command(about = "micro logout - forget the login of the current env and namespace")]
+    Logout,
+    /// micro user - show who you are logged in as
+    #[command(about = "micro user - show who you are logged in as")]
+    User {
+        #[command(subcommand)]
+        action: Option<UserCommand>,
+    },
+    /// micro auth - manage accounts and rules, and ask what the rules decide
+    #[command(about = "micro auth - manage accounts and rules, and ask what the rules decide")]
+    Auth {
+        #[command(subcommand)]
+        action: AuthCommand,
+    },
     /// A service name: a dynamic command
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -184,6 +209,15 @@ pub(crate) struct ServerArgs {
     /// The Cargo target directory the runtime's builds share (default MICRO_HOME/server/runtime/target)
     #[arg(long = "build-dir", env = "MICRO_BUILD_DIR")]
     pub(crate) build_dir: Option<PathBuf>,
+    /// Check tokens and rules: on, or off (trusted networks and benchmarks only)
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub(crate) auth: String,
+    /// Do not create the default account admin/micro in namespace micro
+    #[arg(long = "no-default-account")]
+    pub(crate) no_default_account: bool,
+    /// How long access tokens last (refresh tokens last 30 days)
+    #[arg(long = "token-ttl", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub(crate) token_ttl: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -422,4 +456,153 @@ pub(crate) enum EventsCommand {
     /// Anything else: refused with a message
     #[command(external_subcommand)]
     Unknown(#[expect(dead_code, reason = "any word is refused the same way")] Vec<String>),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// micro user token - print the access token (refreshed if it is about to expire)
+    #[command(
+        about = "micro user token - print the access token (refreshed if it is about to expire)"
+    )]
+    Token,
+    /// micro user namespace - print the namespace, or switch it with `set NS`
+    #[command(about = "micro user namespace - print the namespace, or switch it with `set NS`")]
+    Namespace {
+        #[command(subcommand)]
+        action: Option<NamespaceCommand>,
+    },
+    /// micro user set - change your account
+    #[command(about = "micro user set - change your account")]
+    Set {
+        #[command(subcommand)]
+        what: UserSetCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NamespaceCommand {
+    /// micro user namespace set - act in another namespace from now on (in this env)
+    #[command(
+        about = "micro user namespace set - act in another namespace from now on (in this env)"
+    )]
+    Set {
+        /// The namespace
+        namespace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserSetCommand {
+    /// micro user set password - change your password
+    #[command(about = "micro user set password - change your password")]
+    Password {
+        /// The current password (prompted for when missing)
+        #[arg(long = "old-password")]
+        old_password: Option<String>,
+        /// The new password (prompted for when missing)
+        #[arg(long = "new-password")]
+        new_password: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCommand {
+    /// micro auth list - list accounts or rules
+    #[command(about = "micro auth list - list accounts or rules")]
+    List {
+        #[command(subcommand)]
+        what: AuthListCommand,
+    },
+    /// micro auth create - create an account or a rule
+    #[command(about = "micro auth create - create an account or a rule")]
+    Create {
+        #[command(subcommand)]
+        what: AuthCreateCommand,
+    },
+    /// micro auth delete - delete an account or a rule
+    #[command(about = "micro auth delete - delete an account or a rule")]
+    Delete {
+        #[command(subcommand)]
+        what: AuthDeleteCommand,
+    },
+    /// micro auth verify - say what the rules decide for an account calling a resource, and why
+    #[command(
+        about = "micro auth verify - say what the rules decide for an account calling a resource, and why"
+    )]
+    Verify {
+        /// The account's id (leave out to ask about a caller with no account)
+        #[arg(long)]
+        account: Option<String>,
+        /// type:name:endpoint, e.g. service:helloworld:Helloworld.Call
+        #[arg(long)]
+        resource: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthListCommand {
+    /// micro auth list accounts - the namespace's accounts
+    #[command(about = "micro auth list accounts - the namespace's accounts")]
+    Accounts,
+    /// micro auth list rules - the namespace's rules, highest priority first
+    #[command(about = "micro auth list rules - the namespace's rules, highest priority first")]
+    Rules,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCreateCommand {
+    /// micro auth create account - create an account (in --namespace, default the current one)
+    #[command(
+        about = "micro auth create account - create an account (in --namespace, default the current one)"
+    )]
+    Account {
+        /// The account's id (what it logs in with)
+        id: String,
+        /// Its secret (default: a random one, printed)
+        #[arg(long)]
+        secret: Option<String>,
+        /// Its scopes, comma separated (e.g. admin)
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// A second handle to log in with, e.g. an email (default: the id)
+        #[arg(long)]
+        name: Option<String>,
+        /// user or service
+        #[arg(long = "type", default_value = "user")]
+        kind: String,
+    },
+    /// micro auth create rule - create or replace a rule
+    #[command(about = "micro auth create rule - create or replace a rule")]
+    Rule {
+        /// The rule's id
+        id: String,
+        /// Who it is for: "" anyone, * any account of the namespace, + any account, or a scope
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// type:name:endpoint (* for any part; /path/* for paths)
+        #[arg(long)]
+        resource: String,
+        /// granted or denied
+        #[arg(long, default_value = "granted")]
+        access: String,
+        /// Higher counts first
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthDeleteCommand {
+    /// micro auth delete account - delete an account
+    #[command(about = "micro auth delete account - delete an account")]
+    Account {
+        /// The account's id
+        id: String,
+    },
+    /// micro auth delete rule - delete a rule
+    #[command(about = "micro auth delete rule - delete a rule")]
+    Rule {
+        /// The rule's id
+        id: String,
+    },
 }

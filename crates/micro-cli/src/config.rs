@@ -35,6 +35,9 @@ pub(crate) struct Config {
     /// User-added environments (`local` is implied).
     #[serde(default)]
     pub(crate) envs: BTreeMap<String, EnvEntry>,
+    /// The namespace chosen per environment (`micro user namespace set`); `micro` if none.
+    #[serde(default)]
+    pub(crate) namespaces: BTreeMap<String, String>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -67,6 +70,7 @@ impl Config {
                 version: FORMAT_VERSION,
                 env: LOCAL.to_owned(),
                 envs: BTreeMap::new(),
+                namespaces: BTreeMap::new(),
                 path: PathBuf::new(),
             },
             Err(e) => {

@@ -1,19 +1,37 @@
-//! Where a command talks to: the server address and namespace, from flags, environment variables
-//! and the CLI config, in that order of precedence (`MICRO_SERVER_ADDRESS` wins over the env).
+//! Where a command talks to, and as whom: the server address and namespace, from flags,
+//! environment variables and the CLI config, in that order of precedence
+//! (`MICRO_SERVER_ADDRESS` wins over the env); and the saved login of that env and namespace,
+//! refreshed when it is about to expire.
 
 use std::time::Duration;
 
+use micro::{auth::Login, remote::Connection};
 use micro_core::metadata::{DEFAULT_NAMESPACE, ENV_SERVER_ADDRESS};
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{cli::Cli, config::Config, failure::Failure};
+use crate::{
+    cli::Cli,
+    config::Config,
+    failure::Failure,
+    tokens::{Saved, TokenFile},
+};
 
 /// The resolved target of a command.
 pub(crate) struct Context {
     pub(crate) config: Config,
+    /// The env's name.
+    pub(crate) env: String,
     pub(crate) address: String,
     pub(crate) namespace: String,
+    /// The namespace the env is set to (`micro user namespace set`), whose login serves when
+    /// `--namespace` names one with no login of its own.
+    home_namespace: String,
+    /// Set once the saved login is loaded (and refreshed).
+    authenticated: tokio::sync::OnceCell<()>,
 }
+
+/// A token this close to expiry is refreshed before use.
+const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 impl Context {
     pub(crate) fn new(cli: &Cli) -> Result<Self, Failure> {
@@ -28,20 +46,92 @@ impl Context {
             .ok()
             .filter(|a| !a.trim().is_empty())
             .unwrap_or(env.address);
+        let home_namespace = config
+            .namespaces
+            .get(&env_name)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
         let namespace = cli
             .namespace
             .clone()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+            .unwrap_or_else(|| home_namespace.clone());
         Ok(Self {
             config,
+            env: env_name,
             address,
             namespace,
+            home_namespace,
+            authenticated: tokio::sync::OnceCell::new(),
         })
     }
 
-    /// A connection to the server, made now so that an unreachable server is reported as such.
+    /// A connection to the server as the saved login (made now, so that an unreachable server is
+    /// reported as such).
     pub(crate) async fn connect(&self) -> Result<Channel, Failure> {
+        let channel = self.connect_anonymous().await?;
+        self.authenticated
+            .get_or_try_init(|| self.authenticate(&channel))
+            .await?;
+        Ok(channel)
+    }
+
+    /// Which saved login serves this namespace: its own, else the env's namespace's (a `micro`
+    /// admin may act in any namespace).
+    pub(crate) fn login_namespace(&self, tokens: &TokenFile) -> Option<String> {
+        [&self.namespace, &self.home_namespace]
+            .into_iter()
+            .find(|ns| tokens.get(&self.env, ns).is_some())
+            .cloned()
+    }
+
+    /// Loads the saved login into this process's identity, refreshing it first when it has
+    /// expired or is about to.
+    async fn authenticate(&self, channel: &Channel) -> Result<(), Failure> {
+        let mut tokens = TokenFile::load()?;
+        let Some(ns) = self.login_namespace(&tokens) else {
+            micro::auth::set_token(None);
+            return Ok(());
+        };
+        let Some(saved) = tokens.get(&self.env, &ns).cloned() else {
+            return Ok(());
+        };
+        if !saved.tokens.stale(REFRESH_MARGIN) {
+            micro::auth::set_token(Some(saved.tokens.access_token));
+            return Ok(());
+        }
+        let conn = Connection::from_channel(channel.clone(), &self.address);
+        let refresh = Login::Refresh(saved.tokens.refresh_token.clone());
+        match micro::auth::login(&conn, &ns, &refresh).await {
+            Ok(fresh) => {
+                micro::auth::set_token(Some(fresh.access_token.clone()));
+                tokens.set(
+                    &self.env,
+                    &ns,
+                    Saved {
+                        tokens: fresh,
+                        ..saved
+                    },
+                );
+                tokens.save()
+            }
+            Err(e) if e.code == 401 => {
+                tokens.remove(&self.env, &ns);
+                tokens.save()?;
+                Err(Failure::with_code(
+                    2,
+                    format!(
+                        "Your login to {} (namespace {ns}) has expired; log in again with: micro login",
+                        self.env
+                    ),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A connection to the server with no login.
+    pub(crate) async fn connect_anonymous(&self) -> Result<Channel, Failure> {
         let unreachable = || {
             Failure::with_code(
                 4,
@@ -60,7 +150,7 @@ impl Context {
         endpoint.connect().await.map_err(|_| unreachable())
     }
 
-    /// A request carrying the namespace.
+    /// A request carrying the namespace, and the login once [`Self::connect`] has loaded it.
     pub(crate) fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, Failure> {
         micro::remote::namespaced(&self.namespace, msg)
             .map_err(|_| Failure::new(format!("Invalid namespace {:?}", self.namespace)))

@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod failure;
 mod pack;
+mod tokens;
 
 use clap::Parser;
 

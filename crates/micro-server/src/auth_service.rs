@@ -74,7 +74,10 @@ pub(crate) fn rule_to_pb(r: Rule) -> pb::Rule {
 
 fn rule_from_pb(r: pb::Rule) -> Result<Rule, Error> {
     let resource = r.resource.ok_or_else(|| {
-        Error::bad_request(ID, "a rule needs a resource {type, name, endpoint} (*:*:* for all)")
+        Error::bad_request(
+            ID,
+            "a rule needs a resource {type, name, endpoint} (*:*:* for all)",
+        )
     })?;
     let resource = Resource::parse(&format!(
         "{}:{}:{}",
@@ -84,7 +87,11 @@ fn rule_from_pb(r: pb::Rule) -> Result<Rule, Error> {
         id: r.id,
         scope: r.scope,
         resource,
-        access: Access::parse(if r.access.is_empty() { "granted" } else { &r.access })?,
+        access: Access::parse(if r.access.is_empty() {
+            "granted"
+        } else {
+            &r.access
+        })?,
         priority: r.priority,
     })
 }
@@ -96,7 +103,9 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::GenerateRequest>,
     ) -> Result<Response<pb::GenerateResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("creating accounts").map_err(into_status)?;
+        caller
+            .require_admin("creating accounts")
+            .map_err(into_status)?;
         let body = req.into_inner();
         let id = if body.id.is_empty() {
             uuid::Uuid::new_v4().to_string()
@@ -104,13 +113,21 @@ impl auth_server::Auth for AuthService {
             body.id
         };
         let (secret, shown) = if body.secret.is_empty() {
-            let made = self.authority.accounts().random_string(24).map_err(into_status)?;
+            let made = self
+                .authority
+                .accounts()
+                .random_string(24)
+                .map_err(into_status)?;
             (made.clone(), made)
         } else {
             (body.secret, String::new())
         };
         let account = Account {
-            name: if body.name.is_empty() { id.clone() } else { body.name },
+            name: if body.name.is_empty() {
+                id.clone()
+            } else {
+                body.name
+            },
             id,
             kind: AccountType::parse(&body.r#type).map_err(into_status)?,
             issuer: caller.namespace,
@@ -175,7 +192,9 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("verifying access").map_err(into_status)?;
+        caller
+            .require_admin("verifying access")
+            .map_err(into_status)?;
         let body = req.into_inner();
         let resource = Resource::parse(&body.resource).map_err(into_status)?;
         let account = if body.account_id.is_empty() {
@@ -215,7 +234,9 @@ impl accounts_server::Accounts for AuthService {
         req: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("listing accounts").map_err(into_status)?;
+        caller
+            .require_admin("listing accounts")
+            .map_err(into_status)?;
         let accounts = self
             .authority
             .accounts()
@@ -235,7 +256,9 @@ impl accounts_server::Accounts for AuthService {
         req: Request<pb::DeleteAccountRequest>,
     ) -> Result<Response<pb::DeleteAccountResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("deleting accounts").map_err(into_status)?;
+        caller
+            .require_admin("deleting accounts")
+            .map_err(into_status)?;
         self.authority
             .accounts()
             .delete(&caller.namespace, &req.into_inner().id)
@@ -256,7 +279,11 @@ impl accounts_server::Accounts for AuthService {
             .as_ref()
             .is_some_and(|a| a.id == body.id && &a.issuer == ns);
         // Someone else's secret: an admin may reset it. One's own: only with the old secret.
-        if is_self || caller.require_admin("changing another account's secret").is_err() {
+        if is_self
+            || caller
+                .require_admin("changing another account's secret")
+                .is_err()
+        {
             if body.old_secret.is_empty() {
                 return Err(into_status(Error::bad_request(
                     ID,
@@ -268,7 +295,10 @@ impl accounts_server::Accounts for AuthService {
                 .check(ns, &body.id, &body.old_secret)
                 .await
                 .map_err(|_| {
-                    into_status(Error::forbidden(ID, "the old secret is wrong; nothing changed"))
+                    into_status(Error::forbidden(
+                        ID,
+                        "the old secret is wrong; nothing changed",
+                    ))
                 })?;
         }
         self.authority
@@ -287,7 +317,9 @@ impl rules_server::Rules for AuthService {
         req: Request<pb::CreateRuleRequest>,
     ) -> Result<Response<pb::CreateRuleResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("creating rules").map_err(into_status)?;
+        caller
+            .require_admin("creating rules")
+            .map_err(into_status)?;
         let rule = req
             .into_inner()
             .rule
@@ -305,7 +337,9 @@ impl rules_server::Rules for AuthService {
         req: Request<pb::DeleteRuleRequest>,
     ) -> Result<Response<pb::DeleteRuleResponse>, Status> {
         let caller = caller(&req)?;
-        caller.require_admin("deleting rules").map_err(into_status)?;
+        caller
+            .require_admin("deleting rules")
+            .map_err(into_status)?;
         self.authority
             .delete_rule(&caller.namespace, &req.into_inner().id)
             .await

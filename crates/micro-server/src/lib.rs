@@ -242,7 +242,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let (auth_server, accounts_server, rules_server) =
         AuthService::new(authority.clone()).into_servers();
     let router = Server::builder()
-        .layer(auth::guard::GuardLayer::new(authority.clone(), grpc_names()))
+        .layer(auth::guard::GuardLayer::new(
+            authority.clone(),
+            grpc_names(),
+        ))
         .add_service(auth_server)
         .add_service(accounts_server)
         .add_service(rules_server)
@@ -356,7 +359,11 @@ const PLATFORM_SERVICES: &[(&str, &[&str])] = &[
 fn grpc_names() -> std::collections::HashMap<String, String> {
     PLATFORM_SERVICES
         .iter()
-        .flat_map(|(name, services)| services.iter().map(|s| ((*s).to_owned(), (*name).to_owned())))
+        .flat_map(|(name, services)| {
+            services
+                .iter()
+                .map(|s| ((*s).to_owned(), (*name).to_owned()))
+        })
         .collect()
 }
 

@@ -143,10 +143,18 @@ async fn keep_fresh(conn: Connection, namespace: String, by_secret: Login, mut t
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let left = u64::try_from(tokens.expiry).unwrap_or(0).saturating_sub(now);
+        let left = u64::try_from(tokens.expiry)
+            .unwrap_or(0)
+            .saturating_sub(now);
         tokio::time::sleep(Duration::from_secs((left * 2 / 3).max(1))).await;
         loop {
-            let fresh = match login(&conn, &namespace, &Login::Refresh(tokens.refresh_token.clone())).await {
+            let fresh = match login(
+                &conn,
+                &namespace,
+                &Login::Refresh(tokens.refresh_token.clone()),
+            )
+            .await
+            {
                 Err(e) if e.code == 401 => login(&conn, &namespace, &by_secret).await,
                 other => other,
             };

@@ -93,10 +93,10 @@ pub(crate) async fn unary(
     timeout: Duration,
     output: Output,
 ) -> Result<(), Failure> {
+    let mut proxy = ProxyClient::new(ctx.connect().await?);
     let mut req = ctx.request(call)?;
     // The proxy enforces the timeout; give it a moment more to say so itself.
     req.set_timeout(timeout + Duration::from_secs(2));
-    let mut proxy = ProxyClient::new(ctx.connect().await?);
     let response = proxy.call(req).await.map_err(|s| failure(&s))?;
     output.print(&response.into_inner().json)
 }
@@ -107,8 +107,8 @@ pub(crate) async fn streaming(
     call: CallRequest,
     output: Output,
 ) -> Result<(), Failure> {
-    let req = ctx.request(call)?;
     let mut proxy = ProxyClient::new(ctx.connect().await?);
+    let req = ctx.request(call)?;
     let mut responses = proxy
         .stream(req)
         .await

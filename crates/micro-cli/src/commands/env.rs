@@ -77,7 +77,12 @@ pub(crate) fn run(ctx: Context, action: Option<&EnvCommand>) -> Result<(), Failu
             if config.envs.remove(name).is_none() {
                 return Err(Failure::new(format!("Env \"{name}\" not found")));
             }
-            config.save()
+            config.namespaces.remove(name);
+            config.save()?;
+            // Its logins go with it: a new env of the same name is another server.
+            let mut tokens = crate::tokens::TokenFile::load()?;
+            tokens.remove_env(name);
+            tokens.save()
         }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command; `run` dispatches.
 
+mod auth;
 mod broker;
 mod call;
 mod config;
@@ -49,6 +50,12 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Kill { name } => runtime::kill(&Context::new(&cli)?, name).await,
         Command::Status { name } => runtime::status(&Context::new(&cli)?, name.as_deref()).await,
         Command::Logs(args) => runtime::logs(&Context::new(&cli)?, args).await,
+        Command::Login { username, password } => {
+            auth::login(&Context::new(&cli)?, username.clone(), password.clone()).await
+        }
+        Command::Logout => auth::logout(&Context::new(&cli)?),
+        Command::User { action } => auth::user(&Context::new(&cli)?, action.as_ref()).await,
+        Command::Auth { action } => auth::run(&Context::new(&cli)?, action).await,
         Command::External(words) => dynamic::run(&Context::new(&cli)?, words).await,
     }
 }

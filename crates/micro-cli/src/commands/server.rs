@@ -18,6 +18,11 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
         },
         home: Some(crate::config::home()),
         build_dir: args.build_dir.clone(),
+        auth: micro_server::AuthOptions {
+            enabled: args.auth == "on",
+            default_account: !args.no_default_account,
+            token_ttl: args.token_ttl,
+        },
         ..Default::default()
     })
     .await?;

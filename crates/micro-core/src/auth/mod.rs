@@ -222,7 +222,9 @@ pub fn check_id(what: &str, id: &str) -> Result<(), Error> {
     if id.is_empty() || id.len() > 256 || id.trim() != id || id.chars().any(char::is_control) {
         return Err(Error::bad_request(
             "micro.auth",
-            format!("{what} id {id:?} must be 1 to 256 characters, without control characters or surrounding spaces"),
+            format!(
+                "{what} id {id:?} must be 1 to 256 characters, without control characters or surrounding spaces"
+            ),
         ));
     }
     Ok(())

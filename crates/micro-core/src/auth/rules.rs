@@ -36,8 +36,16 @@ impl Decision {
 }
 
 /// Decides whether `account` (or an anonymous caller) may reach `resource` in namespace `ns`.
-pub fn decide(rules: &[Rule], account: Option<&Account>, ns: &str, resource: &Resource) -> Decision {
-    let mut matching: Vec<&Rule> = rules.iter().filter(|r| matches(&r.resource, resource)).collect();
+pub fn decide(
+    rules: &[Rule],
+    account: Option<&Account>,
+    ns: &str,
+    resource: &Resource,
+) -> Decision {
+    let mut matching: Vec<&Rule> = rules
+        .iter()
+        .filter(|r| matches(&r.resource, resource))
+        .collect();
     matching.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
@@ -151,32 +159,201 @@ mod tests {
         let cases: Vec<(&str, Vec<Rule>, Option<&Account>, &str, bool, Option<&str>)> = vec![
             ("no rules", vec![], Some(&admin), call, false, None),
             ("no rules, anonymous", vec![], None, call, false, None),
-            ("public, anonymous", vec![public.clone()], None, call, true, Some("default")),
-            ("public, account", vec![public.clone()], Some(&alice), call, true, Some("default")),
-            ("* without account", vec![logged_in.clone()], None, call, false, None),
-            ("* with account", vec![logged_in.clone()], Some(&alice), call, true, Some("onlyloggedin")),
-            ("scope held", vec![admins.clone()], Some(&admin), call, true, Some("admins")),
-            ("scope missing", vec![admins.clone()], Some(&alice), call, false, None),
-            ("scope, anonymous", vec![admins.clone()], None, call, false, None),
-            ("deny at higher priority wins", vec![grant_hw.clone(), deny_hw_high.clone()], None, call, false, Some("nohw")),
-            ("deny at lower priority loses", vec![grant_hw.clone(), deny_hw_low.clone()], None, call, true, Some("hw")),
-            ("deny wins a tie", vec![grant_hw.clone(), rule("nohw", "", "service:helloworld:*", Denied, 0)], None, call, false, Some("nohw")),
-            ("other service unaffected", vec![deny_hw_high.clone(), public.clone()], None, "service:store:Store.Read", true, Some("default")),
-            ("path prefix", vec![web.clone()], None, "service:web:/static/app.js", true, Some("web")),
-            ("path prefix, deeper", vec![web.clone()], None, "service:web:/static/js/app.js", true, Some("web")),
-            ("path prefix, itself", vec![web.clone()], None, "service:web:/static", true, Some("web")),
-            ("path prefix, sibling", vec![web.clone()], None, "service:web:/staticx", false, None),
-            ("path prefix, elsewhere", vec![web.clone()], None, "service:web:/admin", false, None),
-            ("exact endpoint", vec![rule("tok", "", "service:auth:Auth.Token", Granted, 0)], None, "service:auth:Auth.Token", true, Some("tok")),
-            ("exact endpoint miss", vec![rule("tok", "", "service:auth:Auth.Token", Granted, 0)], None, "service:auth:Auth.Generate", false, None),
-            ("other namespace refused", vec![logged_in.clone()], Some(&stranger), call, false, Some("onlyloggedin")),
-            ("other namespace, scope held, refused", vec![admins.clone()], Some(&stranger), call, false, Some("admins")),
-            ("other namespace with +", vec![other_ns.clone()], Some(&stranger), call, true, Some("anyns")),
-            ("other namespace, public", vec![public.clone()], Some(&stranger), call, true, Some("default")),
-            ("+ in own namespace", vec![other_ns.clone()], Some(&alice), call, true, Some("anyns")),
+            (
+                "public, anonymous",
+                vec![public.clone()],
+                None,
+                call,
+                true,
+                Some("default"),
+            ),
+            (
+                "public, account",
+                vec![public.clone()],
+                Some(&alice),
+                call,
+                true,
+                Some("default"),
+            ),
+            (
+                "* without account",
+                vec![logged_in.clone()],
+                None,
+                call,
+                false,
+                None,
+            ),
+            (
+                "* with account",
+                vec![logged_in.clone()],
+                Some(&alice),
+                call,
+                true,
+                Some("onlyloggedin"),
+            ),
+            (
+                "scope held",
+                vec![admins.clone()],
+                Some(&admin),
+                call,
+                true,
+                Some("admins"),
+            ),
+            (
+                "scope missing",
+                vec![admins.clone()],
+                Some(&alice),
+                call,
+                false,
+                None,
+            ),
+            (
+                "scope, anonymous",
+                vec![admins.clone()],
+                None,
+                call,
+                false,
+                None,
+            ),
+            (
+                "deny at higher priority wins",
+                vec![grant_hw.clone(), deny_hw_high.clone()],
+                None,
+                call,
+                false,
+                Some("nohw"),
+            ),
+            (
+                "deny at lower priority loses",
+                vec![grant_hw.clone(), deny_hw_low.clone()],
+                None,
+                call,
+                true,
+                Some("hw"),
+            ),
+            (
+                "deny wins a tie",
+                vec![
+                    grant_hw.clone(),
+                    rule("nohw", "", "service:helloworld:*", Denied, 0),
+                ],
+                None,
+                call,
+                false,
+                Some("nohw"),
+            ),
+            (
+                "other service unaffected",
+                vec![deny_hw_high.clone(), public.clone()],
+                None,
+                "service:store:Store.Read",
+                true,
+                Some("default"),
+            ),
+            (
+                "path prefix",
+                vec![web.clone()],
+                None,
+                "service:web:/static/app.js",
+                true,
+                Some("web"),
+            ),
+            (
+                "path prefix, deeper",
+                vec![web.clone()],
+                None,
+                "service:web:/static/js/app.js",
+                true,
+                Some("web"),
+            ),
+            (
+                "path prefix, itself",
+                vec![web.clone()],
+                None,
+                "service:web:/static",
+                true,
+                Some("web"),
+            ),
+            (
+                "path prefix, sibling",
+                vec![web.clone()],
+                None,
+                "service:web:/staticx",
+                false,
+                None,
+            ),
+            (
+                "path prefix, elsewhere",
+                vec![web.clone()],
+                None,
+                "service:web:/admin",
+                false,
+                None,
+            ),
+            (
+                "exact endpoint",
+                vec![rule("tok", "", "service:auth:Auth.Token", Granted, 0)],
+                None,
+                "service:auth:Auth.Token",
+                true,
+                Some("tok"),
+            ),
+            (
+                "exact endpoint miss",
+                vec![rule("tok", "", "service:auth:Auth.Token", Granted, 0)],
+                None,
+                "service:auth:Auth.Generate",
+                false,
+                None,
+            ),
+            (
+                "other namespace refused",
+                vec![logged_in.clone()],
+                Some(&stranger),
+                call,
+                false,
+                Some("onlyloggedin"),
+            ),
+            (
+                "other namespace, scope held, refused",
+                vec![admins.clone()],
+                Some(&stranger),
+                call,
+                false,
+                Some("admins"),
+            ),
+            (
+                "other namespace with +",
+                vec![other_ns.clone()],
+                Some(&stranger),
+                call,
+                true,
+                Some("anyns"),
+            ),
+            (
+                "other namespace, public",
+                vec![public.clone()],
+                Some(&stranger),
+                call,
+                true,
+                Some("default"),
+            ),
+            (
+                "+ in own namespace",
+                vec![other_ns.clone()],
+                Some(&alice),
+                call,
+                true,
+                Some("anyns"),
+            ),
         ];
         for (case, rules, account, resource, allowed, by) in cases {
-            let d = decide(&rules, account, "micro", &Resource::parse(resource).unwrap());
+            let d = decide(
+                &rules,
+                account,
+                "micro",
+                &Resource::parse(resource).unwrap(),
+            );
             assert_eq!(d.allowed, allowed, "{case}: {d:?}");
             assert_eq!(d.rule.as_ref().map(|r| r.id.as_str()), by, "{case}: {d:?}");
         }
@@ -197,6 +374,9 @@ mod tests {
     fn resources_parse() {
         assert!(Resource::parse("service:a").is_err());
         assert!(Resource::parse("service::x").is_err());
-        assert_eq!(Resource::parse("service:web:/a:b").unwrap().endpoint, "/a:b");
+        assert_eq!(
+            Resource::parse("service:web:/a:b").unwrap().endpoint,
+            "/a:b"
+        );
     }
 }

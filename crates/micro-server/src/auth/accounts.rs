@@ -108,7 +108,11 @@ impl Accounts {
         let value = serde_json::to_vec(&stored).map_err(internal)?;
         let accounts = table(ns, "accounts");
         self.store
-            .write(DATABASE, &accounts, Record::new(format!("id/{}", account.id), value))
+            .write(
+                DATABASE,
+                &accounts,
+                Record::new(format!("id/{}", account.id), value),
+            )
             .await?;
         if account.name != account.id {
             self.store
@@ -128,7 +132,9 @@ impl Accounts {
             .read(DATABASE, &table(ns, "accounts"), &format!("id/{id}"))
             .await
         {
-            Ok(record) => Ok(Some(serde_json::from_slice(&record.value).map_err(internal)?)),
+            Ok(record) => Ok(Some(
+                serde_json::from_slice(&record.value).map_err(internal)?,
+            )),
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
         }
@@ -162,13 +168,14 @@ impl Accounts {
     }
 
     /// The account `handle` (id or name) names, if `secret` is its secret.
-    pub(crate) async fn check(&self, ns: &str, handle: &str, secret: &str) -> Result<Account, Error> {
-        let refused = || {
-            Error::unauthorized(
-                ID,
-                format!("wrong id, name or secret for namespace {ns:?}"),
-            )
-        };
+    pub(crate) async fn check(
+        &self,
+        ns: &str,
+        handle: &str,
+        secret: &str,
+    ) -> Result<Account, Error> {
+        let refused =
+            || Error::unauthorized(ID, format!("wrong id, name or secret for namespace {ns:?}"));
         let Some(stored) = self.find(ns, handle).await? else {
             // Spend the same effort as a real check, so timing does not tell which ids exist.
             let _ = hash(secret);
@@ -223,10 +230,9 @@ impl Accounts {
     pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
         check_secret(secret)?;
         let _guard = self.writes.lock().await;
-        let stored = self
-            .by_id(ns, id)
-            .await?
-            .ok_or_else(|| Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}")))?;
+        let stored = self.by_id(ns, id).await?.ok_or_else(|| {
+            Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}"))
+        })?;
         self.put(&stored.account, hash(secret)?).await?;
         self.revoke_refresh(ns, id).await
     }
@@ -328,7 +334,10 @@ fn check_secret(secret: &str) -> Result<(), Error> {
         return Err(Error::bad_request(ID, "the secret may not be empty"));
     }
     if secret.len() > 1024 {
-        return Err(Error::bad_request(ID, "the secret is longer than 1024 bytes"));
+        return Err(Error::bad_request(
+            ID,
+            "the secret is longer than 1024 bytes",
+        ));
     }
     Ok(())
 }

@@ -190,7 +190,11 @@ impl Authority {
     /// Who is calling, from the `Authorization` value (`Bearer TOKEN`) and the namespace the
     /// caller asked for. A bad token is refused (401), never ignored; a namespace other than the
     /// token's is refused (403) unless the account is an admin of `micro`.
-    pub fn caller(&self, authorization: Option<&str>, asked: Option<&str>) -> Result<Caller, Error> {
+    pub fn caller(
+        &self,
+        authorization: Option<&str>,
+        asked: Option<&str>,
+    ) -> Result<Caller, Error> {
         let asked = asked.map(str::trim).filter(|ns| !ns.is_empty());
         if let Some(ns) = asked {
             check_namespace(ns)?;
@@ -296,7 +300,10 @@ impl Authority {
     }
 
     pub(crate) async fn create_rule(&self, ns: &str, rule: &Rule) -> Result<(), Error> {
-        self.inner.rules.create(ns, rule, &self.inner.accounts).await
+        self.inner
+            .rules
+            .create(ns, rule, &self.inner.accounts)
+            .await
     }
 
     pub(crate) async fn delete_rule(&self, ns: &str, id: &str) -> Result<(), Error> {
@@ -317,7 +324,8 @@ fn refusal(caller: &Caller, why: &str) -> Error {
 
 /// A namespace name: up to 63 characters, no `/`, no control characters.
 fn check_namespace(ns: &str) -> Result<(), Error> {
-    if ns.len() > 63 || ns.contains('/') || ns.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if ns.len() > 63 || ns.contains('/') || ns.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
         return Err(Error::bad_request(
             ID,
             format!("invalid namespace {ns:?}: up to 63 characters, without / or spaces"),

@@ -37,13 +37,12 @@ impl RuleBook {
     }
 
     /// The rules of `ns`, highest priority first.
-    pub(crate) async fn rules(&self, ns: &str, accounts: &Accounts) -> Result<Arc<Vec<Rule>>, Error> {
-        if let Some(rules) = self
-            .cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(ns)
-        {
+    pub(crate) async fn rules(
+        &self,
+        ns: &str,
+        accounts: &Accounts,
+    ) -> Result<Arc<Vec<Rule>>, Error> {
+        if let Some(rules) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(ns) {
             return Ok(rules.clone());
         }
         let _guard = self.writes.lock().await;
@@ -83,7 +82,12 @@ impl RuleBook {
     }
 
     /// Adds or replaces `rule` in `ns`.
-    pub(crate) async fn create(&self, ns: &str, rule: &Rule, accounts: &Accounts) -> Result<(), Error> {
+    pub(crate) async fn create(
+        &self,
+        ns: &str,
+        rule: &Rule,
+        accounts: &Accounts,
+    ) -> Result<(), Error> {
         check_id("rule", &rule.id)?;
         // Make sure the namespace got its default first, or it would arrive after this rule.
         self.rules(ns, accounts).await?;
@@ -93,7 +97,12 @@ impl RuleBook {
     }
 
     /// Removes rule `id` of `ns`.
-    pub(crate) async fn delete(&self, ns: &str, id: &str, accounts: &Accounts) -> Result<(), Error> {
+    pub(crate) async fn delete(
+        &self,
+        ns: &str,
+        id: &str,
+        accounts: &Accounts,
+    ) -> Result<(), Error> {
         let rules = self.rules(ns, accounts).await?;
         if !rules.iter().any(|r| r.id == id) {
             return Err(Error::not_found(

@@ -96,7 +96,12 @@ impl TokenKeys {
     }
 
     /// A token for `account`, valid for `ttl` from `now` (unix seconds).
-    pub(crate) fn issue(&self, account: &Account, now: i64, ttl: Duration) -> Result<String, Error> {
+    pub(crate) fn issue(
+        &self,
+        account: &Account,
+        now: i64,
+        ttl: Duration,
+    ) -> Result<String, Error> {
         let claims = Claims {
             sub: account.id.clone(),
             iss: account.issuer.clone(),
@@ -185,7 +190,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("auth.key");
         let keys = TokenKeys::load_or_create(&path).unwrap();
-        let token = keys.issue(&admin(), now(), Duration::from_secs(60)).unwrap();
+        let token = keys
+            .issue(&admin(), now(), Duration::from_secs(60))
+            .unwrap();
         assert_eq!(keys.verify(&token).unwrap(), admin());
         let again = TokenKeys::load_or_create(&path).unwrap();
         assert_eq!(again.verify(&token).unwrap(), admin(), "the key is kept");
@@ -200,13 +207,17 @@ mod tests {
     #[test]
     fn expired_altered_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::ephemeral().unwrap();
-        let expired = keys.issue(&admin(), now() - 120, Duration::from_secs(60)).unwrap();
+        let expired = keys
+            .issue(&admin(), now() - 120, Duration::from_secs(60))
+            .unwrap();
         let err = keys.verify(&expired).unwrap_err();
         assert_eq!(err.code, 401);
         assert!(err.detail.contains("expired"), "{err:?}");
 
         // Claims altered: admin scope given to someone else, signature kept.
-        let token = keys.issue(&admin(), now(), Duration::from_secs(60)).unwrap();
+        let token = keys
+            .issue(&admin(), now(), Duration::from_secs(60))
+            .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -216,11 +227,19 @@ mod tests {
         assert_eq!(keys.verify(&tampered).unwrap_err().code, 401);
 
         let other = TokenKeys::ephemeral().unwrap();
-        assert_eq!(other.verify(&token).unwrap_err().code, 401, "another server's key");
+        assert_eq!(
+            other.verify(&token).unwrap_err().code,
+            401,
+            "another server's key"
+        );
         assert_eq!(keys.verify("garbage").unwrap_err().code, 401);
 
         // The "none" algorithm is never accepted.
-        let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert_eq!(keys.verify(&none).unwrap_err().code, 401);
     }
 }

@@ -98,7 +98,11 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 /// Who is calling: the token of `Authorization: Bearer` (or cookie `micro-token`) and the
 /// `Micro-Namespace` asked for, as the server's auth sees them.
 fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
-    let text = |name| headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+    };
     let asked = text("micro-namespace");
     let Some(authority) = gateway.proxy.authority() else {
         return Ok(Caller::unchecked(asked.unwrap_or(DEFAULT_NAMESPACE)));

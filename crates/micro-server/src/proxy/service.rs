@@ -78,7 +78,11 @@ impl ProxyService {
     }
 
     /// The same proxy, checking each call against `authority`'s rules (the gateway does too).
-    pub fn with_authority(registry: Arc<dyn Registry>, strategy: Strategy, authority: Authority) -> Self {
+    pub fn with_authority(
+        registry: Arc<dyn Registry>,
+        strategy: Strategy,
+        authority: Authority,
+    ) -> Self {
         let mut proxy = Self::new(registry, strategy);
         if let Some(inner) = Arc::get_mut(&mut proxy.inner) {
             inner.authority = Some(authority);
@@ -92,7 +96,12 @@ impl ProxyService {
     }
 
     /// Lets `caller` call `endpoint` of `service`, or says why not (401/403).
-    pub async fn authorize(&self, caller: &Caller, service: &str, endpoint: &str) -> Result<(), Error> {
+    pub async fn authorize(
+        &self,
+        caller: &Caller,
+        service: &str,
+        endpoint: &str,
+    ) -> Result<(), Error> {
         match &self.inner.authority {
             Some(authority) => {
                 authority

@@ -17,8 +17,8 @@ use std::{
 use micro_core::{
     Error, Node, Registry, Service,
     metadata::{
-        ENV_AUTH_ID, ENV_AUTH_SECRET, ENV_NAMESPACE, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS, ENV_SERVICE_ID, ENV_SERVICE_NAME,
-        ENV_SERVICE_VERSION,
+        ENV_AUTH_ID, ENV_AUTH_SECRET, ENV_NAMESPACE, ENV_SERVER_ADDRESS, ENV_SERVICE_ADDRESS,
+        ENV_SERVICE_ID, ENV_SERVICE_NAME, ENV_SERVICE_VERSION,
     },
     runtime::{STABLE_AFTER, Spec, restart_delay},
 };
@@ -253,7 +253,11 @@ async fn supervise(generation: Arc<Generation>, index: usize, mut stop: watch::R
     }
 }
 
-fn spawn(launch: &Launch, id: &str, credentials: Option<&(String, String)>) -> std::io::Result<Child> {
+fn spawn(
+    launch: &Launch,
+    id: &str,
+    credentials: Option<&(String, String)>,
+) -> std::io::Result<Child> {
     let mut command = Command::new(&launch.binary);
     if let Some((account, secret)) = credentials {
         command
