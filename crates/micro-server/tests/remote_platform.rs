@@ -16,6 +16,11 @@ async fn platform(home: &std::path::Path) -> micro_server::Platform {
         api_address: None,
         web_address: None,
         home: Some(home.to_owned()),
+        // These check the store and config contracts over gRPC; auth has tests of its own.
+        auth: micro_server::AuthOptions {
+            enabled: false,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await

@@ -110,6 +110,27 @@ pub async fn login(conn: &Connection, namespace: &str, how: &Login) -> Result<To
     })
 }
 
+static SESSION: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// Logs this process in from `MICRO_AUTH_ID` and `MICRO_AUTH_SECRET`, once, and keeps the token
+/// fresh from then on; does nothing without them. Every remote client calls it before its first
+/// call, so a service's config or store used before [`Service::run`](crate::Service::run) is
+/// already logged in. A failed login is tried again on the next call.
+pub async fn from_env() -> Result<(), Error> {
+    SESSION
+        .get_or_try_init(|| async {
+            let env = crate::env::Env::read();
+            if let (Some(id), Some(secret)) = (env.auth_id, env.auth_secret) {
+                let conn = Connection::lazy(&env.server_address)?;
+                // Lives as long as the process: one process, one identity.
+                drop(start_session(conn, env.namespace, id, secret).await?);
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+}
+
 /// Logs in with `id` and `secret` (retrying for a few seconds while the server is not up yet),
 /// sets the token, and returns the task that keeps it fresh until aborted.
 pub async fn start_session(

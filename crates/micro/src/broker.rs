@@ -123,13 +123,16 @@ pub fn message_from_pb(message: pb::Message) -> Message {
 #[async_trait]
 impl core::Broker for RemoteBroker {
     async fn publish(&self, namespace: &str, topic: &str, message: Message) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::PublishRequest {
-                topic: topic.to_owned(),
-                message: Some(message_to_pb(message)),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::PublishRequest {
+                    topic: topic.to_owned(),
+                    message: Some(message_to_pb(message)),
+                },
+            )
+            .await?;
         self.client
             .clone()
             .publish(req)
@@ -144,13 +147,16 @@ impl core::Broker for RemoteBroker {
         topic: &str,
         queue: Option<&str>,
     ) -> Result<Subscription, Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::SubscribeRequest {
-                topic: topic.to_owned(),
-                queue: queue.unwrap_or_default().to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::SubscribeRequest {
+                    topic: topic.to_owned(),
+                    queue: queue.unwrap_or_default().to_owned(),
+                },
+            )
+            .await?;
         let stream = self
             .client
             .clone()

@@ -141,13 +141,16 @@ pub fn parse_value(text: &str) -> Result<Value, Error> {
 #[async_trait]
 impl core::Config for RemoteConfig {
     async fn get(&self, namespace: &str, path: &str, reveal: bool) -> Result<Value, Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::GetRequest {
-                path: path.to_owned(),
-                secret: reveal,
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::GetRequest {
+                    path: path.to_owned(),
+                    secret: reveal,
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -164,14 +167,17 @@ impl core::Config for RemoteConfig {
         value: Value,
         secret: bool,
     ) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::SetRequest {
-                path: path.to_owned(),
-                value: value.to_string(),
-                secret,
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::SetRequest {
+                    path: path.to_owned(),
+                    value: value.to_string(),
+                    secret,
+                },
+            )
+            .await?;
         self.client
             .clone()
             .set(req)
@@ -181,12 +187,15 @@ impl core::Config for RemoteConfig {
     }
 
     async fn delete(&self, namespace: &str, path: &str) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::DeleteRequest {
-                path: path.to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::DeleteRequest {
+                    path: path.to_owned(),
+                },
+            )
+            .await?;
         self.client
             .clone()
             .delete(req)
@@ -201,13 +210,16 @@ impl core::Config for RemoteConfig {
         path: &str,
         reveal: bool,
     ) -> Result<ConfigWatcher, Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::WatchRequest {
-                path: path.to_owned(),
-                secret: reveal,
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::WatchRequest {
+                    path: path.to_owned(),
+                    secret: reveal,
+                },
+            )
+            .await?;
         let stream = self
             .client
             .clone()

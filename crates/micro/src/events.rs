@@ -141,14 +141,17 @@ impl RemoteEvents {
         id: &str,
         ack: bool,
     ) -> Result<(), Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::AckRequest {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                id: id.to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::AckRequest {
+                    topic: topic.to_owned(),
+                    group: group.to_owned(),
+                    id: id.to_owned(),
+                },
+            )
+            .await?;
         let mut client = self.client.clone();
         let answer = if ack {
             client.ack(req).await
@@ -241,14 +244,17 @@ impl core::Events for RemoteEvents {
         payload: Vec<u8>,
         metadata: BTreeMap<String, String>,
     ) -> Result<Event, Error> {
-        let req = self.conn.request(
-            namespace,
-            pb::PublishRequest {
-                topic: topic.to_owned(),
-                payload,
-                metadata: metadata.into_iter().collect(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                namespace,
+                pb::PublishRequest {
+                    topic: topic.to_owned(),
+                    payload,
+                    metadata: metadata.into_iter().collect(),
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -269,7 +275,8 @@ impl core::Events for RemoteEvents {
     ) -> Result<Consumer, Error> {
         let req = self
             .conn
-            .request(namespace, options_to_pb(topic, &options))?;
+            .request(namespace, options_to_pb(topic, &options))
+            .await?;
         let mut stream = self
             .client
             .clone()

@@ -46,8 +46,10 @@ impl Connection {
         &self.address
     }
 
-    /// `msg` as a request in `namespace`.
-    pub fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+    /// `msg` as a request in `namespace`, carrying this process's token (logging in first from
+    /// `MICRO_AUTH_ID` and `MICRO_AUTH_SECRET` on the first call, see [`crate::auth`]).
+    pub async fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+        crate::auth::from_env().await?;
         namespaced(namespace, msg)
     }
 

@@ -278,18 +278,7 @@ impl Service {
         });
 
         // Logged in before anything reaches the server, so a locked-down platform lets it in.
-        let credentials = match (&env.auth_id, &env.auth_secret) {
-            (Some(id), Some(secret)) => Some(
-                crate::auth::start_session(
-                    crate::remote::Connection::lazy(&env.server_address)?,
-                    namespace.clone(),
-                    id.clone(),
-                    secret.clone(),
-                )
-                .await?,
-            ),
-            _ => None,
-        };
+        crate::auth::from_env().await?;
 
         let broker: Arc<dyn micro_core::broker::Broker> = match self.broker {
             Some(b) => b,
@@ -326,7 +315,6 @@ impl Service {
             server,
             stop: stop_tx,
             subscriptions,
-            credentials,
         })
     }
 }
@@ -341,8 +329,6 @@ pub struct Running {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     stop: watch::Sender<bool>,
     subscriptions: Vec<JoinHandle<()>>,
-    /// Keeps the service's token fresh.
-    credentials: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -369,7 +355,7 @@ impl Running {
     /// Deregisters, stops accepting, and waits for the calls in flight to finish.
     pub async fn stop(self) -> Result<(), Error> {
         self.heartbeat.abort();
-        for subscription in self.subscriptions.iter().chain(&self.credentials) {
+        for subscription in &self.subscriptions {
             subscription.abort();
         }
         let deregistered = tokio::time::timeout(

@@ -200,15 +200,18 @@ fn count(n: usize) -> u32 {
 impl core::Store for RemoteStore {
     async fn read(&self, database: &str, table: &str, key: &str) -> Result<Record, Error> {
         core::check_names(database, table, Some(key))?;
-        let req = self.conn.request(
-            &self.namespace,
-            pb::ReadRequest {
-                key: key.to_owned(),
-                database: database.to_owned(),
-                table: table.to_owned(),
-                ..Default::default()
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::ReadRequest {
+                    key: key.to_owned(),
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -225,19 +228,22 @@ impl core::Store for RemoteStore {
 
     async fn find(&self, database: &str, table: &str, query: &Query) -> Result<Vec<Record>, Error> {
         core::check_names(database, table, None)?;
-        let req = self.conn.request(
-            &self.namespace,
-            pb::ReadRequest {
-                key: String::new(),
-                database: database.to_owned(),
-                table: table.to_owned(),
-                prefix: filter(&query.prefix),
-                suffix: filter(&query.suffix),
-                limit: query.limit.map_or(0, count),
-                offset: count(query.offset),
-                order: order_to_str(query.order).to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::ReadRequest {
+                    key: String::new(),
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                    prefix: filter(&query.prefix),
+                    suffix: filter(&query.suffix),
+                    limit: query.limit.map_or(0, count),
+                    offset: count(query.offset),
+                    order: order_to_str(query.order).to_owned(),
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -254,14 +260,17 @@ impl core::Store for RemoteStore {
 
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error> {
         core::check_names(database, table, Some(&record.key))?;
-        let req = self.conn.request(
-            &self.namespace,
-            pb::WriteRequest {
-                record: Some(record_to_pb(record)),
-                database: database.to_owned(),
-                table: table.to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::WriteRequest {
+                    record: Some(record_to_pb(record)),
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                },
+            )
+            .await?;
         self.client
             .clone()
             .write(req)
@@ -272,14 +281,17 @@ impl core::Store for RemoteStore {
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {
         core::check_names(database, table, Some(key))?;
-        let req = self.conn.request(
-            &self.namespace,
-            pb::DeleteRequest {
-                key: key.to_owned(),
-                database: database.to_owned(),
-                table: table.to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::DeleteRequest {
+                    key: key.to_owned(),
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                },
+            )
+            .await?;
         self.client
             .clone()
             .delete(req)
@@ -290,18 +302,21 @@ impl core::Store for RemoteStore {
 
     async fn list(&self, database: &str, table: &str, query: &Query) -> Result<Vec<String>, Error> {
         core::check_names(database, table, None)?;
-        let req = self.conn.request(
-            &self.namespace,
-            pb::ListRequest {
-                database: database.to_owned(),
-                table: table.to_owned(),
-                prefix: filter(&query.prefix),
-                suffix: filter(&query.suffix),
-                limit: query.limit.map_or(0, count),
-                offset: count(query.offset),
-                order: order_to_str(query.order).to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::ListRequest {
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                    prefix: filter(&query.prefix),
+                    suffix: filter(&query.suffix),
+                    limit: query.limit.map_or(0, count),
+                    offset: count(query.offset),
+                    order: order_to_str(query.order).to_owned(),
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -314,7 +329,8 @@ impl core::Store for RemoteStore {
     async fn databases(&self) -> Result<Vec<String>, Error> {
         let req = self
             .conn
-            .request(&self.namespace, pb::DatabasesRequest {})?;
+            .request(&self.namespace, pb::DatabasesRequest {})
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -325,12 +341,15 @@ impl core::Store for RemoteStore {
     }
 
     async fn tables(&self, database: &str) -> Result<Vec<String>, Error> {
-        let req = self.conn.request(
-            &self.namespace,
-            pb::TablesRequest {
-                database: database.to_owned(),
-            },
-        )?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::TablesRequest {
+                    database: database.to_owned(),
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()

@@ -247,11 +247,41 @@ impl Sandbox {
         }
     }
 
-    /// A sandbox with `micro server` running on a free port.
+    /// A sandbox with `micro server` running on a free port, and the CLI logged in as the
+    /// default admin (`micro login --username admin --password micro`).
     pub fn with_server() -> Self {
         let mut sb = Self::new();
         sb.start_server();
+        sb.login("admin", "micro");
         sb
+    }
+
+    /// `micro login` as `user`; panics if it fails.
+    pub fn login(&self, user: &str, password: &str) {
+        let out = self.micro(&["login", "--username", user, "--password", password]);
+        assert_eq!(out.code, 0, "login as {user}: {}", out.stderr);
+    }
+
+    /// Makes account `id` with scope `service` (as the runtime does for the services it starts)
+    /// and answers the environment a service started by hand logs in with.
+    pub fn service_account(&self, id: &str) -> [(&'static str, String); 2] {
+        let secret = format!("{id}-secret");
+        let out = self.micro(&[
+            "auth", "create", "account", id, "--secret", &secret, "--scopes", "service", "--type",
+            "service",
+        ]);
+        assert_eq!(out.code, 0, "create account {id}: {}", out.stderr);
+        [
+            ("MICRO_AUTH_ID", id.to_owned()),
+            ("MICRO_AUTH_SECRET", secret),
+        ]
+    }
+
+    /// The saved access token of the current login (`micro user token`).
+    pub fn token(&self) -> String {
+        let out = self.micro(&["user", "token"]);
+        assert_eq!(out.code, 0, "micro user token: {}", out.stderr);
+        out.stdout.trim().to_owned()
     }
 
     /// Starts `micro server` on free ports with this sandbox's `MICRO_HOME` (again, after

@@ -19,7 +19,7 @@ fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
     assert_eq!(services.code, 0, "{services:?}");
     assert_eq!(
         services.stdout,
-        "broker\nconfig\nevents\nhelloworld\nregistry\nruntime\nstore\n"
+        "auth\nbroker\nconfig\nevents\nhelloworld\nregistry\nruntime\nstore\n"
     );
 
     let got = sb.micro(&["get", "service", "helloworld"]);
@@ -113,7 +113,7 @@ fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
     assert_eq!(gone.stderr, "Service \"helloworld\" not found\n");
     assert_eq!(
         sb.micro(&["services"]).stdout,
-        "broker\nconfig\nevents\nregistry\nruntime\nstore\n"
+        "auth\nbroker\nconfig\nevents\nregistry\nruntime\nstore\n"
     );
 }
 

@@ -202,7 +202,9 @@ fn config_commands_behave_as_documented() {
 #[test]
 fn a_running_service_uses_store_events_broker_and_sees_config_changes() {
     let sb = Sandbox::with_server();
-    let mut greeter = sb.service(&bin("greeter"), &[]);
+    // Started by hand, it logs in with an account of its own, as `micro run` would give it.
+    let [(id_var, id), (secret_var, secret)] = sb.service_account("greeter");
+    let mut greeter = sb.service(&bin("greeter"), &[(id_var, &id), (secret_var, &secret)]);
     let out = sb.micro(&["greeter", "greet", "--name=ada"]);
     assert_eq!(
         out.stdout, "{\n  \"msg\": \"Hello ada\",\n  \"count\": 1\n}\n",
@@ -509,11 +511,16 @@ fn platform_services_answer_calls_and_the_gateway_like_any_service() {
         "bytes as base64: {call:?}"
     );
     let api = sb.api.as_deref().expect("gateway");
+    // The store and config want an admin, over HTTP as everywhere.
+    let admin = format!("Bearer {}", sb.token());
     let rsp = micro_e2e::http(
         api,
         "POST",
         "/config/set",
-        &[("Content-Type", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &admin),
+        ],
         r#"{"path":"via","value":"\"http\""}"#,
     );
     assert_eq!(rsp.status, 200, "{rsp:?}");
@@ -522,7 +529,10 @@ fn platform_services_answer_calls_and_the_gateway_like_any_service() {
         api,
         "POST",
         "/config/get",
-        &[("Content-Type", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &admin),
+        ],
         r#"{"path":"missing"}"#,
     );
     assert_eq!(
@@ -533,7 +543,10 @@ fn platform_services_answer_calls_and_the_gateway_like_any_service() {
         api,
         "POST",
         "/config/set",
-        &[("Content-Type", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &admin),
+        ],
         r#"{"path":"x","value":"not json"}"#,
     );
     assert_eq!(rsp.status, 400, "{rsp:?}");

@@ -230,6 +230,7 @@ impl Client {
         target: Target,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, Status> {
+        crate::auth::from_env().await.map_err(|e| to_status(&e))?;
         let candidates = self.candidates(&target).await?;
         let (parts, body) = request.into_parts();
         let slot = Slot::new(body);

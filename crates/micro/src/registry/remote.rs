@@ -45,8 +45,8 @@ impl RemoteRegistry {
         self.conn.address()
     }
 
-    fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
-        self.conn.request(namespace, msg)
+    async fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+        self.conn.request(namespace, msg).await
     }
 
     fn error(&self, status: &tonic::Status) -> Error {
@@ -66,7 +66,7 @@ impl Registry for RemoteRegistry {
             service: Some(service_to_pb(service)),
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
         };
-        let req = self.request(namespace, msg)?;
+        let req = self.request(namespace, msg).await?;
         self.client
             .clone()
             .register(req)
@@ -76,12 +76,14 @@ impl Registry for RemoteRegistry {
     }
 
     async fn deregister(&self, namespace: &str, service: &Service) -> Result<(), Error> {
-        let req = self.request(
-            namespace,
-            pb::DeregisterRequest {
-                service: Some(service_to_pb(service)),
-            },
-        )?;
+        let req = self
+            .request(
+                namespace,
+                pb::DeregisterRequest {
+                    service: Some(service_to_pb(service)),
+                },
+            )
+            .await?;
         self.client
             .clone()
             .deregister(req)
@@ -91,12 +93,14 @@ impl Registry for RemoteRegistry {
     }
 
     async fn get_service(&self, namespace: &str, name: &str) -> Result<Vec<Service>, Error> {
-        let req = self.request(
-            namespace,
-            pb::GetServiceRequest {
-                service: name.to_owned(),
-            },
-        )?;
+        let req = self
+            .request(
+                namespace,
+                pb::GetServiceRequest {
+                    service: name.to_owned(),
+                },
+            )
+            .await?;
         let rsp = self
             .client
             .clone()
@@ -112,7 +116,7 @@ impl Registry for RemoteRegistry {
     }
 
     async fn list_services(&self, namespace: &str) -> Result<Vec<Service>, Error> {
-        let req = self.request(namespace, pb::ListServicesRequest {})?;
+        let req = self.request(namespace, pb::ListServicesRequest {}).await?;
         let rsp = self
             .client
             .clone()
@@ -128,12 +132,14 @@ impl Registry for RemoteRegistry {
     }
 
     async fn watch(&self, namespace: &str, service: Option<&str>) -> Result<Watcher, Error> {
-        let req = self.request(
-            namespace,
-            pb::WatchRequest {
-                service: service.unwrap_or_default().to_owned(),
-            },
-        )?;
+        let req = self
+            .request(
+                namespace,
+                pb::WatchRequest {
+                    service: service.unwrap_or_default().to_owned(),
+                },
+            )
+            .await?;
         let stream = self
             .client
             .clone()
