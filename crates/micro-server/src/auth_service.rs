@@ -46,6 +46,12 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     Caller::of(req).map_err(into_status)
 }
 
+fn rfc3339(unix: i64) -> String {
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 fn account_to_pb(a: Account, secret: String) -> pb::Account {
     pb::Account {
         id: a.id,
@@ -169,8 +175,8 @@ impl auth_server::Auth for AuthService {
             token: Some(pb::Token {
                 access_token: tokens.access_token,
                 refresh_token: tokens.refresh_token,
-                created: tokens.created,
-                expiry: tokens.expiry,
+                created: rfc3339(tokens.created),
+                expiry: rfc3339(tokens.expiry),
             }),
         }))
     }

@@ -103,10 +103,20 @@ pub async fn login(conn: &Connection, namespace: &str, how: &Login) -> Result<To
         .into_inner()
         .token
         .ok_or_else(|| Error::internal("micro.auth", "the server answered without a token"))?;
+    let expiry = humantime::parse_rfc3339(&token.expiry)
+        .ok()
+        .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| {
+            Error::internal(
+                "micro.auth",
+                format!("the server sent an unreadable expiry {:?}", token.expiry),
+            )
+        })?;
     Ok(Tokens {
         access_token: token.access_token,
         refresh_token: token.refresh_token,
-        expiry: token.expiry,
+        expiry,
     })
 }
 

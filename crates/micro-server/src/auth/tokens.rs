@@ -45,6 +45,8 @@ struct Claims {
     scopes: Vec<String>,
     iat: i64,
     exp: i64,
+    /// Unique per token, so two issued in the same second differ.
+    jti: String,
 }
 
 impl TokenKeys {
@@ -110,6 +112,7 @@ impl TokenKeys {
             scopes: account.scopes.clone(),
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
             .map_err(|e| Error::internal(ID, format!("cannot sign a token: {e}")))
