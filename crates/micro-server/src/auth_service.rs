@@ -220,15 +220,15 @@ impl auth_server::Auth for AuthService {
             token: None,
             enforced: true,
         };
-        let decision = self
+        let (allowed, rule, reason) = self
             .authority
             .decide(&asking, &resource)
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::VerifyResponse {
-            allowed: decision.allowed,
-            rule: decision.rule.map(rule_to_pb),
-            reason: decision.reason,
+            allowed,
+            rule: rule.map(rule_to_pb),
+            reason,
         }))
     }
 }

@@ -12,47 +12,63 @@
 //!    account holding it;
 //! 7. no rule decided: forbidden.
 
+use std::borrow::Cow;
+
 use super::{Access, Account, Resource, Rule, SCOPE_ACCOUNT, SCOPE_ANY_NAMESPACE, SCOPE_PUBLIC};
 
 /// What the rules said, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct Decision<'a> {
     /// Whether the call may proceed.
     pub allowed: bool,
     /// The rule that decided; `None` when no rule did.
-    pub rule: Option<Rule>,
+    pub rule: Option<&'a Rule>,
     /// Why, in a few words (for `micro auth verify` and error details).
-    pub reason: String,
+    pub reason: Cow<'static, str>,
 }
 
-impl Decision {
-    fn by(rule: &Rule, reason: impl Into<String>) -> Self {
+impl<'a> Decision<'a> {
+    fn by(rule: &'a Rule, reason: impl Into<Cow<'static, str>>) -> Self {
         Self {
             allowed: rule.access == Access::Granted,
-            rule: Some(rule.clone()),
+            rule: Some(rule),
             reason: reason.into(),
         }
     }
 }
 
+/// Highest priority first; at equal priority, a denial first.
+pub fn precedence(a: &Rule, b: &Rule) -> std::cmp::Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then_with(|| (a.access == Access::Granted).cmp(&(b.access == Access::Granted)))
+}
+
 /// Decides whether `account` (or an anonymous caller) may reach `resource` in namespace `ns`.
-pub fn decide(
-    rules: &[Rule],
+///
+/// Rules already in [`precedence`] order (as the server keeps them) are read in place, with no
+/// allocation on the way to a grant.
+pub fn decide<'a>(
+    rules: &'a [Rule],
     account: Option<&Account>,
     ns: &str,
     resource: &Resource,
-) -> Decision {
-    let mut matching: Vec<&Rule> = rules
-        .iter()
-        .filter(|r| matches(&r.resource, resource))
-        .collect();
-    matching.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then_with(|| (a.access == Access::Granted).cmp(&(b.access == Access::Granted)))
-    });
+) -> Decision<'a> {
+    if rules.is_sorted_by(|a, b| precedence(a, b).is_le()) {
+        return decide_in_order(rules.iter(), account, ns, resource);
+    }
+    let mut ordered: Vec<&'a Rule> = rules.iter().collect();
+    ordered.sort_by(|a, b| precedence(a, b));
+    decide_in_order(ordered.into_iter(), account, ns, resource)
+}
 
-    for rule in matching {
+fn decide_in_order<'a>(
+    rules: impl Iterator<Item = &'a Rule>,
+    account: Option<&Account>,
+    ns: &str,
+    resource: &Resource,
+) -> Decision<'a> {
+    for rule in rules.filter(|r| matches(&r.resource, resource)) {
         if rule.scope == SCOPE_PUBLIC {
             return Decision::by(rule, "the rule is public");
         }
@@ -63,11 +79,12 @@ pub fn decide(
             }
             return Decision {
                 allowed: false,
-                rule: Some(rule.clone()),
+                rule: Some(rule),
                 reason: format!(
                     "the account belongs to namespace {:?}, not {ns:?}",
                     account.issuer
-                ),
+                )
+                .into(),
             };
         }
         if rule.scope == SCOPE_ACCOUNT || rule.scope == SCOPE_ANY_NAMESPACE {
@@ -81,9 +98,9 @@ pub fn decide(
         allowed: false,
         rule: None,
         reason: if account.is_some() {
-            "no rule grants this account access".to_owned()
+            "no rule grants this account access".into()
         } else {
-            "no rule grants access without an account".to_owned()
+            "no rule grants access without an account".into()
         },
     }
 }

@@ -25,7 +25,7 @@ use std::{
 
 use micro_core::{
     Error,
-    auth::{Account, AccountType, Decision, Resource, Rule, SCOPE_ADMIN, decide},
+    auth::{Account, AccountType, Resource, Rule, SCOPE_ADMIN, decide},
     metadata::DEFAULT_NAMESPACE,
     store::Store,
 };
@@ -250,15 +250,16 @@ impl Authority {
         })
     }
 
-    /// What the rules of the caller's namespace decide about `resource`.
-    pub async fn decide(&self, caller: &Caller, resource: &Resource) -> Result<Decision, Error> {
+    /// What the rules of the caller's namespace decide about `resource`: allowed, the rule that
+    /// decided, and why.
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        resource: &Resource,
+    ) -> Result<(bool, Option<Rule>, String), Error> {
         let rules = self.rules(&caller.namespace).await?;
-        Ok(decide(
-            &rules,
-            caller.account.as_ref(),
-            &caller.namespace,
-            resource,
-        ))
+        let d = decide(&rules, caller.account.as_ref(), &caller.namespace, resource);
+        Ok((d.allowed, d.rule.cloned(), d.reason.into_owned()))
     }
 
     /// Lets the call through, or refuses it: 401 without an account, 403 with one.
@@ -266,7 +267,8 @@ impl Authority {
         if !self.enabled() {
             return Ok(());
         }
-        let decision = self.decide(caller, resource).await?;
+        let rules = self.rules(&caller.namespace).await?;
+        let decision = decide(&rules, caller.account.as_ref(), &caller.namespace, resource);
         if decision.allowed {
             return Ok(());
         }

@@ -64,7 +64,10 @@ impl RuleBook {
                     .map_err(|e| Error::internal(ID, format!("damaged rule {:?}: {e}", r.key)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        rules.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
+        // In the engine's order, so deciding reads them in place.
+        rules.sort_by(|a, b| {
+            micro_core::auth::rules::precedence(a, b).then_with(|| a.id.cmp(&b.id))
+        });
         let rules = Arc::new(rules);
         self.cache
             .write()

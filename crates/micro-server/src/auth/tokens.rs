@@ -4,7 +4,7 @@
 //! tokens survive a restart; a server without a home makes one per process. A token carries the
 //! whole account (id, name, type, issuer, scopes), so checking a call needs no lookup.
 
-use std::{io::Write, path::Path, time::Duration};
+use std::{collections::HashMap, io::Write, path::Path, sync::RwLock, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use micro_core::{
@@ -24,7 +24,13 @@ pub(crate) struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature was checked, with their account and expiry: a signature check
+    /// costs more than the rest of a gateway call, and a client sends the same token many times.
+    verified: RwLock<HashMap<String, (Account, i64)>>,
 }
+
+/// At most this many verified tokens are remembered (then the memory starts over).
+const VERIFIED_CAP: usize = 4096;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,12 +94,15 @@ impl TokenKeys {
             .map_err(|e| Error::internal(ID, format!("not an Ed25519 key: {e}")))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
+        // Expiry is checked by `verify_at`, against the same clock as remembered tokens.
+        validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         Ok(Self {
             encoding: EncodingKey::from_ed_der(pkcs8),
             decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
             validation,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -120,6 +129,37 @@ impl TokenKeys {
 
     /// The account `token` stands for, if its signature holds and it has not expired.
     pub(crate) fn verify(&self, token: &str) -> Result<Account, Error> {
+        self.verify_at(token, super::now())
+    }
+
+    /// [`Self::verify`] as of `now` (unix seconds).
+    fn verify_at(&self, token: &str, now: i64) -> Result<Account, Error> {
+        if let Some((account, exp)) = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+        {
+            return if now < *exp {
+                Ok(account.clone())
+            } else {
+                Err(expired())
+            };
+        }
+        let (account, exp) = self.check(token)?;
+        if now >= exp {
+            return Err(expired());
+        }
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CAP {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (account.clone(), exp));
+        Ok(account)
+    }
+
+    /// Checks the signature and claims of `token`.
+    fn check(&self, token: &str) -> Result<(Account, i64), Error> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -131,15 +171,20 @@ impl TokenKeys {
                 Error::unauthorized(ID, format!("{why}: log in again (micro login)"))
             })?;
         let c = data.claims;
-        Ok(Account {
+        let account = Account {
             id: c.sub,
             name: c.name,
             kind: c.kind,
             issuer: c.iss,
             scopes: c.scopes,
             metadata: Default::default(),
-        })
+        };
+        Ok((account, c.exp))
     }
+}
+
+fn expired() -> Error {
+    Error::unauthorized(ID, "the token has expired: log in again (micro login)")
 }
 
 fn generate() -> Result<Vec<u8>, Error> {
@@ -213,6 +258,16 @@ mod tests {
         let expired = keys
             .issue(&admin(), now() - 120, Duration::from_secs(60))
             .unwrap();
+        // Remembered as verified, and still refused once its time is up.
+        let brief = keys
+            .issue(&admin(), now(), Duration::from_secs(60))
+            .unwrap();
+        assert!(keys.verify_at(&brief, now()).is_ok());
+        let err = keys.verify_at(&brief, now() + 60).unwrap_err();
+        assert!(
+            err.detail.contains("expired"),
+            "a remembered token expires: {err:?}"
+        );
         let err = keys.verify(&expired).unwrap_err();
         assert_eq!(err.code, 401);
         assert!(err.detail.contains("expired"), "{err:?}");

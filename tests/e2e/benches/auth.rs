@@ -1,0 +1,170 @@
+//! What auth costs a gateway call: calls/s with auth on against auth off, same run.
+//!
+//! Run: `cargo bench -p micro-e2e --bench auth` (add `-- 5` for 5-second rounds).
+//!
+//! Two platforms in one process, each with helloworld registered: one with auth off
+//! (`--auth off`), one with auth on, where every call carries the admin's access token, so each
+//! one is authenticated (Ed25519 signature, claims) and checked against the namespace's rules at
+//! the gateway. 64 HTTP/1.1 keep-alive connections POST `{"name":"bench"}` to
+//! `/helloworld/call` on each; two alternating rounds each. Target: on ≥ 0.9× off.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use micro_e2e::{
+    Hello,
+    helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer},
+    load::{Figures, closed_loop},
+};
+use micro_proto::auth::{TokenRequest, auth_client::AuthClient};
+
+const IN_FLIGHT: usize = 64;
+
+/// A keep-alive HTTP/1.1 connection to a gateway, with the token its calls carry.
+struct Http {
+    sender: SendRequest<Full<Bytes>>,
+    host: String,
+    bearer: Option<String>,
+}
+
+async fn connect(address: &str, bearer: Option<String>) -> Http {
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    Http {
+        sender,
+        host: address.to_owned(),
+        bearer,
+    }
+}
+
+fn call(http: &mut Http) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        let mut request = hyper::Request::post("/helloworld/call")
+            .header("host", &http.host)
+            .header("content-type", "application/json");
+        if let Some(bearer) = &http.bearer {
+            request = request.header("authorization", bearer);
+        }
+        let request = request
+            .body(Full::new(Bytes::from_static(br#"{"name":"bench"}"#)))
+            .expect("request");
+        http.sender.ready().await.expect("connection ready");
+        let response = http.sender.send_request(request).await.expect("send");
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], br#"{"msg":"Hello bench"}"#);
+    })
+}
+
+/// A platform (auth on or off) with helloworld registered; its gateway's address.
+async fn platform(auth: bool) -> (micro_server::Platform, micro::service::Running, String) {
+    let platform = micro_server::start(micro_server::Options {
+        address: "127.0.0.1:0".into(),
+        api_address: Some("127.0.0.1:0".into()),
+        web_address: None,
+        auth: micro_server::AuthOptions {
+            enabled: auth,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("platform");
+    let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
+        .expect("registry client");
+    let service = micro::Service::new("helloworld")
+        .descriptors(DESCRIPTORS)
+        .handle(HelloworldServer::new(Hello))
+        .registry(Arc::new(registry))
+        .address("127.0.0.1:0")
+        .start()
+        .await
+        .expect("helloworld");
+    let api = platform.api_address().expect("gateway").to_string();
+    (platform, service, api)
+}
+
+fn row(name: &str, f: Figures) {
+    println!(
+        "{name:<22} {:>10.0} {:>10.3?} {:>10.3?}",
+        f.per_sec, f.p50, f.p99
+    );
+}
+
+fn main() {
+    let seconds: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(3);
+    let round = Duration::from_secs(seconds);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async move {
+        let (on, on_service, on_api) = platform(true).await;
+        let (off, off_service, off_api) = platform(false).await;
+        let token = AuthClient::connect(format!("http://{}", on.grpc_address()))
+            .await
+            .expect("auth client")
+            .token(TokenRequest {
+                id: "admin".into(),
+                secret: "micro".into(),
+                refresh_token: String::new(),
+            })
+            .await
+            .expect("admin token")
+            .into_inner()
+            .token
+            .expect("a token")
+            .access_token;
+        let bearer = format!("Bearer {token}");
+
+        let mut with_auth = Vec::with_capacity(IN_FLIGHT);
+        let mut without = Vec::with_capacity(IN_FLIGHT);
+        for _ in 0..IN_FLIGHT {
+            with_auth.push(connect(&on_api, Some(bearer.clone())).await);
+            without.push(connect(&off_api, None).await);
+        }
+        let warm = Duration::from_millis(300);
+        let (_, with_auth) = closed_loop(with_auth, warm, call).await;
+        let (_, without) = closed_loop(without, warm, call).await;
+
+        println!("gateway POST /helloworld/call, {seconds}s per round, 2 rounds each, alternating");
+        println!(
+            "{:<22} {:>10} {:>10} {:>10}",
+            format!("{IN_FLIGHT} in flight"),
+            "calls/s",
+            "p50",
+            "p99"
+        );
+        let (a1, with_auth) = closed_loop(with_auth, round, call).await;
+        let (o1, without) = closed_loop(without, round, call).await;
+        let (o2, _) = closed_loop(without, round, call).await;
+        let (a2, _) = closed_loop(with_auth, round, call).await;
+        let (a, o) = (a1.merge(a2), o1.merge(o2));
+        row("auth off", o);
+        row("auth on (token, rules)", a);
+        println!(
+            "{:<22} {:>10.3}   (target >= 0.9)",
+            "ratio on/off",
+            a.per_sec / o.per_sec
+        );
+
+        on_service.stop().await.expect("stop helloworld");
+        off_service.stop().await.expect("stop helloworld");
+        on.stop().await;
+        off.stop().await;
+    });
+}
