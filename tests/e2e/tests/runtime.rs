@@ -75,6 +75,15 @@ fn run_call_follow_update_restart_and_kill() {
         services.stdout.lines().any(|l| l == "hello-rt"),
         "{services:?}"
     );
+    // It runs as an account of its own, made by the runtime.
+    let accounts = sb.micro(&["auth", "list", "accounts"]);
+    assert!(
+        accounts
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("service:hello-rt ") && l.ends_with(" service")),
+        "{accounts:?}"
+    );
     let out = greeting(&sb);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains(r#""msg": "Hello Joe""#), "{out:?}");
