@@ -157,6 +157,16 @@ mod tests {
 
     use Access::{Denied, Granted};
 
+    /// (case, rules, account, resource, allowed, deciding rule)
+    type Case<'a> = (
+        &'a str,
+        Vec<Rule>,
+        Option<&'a Account>,
+        &'a str,
+        bool,
+        Option<&'a str>,
+    );
+
     #[test]
     fn the_table() {
         let call = "service:helloworld:Helloworld.Call";
@@ -173,7 +183,7 @@ mod tests {
         let stranger = account("random", &["admin"]);
 
         // (case, rules, account, resource, allowed, deciding rule)
-        let cases: Vec<(&str, Vec<Rule>, Option<&Account>, &str, bool, Option<&str>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("no rules", vec![], Some(&admin), call, false, None),
             ("no rules, anonymous", vec![], None, call, false, None),
             (
