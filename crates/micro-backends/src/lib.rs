@@ -12,7 +12,25 @@
 pub mod redb;
 pub mod sealer;
 
-use std::path::{Path, PathBuf};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+/// Writes a new key file readable by its owner only (mode 0600), with its directory, and syncs
+/// it; an existing file is never overwritten.
+pub fn write_key_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
 
 /// The files of one server under `home` (`MICRO_HOME`, default `~/.micro`).
 #[derive(Debug, Clone)]

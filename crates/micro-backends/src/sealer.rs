@@ -4,7 +4,7 @@
 //! A sealed value is `nonce (12 bytes) || ciphertext || tag`; every seal draws a fresh random
 //! nonce, so sealing the same value twice gives different bytes.
 
-use std::{io::Write, path::Path};
+use std::path::Path;
 
 use micro_core::{Error, config::Sealer};
 use ring::{
@@ -74,16 +74,7 @@ fn create(path: &Path) -> Result<Vec<u8>, Error> {
     SystemRandom::new()
         .fill(&mut key)
         .map_err(|_| Error::internal(ID, "no randomness for the config key"))?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(fail)?;
-    file.write_all(&key).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
+    crate::write_key_file(path, &key).map_err(fail)?;
     Ok(key)
 }
 

@@ -186,8 +186,10 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::InspectRequest>,
     ) -> Result<Response<pb::InspectResponse>, Status> {
         let token = req.into_inner().token;
-        let token = token.strip_prefix("Bearer ").unwrap_or(&token);
-        let account = self.authority.inspect(token).map_err(into_status)?;
+        let account = self
+            .authority
+            .inspect(crate::auth::bearer(&token))
+            .map_err(into_status)?;
         Ok(Response::new(pb::InspectResponse {
             account: Some(account_to_pb(account, String::new())),
         }))

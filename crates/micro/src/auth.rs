@@ -55,12 +55,16 @@ pub struct Tokens {
 impl Tokens {
     /// Whether the access token should be replaced: expired, or expiring within `margin`.
     pub fn stale(&self, margin: Duration) -> bool {
+        self.left() <= margin
+    }
+
+    /// How long the access token has left (zero once expired).
+    pub fn left(&self) -> Duration {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let margin = margin.as_secs();
-        i64::try_from(now.saturating_add(margin)).unwrap_or(i64::MAX) >= self.expiry
+        Duration::from_secs(u64::try_from(self.expiry).unwrap_or(0).saturating_sub(now))
     }
 }
 
@@ -170,13 +174,7 @@ pub async fn start_session(
 /// if the refresh token is refused, and retrying every few seconds while the server is away.
 async fn keep_fresh(conn: Connection, namespace: String, by_secret: Login, mut tokens: Tokens) {
     loop {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let left = u64::try_from(tokens.expiry)
-            .unwrap_or(0)
-            .saturating_sub(now);
+        let left = tokens.left().as_secs();
         tokio::time::sleep(Duration::from_secs((left * 2 / 3).max(1))).await;
         loop {
             let fresh = match login(

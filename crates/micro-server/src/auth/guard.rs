@@ -144,11 +144,6 @@ impl Caller {
         if let Some(caller) = req.extensions().get::<Caller>() {
             return Ok(caller.clone());
         }
-        Ok(Caller {
-            namespace: crate::namespace::from_metadata(req)?,
-            account: None,
-            token: None,
-            enforced: false,
-        })
+        Ok(Caller::unchecked(&crate::namespace::from_metadata(req)?))
     }
 }

@@ -200,30 +200,20 @@ impl Authority {
             check_namespace(ns)?;
         }
         let token = authorization
-            .map(str::trim)
+            .map(bearer)
             .filter(|t| !t.is_empty())
-            .map(|t| {
-                t.strip_prefix("Bearer ")
-                    .or_else(|| t.strip_prefix("bearer "))
-                    .unwrap_or(t)
-                    .trim()
-                    .to_owned()
-            });
-        if !self.enabled() {
-            return Ok(Caller {
-                namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
-                account: None,
-                token,
-                enforced: false,
-            });
-        }
-        let Some(token) = token else {
-            return Ok(Caller {
-                namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
-                account: None,
-                token: None,
-                enforced: true,
-            });
+            .map(str::to_owned);
+        // Without auth, or without a token: nobody, in the namespace asked for.
+        let token = match token {
+            Some(token) if self.enabled() => token,
+            token => {
+                return Ok(Caller {
+                    namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+                    account: None,
+                    token,
+                    enforced: self.enabled(),
+                });
+            }
         };
         let account = self.inner.keys.verify(&token)?;
         let namespace = match asked {
@@ -311,6 +301,16 @@ impl Authority {
     pub(crate) async fn delete_rule(&self, ns: &str, id: &str) -> Result<(), Error> {
         self.inner.rules.delete(ns, id, &self.inner.accounts).await
     }
+}
+
+/// The token in an `Authorization` value: `Bearer TOKEN` (or the bare token).
+pub(crate) fn bearer(value: &str) -> &str {
+    let value = value.trim();
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim()
 }
 
 /// 401 for a caller without an account, 403 for one with.

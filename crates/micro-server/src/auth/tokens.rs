@@ -4,7 +4,7 @@
 //! tokens survive a restart; a server without a home makes one per process. A token carries the
 //! whole account (id, name, type, issuer, scopes), so checking a call needs no lookup.
 
-use std::{collections::HashMap, io::Write, path::Path, sync::RwLock, time::Duration};
+use std::{collections::HashMap, path::Path, sync::RwLock, time::Duration};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use micro_core::{
@@ -194,26 +194,17 @@ fn generate() -> Result<Vec<u8>, Error> {
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let fail = |e: std::io::Error| {
+    micro_backends::write_key_file(path, bytes).map_err(|e| {
         Error::internal(
             ID,
             format!("cannot write the token key {}: {e}", path.display()),
         )
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::now;
     use super::*;
 
     fn admin() -> Account {
@@ -224,13 +215,6 @@ mod tests {
             scopes: vec!["admin".into()],
             ..Account::default()
         }
-    }
-
-    fn now() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
     }
 
     #[test]

@@ -66,15 +66,7 @@ struct Inner {
 impl ProxyService {
     /// A proxy that resolves services in `registry` and picks nodes with `strategy`.
     pub fn new(registry: Arc<dyn Registry>, strategy: Strategy) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                registry,
-                strategy,
-                clients: Mutex::new(HashMap::new()),
-                descriptors: DescriptorCache::default(),
-                authority: None,
-            }),
-        }
+        Self::build(registry, strategy, None)
     }
 
     /// The same proxy, checking each call against `authority`'s rules (the gateway does too).
@@ -83,11 +75,23 @@ impl ProxyService {
         strategy: Strategy,
         authority: Authority,
     ) -> Self {
-        let mut proxy = Self::new(registry, strategy);
-        if let Some(inner) = Arc::get_mut(&mut proxy.inner) {
-            inner.authority = Some(authority);
+        Self::build(registry, strategy, Some(authority))
+    }
+
+    fn build(
+        registry: Arc<dyn Registry>,
+        strategy: Strategy,
+        authority: Option<Authority>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                strategy,
+                clients: Mutex::new(HashMap::new()),
+                descriptors: DescriptorCache::default(),
+                authority,
+            }),
         }
-        proxy
     }
 
     /// The auth it checks calls with, if any.
