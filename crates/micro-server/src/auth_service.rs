@@ -188,7 +188,7 @@ impl auth_server::Auth for AuthService {
         let token = req.into_inner().token;
         let account = self
             .authority
-            .inspect(crate::auth::bearer(&token))
+            .inspect(micro_core::auth::bearer(&token))
             .map_err(into_status)?;
         Ok(Response::new(pb::InspectResponse {
             account: Some(account_to_pb(account, String::new())),
@@ -231,6 +231,41 @@ impl auth_server::Auth for AuthService {
             allowed,
             rule: rule.map(rule_to_pb),
             reason,
+        }))
+    }
+
+    async fn check(
+        &self,
+        req: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
+        let body = req.into_inner();
+        if body.service.is_empty() || body.endpoint.is_empty() {
+            return Err(into_status(Error::bad_request(
+                ID,
+                "Check needs the service and the endpoint called (helloworld, Helloworld.Call)",
+            )));
+        }
+        let namespace = if body.namespace.is_empty() {
+            micro_core::metadata::DEFAULT_NAMESPACE
+        } else {
+            &body.namespace
+        };
+        let resource = Resource::service(&body.service, &body.endpoint);
+        let checked = self
+            .authority
+            .check(&body.token, namespace, &resource)
+            .await
+            .map_err(into_status)?;
+        let (code, detail) = match checked.verdict {
+            Ok(()) => (0, String::new()),
+            Err(e) => (i32::from(e.code), e.detail),
+        };
+        Ok(Response::new(pb::CheckResponse {
+            allowed: code == 0,
+            account: checked.account.map(|a| account_to_pb(a, String::new())),
+            code,
+            detail,
+            expiry: checked.expiry,
         }))
     }
 }

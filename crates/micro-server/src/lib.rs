@@ -43,7 +43,7 @@ use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::transport::Server;
 
-pub use auth::{AuthOptions, Authority};
+pub use auth::{AuthOptions, Authority, Checked};
 pub use auth_service::AuthService;
 pub use broker_service::BrokerService;
 pub use config_service::ConfigService;

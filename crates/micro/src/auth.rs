@@ -41,6 +41,21 @@ pub fn authorize(headers: &mut http::HeaderMap) {
     }
 }
 
+/// The account of the caller whose request a handler is serving, when the caller sent a valid
+/// token: the service's [gate](crate::gate) leaves it there after the platform's check.
+///
+/// ```
+/// # fn handler(req: tonic::Request<()>) {
+/// match micro::auth::account(&req) {
+///     Some(account) => tracing::info!("called by {} of {}", account.id, account.issuer),
+///     None => tracing::info!("called without an account"),
+/// }
+/// # }
+/// ```
+pub fn account<T>(req: &tonic::Request<T>) -> Option<&micro_core::auth::Account> {
+    req.extensions().get()
+}
+
 /// A pair of tokens, as `Auth.Token` answers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tokens {

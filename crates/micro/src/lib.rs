@@ -30,6 +30,7 @@
 //! | [`config`] | [`config::Config`]: typed getters with defaults, and watch |
 //! | [`broker`] | [`broker::Broker`]: publish, subscribe (with a queue) |
 //! | [`events`] | [`events::Events`]: durable publish, consume in groups, ack |
+//! | [`gate`] | the rules' check before every handler runs |
 //! | [`schema`] | endpoint schemas from descriptors |
 //! | [`transcode`] | JSON ↔ protobuf with descriptors |
 //! | [`status`] | [`Error`] ↔ `tonic::Status` |
@@ -47,6 +48,7 @@ pub mod codec;
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod gate;
 pub mod registry;
 pub mod remote;
 pub mod schema;

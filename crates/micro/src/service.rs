@@ -17,6 +17,9 @@
 //! handlers with `grpc.health.v1` and reflection, registers one node with every endpoint and its
 //! schemas, re-registers every interval, and on SIGINT or SIGTERM deregisters first — so callers
 //! stop picking it at once — then stops accepting and drains the calls in flight.
+//!
+//! Every call to a handler passes the platform's rules first (see [`crate::gate`]): a caller
+//! the rules refuse gets 401 or 403, however it reached the service.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -28,7 +31,7 @@ use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 
-use crate::{env::Env, registry::RemoteRegistry, schema};
+use crate::{env::Env, gate::GateLayer, registry::RemoteRegistry, remote::Connection, schema};
 
 const ID: &str = "micro.service";
 
@@ -46,6 +49,7 @@ pub struct Service {
     handlers: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     registry: Option<Arc<dyn Registry>>,
+    server: Option<String>,
     namespace: Option<String>,
     address: Option<String>,
     ttl: Option<Duration>,
@@ -88,6 +92,7 @@ impl Service {
             handlers: Vec::new(),
             descriptor_sets: Vec::new(),
             registry: None,
+            server: None,
             namespace: None,
             address: None,
             ttl: None,
@@ -135,6 +140,13 @@ impl Service {
     /// Registers in `registry` instead of the server at `MICRO_SERVER_ADDRESS`.
     pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Uses the platform at `address` (`host:port`) — registry, broker, and the check of every
+    /// caller — instead of `MICRO_SERVER_ADDRESS`.
+    pub fn server(mut self, address: impl Into<String>) -> Self {
+        self.server = Some(address.into());
         self
     }
 
@@ -209,9 +221,10 @@ impl Service {
             .register_interval
             .or(self.interval)
             .unwrap_or(DEFAULT_INTERVAL);
+        let platform = self.server.unwrap_or_else(|| env.server_address.clone());
         let registry: Arc<dyn Registry> = match self.registry {
             Some(r) => r,
-            None => Arc::new(RemoteRegistry::new(&env.server_address)?),
+            None => Arc::new(RemoteRegistry::new(&platform)?),
         };
         let bind = env
             .service_address
@@ -266,10 +279,12 @@ impl Service {
 
         let handlers = self.handlers.clone();
         let routes = with_platform_services(self.routes, &self.descriptor_sets, &handlers).await?;
+        let gate = GateLayer::new(&name, &namespace, Connection::lazy(&platform)?);
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {
             Server::builder()
+                .layer(gate)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -282,7 +297,7 @@ impl Service {
 
         let broker: Arc<dyn micro_core::broker::Broker> = match self.broker {
             Some(b) => b,
-            None => Arc::new(crate::broker::RemoteBroker::new(&env.server_address)?),
+            None => Arc::new(crate::broker::RemoteBroker::new(&platform)?),
         };
         let mut subscriptions = Vec::new();
         for sub in self.subscriptions {

@@ -8,7 +8,7 @@
 //! the gateway. 64 HTTP/1.1 keep-alive connections POST `{"name":"bench"}` to
 //! `/helloworld/call` on each; two alternating rounds each. Target: on ≥ 0.9× off.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -84,12 +84,10 @@ async fn platform(auth: bool) -> (micro_server::Platform, micro::service::Runnin
     })
     .await
     .expect("platform");
-    let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
-        .expect("registry client");
     let service = micro::Service::new("helloworld")
         .descriptors(DESCRIPTORS)
         .handle(HelloworldServer::new(Hello))
-        .registry(Arc::new(registry))
+        .server(platform.grpc_address().to_string())
         .address("127.0.0.1:0")
         .start()
         .await

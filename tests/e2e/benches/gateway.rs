@@ -10,7 +10,7 @@
 //! - added latency at a fixed 1,000 calls/s, one at a time: gateway p50 − direct p50; target
 //!   ≤ 0.3 ms.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -91,12 +91,10 @@ fn main() {
         })
         .await
         .expect("platform");
-        let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
-            .expect("registry client");
         let service = micro::Service::new("helloworld")
             .descriptors(DESCRIPTORS)
             .handle(HelloworldServer::new(Hello))
-            .registry(Arc::new(registry))
+            .server(platform.grpc_address().to_string())
             .address("127.0.0.1:0")
             .start()
             .await

@@ -1,7 +1,11 @@
 //! Auth end to end (issue 6's acceptance): lockdown, tokens, passwords, namespaces, refresh and
 //! forged tokens, through the CLI and the HTTP gateway of a real `micro server`.
 
-use micro_e2e::{Output, Sandbox, http};
+use micro_e2e::{
+    Output, Sandbox,
+    helloworld::{self, helloworld_client},
+    http,
+};
 
 fn ok(out: &Output, what: &str) {
     assert_eq!(out.code, 0, "{what}: {out:?}");
@@ -30,6 +34,37 @@ fn post(
     let json =
         serde_json::from_str(&rsp.body).unwrap_or_else(|_| panic!("JSON from {path}: {rsp:?}"));
     (rsp.status, json)
+}
+
+/// Calls helloworld's node at `address` with a plain tonic client (no proxy, no gateway):
+/// `Helloworld.Call`, or with `stream` the first message of `Helloworld.Stream`.
+fn direct(address: &str, token: Option<&str>, stream: bool) -> Result<String, tonic::Status> {
+    let authorize = |metadata: &mut tonic::metadata::MetadataMap| {
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().expect("a header value");
+            metadata.insert("authorization", value);
+        }
+    };
+    let url = format!("http://{address}");
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async move {
+            let mut client = helloworld_client::HelloworldClient::connect(url)
+                .await
+                .expect("connect to helloworld");
+            if stream {
+                let mut req = tonic::Request::new(helloworld::StreamingRequest { count: 1 });
+                authorize(req.metadata_mut());
+                let mut answers = client.stream(req).await?.into_inner();
+                let first = answers.message().await?;
+                return Ok(format!("{first:?}"));
+            }
+            let mut req = tonic::Request::new(helloworld::Request {
+                name: "Direct".into(),
+            });
+            authorize(req.metadata_mut());
+            Ok(client.call(req).await?.into_inner().msg)
+        })
 }
 
 #[test]
@@ -88,6 +123,20 @@ fn lockdown_leaves_only_what_the_rules_allow() {
             "--resource",
             "service:auth:Auth.Token",
         ],
+        &[
+            "auth",
+            "create",
+            "rule",
+            "nostream",
+            "--scope",
+            "*",
+            "--resource",
+            "service:helloworld:Helloworld.Stream",
+            "--access",
+            "denied",
+            "--priority",
+            "1",
+        ],
         &["auth", "delete", "rule", "default"],
     ] {
         ok(&sb.micro(args), &args.join(" "));
@@ -95,9 +144,10 @@ fn lockdown_leaves_only_what_the_rules_allow() {
     let rules = sb.micro(&["auth", "list", "rules"]);
     assert_eq!(
         rules.stdout,
-        "ID            SCOPE     ACCESS   RESOURCE                 PRIORITY\n\
-         authpublic    <public>  granted  service:auth:Auth.Token  0\n\
-         onlyloggedin  *         granted  *:*:*                    0\n",
+        "ID            SCOPE     ACCESS   RESOURCE                              PRIORITY\n\
+         nostream      *         denied   service:helloworld:Helloworld.Stream  1\n\
+         authpublic    <public>  granted  service:auth:Auth.Token               0\n\
+         onlyloggedin  *         granted  *:*:*                                 0\n",
         "{rules:?}"
     );
     // A service with an account of its own still gets in.
@@ -177,6 +227,24 @@ fn lockdown_leaves_only_what_the_rules_allow() {
     let cookie = format!("micro-token={}", sb.token());
     let (status, _) = post(&sb, "/helloworld/call", &[("Cookie", &cookie)], "{}");
     assert_eq!(status, 200);
+
+    // A client that dials the service's node itself, past the proxy and the gateway, meets the
+    // same rules: the service's own server checks every caller before its handler runs.
+    let me = sb.token();
+    let at = &hello.address;
+    assert_eq!(direct(at, Some(&me), false).unwrap(), "Hello Direct");
+    let anonymous = direct(at, None, false).unwrap_err();
+    assert_eq!(
+        anonymous.code(),
+        tonic::Code::Unauthenticated,
+        "{anonymous:?}"
+    );
+    assert!(anonymous.message().contains("log in"), "{anonymous:?}");
+    let forged = direct(at, Some("not.a.token"), false).unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::Unauthenticated, "{forged:?}");
+    let denied = direct(at, Some(&me), true).unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("me@email.com"), "{denied:?}");
     drop(hello);
 }
 

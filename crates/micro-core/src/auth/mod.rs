@@ -96,6 +96,16 @@ impl Account {
     }
 }
 
+/// The token in an `Authorization` value: `Bearer TOKEN` (or the bare token).
+pub fn bearer(value: &str) -> &str {
+    let value = value.trim();
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim()
+}
+
 /// What a rule is about: `type:name:endpoint`, e.g. `service:helloworld:Helloworld.Call`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {

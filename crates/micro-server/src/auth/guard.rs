@@ -4,7 +4,7 @@
 //! the request's extensions for the handler (which checks admin rights where it needs them).
 //!
 //! The proxy's own rule check is for the service it calls, so the layer only authenticates calls
-//! to `micro.proxy.Proxy`. Health and reflection are open to all.
+//! to `micro.proxy.Proxy`. Health, reflection and `Auth.Check` are open to all.
 
 use std::{
     collections::HashMap,
@@ -22,6 +22,9 @@ use micro_core::{
 use tonic::body::Body;
 
 use super::{Authority, Caller};
+
+/// `Auth.Check`: open to everyone, as it tells no more than making the call would.
+const CHECK_PATH: &str = "/micro.auth.Auth/Check";
 
 /// Adds [`Guard`] in front of a service.
 #[derive(Clone)]
@@ -73,7 +76,8 @@ impl GuardLayer {
         let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
             return Check::Authenticate;
         };
-        if service.starts_with("grpc.") {
+        // Health and reflection; and Auth.Check, which services ask about their callers.
+        if service.starts_with("grpc.") || path == CHECK_PATH {
             return Check::Open;
         }
         if service == "micro.proxy.Proxy" {

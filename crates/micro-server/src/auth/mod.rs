@@ -25,7 +25,7 @@ use std::{
 
 use micro_core::{
     Error,
-    auth::{Account, AccountType, Resource, Rule, SCOPE_ADMIN, decide},
+    auth::{Account, AccountType, Resource, Rule, SCOPE_ADMIN, bearer, decide},
     metadata::DEFAULT_NAMESPACE,
     store::Store,
 };
@@ -112,6 +112,17 @@ pub struct Tokens {
     /// Unix seconds.
     pub created: i64,
     /// Unix seconds: when the access token expires.
+    pub expiry: i64,
+}
+
+/// [`Authority::check`]'s answer.
+#[derive(Debug)]
+pub struct Checked {
+    /// Allowed, or refused with 401 or 403.
+    pub verdict: Result<(), Error>,
+    /// The token's account, when the token holds.
+    pub account: Option<Account>,
+    /// Unix seconds: the token's expiry (0 without a valid token).
     pub expiry: i64,
 }
 
@@ -265,6 +276,49 @@ impl Authority {
         Err(refusal(caller, &format!("{resource}: {}", decision.reason)))
     }
 
+    /// What a service asks before its handler runs (`Auth.Check`): whether `token` (empty: none)
+    /// may call `resource` in `namespace`. A refusal (401, 403) is an answer, not an error;
+    /// the error is for a question that cannot be answered.
+    pub async fn check(
+        &self,
+        token: &str,
+        namespace: &str,
+        resource: &Resource,
+    ) -> Result<Checked, Error> {
+        check_namespace(namespace)?;
+        let token = bearer(token);
+        let (account, expiry) = if token.is_empty() || !self.enabled() {
+            (None, 0)
+        } else {
+            match self.inner.keys.verify_until(token) {
+                Ok((account, expiry)) => (Some(account), expiry),
+                Err(e) => {
+                    return Ok(Checked {
+                        verdict: Err(e),
+                        account: None,
+                        expiry: 0,
+                    });
+                }
+            }
+        };
+        let caller = Caller {
+            namespace: namespace.to_owned(),
+            account,
+            token: None,
+            enforced: self.enabled(),
+        };
+        let verdict = match self.authorize(&caller, resource).await {
+            Err(e) if e.code == 401 || e.code == 403 => Err(e),
+            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+        };
+        Ok(Checked {
+            verdict,
+            account: caller.account,
+            expiry,
+        })
+    }
+
     /// Fresh tokens for `account`.
     pub async fn tokens(&self, account: &Account) -> Result<Tokens, Error> {
         let created = now();
@@ -301,16 +355,6 @@ impl Authority {
     pub(crate) async fn delete_rule(&self, ns: &str, id: &str) -> Result<(), Error> {
         self.inner.rules.delete(ns, id, &self.inner.accounts).await
     }
-}
-
-/// The token in an `Authorization` value: `Bearer TOKEN` (or the bare token).
-pub(crate) fn bearer(value: &str) -> &str {
-    let value = value.trim();
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim()
 }
 
 /// 401 for a caller without an account, 403 for one with.

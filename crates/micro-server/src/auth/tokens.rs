@@ -129,11 +129,16 @@ impl TokenKeys {
 
     /// The account `token` stands for, if its signature holds and it has not expired.
     pub(crate) fn verify(&self, token: &str) -> Result<Account, Error> {
+        self.verify_until(token).map(|(account, _)| account)
+    }
+
+    /// [`Self::verify`], with the token's expiry (unix seconds).
+    pub(crate) fn verify_until(&self, token: &str) -> Result<(Account, i64), Error> {
         self.verify_at(token, super::now())
     }
 
-    /// [`Self::verify`] as of `now` (unix seconds).
-    fn verify_at(&self, token: &str, now: i64) -> Result<Account, Error> {
+    /// [`Self::verify_until`] as of `now` (unix seconds).
+    fn verify_at(&self, token: &str, now: i64) -> Result<(Account, i64), Error> {
         if let Some((account, exp)) = self
             .verified
             .read()
@@ -141,7 +146,7 @@ impl TokenKeys {
             .get(token)
         {
             return if now < *exp {
-                Ok(account.clone())
+                Ok((account.clone(), *exp))
             } else {
                 Err(expired())
             };
@@ -155,7 +160,7 @@ impl TokenKeys {
             verified.clear();
         }
         verified.insert(token.to_owned(), (account.clone(), exp));
-        Ok(account)
+        Ok((account, exp))
     }
 
     /// Checks the signature and claims of `token`.

@@ -1,0 +1,125 @@
+//! A service's own door (`micro::gate`), in one process with a real platform: the handler sees
+//! the caller's account, and when the platform cannot be asked, a caller nobody checked is
+//! refused with 503 rather than let in.
+
+use micro_e2e::helloworld::{
+    self, DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server,
+};
+use micro_proto::auth::{TokenRequest, auth_client::AuthClient};
+use tonic::{Request, Response, Status, codegen::tokio_stream::Empty};
+
+/// Answers `Call` with the id of the caller's account, or `nobody`.
+struct WhoAmI;
+
+#[tonic::async_trait]
+impl helloworld_server::Helloworld for WhoAmI {
+    async fn call(
+        &self,
+        req: Request<helloworld::Request>,
+    ) -> Result<Response<helloworld::Response>, Status> {
+        let who = micro::auth::account(&req).map_or("nobody".to_owned(), |a| a.id.clone());
+        Ok(Response::new(helloworld::Response { msg: who }))
+    }
+
+    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
+    async fn stream(
+        &self,
+        _: Request<helloworld::StreamingRequest>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
+    async fn ping_pong(
+        &self,
+        _: Request<tonic::Streaming<helloworld::Ping>>,
+    ) -> Result<Response<Self::PingPongStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+async fn admin_token(platform: &micro_server::Platform) -> String {
+    AuthClient::connect(format!("http://{}", platform.grpc_address()))
+        .await
+        .expect("auth client")
+        .token(TokenRequest {
+            id: "admin".into(),
+            secret: "micro".into(),
+            refresh_token: String::new(),
+        })
+        .await
+        .expect("admin token")
+        .into_inner()
+        .token
+        .expect("a token")
+        .access_token
+}
+
+async fn call(
+    client: &mut HelloworldClient<tonic::transport::Channel>,
+    token: Option<&str>,
+) -> Result<String, Status> {
+    let mut req = Request::new(helloworld::Request { name: "x".into() });
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        req.metadata_mut().insert("authorization", value);
+    }
+    Ok(client.call(req).await?.into_inner().msg)
+}
+
+#[tokio::test]
+async fn handlers_see_the_caller_and_an_unchecked_caller_is_refused() {
+    let platform = micro_server::start(micro_server::Options {
+        address: "127.0.0.1:0".into(),
+        api_address: None,
+        web_address: None,
+        ..Default::default()
+    })
+    .await
+    .expect("platform");
+    let service = micro::Service::new("whoami")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(WhoAmI))
+        .server(platform.grpc_address().to_string())
+        .start()
+        .await
+        .expect("whoami");
+    let first = admin_token(&platform).await;
+    let second = admin_token(&platform).await;
+    assert_ne!(first, second);
+    let mut client = HelloworldClient::connect(format!("http://{}", service.address()))
+        .await
+        .expect("connect");
+
+    // The default rule lets anyone in; the handler knows who came.
+    assert_eq!(call(&mut client, Some(&first)).await.unwrap(), "admin");
+    assert_eq!(call(&mut client, None).await.unwrap(), "nobody");
+    let forged = call(&mut client, Some("not.a.token")).await.unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::Unauthenticated, "{forged:?}");
+
+    // The platform goes away. Answers already given are reused for a while; a token never seen
+    // cannot be checked, so its call is refused, not let in.
+    platform.stop().await;
+    assert_eq!(call(&mut client, Some(&first)).await.unwrap(), "admin");
+    let unchecked = call(&mut client, Some(&second)).await.unwrap_err();
+    assert_eq!(unchecked.code(), tonic::Code::Unavailable, "{unchecked:?}");
+    assert!(
+        unchecked.message().contains("cannot check its caller"),
+        "{unchecked:?}"
+    );
+    // Health stays open: it asks nobody.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", service.address()))
+        .expect("an endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health");
+    assert_eq!(status.into_inner().status, 1, "SERVING");
+    let _ = service.stop().await;
+}
