@@ -355,6 +355,13 @@ const PLATFORM_SERVICES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Whether `name` is one of the platform's services.
+pub(crate) fn is_platform_service(name: &str) -> bool {
+    PLATFORM_SERVICES
+        .iter()
+        .any(|(platform, _)| *platform == name)
+}
+
 /// gRPC service → registered name, for the auth guard's resources.
 fn grpc_names() -> std::collections::HashMap<String, String> {
     PLATFORM_SERVICES

@@ -5,7 +5,8 @@
 //! Two platforms in one process, each with helloworld registered: one with auth off
 //! (`--auth off`), one with auth on, where every call carries the admin's access token, so each
 //! one is authenticated (Ed25519 signature, claims) and checked against the namespace's rules at
-//! the gateway. 64 HTTP/1.1 keep-alive connections POST `{"name":"bench"}` to
+//! the gateway, then again by helloworld's own server (`micro::gate`: the platform's answer,
+//! remembered per token). 64 HTTP/1.1 keep-alive connections POST `{"name":"bench"}` to
 //! `/helloworld/call` on each; two alternating rounds each. Target: on ≥ 0.9× off.
 
 use std::time::Duration;

@@ -427,6 +427,25 @@ fn namespaces_are_walls() {
     );
     assert_eq!(status, 403, "{err}");
 
+    // The platform's services, registered once in micro, serve every namespace: each caller in
+    // its own, over the gateway and the proxy alike.
+    let (status, body) = post(
+        &sb,
+        "/store/read",
+        &[("Authorization", &bearer)],
+        r#"{"key":"k","table":"micro"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let in_random = "aW4tcmFuZG9t"; // "in-random", as JSON carries bytes
+    assert!(body.to_string().contains(in_random), "{body}");
+    let call = sb.micro(&[
+        "call",
+        "store",
+        "Store.Read",
+        r#"{"key":"k","table":"micro"}"#,
+    ]);
+    assert!(call.stdout.contains(in_random), "{call:?}");
+
     ok(&sb.micro(&["user", "namespace", "set", "micro"]), "back");
     assert_eq!(sb.micro(&["config", "get", "somekey"]).stdout, "val1\n");
     assert_eq!(sb.micro(&["store", "read", "k"]).stdout, "in-micro\n");

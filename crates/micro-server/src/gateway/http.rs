@@ -389,7 +389,7 @@ async fn single_proto_service(
     endpoint: &str,
 ) -> Option<String> {
     let (_, method) = endpoint.split_once('.')?;
-    let versions = proxy.client(ns).lookup(service).await.ok()?;
+    let versions = proxy.client_for(ns, service).lookup(service).await.ok()?;
     match naming::proto_services(versions.iter().flat_map(|v| &v.endpoints)).as_slice() {
         [only] => Some(format!("{only}.{}", naming::title(method))),
         _ => None,

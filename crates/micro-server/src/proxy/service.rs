@@ -26,7 +26,7 @@ use micro::{
 use micro_core::{
     Error, Registry,
     auth::Resource,
-    metadata::{AUTHORIZATION_HEADER, ENDPOINT_GRPC_SERVICE, NAMESPACE_HEADER},
+    metadata::{AUTHORIZATION_HEADER, DEFAULT_NAMESPACE, ENDPOINT_GRPC_SERVICE, NAMESPACE_HEADER},
 };
 use micro_proto::proxy::{self as pb, proxy_server};
 use prost_reflect::MethodDescriptor;
@@ -126,6 +126,19 @@ impl ProxyService {
         proxy_server::ProxyServer::new(self)
     }
 
+    /// The client that finds `service` for a caller in `namespace`. The platform's services
+    /// (`store`, `auth`, ...) are registered once, in `micro`, and serve every namespace: they
+    /// act in the namespace the call carries. A service of the same name registered in another
+    /// namespace is never picked instead, so it cannot pose as the platform (and take the
+    /// secrets sent to `auth`).
+    pub fn client_for(&self, namespace: &str, service: &str) -> Client {
+        if crate::is_platform_service(service) {
+            self.client(DEFAULT_NAMESPACE)
+        } else {
+            self.client(namespace)
+        }
+    }
+
     /// The client for a namespace (one per namespace, each with its own cache).
     pub fn client(&self, namespace: &str) -> Client {
         let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,7 +160,7 @@ impl ProxyService {
         service: &str,
         endpoint: &str,
     ) -> Result<Resolved, Error> {
-        let client = self.client(namespace);
+        let client = self.client_for(namespace, service);
         let versions = client.lookup(service).await.map_err(|e| {
             if e.code == 404 {
                 Error::not_found(ID, format!("Service \"{service}\" not found"))
@@ -294,7 +307,7 @@ impl ProxyService {
         call: &JsonCall<'_>,
         message: T,
     ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
-        let client = self.client(call.namespace);
+        let client = self.client_for(call.namespace, call.service);
         let channel = match call.address {
             Some(address) => client.node(address),
             None => client.service(call.service),
