@@ -450,3 +450,74 @@ fn namespaces_are_walls() {
     assert_eq!(sb.micro(&["config", "get", "somekey"]).stdout, "val1\n");
     assert_eq!(sb.micro(&["store", "read", "k"]).stdout, "in-micro\n");
 }
+
+#[test]
+fn logins_are_kept_per_env() {
+    let mut one = Sandbox::new();
+    one.start_server();
+    let mut two = Sandbox::new();
+    two.start_server();
+    // The CLI of `one`'s home, told where to go by its envs alone.
+    let cli = |args: &[&str]| {
+        let mut cmd = one.micro_command(args);
+        cmd.env_remove("MICRO_SERVER_ADDRESS");
+        micro_e2e::run(cmd)
+    };
+    ok(&cli(&["env", "add", "one", one.address()]), "env add one");
+    ok(&cli(&["env", "add", "two", two.address()]), "env add two");
+    ok(&cli(&["env", "set", "one"]), "env set one");
+    for env in ["one", "two"] {
+        let login = [
+            "-e",
+            env,
+            "login",
+            "--username",
+            "admin",
+            "--password",
+            "micro",
+        ];
+        ok(&cli(&login), &format!("login to {env}"));
+        ok(
+            &cli(&["-e", env, "config", "set", "where", env]),
+            &format!("config set in {env}"),
+        );
+    }
+    assert_eq!(cli(&["config", "get", "where"]).stdout, "one\n");
+    assert_eq!(
+        cli(&["-e", "two", "config", "get", "where"]).stdout,
+        "two\n"
+    );
+
+    // Logging out of one env leaves the other's login alone.
+    ok(&cli(&["-e", "two", "logout"]), "logout of two");
+    refused(
+        &cli(&["-e", "two", "config", "get", "where"]),
+        "two, logged out",
+        "log in",
+    );
+    assert_eq!(cli(&["config", "get", "where"]).stdout, "one\n");
+
+    // Switching envs switches logins.
+    ok(&cli(&["env", "set", "two"]), "env set two");
+    refused(
+        &cli(&["config", "get", "where"]),
+        "two, logged out",
+        "log in",
+    );
+    ok(
+        &cli(&["login", "--username", "admin", "--password", "micro"]),
+        "login to two",
+    );
+    assert_eq!(cli(&["config", "get", "where"]).stdout, "two\n");
+
+    // Removing an env forgets its logins.
+    ok(&cli(&["env", "del", "one"]), "env del one");
+    let tokens = std::fs::read_to_string(one.home.path().join("tokens")).expect("tokens file");
+    let tokens: serde_json::Value = serde_json::from_str(&tokens).expect("tokens JSON");
+    let logins: Vec<&String> = tokens["logins"]
+        .as_object()
+        .expect("logins")
+        .keys()
+        .collect();
+    assert_eq!(logins, ["two/micro"], "{tokens}");
+}
