@@ -11,7 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::failure::Failure;
+use crate::{failure::Failure, files::Readers};
 
 /// The built-in environment.
 pub(crate) const LOCAL: &str = "local";
@@ -94,17 +94,7 @@ impl Config {
 
     /// Writes the config atomically.
     pub(crate) fn save(&self) -> Result<(), Failure> {
-        let fail = |e: std::io::Error| {
-            Failure::new(format!("Failed to write {}: {e}", self.path.display()))
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Failure::new(format!("Failed to encode the config: {e}")))?;
-        std::fs::write(&tmp, json).map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)
+        crate::files::write_json(&self.path, self, Readers::Anyone, "config")
     }
 
     /// Every environment, `local` first, then by name.

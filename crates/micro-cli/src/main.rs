@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod context;
 mod failure;
+mod files;
 mod pack;
 mod tokens;
 

@@ -1,12 +1,12 @@
 //! Saved logins: `MICRO_HOME/tokens`, a JSON file (mode 0600) holding the tokens of each env and
 //! namespace the user logged in to. Written atomically, like the config.
 
-use std::{collections::BTreeMap, io::Write, path::PathBuf};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use micro::auth::Tokens;
 use serde::{Deserialize, Serialize};
 
-use crate::failure::Failure;
+use crate::{failure::Failure, files::Readers};
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -94,22 +94,6 @@ impl TokenFile {
 
     /// Writes the file (mode 0600), atomically.
     pub(crate) fn save(&self) -> Result<(), Failure> {
-        let fail = |e: std::io::Error| {
-            Failure::new(format!("Failed to write {}: {e}", self.path.display()))
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = self.path.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(&self.contents)
-            .map_err(|e| Failure::new(format!("Failed to encode the tokens: {e}")))?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(fail)?;
-        file.write_all(&json).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)
+        crate::files::write_json(&self.path, &self.contents, Readers::Owner, "tokens")
     }
 }
