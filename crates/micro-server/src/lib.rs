@@ -242,10 +242,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let (auth_server, accounts_server, rules_server) =
         AuthService::new(authority.clone()).into_servers();
     let router = Server::builder()
-        .layer(auth::guard::GuardLayer::new(
+        .layer(micro::gate::AdmitLayer::new(auth::guard::Guard::new(
             authority.clone(),
             grpc_names(),
-        ))
+        )))
         .add_service(auth_server)
         .add_service(accounts_server)
         .add_service(rules_server)

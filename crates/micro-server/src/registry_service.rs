@@ -82,6 +82,7 @@ impl registry_server::Registry for RegistryService {
             .service
             .map(convert::service_from_pb)
             .ok_or_else(|| into_status(Error::bad_request(ID, "register needs a service")))?;
+        not_the_platforms(&service.name)?;
         let ttl = match body.ttl_ms {
             0 => micro::service::DEFAULT_TTL,
             ms => Duration::from_millis(ms),
@@ -103,6 +104,7 @@ impl registry_server::Registry for RegistryService {
             .service
             .map(convert::service_from_pb)
             .ok_or_else(|| into_status(Error::bad_request(ID, "deregister needs a service")))?;
+        not_the_platforms(&service.name)?;
         self.registry
             .deregister(&ns, &service)
             .await
@@ -145,4 +147,16 @@ impl registry_server::Registry for RegistryService {
         });
         Ok(Response::new(Box::pin(stream)))
     }
+}
+
+/// Refuses the names of the platform's own services (`auth`, `store`, ...): a node registered
+/// under one would be sent the platform's calls (and the secrets sent to `auth`).
+fn not_the_platforms(name: &str) -> Result<(), Status> {
+    if crate::is_platform_service(name) {
+        return Err(into_status(Error::forbidden(
+            ID,
+            format!("the name {name:?} belongs to a platform service; choose another name"),
+        )));
+    }
+    Ok(())
 }

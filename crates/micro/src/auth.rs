@@ -42,7 +42,8 @@ pub fn authorize(headers: &mut http::HeaderMap) {
 }
 
 /// The account of the caller whose request a handler is serving, when the caller sent a valid
-/// token: the service's [gate](crate::gate) leaves it there after the platform's check.
+/// token and the platform's auth is on: the service's [gate](crate::gate) leaves it there after
+/// the platform's check.
 ///
 /// ```
 /// # fn handler(req: tonic::Request<()>) {

@@ -12,6 +12,9 @@
 //!
 //! When the platform cannot answer, the call is refused with 503 (fail closed): a service never
 //! runs a handler for a caller nobody checked. Health and reflection are open to all.
+//!
+//! The tower plumbing is [`AdmitLayer`], around anything that can [`Admit`] a call: the server
+//! puts its own guard in front of the platform services with it too.
 
 use std::{
     collections::HashMap,
@@ -34,8 +37,14 @@ use crate::{remote::Connection, status::to_status};
 /// How long an answer is reused: the longest a rule change takes to reach a service.
 pub const REMEMBER: Duration = Duration::from_secs(10);
 
-/// At most this many answers are remembered (then the memory starts over).
+/// At most this many answers are remembered (then the expired are dropped, or all).
 const CAP: usize = 4096;
+
+/// How long the platform has to answer before the call is refused with 503.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longer tokens are refused without asking (ours are well under 1 KiB).
+const TOKEN_MAX: usize = 8 * 1024;
 
 /// What the platform said about one endpoint and token.
 #[derive(Clone)]
@@ -47,58 +56,71 @@ struct Answer {
 /// gRPC path → token ("" for none) → answer.
 type Answers = HashMap<String, HashMap<String, Answer>>;
 
-struct Gate {
-    service: String,
-    namespace: String,
-    server: Connection,
-    answers: RwLock<Answers>,
+/// Decides, before a handler runs, whether a call goes in: the part that differs between a
+/// service's gate and the platform's own guard in front of its services. It may leave what it
+/// learnt (the caller) in the request's extensions.
+pub trait Admit: Send + Sync + 'static {
+    /// `Ok` lets the call in; an error is the answer the caller gets instead, as a gRPC status.
+    fn admit<'a>(&'a self, req: &'a mut http::Request<Body>) -> BoxFuture<'a, Result<(), Error>>;
 }
 
-/// Puts the [`Gate`] in front of a service's handlers.
-#[derive(Clone)]
-pub(crate) struct GateLayer {
-    gate: Arc<Gate>,
+/// A tower layer that puts an [`Admit`] in front of every handler of a tonic server
+/// (`Server::builder().layer(AdmitLayer::new(admit))`).
+pub struct AdmitLayer<A> {
+    admit: Arc<A>,
 }
 
-impl GateLayer {
-    /// A gate for service `service` of `namespace`, asking the server at `server`.
-    pub(crate) fn new(service: &str, namespace: &str, server: Connection) -> Self {
+impl<A> AdmitLayer<A> {
+    /// `admit` in front of every handler.
+    pub fn new(admit: A) -> Self {
         Self {
-            gate: Arc::new(Gate {
-                service: service.to_owned(),
-                namespace: namespace.to_owned(),
-                server,
-                answers: RwLock::new(HashMap::new()),
-            }),
+            admit: Arc::new(admit),
         }
     }
 }
 
-impl<S> tower::Layer<S> for GateLayer {
-    type Service = Guarded<S>;
+impl<A> Clone for AdmitLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            admit: self.admit.clone(),
+        }
+    }
+}
 
-    fn layer(&self, inner: S) -> Guarded<S> {
-        Guarded {
+impl<A, S> tower::Layer<S> for AdmitLayer<A> {
+    type Service = Admitted<S, A>;
+
+    fn layer(&self, inner: S) -> Admitted<S, A> {
+        Admitted {
             inner,
-            gate: self.gate.clone(),
+            admit: self.admit.clone(),
         }
     }
 }
 
-/// A handler behind the gate.
-#[derive(Clone)]
-pub(crate) struct Guarded<S> {
+/// A handler behind an [`Admit`].
+pub struct Admitted<S, A> {
     inner: S,
-    gate: Arc<Gate>,
+    admit: Arc<A>,
 }
 
-impl<S> tower::Service<http::Request<Body>> for Guarded<S>
+impl<S: Clone, A> Clone for Admitted<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            admit: self.admit.clone(),
+        }
+    }
+}
+
+impl<S, A> tower::Service<http::Request<Body>> for Admitted<S, A>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    A: Admit,
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
@@ -112,39 +134,104 @@ where
         // The clone is the ready one's twin; keep the ready one for this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let gate = self.gate.clone();
+        let admit = self.admit.clone();
         Box::pin(async move {
-            let path = req.uri().path();
-            let Some(endpoint) = endpoint(path) else {
-                return inner.call(req).await;
-            };
-            let token = req
-                .headers()
-                .get(AUTHORIZATION_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .map_or("", bearer);
-            let verdict = match gate.remembered(path, token) {
-                Some(verdict) => verdict,
-                None => gate.ask(path, token, &endpoint).await,
-            };
-            match verdict {
-                Ok(account) => {
-                    if let Some(account) = account {
-                        req.extensions_mut().insert(account);
-                    }
-                    inner.call(req).await
-                }
+            match admit.admit(&mut req).await {
+                Ok(()) => inner.call(req).await,
                 Err(e) => Ok(to_status(&e).into_http()),
             }
         })
     }
 }
 
-/// `Service.Method` of a gRPC path `/package.Service/Method`; `None` for what is open to all
-/// (health, reflection) and for paths that are no call (tonic answers those).
-fn endpoint(path: &str) -> Option<String> {
+/// A service's check of its callers (see the module docs).
+pub(crate) struct Gate {
+    service: String,
+    namespace: String,
+    /// The gRPC services (`helloworld.Helloworld`) whose calls are checked: the handlers'.
+    /// Anything else is health, reflection, or a path tonic answers as unimplemented.
+    handlers: Vec<&'static str>,
+    /// The platform that answers; none lets every call in (a service without a platform).
+    server: Option<Connection>,
+    answers: RwLock<Answers>,
+}
+
+impl Gate {
+    /// The gate of service `service` of `namespace`, in front of `handlers`, asking the server
+    /// at `server` (none: letting everyone in).
+    pub(crate) fn new(
+        service: &str,
+        namespace: &str,
+        handlers: Vec<&'static str>,
+        server: Option<Connection>,
+    ) -> Self {
+        Self {
+            service: service.to_owned(),
+            namespace: namespace.to_owned(),
+            handlers,
+            server,
+            answers: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// The caller's token from `headers`: `None` without one; refused (401) when it cannot be one
+/// of the platform's (unreadable, too long, not three parts, or sent twice) — never ignored.
+pub fn caller_token(headers: &http::HeaderMap) -> Result<Option<&str>, Error> {
+    let mut values = headers.get_all(AUTHORIZATION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let refuse = |why: &str| {
+        Err(Error::unauthorized(
+            "micro.auth",
+            format!(
+                "{why}: send one `authorization: Bearer TOKEN` (micro user token prints yours)"
+            ),
+        ))
+    };
+    if values.next().is_some() {
+        return refuse("more than one authorization header");
+    }
+    let Ok(value) = value.to_str() else {
+        return refuse("the authorization header is not readable text");
+    };
+    let token = bearer(value);
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.len() > TOKEN_MAX || token.split('.').count() != 3 {
+        return refuse("the token is not one the platform issued");
+    }
+    Ok(Some(token))
+}
+
+impl Admit for Gate {
+    fn admit<'a>(&'a self, req: &'a mut http::Request<Body>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let path = req.uri().path();
+            let (Some(server), Some(endpoint)) = (&self.server, endpoint(path, &self.handlers))
+            else {
+                return Ok(());
+            };
+            let token = caller_token(req.headers())?.unwrap_or("");
+            let account = match self.remembered(path, token) {
+                Some(verdict) => verdict,
+                None => self.ask(server, path, token, &endpoint).await,
+            }?;
+            if let Some(account) = account {
+                req.extensions_mut().insert(account);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `Service.Method` of a gRPC path `/package.Service/Method` to one of `handlers`; `None` for
+/// the rest (health and reflection, open to all; and paths tonic answers as unimplemented).
+fn endpoint(path: &str, handlers: &[&str]) -> Option<String> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    if service.starts_with("grpc.") {
+    if !handlers.contains(&service) {
         return None;
     }
     let short = service.rsplit('.').next().unwrap_or(service);
@@ -160,17 +247,34 @@ impl Gate {
     }
 
     /// Asks the platform, and remembers its answer (not a failure to get one).
-    async fn ask(&self, path: &str, token: &str, endpoint: &str) -> Result<Option<Account>, Error> {
+    async fn ask(
+        &self,
+        server: &Connection,
+        path: &str,
+        token: &str,
+        endpoint: &str,
+    ) -> Result<Option<Account>, Error> {
         let request = pb::CheckRequest {
             token: token.to_owned(),
             namespace: self.namespace.clone(),
             service: self.service.clone(),
             endpoint: endpoint.to_owned(),
         };
-        let answer = match AuthClient::new(self.server.channel()).check(request).await {
+        let asked = tokio::time::timeout(
+            ASK_TIMEOUT,
+            AuthClient::new(server.channel()).check(request),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(tonic::Status::deadline_exceeded(format!(
+                "the platform at {} did not answer within {ASK_TIMEOUT:?}",
+                server.address()
+            )))
+        });
+        let answer = match asked {
             Ok(answer) => answer.into_inner(),
             Err(status) => {
-                let e = self.server.error("micro.auth", &status);
+                let e = server.error("micro.auth", &status);
                 tracing::warn!(service = %self.service, "cannot check a caller: {e}");
                 return Err(Error::unavailable(
                     self.service.as_str(),
@@ -183,9 +287,10 @@ impl Gate {
         };
         let verdict = if answer.allowed {
             Ok(answer.account.map(account_of))
+        } else if answer.code == 401 {
+            Err(Error::unauthorized("micro.auth", answer.detail))
         } else {
-            let code = u16::try_from(answer.code).unwrap_or(403);
-            Err(Error::new("micro.auth", code, answer.detail))
+            Err(Error::forbidden("micro.auth", answer.detail))
         };
         let mut until = Instant::now() + REMEMBER;
         if answer.expiry > 0 {
@@ -193,7 +298,14 @@ impl Gate {
         }
         let mut answers = self.answers.write().unwrap_or_else(|p| p.into_inner());
         if answers.values().map(HashMap::len).sum::<usize>() >= CAP {
-            answers.clear();
+            // The expired go first; if that is not enough, everything.
+            let now = Instant::now();
+            for by_token in answers.values_mut() {
+                by_token.retain(|_, a| a.until > now);
+            }
+            if answers.values().map(HashMap::len).sum::<usize>() >= CAP {
+                answers.clear();
+            }
         }
         answers.entry(path.to_owned()).or_default().insert(
             token.to_owned(),
@@ -228,20 +340,67 @@ fn account_of(a: pb::Account) -> Account {
 
 #[cfg(test)]
 mod tests {
-    use super::endpoint;
+    use super::{TOKEN_MAX, caller_token, endpoint};
 
     #[test]
     fn endpoints_of_paths() {
+        let handlers = ["helloworld.Helloworld", "Plain", "grpc.fake.Service"];
+        let of = |path| endpoint(path, &handlers);
         assert_eq!(
-            endpoint("/helloworld.Helloworld/Call").as_deref(),
+            of("/helloworld.Helloworld/Call").as_deref(),
             Some("Helloworld.Call")
         );
-        assert_eq!(endpoint("/Plain/Call").as_deref(), Some("Plain.Call"));
-        assert_eq!(endpoint("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(of("/Plain/Call").as_deref(), Some("Plain.Call"));
         assert_eq!(
-            endpoint("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            of("/grpc.fake.Service/Call").as_deref(),
+            Some("Service.Call"),
+            "a handler is checked whatever its package"
+        );
+        assert_eq!(of("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(
+            of("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
             None
         );
-        assert_eq!(endpoint("/nothing"), None);
+        assert_eq!(
+            of("/other.Service/Call"),
+            None,
+            "tonic answers unimplemented"
+        );
+        assert_eq!(of("/nothing"), None);
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_ours_are_refused() {
+        let headers = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append("authorization", v.parse().unwrap());
+            }
+            h
+        };
+        assert_eq!(caller_token(&headers(&[])).unwrap(), None);
+        assert_eq!(caller_token(&headers(&[""])).unwrap(), None);
+        assert_eq!(
+            caller_token(&headers(&["Bearer a.b.c"])).unwrap(),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            caller_token(&headers(&["BEARER a.b.c"])).unwrap(),
+            Some("a.b.c")
+        );
+        for bad in [
+            headers(&["Bearer a.b.c", "Bearer d.e.f"]),
+            headers(&["Bearer garbage"]),
+            headers(&["Bearer "]),
+            headers(&[&format!("Bearer a.{}.c", "x".repeat(TOKEN_MAX))]),
+        ] {
+            assert_eq!(caller_token(&bad).unwrap_err().code, 401, "{bad:?}");
+        }
+        let mut unreadable = http::HeaderMap::new();
+        unreadable.insert(
+            "authorization",
+            http::HeaderValue::from_bytes(b"Bearer \xff.a.b").unwrap(),
+        );
+        assert_eq!(caller_token(&unreadable).unwrap_err().code, 401);
     }
 }

@@ -31,7 +31,13 @@ use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::{body::Body, server::NamedService, service::Routes, transport::Server};
 
-use crate::{env::Env, gate::GateLayer, registry::RemoteRegistry, remote::Connection, schema};
+use crate::{
+    env::Env,
+    gate::{AdmitLayer, Gate},
+    registry::RemoteRegistry,
+    remote::Connection,
+    schema,
+};
 
 const ID: &str = "micro.service";
 
@@ -137,7 +143,9 @@ impl Service {
         self
     }
 
-    /// Registers in `registry` instead of the server at `MICRO_SERVER_ADDRESS`.
+    /// Registers in `registry` instead of the server at `MICRO_SERVER_ADDRESS`. Without
+    /// [`Service::server`] as well, the service then has no platform to check its callers with,
+    /// and serves everyone (for tests and registries run without a platform).
     pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
         self.registry = Some(registry);
         self
@@ -221,6 +229,9 @@ impl Service {
             .register_interval
             .or(self.interval)
             .unwrap_or(DEFAULT_INTERVAL);
+        // Callers are checked by the platform the service belongs to; a service with a registry
+        // of its own and no server named has none.
+        let has_platform = self.registry.is_none() || self.server.is_some();
         let platform = self.server.unwrap_or_else(|| env.server_address.clone());
         let registry: Arc<dyn Registry> = match self.registry {
             Some(r) => r,
@@ -279,7 +290,16 @@ impl Service {
 
         let handlers = self.handlers.clone();
         let routes = with_platform_services(self.routes, &self.descriptor_sets, &handlers).await?;
-        let gate = GateLayer::new(&name, &namespace, Connection::lazy(&platform)?);
+        let checker = if has_platform {
+            Some(Connection::lazy(&platform)?)
+        } else {
+            tracing::warn!(
+                service = %name,
+                "callers are not checked: the service has a registry of its own and no platform (name one with Service::server)"
+            );
+            None
+        };
+        let gate = AdmitLayer::new(Gate::new(&name, &namespace, handlers.clone(), checker));
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {

@@ -123,3 +123,53 @@ async fn handlers_see_the_caller_and_an_unchecked_caller_is_refused() {
     assert_eq!(status.into_inner().status, 1, "SERVING");
     let _ = service.stop().await;
 }
+
+#[tokio::test]
+async fn nobody_registers_under_a_platform_services_name() {
+    let platform = micro_server::start(micro_server::Options {
+        address: "127.0.0.1:0".into(),
+        api_address: None,
+        web_address: None,
+        ..Default::default()
+    })
+    .await
+    .expect("platform");
+    let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
+        .expect("registry client");
+    for (namespace, name) in [("micro", "auth"), ("other", "store")] {
+        let fake = micro::core::Service::new(name, "latest")
+            .with_node(micro::Node::new("fake-1", "127.0.0.1:1"));
+        let err = micro::Registry::register(
+            &registry,
+            namespace,
+            &fake,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .expect_err("a platform name is refused");
+        assert_eq!(err.code, 403, "{err:?}");
+        assert!(err.detail.contains("platform service"), "{err:?}");
+        let err = micro::Registry::deregister(&registry, namespace, &fake)
+            .await
+            .expect_err("and cannot be deregistered either");
+        assert_eq!(err.code, 403, "{err:?}");
+    }
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_without_a_platform_serves_everyone() {
+    let registry = std::sync::Arc::new(micro::core::registry::MemoryRegistry::new());
+    let service = micro::Service::new("whoami")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(WhoAmI))
+        .registry(registry)
+        .start()
+        .await
+        .expect("whoami");
+    let mut client = HelloworldClient::connect(format!("http://{}", service.address()))
+        .await
+        .expect("connect");
+    assert_eq!(call(&mut client, None).await.unwrap(), "nobody");
+    let _ = service.stop().await;
+}

@@ -96,14 +96,14 @@ impl Account {
     }
 }
 
-/// The token in an `Authorization` value: `Bearer TOKEN` (or the bare token).
+/// The token in an `Authorization` value: `Bearer TOKEN` (the scheme in any case), or the bare
+/// token.
 pub fn bearer(value: &str) -> &str {
     let value = value.trim();
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value)
-        .trim()
+    match value.split_at_checked(7) {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer ") => token.trim(),
+        _ => value,
+    }
 }
 
 /// What a rule is about: `type:name:endpoint`, e.g. `service:helloworld:Helloworld.Call`.

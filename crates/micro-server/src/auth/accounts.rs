@@ -313,6 +313,15 @@ impl Accounts {
         Ok(())
     }
 
+    /// Whether `marker` is set in `ns`.
+    pub(crate) async fn marked(&self, ns: &str, marker: &str) -> Result<bool, Error> {
+        match self.store.read(DATABASE, &table(ns, "meta"), marker).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether `marker` was set in `ns` (and sets it): for things done once per namespace.
     pub(crate) async fn first_time(&self, ns: &str, marker: &str) -> Result<bool, Error> {
         let meta = table(ns, "meta");

@@ -1,6 +1,8 @@
 //! The rules of every namespace, kept on the platform's store (backend database `auth`, table
-//! `NS/rules`) and cached in memory, since every call consults them. A namespace seen for the
-//! first time gets the public rule `default` once; deleting it later sticks.
+//! `NS/rules`) and cached in memory, since every call consults them. A namespace whose rules
+//! nobody has changed has the public rule `default`, in memory only, so a namespace named by a
+//! stranger's call costs nothing on disk; the first change stores `default` with it, and
+//! deleting it later sticks.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -14,6 +16,12 @@ use std::sync::RwLock;
 use super::accounts::{Accounts, DATABASE};
 
 const ID: &str = "micro.auth";
+
+/// The namespace's `meta` marker set once its rules were first stored.
+const MARKER: &str = "rules";
+
+/// At most this many namespaces' rules are cached (then the cache starts over).
+const CACHED: usize = 4096;
 
 /// Rules by namespace.
 pub(crate) struct RuleBook {
@@ -46,10 +54,30 @@ impl RuleBook {
             return Ok(rules.clone());
         }
         let _guard = self.writes.lock().await;
-        if accounts.first_time(ns, "rules").await? {
-            self.put(ns, &Rule::default_public()).await?;
+        if !accounts.marked(ns, MARKER).await? {
+            let rules = Arc::new(vec![Rule::default_public()]);
+            self.remember(ns, rules.clone());
+            return Ok(rules);
         }
         self.load(ns).await
+    }
+
+    /// Before the first change to the rules of `ns`: stores its `default`, so the change
+    /// comes on top of it.
+    async fn settle(&self, ns: &str, accounts: &Accounts) -> Result<(), Error> {
+        if accounts.first_time(ns, MARKER).await? {
+            self.put(ns, &Rule::default_public()).await?;
+        }
+        Ok(())
+    }
+
+    /// Caches the rules of `ns` (starting over past [`CACHED`] namespaces).
+    fn remember(&self, ns: &str, rules: Arc<Vec<Rule>>) {
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHED && !cache.contains_key(ns) {
+            cache.clear();
+        }
+        cache.insert(ns.to_owned(), rules);
     }
 
     async fn load(&self, ns: &str) -> Result<Arc<Vec<Rule>>, Error> {
@@ -69,10 +97,7 @@ impl RuleBook {
             micro_core::auth::rules::precedence(a, b).then_with(|| a.id.cmp(&b.id))
         });
         let rules = Arc::new(rules);
-        self.cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ns.to_owned(), rules.clone());
+        self.remember(ns, rules.clone());
         Ok(rules)
     }
 
@@ -92,9 +117,8 @@ impl RuleBook {
         accounts: &Accounts,
     ) -> Result<(), Error> {
         check_id("rule", &rule.id)?;
-        // Make sure the namespace got its default first, or it would arrive after this rule.
-        self.rules(ns, accounts).await?;
         let _guard = self.writes.lock().await;
+        self.settle(ns, accounts).await?;
         self.put(ns, rule).await?;
         self.load(ns).await.map(drop)
     }
@@ -106,14 +130,15 @@ impl RuleBook {
         id: &str,
         accounts: &Accounts,
     ) -> Result<(), Error> {
-        let rules = self.rules(ns, accounts).await?;
+        let _guard = self.writes.lock().await;
+        self.settle(ns, accounts).await?;
+        let rules = self.load(ns).await?;
         if !rules.iter().any(|r| r.id == id) {
             return Err(Error::not_found(
                 ID,
                 format!("no rule {id:?} in namespace {ns:?}"),
             ));
         }
-        let _guard = self.writes.lock().await;
         self.store.delete(DATABASE, &table(ns), id).await?;
         self.load(ns).await.map(drop)
     }
