@@ -11,11 +11,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use micro_e2e::{
     Hello,
+    gateway_client::GatewayClient,
     helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer},
     load::{Figures, closed_loop},
 };
@@ -23,52 +21,8 @@ use micro_proto::auth::{TokenRequest, auth_client::AuthClient};
 
 const IN_FLIGHT: usize = 64;
 
-/// A keep-alive HTTP/1.1 connection to a gateway, with the token its calls carry.
-struct Http {
-    sender: SendRequest<Full<Bytes>>,
-    host: String,
-    bearer: Option<String>,
-}
-
-async fn connect(address: &str, bearer: Option<String>) -> Http {
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    Http {
-        sender,
-        host: address.to_owned(),
-        bearer,
-    }
-}
-
-fn call(http: &mut Http) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-    Box::pin(async move {
-        let mut request = hyper::Request::post("/helloworld/call")
-            .header("host", &http.host)
-            .header("content-type", "application/json");
-        if let Some(bearer) = &http.bearer {
-            request = request.header("authorization", bearer);
-        }
-        let request = request
-            .body(Full::new(Bytes::from_static(br#"{"name":"bench"}"#)))
-            .expect("request");
-        http.sender.ready().await.expect("connection ready");
-        let response = http.sender.send_request(request).await.expect("send");
-        assert_eq!(response.status(), 200);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        assert_eq!(&body[..], br#"{"msg":"Hello bench"}"#);
-    })
+fn call(client: &mut GatewayClient) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(client.call_hello())
 }
 
 /// A platform (auth on or off) with helloworld registered; its gateway's address.
@@ -133,8 +87,8 @@ fn main() {
         let mut with_auth = Vec::with_capacity(IN_FLIGHT);
         let mut without = Vec::with_capacity(IN_FLIGHT);
         for _ in 0..IN_FLIGHT {
-            with_auth.push(connect(&on_api, Some(bearer.clone())).await);
-            without.push(connect(&off_api, None).await);
+            with_auth.push(GatewayClient::connect(&on_api, Some(bearer.clone())).await);
+            without.push(GatewayClient::connect(&off_api, None).await);
         }
         let warm = Duration::from_millis(300);
         let (_, with_auth) = closed_loop(with_auth, warm, call).await;

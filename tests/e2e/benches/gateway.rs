@@ -12,11 +12,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use micro_e2e::{
     Hello, call_hello,
+    gateway_client::GatewayClient,
     helloworld::{
         DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
     },
@@ -26,46 +24,10 @@ use micro_e2e::{
 const IN_FLIGHT: usize = 64;
 const RATE: u32 = 1000;
 
-/// A keep-alive HTTP/1.1 connection to the gateway.
-struct Http {
-    sender: SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-async fn connect(address: &str) -> Http {
-    let stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("handshake");
-    tokio::spawn(conn);
-    Http {
-        sender,
-        host: address.to_owned(),
-    }
-}
-
-fn via_gateway(http: &mut Http) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-    Box::pin(async move {
-        let request = hyper::Request::post("/helloworld/call")
-            .header("host", &http.host)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(br#"{"name":"bench"}"#)))
-            .expect("request");
-        http.sender.ready().await.expect("connection ready");
-        let response = http.sender.send_request(request).await.expect("send");
-        assert_eq!(response.status(), 200);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        assert_eq!(&body[..], br#"{"msg":"Hello bench"}"#);
-    })
+fn via_gateway(
+    client: &mut GatewayClient,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(client.call_hello())
 }
 
 fn row(name: &str, f: Figures) {
@@ -111,7 +73,7 @@ fn main() {
         let grpc = HelloworldClient::new(channel);
         let mut conns = Vec::with_capacity(IN_FLIGHT);
         for _ in 0..IN_FLIGHT {
-            conns.push(connect(&api).await);
+            conns.push(GatewayClient::connect(&api, None).await);
         }
         let callers = |n: usize| vec![grpc.clone(); n];
 

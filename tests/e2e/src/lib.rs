@@ -23,6 +23,7 @@ pub mod helloworld {
         include_bytes!(concat!(env!("OUT_DIR"), "/helloworld_descriptors.bin"));
 }
 
+pub mod gateway_client;
 pub mod load;
 
 /// One `Helloworld.Call` of the benches, on any client stack (bare tonic or `micro::Client`),
