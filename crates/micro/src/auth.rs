@@ -54,7 +54,9 @@ pub fn authorize(headers: &mut http::HeaderMap) {
 /// # }
 /// ```
 pub fn account<T>(req: &tonic::Request<T>) -> Option<&micro_core::auth::Account> {
-    req.extensions().get()
+    req.extensions()
+        .get::<std::sync::Arc<micro_core::auth::Account>>()
+        .map(|account| &**account)
 }
 
 /// A pair of tokens, as `Auth.Token` answers.

@@ -49,7 +49,7 @@ const TOKEN_MAX: usize = 8 * 1024;
 /// What the platform said about one endpoint and token.
 #[derive(Clone)]
 struct Answer {
-    verdict: Result<Option<Account>, Error>,
+    verdict: Result<Option<Arc<Account>>, Error>,
     until: Instant,
 }
 
@@ -240,7 +240,7 @@ fn endpoint(path: &str, handlers: &[&str]) -> Option<String> {
 
 impl Gate {
     /// The answer remembered for `path` and `token`, if it is still good.
-    fn remembered(&self, path: &str, token: &str) -> Option<Result<Option<Account>, Error>> {
+    fn remembered(&self, path: &str, token: &str) -> Option<Result<Option<Arc<Account>>, Error>> {
         let answers = self.answers.read().unwrap_or_else(|p| p.into_inner());
         let answer = answers.get(path)?.get(token)?;
         (Instant::now() < answer.until).then(|| answer.verdict.clone())
@@ -253,7 +253,7 @@ impl Gate {
         path: &str,
         token: &str,
         endpoint: &str,
-    ) -> Result<Option<Account>, Error> {
+    ) -> Result<Option<Arc<Account>>, Error> {
         let request = pb::CheckRequest {
             token: token.to_owned(),
             namespace: self.namespace.clone(),
@@ -286,7 +286,7 @@ impl Gate {
             }
         };
         let verdict = if answer.allowed {
-            Ok(answer.account.map(account_of))
+            Ok(answer.account.map(|a| Arc::new(account_of(a))))
         } else if answer.code == 401 {
             Err(Error::unauthorized("micro.auth", answer.detail))
         } else {
