@@ -217,7 +217,7 @@ impl Admit for Gate {
             let token = caller_token(req.headers())?.unwrap_or("");
             let account = match self.remembered(path, token) {
                 Some(verdict) => verdict,
-                None => self.ask(server, path, token, &endpoint).await,
+                None => self.ask(server, path, token, endpoint).await,
             }?;
             if let Some(account) = account {
                 req.extensions_mut().insert(account);
@@ -227,15 +227,15 @@ impl Admit for Gate {
     }
 }
 
-/// `Service.Method` of a gRPC path `/package.Service/Method` to one of `handlers`; `None` for
-/// the rest (health and reflection, open to all; and paths tonic answers as unimplemented).
-fn endpoint(path: &str, handlers: &[&str]) -> Option<String> {
+/// The endpoint (`Service`, `Method`) of a gRPC path `/package.Service/Method` to one of
+/// `handlers`; `None` for the rest (health and reflection, open to all; and paths tonic answers
+/// as unimplemented).
+fn endpoint<'a>(path: &'a str, handlers: &[&str]) -> Option<(&'a str, &'a str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     if !handlers.contains(&service) {
         return None;
     }
-    let short = service.rsplit('.').next().unwrap_or(service);
-    Some(format!("{short}.{method}"))
+    Some((service.rsplit('.').next().unwrap_or(service), method))
 }
 
 impl Gate {
@@ -252,13 +252,13 @@ impl Gate {
         server: &Connection,
         path: &str,
         token: &str,
-        endpoint: &str,
+        (service, method): (&str, &str),
     ) -> Result<Option<Arc<Account>>, Error> {
         let request = pb::CheckRequest {
             token: token.to_owned(),
             namespace: self.namespace.clone(),
             service: self.service.clone(),
-            endpoint: endpoint.to_owned(),
+            endpoint: format!("{service}.{method}"),
         };
         let asked = tokio::time::timeout(
             ASK_TIMEOUT,
@@ -347,13 +347,13 @@ mod tests {
         let handlers = ["helloworld.Helloworld", "Plain", "grpc.fake.Service"];
         let of = |path| endpoint(path, &handlers);
         assert_eq!(
-            of("/helloworld.Helloworld/Call").as_deref(),
-            Some("Helloworld.Call")
+            of("/helloworld.Helloworld/Call"),
+            Some(("Helloworld", "Call"))
         );
-        assert_eq!(of("/Plain/Call").as_deref(), Some("Plain.Call"));
+        assert_eq!(of("/Plain/Call"), Some(("Plain", "Call")));
         assert_eq!(
-            of("/grpc.fake.Service/Call").as_deref(),
-            Some("Service.Call"),
+            of("/grpc.fake.Service/Call"),
+            Some(("Service", "Call")),
             "a handler is checked whatever its package"
         );
         assert_eq!(of("/grpc.health.v1.Health/Check"), None);
