@@ -17,7 +17,6 @@ use micro_e2e::{
     helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer},
     load::{Figures, closed_loop},
 };
-use micro_proto::auth::{TokenRequest, auth_client::AuthClient};
 
 const IN_FLIGHT: usize = 64;
 
@@ -27,18 +26,7 @@ fn call(client: &mut GatewayClient) -> std::pin::Pin<Box<dyn Future<Output = ()>
 
 /// A platform (auth on or off) with helloworld registered; its gateway's address.
 async fn platform(auth: bool) -> (micro_server::Platform, micro::service::Running, String) {
-    let platform = micro_server::start(micro_server::Options {
-        address: "127.0.0.1:0".into(),
-        api_address: Some("127.0.0.1:0".into()),
-        web_address: None,
-        auth: micro_server::AuthOptions {
-            enabled: auth,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .expect("platform");
+    let platform = micro_e2e::in_process::platform(auth).await;
     let service = micro::Service::new("helloworld")
         .descriptors(DESCRIPTORS)
         .handle(HelloworldServer::new(Hello))
@@ -68,20 +56,7 @@ fn main() {
     rt.block_on(async move {
         let (on, on_service, on_api) = platform(true).await;
         let (off, off_service, off_api) = platform(false).await;
-        let token = AuthClient::connect(format!("http://{}", on.grpc_address()))
-            .await
-            .expect("auth client")
-            .token(TokenRequest {
-                id: "admin".into(),
-                secret: "micro".into(),
-                refresh_token: String::new(),
-            })
-            .await
-            .expect("admin token")
-            .into_inner()
-            .token
-            .expect("a token")
-            .access_token;
+        let token = micro_e2e::in_process::admin_token(&on).await;
         let bearer = format!("Bearer {token}");
 
         let mut with_auth = Vec::with_capacity(IN_FLIGHT);

@@ -45,14 +45,7 @@ fn main() {
     let round = Duration::from_secs(seconds);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let platform = micro_server::start(micro_server::Options {
-            address: "127.0.0.1:0".into(),
-            api_address: Some("127.0.0.1:0".into()),
-            web_address: None,
-            ..Default::default()
-        })
-        .await
-        .expect("platform");
+        let platform = micro_e2e::in_process::platform(true).await;
         let service = micro::Service::new("helloworld")
             .descriptors(DESCRIPTORS)
             .handle(HelloworldServer::new(Hello))

@@ -24,6 +24,7 @@ pub mod helloworld {
 }
 
 pub mod gateway_client;
+pub mod in_process;
 pub mod load;
 
 /// One `Helloworld.Call` of the benches, on any client stack (bare tonic or `micro::Client`),

@@ -2,10 +2,10 @@
 //! the caller's account, and when the platform cannot be asked, a caller nobody checked is
 //! refused with 503 rather than let in.
 
-use micro_e2e::helloworld::{
-    self, DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server,
+use micro_e2e::{
+    helloworld::{self, DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server},
+    in_process::{admin_token, platform},
 };
-use micro_proto::auth::{TokenRequest, auth_client::AuthClient};
 use tonic::{Request, Response, Status, codegen::tokio_stream::Empty};
 
 /// Answers `Call` with the id of the caller's account, or `nobody`.
@@ -38,23 +38,6 @@ impl helloworld_server::Helloworld for WhoAmI {
     }
 }
 
-async fn admin_token(platform: &micro_server::Platform) -> String {
-    AuthClient::connect(format!("http://{}", platform.grpc_address()))
-        .await
-        .expect("auth client")
-        .token(TokenRequest {
-            id: "admin".into(),
-            secret: "micro".into(),
-            refresh_token: String::new(),
-        })
-        .await
-        .expect("admin token")
-        .into_inner()
-        .token
-        .expect("a token")
-        .access_token
-}
-
 async fn call(
     client: &mut HelloworldClient<tonic::transport::Channel>,
     token: Option<&str>,
@@ -69,14 +52,7 @@ async fn call(
 
 #[tokio::test]
 async fn handlers_see_the_caller_and_an_unchecked_caller_is_refused() {
-    let platform = micro_server::start(micro_server::Options {
-        address: "127.0.0.1:0".into(),
-        api_address: None,
-        web_address: None,
-        ..Default::default()
-    })
-    .await
-    .expect("platform");
+    let platform = platform(true).await;
     let service = micro::Service::new("whoami")
         .descriptors(DESCRIPTORS)
         .handle(helloworld_server::HelloworldServer::new(WhoAmI))
@@ -126,14 +102,7 @@ async fn handlers_see_the_caller_and_an_unchecked_caller_is_refused() {
 
 #[tokio::test]
 async fn nobody_registers_under_a_platform_services_name() {
-    let platform = micro_server::start(micro_server::Options {
-        address: "127.0.0.1:0".into(),
-        api_address: None,
-        web_address: None,
-        ..Default::default()
-    })
-    .await
-    .expect("platform");
+    let platform = platform(true).await;
     let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
         .expect("registry client");
     for (namespace, name) in [("micro", "auth"), ("other", "store")] {
