@@ -324,17 +324,13 @@ impl Accounts {
 
     /// Whether `marker` was set in `ns` (and sets it): for things done once per namespace.
     pub(crate) async fn first_time(&self, ns: &str, marker: &str) -> Result<bool, Error> {
-        let meta = table(ns, "meta");
-        match self.store.read(DATABASE, &meta, marker).await {
-            Ok(_) => Ok(false),
-            Err(e) if e.code == 404 => {
-                self.store
-                    .write(DATABASE, &meta, Record::new(marker, "1"))
-                    .await?;
-                Ok(true)
-            }
-            Err(e) => Err(e),
+        if self.marked(ns, marker).await? {
+            return Ok(false);
         }
+        self.store
+            .write(DATABASE, &table(ns, "meta"), Record::new(marker, "1"))
+            .await?;
+        Ok(true)
     }
 }
 

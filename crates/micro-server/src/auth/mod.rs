@@ -210,23 +210,16 @@ impl Authority {
         if let Some(ns) = asked {
             check_namespace(ns)?;
         }
-        let token = authorization
-            .map(bearer)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        let token = authorization.map(bearer).unwrap_or("");
         // Without auth, or without a token: nobody, in the namespace asked for.
-        let token = match token {
-            Some(token) if self.enabled() => token,
-            token => {
-                return Ok(Caller {
-                    namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
-                    account: None,
-                    token,
-                    enforced: self.enabled(),
-                });
-            }
+        let Some((account, _)) = self.holder(token)? else {
+            return Ok(Caller {
+                namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+                account: None,
+                token: (!token.is_empty()).then(|| token.to_owned()),
+                enforced: self.enabled(),
+            });
         };
-        let account = self.inner.keys.verify(&token)?;
         let namespace = match asked {
             Some(ns) if ns != account.issuer => {
                 if account.issuer == DEFAULT_NAMESPACE && account.has_scope(SCOPE_ADMIN) {
@@ -246,9 +239,18 @@ impl Authority {
         Ok(Caller {
             namespace,
             account: Some(account),
-            token: Some(token),
+            token: Some(token.to_owned()),
             enforced: true,
         })
+    }
+
+    /// The account `token` stands for, with the token's expiry (unix seconds); `None` without a
+    /// token or with auth off, 401 for a token that does not hold.
+    fn holder(&self, token: &str) -> Result<Option<(Account, i64)>, Error> {
+        if token.is_empty() || !self.enabled() {
+            return Ok(None);
+        }
+        self.inner.keys.verify_until(token).map(Some)
     }
 
     /// What the rules of the caller's namespace decide about `resource`: allowed, the rule that
@@ -286,19 +288,15 @@ impl Authority {
         resource: &Resource,
     ) -> Result<Checked, Error> {
         check_namespace(namespace)?;
-        let token = bearer(token);
-        let (account, expiry) = if token.is_empty() || !self.enabled() {
-            (None, 0)
-        } else {
-            match self.inner.keys.verify_until(token) {
-                Ok((account, expiry)) => (Some(account), expiry),
-                Err(e) => {
-                    return Ok(Checked {
-                        verdict: Err(e),
-                        account: None,
-                        expiry: 0,
-                    });
-                }
+        let (account, expiry) = match self.holder(bearer(token)) {
+            Ok(Some((account, expiry))) => (Some(account), expiry),
+            Ok(None) => (None, 0),
+            Err(e) => {
+                return Ok(Checked {
+                    verdict: Err(e),
+                    account: None,
+                    expiry: 0,
+                });
             }
         };
         let caller = Caller {
