@@ -216,8 +216,15 @@ pub(crate) struct ServerArgs {
     #[arg(long = "no-default-account")]
     pub(crate) no_default_account: bool,
     /// How long access tokens last (refresh tokens last 30 days)
-    #[arg(long = "token-ttl", default_value = "15m", value_parser = humantime::parse_duration)]
+    #[arg(long = "token-ttl", default_value = "15m", value_parser = bounded_duration)]
     pub(crate) token_ttl: std::time::Duration,
+    /// The most connections each listener holds at once (default: from the open-file limit,
+    /// at most 10000); past it, new ones are refused at once
+    #[arg(long = "max-connections", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_connections: Option<u32>,
+    /// How long a connection may carry nothing before it is closed
+    #[arg(long = "idle-timeout", default_value = "5m", value_parser = bounded_duration)]
+    pub(crate) idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,7 +253,7 @@ pub(crate) struct CallArgs {
     #[arg(long = "metadata", value_name = "K=V")]
     pub(crate) metadata: Vec<String>,
     /// How long to wait for the answer
-    #[arg(long = "request-timeout", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long = "request-timeout", default_value = "5s", value_parser = bounded_duration)]
     pub(crate) request_timeout: std::time::Duration,
     /// json (indented) or raw (as received)
     #[arg(long, default_value = "json", value_parser = ["json", "raw"])]
@@ -605,4 +612,18 @@ pub(crate) enum AuthDeleteCommand {
         /// The rule's id
         id: String,
     },
+}
+
+/// A duration flag (`5s`, `15m`), refused past the platform's limit of a day rather than
+/// overflowing a deadline later.
+fn bounded_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let max = micro_core::limits::MAX_DURATION;
+    if d > max {
+        return Err(format!(
+            "{text} is longer than the limit of {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
 }

@@ -17,6 +17,7 @@
 //! | [`events`] | the [`Events`](events::Events) trait, the [`EventLog`](events::EventLog) engines store, and `LogEvents` |
 //! | [`runtime`] | the [`Runtime`](runtime::Runtime) trait: build and run services from source |
 //! | [`auth`] | accounts, rules, and the pure decision a rule set makes about a call |
+//! | [`limits`] | every bound on what a caller sends (depth, size, count, duration) |
 //! | [`metadata`] | metadata keys and defaults shared by every layer |
 //!
 //! ```
@@ -40,6 +41,7 @@ pub mod config;
 pub mod contract;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod metadata;
 pub mod naming;
 pub mod registry;

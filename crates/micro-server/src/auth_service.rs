@@ -141,8 +141,7 @@ impl auth_server::Auth for AuthService {
             metadata: body.metadata.into_iter().collect(),
         };
         self.authority
-            .accounts()
-            .create(&account, &secret)
+            .create_account(&account, &secret)
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::GenerateResponse {
@@ -155,13 +154,13 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::TokenRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
         let caller = caller(&req)?;
+        let peer = req.remote_addr().map(|a| a.ip());
         let body = req.into_inner();
         let account = if !body.refresh_token.is_empty() {
             self.authority.accounts().redeem(&body.refresh_token).await
         } else if !body.id.is_empty() && !body.secret.is_empty() {
             self.authority
-                .accounts()
-                .check(&caller.namespace, &body.id, &body.secret)
+                .login(&caller.namespace, &body.id, &body.secret, peer)
                 .await
         } else {
             Err(Error::bad_request(
@@ -303,8 +302,7 @@ impl accounts_server::Accounts for AuthService {
             .require_admin("deleting accounts")
             .map_err(into_status)?;
         self.authority
-            .accounts()
-            .delete(&caller.namespace, &req.into_inner().id)
+            .delete_account(&caller.namespace, &req.into_inner().id)
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::DeleteAccountResponse {}))
@@ -315,6 +313,7 @@ impl accounts_server::Accounts for AuthService {
         req: Request<pb::ChangeSecretRequest>,
     ) -> Result<Response<pb::ChangeSecretResponse>, Status> {
         let caller = caller(&req)?;
+        let peer = req.remote_addr().map(|a| a.ip());
         let body = req.into_inner();
         let ns = &caller.namespace;
         let is_self = caller
@@ -334,18 +333,17 @@ impl accounts_server::Accounts for AuthService {
                 )));
             }
             self.authority
-                .accounts()
-                .check(ns, &body.id, &body.old_secret)
+                .login(ns, &body.id, &body.old_secret, peer)
                 .await
-                .map_err(|_| {
-                    into_status(Error::forbidden(
-                        ID,
-                        "the old secret is wrong; nothing changed",
-                    ))
+                .map_err(|e| {
+                    into_status(if e.code == 429 {
+                        e
+                    } else {
+                        Error::forbidden(ID, "the old secret is wrong; nothing changed")
+                    })
                 })?;
         }
         self.authority
-            .accounts()
             .set_secret(ns, &body.id, &body.new_secret)
             .await
             .map_err(into_status)?;

@@ -7,7 +7,9 @@ use micro::{
     broker::{message_from_pb, message_to_pb},
     status::into_status,
 };
-use micro_core::broker::Broker;
+use micro_core::{broker::Broker, limits};
+
+const ID: &str = "micro.broker";
 use micro_proto::broker::{self as pb, broker_server};
 use tonic::{Request, Response, Status};
 
@@ -42,6 +44,8 @@ impl broker_server::Broker for BrokerService {
         let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let message = message_from_pb(body.message.unwrap_or_default());
+        limits::value(ID, "message body", message.body.len()).map_err(into_status)?;
+        limits::metadata(ID, message.header.iter()).map_err(into_status)?;
         self.broker
             .publish(&ns, &body.topic, message)
             .await

@@ -34,7 +34,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> 
 #[tonic::async_trait]
 impl config_server::Config for ConfigService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        let ns = namespace::admin(&req, "config").map_err(into_status)?;
+        let ns = namespace::user(&req, "config").map_err(into_status)?;
         let body = req.into_inner();
         let value = self
             .config
@@ -47,7 +47,7 @@ impl config_server::Config for ConfigService {
     }
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
-        let ns = namespace::admin(&req, "config").map_err(into_status)?;
+        let ns = namespace::user(&req, "config").map_err(into_status)?;
         let body = req.into_inner();
         let value = parse_value(&body.value).map_err(into_status)?;
         self.config
@@ -61,7 +61,7 @@ impl config_server::Config for ConfigService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::admin(&req, "config").map_err(into_status)?;
+        let ns = namespace::user(&req, "config").map_err(into_status)?;
         self.config
             .delete(&ns, &req.into_inner().path)
             .await
@@ -72,7 +72,7 @@ impl config_server::Config for ConfigService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let ns = namespace::admin(&req, "config").map_err(into_status)?;
+        let ns = namespace::user(&req, "config").map_err(into_status)?;
         let body = req.into_inner();
         let changes = self
             .config

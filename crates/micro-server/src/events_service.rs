@@ -10,7 +10,9 @@ use micro::{
     events::{event_to_pb, options_from_pb},
     status::into_status,
 };
-use micro_core::events::Events;
+use micro_core::{events::Events, limits};
+
+const ID: &str = "micro.events";
 use micro_proto::events::{self as pb, events_server};
 use tonic::{Request, Response, Status};
 
@@ -44,6 +46,8 @@ impl events_server::Events for EventsService {
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
+        limits::value(ID, "payload", body.payload.len()).map_err(into_status)?;
+        limits::metadata(ID, body.metadata.iter()).map_err(into_status)?;
         let event = self
             .events
             .publish(
@@ -67,6 +71,11 @@ impl events_server::Events for EventsService {
     ) -> Result<Response<EventStream>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
+        limits::duration_ms(ID, "ack_wait", body.ack_wait_ms, limits::MAX_DURATION)
+            .map_err(into_status)?;
+        if let Some(group) = (!body.group.is_empty()).then_some(&body.group) {
+            limits::name(ID, "group name", group).map_err(into_status)?;
+        }
         let consumer = self
             .events
             .consume(&ns, &body.topic, options_from_pb(&body))

@@ -24,6 +24,7 @@ mod broker_service;
 mod config_service;
 mod events_service;
 pub mod gateway;
+pub mod listener;
 mod namespace;
 pub mod proxy;
 mod registry_service;
@@ -78,6 +79,8 @@ pub struct Options {
     pub build_dir: Option<PathBuf>,
     /// Tokens, rules and the default account.
     pub auth: AuthOptions,
+    /// Connection limits and timeouts of every listener.
+    pub limits: listener::ListenerLimits,
 }
 
 impl Default for Options {
@@ -92,6 +95,7 @@ impl Default for Options {
             home: None,
             build_dir: None,
             auth: AuthOptions::default(),
+            limits: listener::ListenerLimits::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ pub fn bind_address(address: &str) -> Result<String, Error> {
 
 /// Binds and serves the platform.
 pub async fn start(options: Options) -> Result<Platform, Error> {
+    listener::raise_fd_limit();
     let (listener, grpc_address) = listen(&options.address).await?;
     let api = match &options.api_address {
         Some(a) => Some(listen(a).await?),
@@ -220,21 +225,23 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         micro::service::reflection(&[micro_proto::FILE_DESCRIPTOR_SET])?;
 
     let (stop, mut stop_rx) = watch::channel(false);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = listener::grpc_incoming(listener, options.limits);
     let proxy = ProxyService::with_authority(registry.clone(), options.strategy, authority.clone());
     let mut tasks = Vec::new();
     let api_address = api.map(|(listener, address)| {
-        tasks.push(serve_http(
+        tasks.push(listener::serve_http(
             listener,
             gateway::router(proxy.clone(), options.gateway.clone()),
+            options.limits,
             stop.subscribe(),
         ));
         address
     });
     let web_address = web.map(|(listener, address)| {
-        tasks.push(serve_http(
+        tasks.push(listener::serve_http(
             listener,
-            web::router(registry.clone()),
+            web::router(proxy.clone()),
+            options.limits,
             stop.subscribe(),
         ));
         address
@@ -242,6 +249,11 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let (auth_server, accounts_server, rules_server) =
         AuthService::new(authority.clone()).into_servers();
     let router = Server::builder()
+        // Live peers answer pings (so a watch is never idle); dead ones are found.
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(options.limits.max_concurrent_streams)
+        .http2_max_header_list_size(64 * 1024)
         .layer(micro::gate::AdmitLayer::new(auth::guard::Guard::new(
             authority.clone(),
             grpc_names(),
@@ -273,7 +285,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
 
     let advertised = micro::service::advertise(grpc_address).to_string();
     let records = platform_records(&advertised)?;
-    let mut background = vec![reaper];
+    let mut background = vec![reaper, authority.spawn_refresh()];
     background.extend(backends.tasks);
     for record in records {
         registry
@@ -311,24 +323,6 @@ async fn listen(address: &str) -> Result<(TcpListener, SocketAddr), Error> {
         .local_addr()
         .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
     Ok((listener, bound))
-}
-
-fn serve_http(
-    listener: TcpListener,
-    router: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("http server failed: {e}");
-        }
-    })
 }
 
 /// `grpc.health.v1` reporting the server as SERVING.

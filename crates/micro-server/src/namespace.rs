@@ -20,6 +20,14 @@ pub(crate) fn admin<T>(request: &tonic::Request<T>, what: &str) -> Result<String
     Ok(caller.namespace)
 }
 
+/// The namespace of a request that needs an admin or a service there (`what` names the
+/// operation): the store and config.
+pub(crate) fn user<T>(request: &tonic::Request<T>, what: &str) -> Result<String, Error> {
+    let caller = Caller::of(request)?;
+    caller.require_user(what)?;
+    Ok(caller.namespace)
+}
+
 /// The request's `micro-namespace` metadata, else `micro`.
 pub(crate) fn from_metadata<T>(request: &tonic::Request<T>) -> Result<String, Error> {
     let Some(value) = request.metadata().get(NAMESPACE_HEADER) else {

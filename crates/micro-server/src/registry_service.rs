@@ -1,10 +1,10 @@
 //! The `registry` platform service: `micro.registry.Registry` over any [`Registry`] backend.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use micro::{registry::convert, status::into_status};
-use micro_core::{Error, Registry, metadata::ALL_NAMESPACES};
+use micro_core::{Error, Registry, limits, metadata::ALL_NAMESPACES};
 use micro_proto::registry::{self as pb, registry_server};
 use tonic::{Request, Response, Status};
 
@@ -85,7 +85,7 @@ impl registry_server::Registry for RegistryService {
         not_the_platforms(&service.name)?;
         let ttl = match body.ttl_ms {
             0 => micro::service::DEFAULT_TTL,
-            ms => Duration::from_millis(ms),
+            ms => limits::duration_ms(ID, "ttl", ms, limits::MAX_DURATION).map_err(into_status)?,
         };
         self.registry
             .register(&ns, &service, ttl)

@@ -84,7 +84,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         let table = table(&body.table).to_owned();
@@ -117,7 +117,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         let record = body.record.ok_or_else(|| {
@@ -129,8 +129,10 @@ impl store_server::Store for StoreService {
                 "expiry_ms may not be negative",
             )));
         }
+        let record = record_from_pb(record);
+        micro_core::store::check_record(&record).map_err(into_status)?;
         self.store
-            .write(&db, table(&body.table), record_from_pb(record))
+            .write(&db, table(&body.table), record)
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::WriteResponse {}))
@@ -140,7 +142,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         self.store
@@ -154,7 +156,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let body = req.into_inner();
         let db = database(&ns, &body.database)?;
         let query = query(
@@ -176,7 +178,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::DatabasesRequest>,
     ) -> Result<Response<pb::DatabasesResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let mine = format!("{ns}/");
         let databases = self
             .store
@@ -193,7 +195,7 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::TablesRequest>,
     ) -> Result<Response<pb::TablesResponse>, Status> {
-        let ns = namespace::admin(&req, "the store").map_err(into_status)?;
+        let ns = namespace::user(&req, "the store").map_err(into_status)?;
         let db = database(&ns, &req.into_inner().database)?;
         let tables = self.store.tables(&db).await.map_err(into_status)?;
         Ok(Response::new(pb::TablesResponse { tables }))

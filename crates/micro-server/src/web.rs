@@ -1,51 +1,66 @@
 //! The web dashboard: server-rendered HTML of what is registered, per namespace
 //! (`?namespace=`), with each service's nodes and endpoint schemas. No JavaScript.
+//!
+//! It is a door like the gateway: the caller is read the same way (`Authorization: Bearer`, or
+//! cookie `micro-token`), a namespace other than the token's (or `*`) is refused as there,
+//! and a page shows only the services and endpoints the rules let the caller call.
 
-use std::{fmt::Write, sync::Arc};
+use std::fmt::Write;
 
 use axum::{
     Router,
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use micro_core::{Registry, Value, metadata::DEFAULT_NAMESPACE};
+use micro_core::{Error, Value};
 use serde::Deserialize;
+
+use crate::{auth::Caller, gateway::http_caller, proxy::ProxyService};
+
+/// How deep a schema is drawn (registered schemas are bounded deeper than this).
+const SCHEMA_DEPTH: usize = 16;
 
 #[derive(Deserialize)]
 struct Ns {
     namespace: Option<String>,
 }
 
-impl Ns {
-    fn get(&self) -> &str {
-        self.namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or(DEFAULT_NAMESPACE)
-    }
-}
-
-/// The dashboard's router over `registry`.
-pub fn router(registry: Arc<dyn Registry>) -> Router {
+/// The dashboard's router: what `proxy`'s registry holds, as its auth lets each caller see.
+pub fn router(proxy: ProxyService) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/service/{name}", get(service))
-        .with_state(registry)
+        .with_state(proxy)
 }
 
-async fn index(State(registry): State<Arc<dyn Registry>>, Query(ns): Query<Ns>) -> Response {
-    let namespace = ns.get();
-    let services = match registry.list_services(namespace).await {
-        Ok(s) => s,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                page("Error", &escape(&e.detail)),
-            )
-                .into_response();
-        }
+/// The caller, or the page that says why not.
+async fn caller(proxy: &ProxyService, headers: &HeaderMap, ns: &Ns) -> Result<Caller, Response> {
+    let asked = ns.namespace.as_deref().filter(|n| !n.is_empty());
+    http_caller(proxy.authority(), headers, asked)
+        .await
+        .map_err(|e| failure(&e))
+}
+
+fn failure(e: &Error) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Html(page(&e.status, &escape(&e.detail)))).into_response()
+}
+
+async fn index(
+    State(proxy): State<ProxyService>,
+    headers: HeaderMap,
+    Query(ns): Query<Ns>,
+) -> Response {
+    let caller = match caller(&proxy, &headers, &ns).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let namespace = caller.namespace.as_str();
+    let services = match proxy.registry().list_services(namespace).await {
+        Ok(s) => proxy.callable(&caller, s).await,
+        Err(e) => return failure(&e),
     };
     let mut names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -64,19 +79,31 @@ async fn index(State(registry): State<Arc<dyn Registry>>, Query(ns): Query<Ns>) 
 }
 
 async fn service(
-    State(registry): State<Arc<dyn Registry>>,
+    State(proxy): State<ProxyService>,
+    headers: HeaderMap,
     Path(name): Path<String>,
     Query(ns): Query<Ns>,
 ) -> Response {
-    let namespace = ns.get();
-    let versions = match registry.get_service(namespace, &name).await {
-        Ok(v) => v,
-        Err(e) => {
-            let status =
-                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (status, Html(page("Not found", &escape(&e.detail)))).into_response();
-        }
+    let caller = match caller(&proxy, &headers, &ns).await {
+        Ok(c) => c,
+        Err(page) => return page,
     };
+    let namespace = caller.namespace.as_str();
+    let not_found = || {
+        failure(&Error::not_found(
+            "micro.web",
+            format!("no service {name:?} in namespace {namespace:?}"),
+        ))
+    };
+    let versions = match proxy.registry().get_service(namespace, &name).await {
+        // What the caller may not call is not there, as far as it can tell.
+        Ok(v) => proxy.callable(&caller, v).await,
+        Err(e) if e.code == 404 => return not_found(),
+        Err(e) => return failure(&e),
+    };
+    if versions.is_empty() {
+        return not_found();
+    }
     let mut body = format!(
         "<h1>{}</h1><p><a href=\"/?namespace={}\">all services</a></p>",
         escape(&name),
@@ -114,6 +141,10 @@ async fn service(
 }
 
 fn schema(out: &mut String, value: &Value, depth: usize) {
+    if depth > SCHEMA_DEPTH {
+        out.push_str("  ...\n");
+        return;
+    }
     for field in &value.values {
         let _ = writeln!(
             out,

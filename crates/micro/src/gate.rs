@@ -34,8 +34,9 @@ use tonic::body::Body;
 
 use crate::{remote::Connection, status::to_status};
 
-/// How long an answer is reused: the longest a rule change takes to reach a service.
-pub const REMEMBER: Duration = Duration::from_secs(10);
+/// How long an answer is reused: the longest a rule change, a deleted account or a changed
+/// secret takes to reach a service (a second, as on the platform's own doors).
+pub const REMEMBER: Duration = Duration::from_secs(1);
 
 /// At most this many answers are remembered (then the expired are dropped, or all).
 const CAP: usize = 4096;

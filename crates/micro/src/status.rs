@@ -80,7 +80,36 @@ pub fn from_status(id: &str, status: &Status) -> Error {
             }
         }
     }
+    if lost_connection(status) {
+        return Error::unavailable(
+            id,
+            format!(
+                "the connection to the service was lost before it answered ({}); the call may or may \
+                 not have run: retry only if it is safe to repeat",
+                status.message()
+            ),
+        );
+    }
     Error::from_grpc(id, status.code() as i32, status.message())
+}
+
+/// Whether a bare status is the client's own report of a connection that broke (the node died
+/// or went away mid-call) rather than an answer from the service.
+fn lost_connection(status: &Status) -> bool {
+    if !matches!(status.code(), Code::Unknown | Code::Internal) {
+        return false;
+    }
+    let message = status.message();
+    [
+        "transport error",
+        "h2 protocol error",
+        "connection reset",
+        "broken pipe",
+        "connection closed",
+        "operation was canceled",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 #[cfg(test)]
@@ -94,6 +123,23 @@ mod tests {
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "no greeting for Bob");
         assert_eq!(from_status("other", &status), err);
+    }
+
+    #[test]
+    fn a_broken_connection_is_a_503_that_says_whether_to_retry() {
+        let err = from_status("helloworld", &Status::unknown("transport error"));
+        assert_eq!(err.code, 503);
+        assert!(
+            err.detail.contains("may or may not have run"),
+            "{}",
+            err.detail
+        );
+        let err = from_status(
+            "helloworld",
+            &Status::internal("h2 protocol error: error reading a body from connection"),
+        );
+        assert_eq!(err.code, 503);
+        assert_eq!(from_status("x", &Status::internal("boom")).code, 500);
     }
 
     #[test]

@@ -289,6 +289,11 @@ impl Sandbox {
     /// Starts `micro server` on free ports with this sandbox's `MICRO_HOME` (again, after
     /// [`kill_server`](Self::kill_server): same data, new ports).
     pub fn start_server(&mut self) {
+        self.start_server_with(&[]);
+    }
+
+    /// [`start_server`](Self::start_server) with more `micro server` flags.
+    pub fn start_server_with(&mut self, flags: &[&str]) {
         let mut cmd = Command::new(bin("micro"));
         cmd.args([
             "server",
@@ -299,6 +304,7 @@ impl Sandbox {
             "--web-address",
             "127.0.0.1:0",
         ])
+        .args(flags)
         .env("MICRO_HOME", self.home.path())
         .env("MICRO_BUILD_DIR", build_dir());
         let mut server = Proc::spawn(cmd);

@@ -26,7 +26,7 @@ const FORMAT_KEY: &str = "format";
 /// Opens (creating if needed) the redb file at `path` and checks its format version.
 pub(crate) fn open(path: &Path, id: &'static str) -> Result<Arc<Database>, Error> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        crate::private_dir(dir)
             .map_err(|e| Error::internal(id, format!("cannot create {}: {e}", dir.display())))?;
     }
     let db = Database::create(path).map_err(|e| match e {
@@ -39,6 +39,8 @@ pub(crate) fn open(path: &Path, id: &'static str) -> Result<Arc<Database>, Error
         ),
         e => Error::internal(id, format!("cannot open {}: {e}", path.display())),
     })?;
+    crate::private_file(path)
+        .map_err(|e| Error::internal(id, format!("cannot make {} private: {e}", path.display())))?;
     let found = {
         let read = db.begin_read().map_err(|e| storage(id, e))?;
         match table(id, &read, META)? {

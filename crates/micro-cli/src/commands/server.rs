@@ -23,6 +23,11 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             default_account: !args.no_default_account,
             token_ttl: args.token_ttl,
         },
+        limits: micro_server::listener::ListenerLimits {
+            max_connections: args.max_connections.map(|n| n as usize),
+            idle_timeout: args.idle_timeout,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await?;

@@ -17,8 +17,8 @@ pub use rules::{Decision, decide};
 
 /// The scope of a platform administrator (in its own namespace; in `micro`, everywhere).
 pub const SCOPE_ADMIN: &str = "admin";
-/// The scope the runtime gives the accounts of services it starts. It may use the store and
-/// config of its namespace, like an admin.
+/// The scope the runtime gives the accounts of services it starts. It may register, and use the
+/// store, config, broker and events of its own namespace; never accounts, rules or the runtime.
 pub const SCOPE_SERVICE: &str = "service";
 /// A rule scope: any account of the rule's namespace.
 pub const SCOPE_ACCOUNT: &str = "*";
@@ -85,14 +85,23 @@ impl Account {
         self.scopes.iter().any(|s| s == scope)
     }
 
-    /// Whether the account may administer namespace `ns` (store, config, auth, runtime): an
-    /// `admin` or `service` of `ns`, or an `admin` of `micro`.
+    /// Whether the account may administer namespace `ns` (accounts, rules, the runtime, and
+    /// everything [`uses`](Self::uses) allows): an `admin` of `ns`, or an `admin` of `micro`.
     pub fn administers(&self, ns: &str) -> bool {
-        if self.issuer == ns {
-            self.has_scope(SCOPE_ADMIN) || self.has_scope(SCOPE_SERVICE)
-        } else {
-            self.issuer == crate::metadata::DEFAULT_NAMESPACE && self.has_scope(SCOPE_ADMIN)
-        }
+        self.has_scope(SCOPE_ADMIN)
+            && (self.issuer == ns || self.issuer == crate::metadata::DEFAULT_NAMESPACE)
+    }
+
+    /// Whether the account may use the store and config of namespace `ns`: whoever
+    /// [`administers`](Self::administers) it, or a `service` of `ns` (least privilege: a service
+    /// never manages accounts, rules or the runtime).
+    pub fn uses(&self, ns: &str) -> bool {
+        self.administers(ns) || (self.issuer == ns && self.has_scope(SCOPE_SERVICE))
+    }
+
+    /// Whether the account may act in every namespace at once (`*`): an `admin` of `micro`.
+    pub fn sees_all(&self) -> bool {
+        self.issuer == crate::metadata::DEFAULT_NAMESPACE && self.has_scope(SCOPE_ADMIN)
     }
 }
 

@@ -392,7 +392,13 @@ mod tests {
         assert!(account("micro", &["admin"]).administers("random"));
         assert!(account("random", &["admin"]).administers("random"));
         assert!(!account("random", &["admin"]).administers("micro"));
-        assert!(account("random", &["service"]).administers("random"));
+        assert!(!account("random", &["service"]).administers("random"));
+        assert!(account("random", &["service"]).uses("random"));
+        assert!(!account("random", &["service"]).uses("micro"));
+        assert!(account("random", &["admin"]).uses("random"));
+        assert!(!account("random", &["admin"]).sees_all());
+        assert!(account("micro", &["admin"]).sees_all());
+        assert!(!account("micro", &["service"]).sees_all());
         assert!(!account("micro", &["service"]).administers("random"));
         assert!(!account("micro", &["basic"]).administers("micro"));
     }

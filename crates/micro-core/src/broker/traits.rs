@@ -51,5 +51,5 @@ pub fn check_topic(id: &str, topic: &str) -> Result<(), Error> {
     if topic.trim().is_empty() {
         return Err(Error::bad_request(id, "a topic name is required"));
     }
-    Ok(())
+    crate::limits::name(id, "topic name", topic)
 }

@@ -5,18 +5,22 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::Error;
+use crate::{Error, limits};
 
 const ID: &str = "micro.config";
 
 /// What a reader sees in place of a secret it did not ask to reveal.
 pub const SECRET_MASK: &str = "[secret]";
 
-/// The parts of a dot path; the empty path is the whole document.
+/// The parts of a dot path; the empty path is the whole document. A path longer than
+/// [`limits::MAX_KEY`] bytes or of more than [`limits::MAX_PATH_PARTS`] parts is refused before
+/// it is split.
 pub fn parts(path: &str) -> Result<Vec<&str>, Error> {
     if path.is_empty() {
         return Ok(Vec::new());
     }
+    limits::key(ID, "config path", path)?;
+    limits::path_parts(ID, "config path", path.split('.').count())?;
     let parts: Vec<&str> = path.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(Error::bad_request(
@@ -78,6 +82,17 @@ impl Document {
             return Err(Error::bad_request(
                 ID,
                 "the whole config can only be set to a JSON object",
+            ));
+        }
+        // The document must stay readable: bound its depth before it is stored.
+        let depth = parts.len() + limits::json_depth(&value, limits::MAX_JSON_DEPTH);
+        if depth > limits::MAX_JSON_DEPTH {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "setting {path:?} to this value would nest the config {depth} levels deep; the limit is {}",
+                    limits::MAX_JSON_DEPTH
+                ),
             ));
         }
         let mut slot = &mut self.root;
@@ -216,5 +231,34 @@ mod tests {
         assert!(!doc.delete("a.b").unwrap());
         assert_eq!(doc.get("a.b", false).unwrap(), None);
         assert_eq!(doc.set("a..b", json!(1), false).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn deep_paths_and_values_are_refused_before_they_are_stored() {
+        let mut doc = Document::default();
+        let long = vec!["a"; 20_000].join(".");
+        let err = doc.set(&long, json!(1), false).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(err.detail.contains("limit"), "{}", err.detail);
+        assert_eq!(doc.get(&long, false).unwrap_err().code, 400);
+        assert_eq!(doc.delete(&long).unwrap_err().code, 400);
+        let mut deep = json!(1);
+        for _ in 0..120 {
+            deep = json!({ "d": deep });
+        }
+        let err = doc.set("x.y", deep, false).unwrap_err();
+        assert!(err.detail.contains("levels deep"), "{}", err.detail);
+        let path = vec!["p"; 30].join(".");
+        let mut value = json!(1);
+        for _ in 0..40 {
+            value = json!({ "d": value });
+        }
+        assert_eq!(
+            doc.set(&path, value, false).unwrap_err().code,
+            400,
+            "path and value add up"
+        );
+        assert!(doc.set("ok", json!({"a": {"b": 1}}), false).is_ok());
+        assert!(doc.root.get("x").is_none(), "nothing was stored");
     }
 }

@@ -238,6 +238,7 @@ fn validate(namespace: &str, service: &Service) -> Result<(), Error> {
             format!("service {:?} has no nodes to register", service.name),
         ));
     }
+    bounded(service)?;
     if let Some(node) = service
         .nodes
         .iter()
@@ -254,6 +255,70 @@ fn validate(namespace: &str, service: &Service) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuses a registration past the [`limits`](crate::limits): long names, too many nodes or
+/// endpoints, big metadata, or schemas too deep or too large (they are drawn and walked by the
+/// dashboard, the CLI and the gateway).
+fn bounded(service: &Service) -> Result<(), Error> {
+    use crate::limits::{self, MAX_ENDPOINTS, MAX_JSON_DEPTH, MAX_NODES, MAX_SCHEMA_FIELDS};
+    limits::name(ID, "service name", &service.name)?;
+    if !service.version.is_empty() {
+        limits::name(ID, "service version", &service.version)?;
+    }
+    limits::metadata(ID, service.metadata.iter())?;
+    if service.nodes.len() > MAX_NODES || service.endpoints.len() > MAX_ENDPOINTS {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "service {:?} registers {} nodes and {} endpoints; the limits are {MAX_NODES} and {MAX_ENDPOINTS}",
+                service.name,
+                service.nodes.len(),
+                service.endpoints.len()
+            ),
+        ));
+    }
+    for node in &service.nodes {
+        limits::name(ID, "node id", &node.id)?;
+        limits::name(ID, "node address", &node.address)?;
+        limits::metadata(ID, node.metadata.iter())?;
+    }
+    let mut fields = 0usize;
+    for endpoint in &service.endpoints {
+        limits::name(ID, "endpoint name", &endpoint.name)?;
+        limits::metadata(ID, endpoint.metadata.iter())?;
+        for schema in [&endpoint.request, &endpoint.response]
+            .into_iter()
+            .flatten()
+        {
+            // Walked without recursion: depth and size are known before anyone recurses.
+            let mut stack = vec![(schema, 0usize)];
+            while let Some((value, depth)) = stack.pop() {
+                fields += 1;
+                if depth > MAX_JSON_DEPTH || fields > MAX_SCHEMA_FIELDS {
+                    return Err(Error::bad_request(
+                        ID,
+                        format!(
+                            "the schemas of {:?} nest deeper than {MAX_JSON_DEPTH} or hold more than {MAX_SCHEMA_FIELDS} fields",
+                            endpoint.name
+                        ),
+                    ));
+                }
+                if value.name.len() > limits::MAX_NAME || value.r#type.len() > limits::MAX_NAME {
+                    return Err(Error::bad_request(
+                        ID,
+                        format!(
+                            "a field name or type in the schemas of {:?} is longer than {} bytes",
+                            endpoint.name,
+                            limits::MAX_NAME
+                        ),
+                    ));
+                }
+                stack.extend(value.values.iter().map(|v| (v, depth + 1)));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +330,37 @@ mod tests {
                 .push(Node::new(*n, format!("127.0.0.1:{}", n.len())));
         }
         s
+    }
+
+    #[test]
+    fn registrations_past_the_limits_are_refused() {
+        let mut st = RegistryState::new();
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(10);
+        let mut deep = crate::Value::default();
+        for _ in 0..100 {
+            deep = crate::Value {
+                name: "f".into(),
+                r#type: "m".into(),
+                values: vec![deep],
+            };
+        }
+        let mut s = svc("v1", &["a"]);
+        s.endpoints.push(crate::Endpoint {
+            request: Some(deep),
+            ..crate::Endpoint::new("X.Y")
+        });
+        let err = st.register("micro", &s, ttl, t0).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(err.detail.contains("nest deeper"), "{}", err.detail);
+        let mut s = svc("v1", &["a"]);
+        s.name = "n".repeat(300);
+        assert_eq!(st.register("micro", &s, ttl, t0).unwrap_err().code, 400);
+        let mut s = svc("v1", &["a"]);
+        for i in 0..100 {
+            s.metadata.insert(format!("k{i}"), "v".into());
+        }
+        assert_eq!(st.register("micro", &s, ttl, t0).unwrap_err().code, 400);
     }
 
     #[test]

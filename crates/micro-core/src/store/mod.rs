@@ -14,5 +14,5 @@ mod types;
 
 pub use memory::MemoryStore;
 pub use query::select;
-pub use traits::{Store, check_names};
+pub use traits::{Store, check_names, check_record};
 pub use types::{Order, Query, Record};

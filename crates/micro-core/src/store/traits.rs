@@ -47,5 +47,32 @@ pub fn check_names(database: &str, table: &str, key: Option<&str>) -> Result<(),
     if key.is_some_and(str::is_empty) {
         return Err(Error::bad_request(ID, "a key is required"));
     }
+    crate::limits::key(ID, "database name", database)?;
+    crate::limits::key(ID, "table name", table)?;
+    if let Some(key) = key {
+        crate::limits::key(ID, "key", key)?;
+    }
+    Ok(())
+}
+
+/// Checks a record a caller writes against the [`limits`](crate::limits): its key, value size,
+/// metadata and expiry.
+pub fn check_record(record: &super::Record) -> Result<(), Error> {
+    const ID: &str = "micro.store";
+    if record.key.is_empty() {
+        return Err(Error::bad_request(ID, "a key is required"));
+    }
+    crate::limits::key(ID, "key", &record.key)?;
+    crate::limits::value(ID, "value", record.value.len())?;
+    crate::limits::metadata(ID, record.metadata.iter())?;
+    if record.expiry.is_some_and(|e| e > crate::limits::MAX_EXPIRY) {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "the expiry is further than the limit of {} days",
+                crate::limits::MAX_EXPIRY.as_secs() / 86_400
+            ),
+        ));
+    }
     Ok(())
 }

@@ -210,6 +210,22 @@ impl Accounts {
             .collect()
     }
 
+    /// Whether `ns` has any account.
+    pub(crate) async fn any(&self, ns: &str) -> Result<bool, Error> {
+        let found = self
+            .store
+            .list(
+                DATABASE,
+                &table(ns, "accounts"),
+                &Query {
+                    limit: Some(1),
+                    ..Query::default()
+                },
+            )
+            .await?;
+        Ok(!found.is_empty())
+    }
+
     /// Removes account `id` of `ns` and every refresh token it holds.
     pub(crate) async fn delete(&self, ns: &str, id: &str) -> Result<(), Error> {
         let _guard = self.writes.lock().await;

@@ -4,7 +4,10 @@
 //! the request's extensions for the handler (which checks admin rights where it needs them).
 //!
 //! The proxy's own rule check is for the service it calls, so the layer only authenticates calls
-//! to `micro.proxy.Proxy`. Health, reflection and `Auth.Check` are open to all.
+//! to `micro.proxy.Proxy`. Health, reflection and `Auth.Check` are open to all, and so are
+//! logging in (`Auth.Token`, guarded by the secret and the failed-login throttle) and
+//! `Auth.Inspect`: no rule can take logging in away. Admins of the namespace (and of `micro`)
+//! manage accounts and rules whatever the rules say, so no rule change locks a namespace.
 
 use std::collections::HashMap;
 
@@ -15,8 +18,13 @@ use tonic::body::Body;
 
 use super::{Authority, Caller};
 
-/// `Auth.Check`: open to everyone, as it tells no more than making the call would.
-const CHECK_PATH: &str = "/micro.auth.Auth/Check";
+/// Open to everyone: `Auth.Check` tells no more than making the call would; `Auth.Token` is
+/// logging in (the secret is the check); `Auth.Inspect` reads a token the caller holds.
+const OPEN_PATHS: &[&str] = &[
+    "/micro.auth.Auth/Check",
+    "/micro.auth.Auth/Token",
+    "/micro.auth.Auth/Inspect",
+];
 
 /// The platform's door (see the module docs); served behind [`micro::gate::AdmitLayer`].
 pub(crate) struct Guard {
@@ -35,7 +43,7 @@ impl Guard {
             return Check::Authenticate;
         };
         // Health and reflection; and Auth.Check, which services ask about their callers.
-        if service.starts_with("grpc.") || path == CHECK_PATH {
+        if service.starts_with("grpc.") || OPEN_PATHS.contains(&path) {
             return Check::Open;
         }
         if service == "micro.proxy.Proxy" {
@@ -71,7 +79,8 @@ impl Admit for Guard {
             let token = micro::gate::caller_token(req.headers())?;
             let caller = self
                 .authority
-                .caller(token, header(req, NAMESPACE_HEADER))?;
+                .caller(token, header(req, NAMESPACE_HEADER))
+                .await?;
             if let Check::Rules(resource) = check {
                 self.authority.authorize(&caller, &resource).await?;
             }

@@ -7,6 +7,8 @@
 //! | `accounts.rs` | accounts (argon2 secrets) and refresh tokens, on the store |
 //! | `rule_book.rs` | rules per namespace, on the store, cached |
 //! | `guard.rs` | the tower layer that authenticates every gRPC call and checks the rules |
+//! | `revoked.rs` | revocation: a deleted account's (or old secret's) tokens stop working |
+//! | `throttle.rs` | back-off for failed logins, per account and per peer |
 //!
 //! Every door uses the same [`Authority`]: the gRPC [`guard`] in front of the platform services
 //! and the proxy, the proxy itself for the service it calls, and the HTTP gateway. The decision
@@ -14,25 +16,36 @@
 
 mod accounts;
 pub(crate) mod guard;
+mod revoked;
 mod rule_book;
+mod throttle;
 mod tokens;
 
 use std::{
+    collections::HashSet,
+    net::IpAddr,
     path::Path,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{Arc, RwLock},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use micro_core::{
     Error,
     auth::{Account, AccountType, Resource, Rule, SCOPE_ADMIN, bearer, decide},
-    metadata::DEFAULT_NAMESPACE,
+    metadata::{ALL_NAMESPACES, DEFAULT_NAMESPACE},
     store::Store,
 };
 
 use accounts::Accounts;
+use revoked::Revocations;
 use rule_book::RuleBook;
+use throttle::Throttle;
 use tokens::TokenKeys;
+
+/// The marker a namespace gets when a `micro` admin creates it (its first account or rule).
+const CREATED: &str = "namespace";
+/// The most namespaces remembered as existing (past it, each is looked up on the store).
+const KNOWN_CAP: usize = 65_536;
 
 const ID: &str = "micro.auth";
 
@@ -87,17 +100,35 @@ impl Caller {
     /// Lets an admin of the caller's namespace (or of `micro`) through; `what` names the
     /// operation in the refusal.
     pub fn require_admin(&self, what: &str) -> Result<(), Error> {
+        self.require(what, "admin", |a, ns| a.administers(ns))
+    }
+
+    /// Lets an admin or a `service` of the caller's namespace (or an admin of `micro`)
+    /// through: the store and config.
+    pub fn require_user(&self, what: &str) -> Result<(), Error> {
+        self.require(what, "admin or service", |a, ns| a.uses(ns))
+    }
+
+    fn require(
+        &self,
+        what: &str,
+        scopes: &str,
+        allowed: impl Fn(&Account, &str) -> bool,
+    ) -> Result<(), Error> {
         if !self.enforced
             || self
                 .account
                 .as_ref()
-                .is_some_and(|a| a.administers(&self.namespace))
+                .is_some_and(|a| allowed(a, &self.namespace))
         {
             return Ok(());
         }
         Err(refusal(
             self,
-            &format!("{what} needs scope admin in namespace {:?}", self.namespace),
+            &format!(
+                "{what} needs scope {scopes} in namespace {:?}",
+                self.namespace
+            ),
         ))
     }
 }
@@ -137,6 +168,13 @@ struct Inner {
     keys: TokenKeys,
     accounts: Accounts,
     rules: RuleBook,
+    revocations: Revocations,
+    /// Failed logins per account (`NS/handle`).
+    account_logins: Throttle,
+    /// Failed logins per peer address.
+    peer_logins: Throttle,
+    /// Namespaces known to exist (a namespace is never deleted, so this only grows).
+    known: RwLock<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -148,9 +186,13 @@ impl std::fmt::Debug for Authority {
 }
 
 pub(crate) fn now() -> i64 {
+    now_ms().div_euclid(1000)
+}
+
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -168,11 +210,16 @@ impl Authority {
         let authority = Self {
             inner: Arc::new(Inner {
                 accounts: Accounts::new(store.clone()),
-                rules: RuleBook::new(store),
+                rules: RuleBook::new(store.clone()),
+                revocations: Revocations::new(store, options.token_ttl),
+                account_logins: Throttle::new(5, Duration::from_secs(1), Duration::from_secs(60)),
+                peer_logins: Throttle::new(20, Duration::from_secs(1), Duration::from_secs(60)),
+                known: RwLock::default(),
                 keys,
                 options,
             }),
         };
+        authority.inner.revocations.reload().await?;
         let accounts = &authority.inner.accounts;
         if authority.inner.options.default_account
             && accounts.first_time(DEFAULT_NAMESPACE, "accounts").await?
@@ -199,13 +246,27 @@ impl Authority {
     }
 
     /// Who is calling, from the `Authorization` value (`Bearer TOKEN`) and the namespace the
-    /// caller asked for. A bad token is refused (401), never ignored; a namespace other than the
-    /// token's is refused (403) unless the account is an admin of `micro`.
-    pub fn caller(
+    /// caller asked for. A bad, expired or revoked token is refused (401), never ignored; a
+    /// namespace other than the token's is refused (403) unless the account is an admin of
+    /// `micro`, and so is `*` (every namespace); a caller without an account is refused (404)
+    /// in a namespace that does not exist, so nobody registers, publishes or stores where no
+    /// `micro` admin made room.
+    pub async fn caller(
         &self,
         authorization: Option<&str>,
         asked: Option<&str>,
     ) -> Result<Caller, Error> {
+        let caller = self.identify(authorization, asked)?;
+        // An account's own namespace exists (it holds the account), and an admin of `micro`
+        // acts wherever it likes; a caller without an account needs a namespace that exists.
+        if caller.enforced && caller.account.is_none() {
+            self.require_namespace(&caller.namespace).await?;
+        }
+        Ok(caller)
+    }
+
+    /// [`Self::caller`] without the look-up of the namespace.
+    fn identify(&self, authorization: Option<&str>, asked: Option<&str>) -> Result<Caller, Error> {
         let asked = asked.map(str::trim).filter(|ns| !ns.is_empty());
         if let Some(ns) = asked {
             check_namespace(ns)?;
@@ -213,6 +274,12 @@ impl Authority {
         let token = authorization.map(bearer).unwrap_or("");
         // Without auth, or without a token: nobody, in the namespace asked for.
         let Some((account, _)) = self.holder(token)? else {
+            if asked == Some(ALL_NAMESPACES) && self.enabled() {
+                return Err(Error::unauthorized(
+                    ID,
+                    "namespace \"*\" (every namespace) is for admins of micro; log in first (micro login)",
+                ));
+            }
             return Ok(Caller {
                 namespace: asked.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
                 account: None,
@@ -222,7 +289,7 @@ impl Authority {
         };
         let namespace = match asked {
             Some(ns) if ns != account.issuer => {
-                if account.issuer == DEFAULT_NAMESPACE && account.has_scope(SCOPE_ADMIN) {
+                if account.sees_all() {
                     ns.to_owned()
                 } else {
                     return Err(Error::forbidden(
@@ -245,12 +312,169 @@ impl Authority {
     }
 
     /// The account `token` stands for, with the token's expiry (unix seconds); `None` without a
-    /// token or with auth off, 401 for a token that does not hold.
+    /// token or with auth off, 401 for a token that does not hold or was revoked.
     fn holder(&self, token: &str) -> Result<Option<(Account, i64)>, Error> {
         if token.is_empty() || !self.enabled() {
             return Ok(None);
         }
-        self.inner.keys.verify_until(token).map(Some)
+        let holder = self.inner.keys.verify_at(token, now())?;
+        let account = &holder.account;
+        if self
+            .inner
+            .revocations
+            .voids(&account.issuer, &account.id, holder.issued_ms)
+        {
+            return Err(Error::unauthorized(
+                ID,
+                "the token was revoked (its account was deleted or its secret changed): log in again (micro login)",
+            ));
+        }
+        Ok(Some((holder.account, holder.expiry)))
+    }
+
+    /// Whether namespace `ns` exists: `micro` and `*` always; any other once a `micro` admin
+    /// created its first account or rule. With auth off, every namespace exists.
+    pub async fn exists(&self, ns: &str) -> Result<bool, Error> {
+        if !self.enabled() || ns == DEFAULT_NAMESPACE || ns == ALL_NAMESPACES {
+            return Ok(true);
+        }
+        if self
+            .inner
+            .known
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(ns)
+        {
+            return Ok(true);
+        }
+        let accounts = &self.inner.accounts;
+        // Namespaces made before the marker existed have accounts or rules of their own.
+        let exists = accounts.marked(ns, CREATED).await?
+            || accounts.marked(ns, rule_book::MARKER).await?
+            || accounts.any(ns).await?;
+        if exists {
+            let mut known = self.inner.known.write().unwrap_or_else(|p| p.into_inner());
+            if known.len() < KNOWN_CAP {
+                known.insert(ns.to_owned());
+            }
+        }
+        Ok(exists)
+    }
+
+    /// Refuses a namespace that does not exist (404), saying how one is made.
+    async fn require_namespace(&self, ns: &str) -> Result<(), Error> {
+        if self.exists(ns).await? {
+            return Ok(());
+        }
+        Err(Error::not_found(
+            ID,
+            format!(
+                "namespace {ns:?} does not exist; an admin of micro creates it with its first account \
+                 (micro auth create account ID --namespace {ns})"
+            ),
+        ))
+    }
+
+    /// Marks namespace `ns` as made (by its first account or rule).
+    async fn create_namespace(&self, ns: &str) -> Result<(), Error> {
+        if ns != DEFAULT_NAMESPACE {
+            check_namespace(ns)?;
+            if ns == ALL_NAMESPACES {
+                return Err(Error::bad_request(
+                    ID,
+                    "\"*\" names every namespace; it cannot hold accounts or rules",
+                ));
+            }
+            self.inner.accounts.first_time(ns, CREATED).await?;
+        }
+        Ok(())
+    }
+
+    /// Rereads what other servers sharing the store revoked, every second, for as long as the
+    /// task runs.
+    pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
+        let authority = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(revoked::REFRESH);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(e) = authority.inner.revocations.reload().await {
+                    tracing::warn!("cannot reread revoked tokens: {}", e.detail);
+                }
+            }
+        })
+    }
+
+    /// The account `handle` (id or name) of `ns` names, if `secret` is its secret. Failed
+    /// logins close the account, and the peer they came from, for a while (429).
+    pub async fn login(
+        &self,
+        ns: &str,
+        handle: &str,
+        secret: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<Account, Error> {
+        let account_key = format!("{ns}/{handle}");
+        let peer_key = peer.map(|p| p.to_string());
+        let now = Instant::now();
+        let closed = self
+            .inner
+            .account_logins
+            .closed_for(&account_key, now)
+            .or_else(|| {
+                peer_key
+                    .as_deref()
+                    .and_then(|p| self.inner.peer_logins.closed_for(p, now))
+            });
+        if let Some(wait) = closed {
+            return Err(Error::new(
+                ID,
+                429,
+                format!(
+                    "too many failed logins; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        match self.inner.accounts.check(ns, handle, secret).await {
+            Ok(account) => {
+                self.inner.account_logins.succeeded(&account_key);
+                Ok(account)
+            }
+            Err(e) => {
+                if e.code == 401 {
+                    self.inner.account_logins.failed(&account_key, now);
+                    if let Some(p) = &peer_key {
+                        self.inner.peer_logins.failed(p, now);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates `account` with `secret` (and its namespace, if it is the first).
+    pub(crate) async fn create_account(
+        &self,
+        account: &Account,
+        secret: &str,
+    ) -> Result<(), Error> {
+        self.create_namespace(&account.issuer).await?;
+        self.inner.accounts.create(account, secret).await
+    }
+
+    /// Deletes account `id` of `ns`; its tokens stop working at once.
+    pub(crate) async fn delete_account(&self, ns: &str, id: &str) -> Result<(), Error> {
+        self.inner.accounts.delete(ns, id).await?;
+        self.inner.revocations.revoke(ns, id, now_ms()).await
+    }
+
+    /// Sets the secret of account `id` of `ns`; tokens issued before stop working.
+    pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
+        let at = now_ms();
+        self.inner.accounts.set_secret(ns, id, secret).await?;
+        self.inner.revocations.revoke(ns, id, at).await
     }
 
     /// What the rules of the caller's namespace decide about `resource`: allowed, the rule that
@@ -260,14 +484,26 @@ impl Authority {
         caller: &Caller,
         resource: &Resource,
     ) -> Result<(bool, Option<Rule>, String), Error> {
+        if beyond_rules(caller, resource) {
+            return Ok((
+                true,
+                None,
+                "no rule decides this: logging in, and an admin managing auth, are always allowed"
+                    .to_owned(),
+            ));
+        }
         let rules = self.rules(&caller.namespace).await?;
         let d = decide(&rules, caller.account.as_ref(), &caller.namespace, resource);
         Ok((d.allowed, d.rule.cloned(), d.reason.into_owned()))
     }
 
     /// Lets the call through, or refuses it: 401 without an account, 403 with one.
+    ///
+    /// Two things no rule can take away, so no rule change locks anyone out: logging in
+    /// (`auth` `Auth.Token`, and `Auth.Inspect`, `Auth.Check`), and an admin of the namespace
+    /// (or of `micro`) managing its accounts and rules.
     pub async fn authorize(&self, caller: &Caller, resource: &Resource) -> Result<(), Error> {
-        if !self.enabled() {
+        if !self.enabled() || beyond_rules(caller, resource) {
             return Ok(());
         }
         let rules = self.rules(&caller.namespace).await?;
@@ -288,6 +524,16 @@ impl Authority {
         resource: &Resource,
     ) -> Result<Checked, Error> {
         check_namespace(namespace)?;
+        if !self.exists(namespace).await? {
+            return Ok(Checked {
+                verdict: Err(Error::forbidden(
+                    ID,
+                    format!("namespace {namespace:?} does not exist"),
+                )),
+                account: None,
+                expiry: 0,
+            });
+        }
         let (account, expiry) = match self.holder(bearer(token)) {
             Ok(Some((account, expiry))) => (Some(account), expiry),
             Ok(None) => (None, 0),
@@ -319,19 +565,25 @@ impl Authority {
 
     /// Fresh tokens for `account`.
     pub async fn tokens(&self, account: &Account) -> Result<Tokens, Error> {
-        let created = now();
+        let created_ms = now_ms();
+        let created = created_ms.div_euclid(1000);
         let ttl = self.inner.options.token_ttl;
         Ok(Tokens {
-            access_token: self.inner.keys.issue(account, created, ttl)?,
+            access_token: self.inner.keys.issue(account, created_ms, ttl)?,
             refresh_token: self.inner.accounts.new_refresh(account).await?,
             created,
             expiry: created.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         })
     }
 
-    /// The account `token` stands for.
+    /// The account `token` stands for (401 when it does not hold or was revoked).
     pub fn inspect(&self, token: &str) -> Result<Account, Error> {
-        self.inner.keys.verify(token)
+        if !self.enabled() {
+            return self.inner.keys.verify(token);
+        }
+        self.holder(token)?
+            .map(|(account, _)| account)
+            .ok_or_else(|| Error::unauthorized(ID, "no token to inspect"))
     }
 
     /// The rules of `ns`, highest priority first.
@@ -344,6 +596,7 @@ impl Authority {
     }
 
     pub(crate) async fn create_rule(&self, ns: &str, rule: &Rule) -> Result<(), Error> {
+        self.create_namespace(ns).await?;
         self.inner
             .rules
             .create(ns, rule, &self.inner.accounts)
@@ -353,6 +606,20 @@ impl Authority {
     pub(crate) async fn delete_rule(&self, ns: &str, id: &str) -> Result<(), Error> {
         self.inner.rules.delete(ns, id, &self.inner.accounts).await
     }
+}
+
+/// Whether `resource` is one no rule decides for `caller` (see [`Authority::authorize`]).
+fn beyond_rules(caller: &Caller, resource: &Resource) -> bool {
+    if resource.kind != "service" || resource.name != "auth" {
+        return false;
+    }
+    matches!(
+        resource.endpoint.as_str(),
+        "Auth.Token" | "Auth.Inspect" | "Auth.Check"
+    ) || caller
+        .account
+        .as_ref()
+        .is_some_and(|a| a.administers(&caller.namespace))
 }
 
 /// 401 for a caller without an account, 403 for one with.

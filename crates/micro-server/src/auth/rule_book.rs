@@ -18,7 +18,7 @@ use super::accounts::{Accounts, DATABASE};
 const ID: &str = "micro.auth";
 
 /// The namespace's `meta` marker set once its rules were first stored.
-const MARKER: &str = "rules";
+pub(crate) const MARKER: &str = "rules";
 
 /// At most this many namespaces' rules are cached (then the cache starts over).
 const CACHED: usize = 4096;

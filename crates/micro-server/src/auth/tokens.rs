@@ -26,7 +26,16 @@ pub(crate) struct TokenKeys {
     validation: Validation,
     /// Tokens whose signature was checked, with their account and expiry: a signature check
     /// costs more than the rest of a gateway call, and a client sends the same token many times.
-    verified: RwLock<HashMap<String, (Account, i64)>>,
+    verified: RwLock<HashMap<String, Holder>>,
+}
+
+/// What a verified token says: its account, its expiry (unix seconds) and when it was issued
+/// (unix milliseconds, so a revocation can void exactly the tokens issued before it).
+#[derive(Debug, Clone)]
+pub(crate) struct Holder {
+    pub(crate) account: Account,
+    pub(crate) expiry: i64,
+    pub(crate) issued_ms: i64,
 }
 
 /// At most this many verified tokens are remembered (then the memory starts over).
@@ -50,6 +59,9 @@ struct Claims {
     kind: AccountType,
     scopes: Vec<String>,
     iat: i64,
+    /// `iat` in milliseconds (tokens without it count from the start of `iat`'s second).
+    #[serde(default)]
+    iat_ms: i64,
     exp: i64,
     /// Unique per token, so two issued in the same second differ.
     jti: String,
@@ -106,13 +118,14 @@ impl TokenKeys {
         })
     }
 
-    /// A token for `account`, valid for `ttl` from `now` (unix seconds).
+    /// A token for `account`, valid for `ttl` from `now_ms` (unix milliseconds).
     pub(crate) fn issue(
         &self,
         account: &Account,
-        now: i64,
+        now_ms: i64,
         ttl: Duration,
     ) -> Result<String, Error> {
+        let now = now_ms.div_euclid(1000);
         let claims = Claims {
             sub: account.id.clone(),
             iss: account.issuer.clone(),
@@ -120,6 +133,7 @@ impl TokenKeys {
             kind: account.kind,
             scopes: account.scopes.clone(),
             iat: now,
+            iat_ms: now_ms,
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
@@ -129,42 +143,38 @@ impl TokenKeys {
 
     /// The account `token` stands for, if its signature holds and it has not expired.
     pub(crate) fn verify(&self, token: &str) -> Result<Account, Error> {
-        self.verify_until(token).map(|(account, _)| account)
+        self.verify_at(token, super::now()).map(|h| h.account)
     }
 
-    /// [`Self::verify`], with the token's expiry (unix seconds).
-    pub(crate) fn verify_until(&self, token: &str) -> Result<(Account, i64), Error> {
-        self.verify_at(token, super::now())
-    }
-
-    /// [`Self::verify_until`] as of `now` (unix seconds).
-    fn verify_at(&self, token: &str, now: i64) -> Result<(Account, i64), Error> {
-        if let Some((account, exp)) = self
+    /// What `token` says, if its signature holds and it has not expired as of `now` (unix
+    /// seconds).
+    pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<Holder, Error> {
+        if let Some(holder) = self
             .verified
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
         {
-            return if now < *exp {
-                Ok((account.clone(), *exp))
+            return if now < holder.expiry {
+                Ok(holder.clone())
             } else {
                 Err(expired())
             };
         }
-        let (account, exp) = self.check(token)?;
-        if now >= exp {
+        let holder = self.check(token)?;
+        if now >= holder.expiry {
             return Err(expired());
         }
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= VERIFIED_CAP {
             verified.clear();
         }
-        verified.insert(token.to_owned(), (account.clone(), exp));
-        Ok((account, exp))
+        verified.insert(token.to_owned(), holder.clone());
+        Ok(holder)
     }
 
     /// Checks the signature and claims of `token`.
-    fn check(&self, token: &str) -> Result<(Account, i64), Error> {
+    fn check(&self, token: &str) -> Result<Holder, Error> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -176,15 +186,23 @@ impl TokenKeys {
                 Error::unauthorized(ID, format!("{why}: log in again (micro login)"))
             })?;
         let c = data.claims;
-        let account = Account {
-            id: c.sub,
-            name: c.name,
-            kind: c.kind,
-            issuer: c.iss,
-            scopes: c.scopes,
-            metadata: Default::default(),
+        let issued_ms = if c.iat_ms > 0 {
+            c.iat_ms
+        } else {
+            c.iat.saturating_mul(1000)
         };
-        Ok((account, c.exp))
+        Ok(Holder {
+            account: Account {
+                id: c.sub,
+                name: c.name,
+                kind: c.kind,
+                issuer: c.iss,
+                scopes: c.scopes,
+                metadata: Default::default(),
+            },
+            expiry: c.exp,
+            issued_ms,
+        })
     }
 }
 
@@ -210,6 +228,10 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::super::now;
+
+    fn ms(secs: i64) -> i64 {
+        secs * 1000
+    }
     use super::*;
 
     fn admin() -> Account {
@@ -228,7 +250,7 @@ mod tests {
         let path = dir.path().join("auth.key");
         let keys = TokenKeys::load_or_create(&path).unwrap();
         let token = keys
-            .issue(&admin(), now(), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60))
             .unwrap();
         assert_eq!(keys.verify(&token).unwrap(), admin());
         let again = TokenKeys::load_or_create(&path).unwrap();
@@ -245,11 +267,11 @@ mod tests {
     fn expired_altered_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::ephemeral().unwrap();
         let expired = keys
-            .issue(&admin(), now() - 120, Duration::from_secs(60))
+            .issue(&admin(), ms(now() - 120), Duration::from_secs(60))
             .unwrap();
         // Remembered as verified, and still refused once its time is up.
         let brief = keys
-            .issue(&admin(), now(), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60))
             .unwrap();
         assert!(keys.verify_at(&brief, now()).is_ok());
         let err = keys.verify_at(&brief, now() + 60).unwrap_err();
@@ -263,7 +285,7 @@ mod tests {
 
         // Claims altered: admin scope given to someone else, signature kept.
         let token = keys
-            .issue(&admin(), now(), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60))
             .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         use base64::Engine as _;

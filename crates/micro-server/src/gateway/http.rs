@@ -78,11 +78,10 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         (&Method::GET, "/") => {
             axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
         }
-        _ => match caller(&gateway, &parts.headers) {
+        _ => match caller(&gateway, &parts.headers).await {
             Err(e) => error_response(&e),
             Ok(caller) if parts.method == Method::GET && parts.uri.path() == "/openapi.json" => {
-                axum::Json(openapi::document(&gateway.proxy, &caller.namespace).await)
-                    .into_response()
+                axum::Json(openapi::document(&gateway.proxy, &caller).await).into_response()
             }
             Ok(caller) => dispatch(&gateway, &mut parts, body, caller)
                 .await
@@ -97,14 +96,21 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 
 /// Who is calling: the token of `Authorization: Bearer` (or cookie `micro-token`) and the
 /// `Micro-Namespace` asked for, as the server's auth sees them.
-fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &http::HeaderValue| v.to_str().ok())
-    };
-    let asked = text("micro-namespace");
-    let Some(authority) = gateway.proxy.authority() else {
+async fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
+    let asked = headers
+        .get("micro-namespace")
+        .and_then(|v: &http::HeaderValue| v.to_str().ok());
+    http_caller(gateway.proxy.authority(), headers, asked).await
+}
+
+/// Who is calling an HTTP door (gateway or dashboard): the token of `Authorization: Bearer`,
+/// else of cookie `micro-token`, in the namespace `asked` for.
+pub(crate) async fn http_caller(
+    authority: Option<&crate::Authority>,
+    headers: &HeaderMap,
+    asked: Option<&str>,
+) -> Result<Caller, Error> {
+    let Some(authority) = authority else {
         return Ok(Caller::unchecked(asked.unwrap_or(DEFAULT_NAMESPACE)));
     };
     let cookie = headers
@@ -113,7 +119,10 @@ fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("micro-token="));
-    authority.caller(text("authorization").or(cookie), asked)
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    authority.caller(authorization.or(cookie), asked).await
 }
 
 /// A resolved endpoint and who is calling it.
@@ -343,6 +352,18 @@ async fn passthrough(
         Encoding::Grpc => unframe(&body)?,
         _ => body,
     };
+    // Checked here, so a body the service could not decode is the caller's 400, not the
+    // service's 500.
+    let input = target.resolved.method.input();
+    if let Err(e) = prost_reflect::DynamicMessage::decode(input.clone(), message.clone()) {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "the request body is not a valid {} message: {e}",
+                input.full_name()
+            ),
+        ));
+    }
     let call = target.call("");
     let answer = proxy
         .call_protobuf(&call, &target.resolved, message)

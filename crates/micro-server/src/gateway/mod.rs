@@ -12,4 +12,5 @@ mod route;
 mod rules;
 mod stream;
 
+pub(crate) use http::http_caller;
 pub use http::{DEFAULT_MAX_BODY, GatewayOptions, router};

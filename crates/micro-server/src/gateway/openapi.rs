@@ -17,16 +17,17 @@ use serde_json::{Map, Value, json};
 use micro_core::naming::{self, title};
 
 use super::route::route;
-use crate::proxy::ProxyService;
+use crate::{auth::Caller, proxy::ProxyService};
 
 /// The document for `namespace`.
-pub(crate) async fn document(proxy: &ProxyService, namespace: &str) -> Value {
+/// The document of what `caller` may call in its namespace.
+pub(crate) async fn document(proxy: &ProxyService, caller: &Caller) -> Value {
     let services = proxy
         .registry()
-        .list_services(namespace)
+        .list_services(&caller.namespace)
         .await
         .unwrap_or_default();
-    from_services(&services)
+    from_services(&proxy.callable(caller, services).await)
 }
 
 /// The document describing `services`.

@@ -6,7 +6,7 @@
 //! field collects every occurrence; for any other field the last occurrence wins. Nothing here
 //! can panic on client input: every mistake is an [`Error`] with status 400.
 
-use micro_core::Error;
+use micro_core::{Error, limits};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
@@ -49,6 +49,7 @@ pub(crate) fn assemble(
             }
         },
         BodyInto::Field(field) => {
+            limits::path_parts(ID, "body field", field.split('.').count())?;
             let mut map = Map::new();
             let mut slot = &mut map;
             let parts: Vec<&str> = field.split('.').collect();
@@ -72,10 +73,33 @@ pub(crate) fn assemble(
         }
     };
     for (field, raw) in bindings {
+        limits::path_parts(ID, "bound field", field.split('.').count())?;
         let path: Vec<&str> = field.split('.').collect();
         insert(&mut request, Some(input), &path, raw);
     }
+    if query.len() > limits::MAX_QUERY_PARAMS {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "the query string has {} parameters; the limit is {}",
+                query.len(),
+                limits::MAX_QUERY_PARAMS
+            ),
+        ));
+    }
     for (key, raw) in query {
+        // Counted before the key is split, so a key nested a million times costs nothing.
+        let parts = 1 + key.bytes().filter(|b| *b == b'.' || *b == b'[').count();
+        if parts > limits::MAX_PATH_PARTS {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "query parameter {:?}... nests {parts} levels; the limit is {}",
+                    key.chars().take(32).collect::<String>(),
+                    limits::MAX_PATH_PARTS
+                ),
+            ));
+        }
         let path = key_path(key).ok_or_else(|| {
             Error::bad_request(
                 ID,
@@ -303,6 +327,24 @@ mod tests {
         assert!(err.detail.contains("JSON object"), "{}", err.detail);
         let err = build(&input(), b"", &q(&[("a[", "1")])).unwrap_err();
         assert_eq!(err.code, 400);
+    }
+
+    #[test]
+    fn deeply_nested_query_keys_are_refused_before_they_are_split() {
+        for key in [
+            format!("b{}", "[c]".repeat(5000)),
+            format!("b{}", ".c".repeat(5000)),
+        ] {
+            let err = build(&input(), b"", &[(key, "1".to_owned())]).unwrap_err();
+            assert_eq!(err.code, 400);
+            assert!(err.detail.contains("limit is 32"), "{}", err.detail);
+        }
+        let ok = format!("b{}", "[c]".repeat(30));
+        assert!(build(&input(), b"", &[(ok, "1".to_owned())]).is_ok());
+        let many: Vec<(String, String)> = (0..1000)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect();
+        assert_eq!(build(&input(), b"", &many).unwrap_err().code, 400);
     }
 
     proptest! {

@@ -91,6 +91,9 @@ fn parse_segments(text: &str) -> Option<Vec<Segment>> {
     Some(out)
 }
 
+/// The most segments a template, or a request path matched against templates, may have.
+const MAX_SEGMENTS: usize = micro_core::limits::MAX_PATH_PARTS;
+
 fn parse_template(path: &str) -> Option<Template> {
     let body = path.strip_prefix('/')?;
     // A `:verb` after the last segment (outside braces).
@@ -98,10 +101,23 @@ fn parse_template(path: &str) -> Option<Template> {
         Some(i) if !body[i..].contains(['/', '}']) => (&body[..i], Some(body[i + 1..].to_owned())),
         _ => (body, None),
     };
-    Some(Template {
-        segments: parse_segments(body)?,
-        verb,
-    })
+    let segments = parse_segments(body)?;
+    // `**` only at the end (as the spec has it), so matching never backtracks over more than
+    // one variable-length part; and a template starts with a literal that is not a platform
+    // service's, so no service can claim `/auth/...`, `/store/...` or every path.
+    let rest_only_last = segments.iter().enumerate().all(|(i, s)| match s {
+        Segment::Rest => i + 1 == segments.len(),
+        Segment::Var(_, pattern) => pattern.iter().enumerate().all(|(j, p)| {
+            *p != Segment::Rest || (i + 1 == segments.len() && j + 1 == pattern.len())
+        }),
+        _ => true,
+    });
+    let claims_its_own = matches!(
+        segments.first(),
+        Some(Segment::Literal(first)) if !crate::is_platform_service(first) && first != "openapi.json"
+    );
+    (segments.len() <= MAX_SEGMENTS && rest_only_last && claims_its_own)
+        .then_some(Template { segments, verb })
 }
 
 /// Matches `segments` against `parts`, pushing bindings; backtracks over `**`.
@@ -143,6 +159,9 @@ impl Template {
         let mut body = path.strip_prefix('/')?;
         if let Some(verb) = &self.verb {
             body = body.strip_suffix(verb.as_str())?.strip_suffix(':')?;
+        }
+        if body.split('/').nth(MAX_SEGMENTS * 4).is_some() {
+            return None;
         }
         let parts: Vec<&str> = if body.is_empty() {
             Vec::new()
@@ -320,6 +339,22 @@ mod tests {
             "GET no-slash\nG@T /x\nGET /{}\nGET /a//b\nGET /ok",
         )])]);
         assert_eq!(rules.len(), 1, "{rules:?}");
+    }
+
+    #[test]
+    fn rules_cannot_claim_the_platform_or_backtrack() {
+        let rules = rules_of(&[service(&[(
+            "Greeter.X",
+            "POST /auth/token\nGET /store/read\nGET /{path=**}\nGET /*/x\nGET /openapi.json\n\
+             GET /a/**/b\nGET /a/{x=**}/{y=**}\nGET /mine/{rest=**}",
+        )])]);
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(
+            bound(&rules, Method::GET, "/mine/a/b").map(|m| m.1),
+            Some(b(&[("rest", "a/b")]))
+        );
+        let long = format!("/mine{}", "/x".repeat(100_000));
+        assert_eq!(bound(&rules, Method::GET, &long), None, "too long to match");
     }
 
     proptest::proptest! {

@@ -116,6 +116,37 @@ impl ProxyService {
         }
     }
 
+    /// `services` cut down to what `caller` may call: each keeps the endpoints the rules let
+    /// the caller reach, and a service with none left is dropped. What the dashboard and
+    /// `/openapi.json` show, so neither tells a caller of what it may not call.
+    pub async fn callable(
+        &self,
+        caller: &Caller,
+        services: Vec<micro_core::Service>,
+    ) -> Vec<micro_core::Service> {
+        if self.inner.authority.is_none() {
+            return services;
+        }
+        let mut shown = Vec::with_capacity(services.len());
+        for mut service in services {
+            let mut kept = Vec::with_capacity(service.endpoints.len());
+            for endpoint in std::mem::take(&mut service.endpoints) {
+                if self
+                    .authorize(caller, &service.name, &endpoint.name)
+                    .await
+                    .is_ok()
+                {
+                    kept.push(endpoint);
+                }
+            }
+            if !kept.is_empty() {
+                service.endpoints = kept;
+                shown.push(service);
+            }
+        }
+        shown
+    }
+
     /// The registry it resolves services in.
     pub fn registry(&self) -> &Arc<dyn Registry> {
         &self.inner.registry
@@ -309,7 +340,25 @@ impl ProxyService {
     ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
         let client = self.client_for(call.namespace, call.service);
         let channel = match call.address {
-            Some(address) => client.node(address),
+            Some(address) => {
+                // Only a node the service registered: the server dials nothing else for a
+                // caller.
+                let versions = client.lookup(call.service).await?;
+                if !versions
+                    .iter()
+                    .flat_map(|v| &v.nodes)
+                    .any(|n| n.address == address)
+                {
+                    return Err(Error::bad_request(
+                        ID,
+                        format!(
+                            "{address:?} is not a registered node of service \"{}\"",
+                            call.service
+                        ),
+                    ));
+                }
+                client.node(address)
+            }
             None => client.service(call.service),
         };
         let channel = match call.timeout {
@@ -445,7 +494,15 @@ fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        timeout: (body.timeout_ms > 0).then(|| Duration::from_millis(body.timeout_ms)),
+        timeout: match body.timeout_ms {
+            0 => None,
+            ms => Some(micro_core::limits::duration_ms(
+                ID,
+                "timeout",
+                ms,
+                micro_core::limits::MAX_DURATION,
+            )?),
+        },
         token: caller.token.as_deref(),
     })
 }

@@ -150,8 +150,8 @@ impl LocalRuntime {
     /// Services it was running start again with [`LocalRuntime::resume`].
     pub fn open(options: RuntimeOptions, registry: Arc<dyn Registry>) -> Result<Self, Error> {
         let root = options.root;
-        for dir in ["uploads", "sources", "builds", "logs"] {
-            std::fs::create_dir_all(root.join(dir)).map_err(|e| {
+        for dir in ["", "uploads", "sources", "builds", "logs"] {
+            micro_backends::private_dir(&root.join(dir)).map_err(|e| {
                 Error::internal(
                     ID,
                     format!("cannot create {}: {e}", root.join(dir).display()),

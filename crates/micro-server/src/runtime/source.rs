@@ -96,6 +96,18 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
                 "the source unpacks to more than 2 GiB; add what is not source to .gitignore",
             ));
         }
+        // Files and directories only: a link could lead the build (or its `Cargo.toml`)
+        // out of the source tree, and a device or fifo has no place in source.
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            let path = entry
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            return Err(bad(format!(
+                "{path:?} is not a plain file or directory (links are not uploaded)"
+            )));
+        }
         // `unpack_in` refuses entries that would land outside the directory.
         entry
             .unpack_in(fresh.path())
@@ -161,6 +173,32 @@ mod tests {
         }
         tar.into_inner().unwrap().finish().unwrap();
         path
+    }
+
+    #[test]
+    fn links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = dir.path().join("links.tar.gz");
+        let file = std::fs::File::create(&archive).unwrap();
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        tar.append_link(&mut header, "Cargo.toml", "/etc/passwd")
+            .unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+        let err = unpack(&archive, &dir.path().join("svc"), "").unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.detail.contains("links are not uploaded"),
+            "{}",
+            err.detail
+        );
+        assert!(!dir.path().join("svc").exists());
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! A call in flight when its node dies: the gateway answers 503 and says whether it is safe to
+//! try again, instead of a 500 "transport error". The node sits behind a TCP relay the test
+//! cuts while the handler is running, as a `kill -9` of the node would.
+
+use std::{sync::Arc, time::Duration};
+
+use micro_e2e::{
+    helloworld::{self, DESCRIPTORS, helloworld_server},
+    in_process::platform,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Mutex, Notify},
+    task::JoinHandle,
+};
+use tonic::{Request, Response, Status, codegen::tokio_stream::Empty};
+
+/// `Call` says it has started, then never answers.
+struct Stuck(Arc<Notify>);
+
+#[tonic::async_trait]
+impl helloworld_server::Helloworld for Stuck {
+    async fn call(
+        &self,
+        _: Request<helloworld::Request>,
+    ) -> Result<Response<helloworld::Response>, Status> {
+        self.0.notify_one();
+        std::future::pending().await
+    }
+
+    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
+    async fn stream(
+        &self,
+        _: Request<helloworld::StreamingRequest>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
+    async fn ping_pong(
+        &self,
+        _: Request<tonic::Streaming<helloworld::Ping>>,
+    ) -> Result<Response<Self::PingPongStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+/// Relays connections to `target` until the returned tasks are aborted.
+async fn relay(target: String) -> (String, Arc<Mutex<Vec<JoinHandle<()>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+    let held = tasks.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            let task = tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+            held.lock().await.push(task);
+        }
+    });
+    tasks.lock().await.push(accept);
+    (address, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_dies_mid_call_is_a_503_that_says_whether_to_retry() {
+    let platform = platform(false).await;
+    let entered = Arc::new(Notify::new());
+    let service = micro::Service::new("stuck")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(Stuck(
+            entered.clone(),
+        )))
+        .server(platform.grpc_address().to_string())
+        .start()
+        .await
+        .expect("service");
+    // The same service, registered once more at the relay's address under another name.
+    let (relayed, tasks) = relay(service.address().to_string()).await;
+    let mut record = service.record().clone();
+    record.name = "relayed".into();
+    for node in &mut record.nodes {
+        node.address = relayed.clone();
+        node.id = format!("relayed-{}", node.id);
+    }
+    let registry = micro::registry::RemoteRegistry::new(&platform.grpc_address().to_string())
+        .expect("registry");
+    micro::Registry::register(&registry, "micro", &record, Duration::from_secs(60))
+        .await
+        .expect("register");
+
+    let api = platform.api_address().expect("gateway").to_string();
+    let call = tokio::task::spawn_blocking(move || {
+        micro_e2e::http(
+            &api,
+            "POST",
+            "/relayed/call",
+            &[("Content-Type", "application/json")],
+            r#"{"name":"x"}"#,
+        )
+    });
+    entered.notified().await;
+    for task in tasks.lock().await.drain(..) {
+        task.abort();
+    }
+    let rsp = call.await.expect("answer");
+    assert_eq!(rsp.status, 503, "{rsp:?}");
+    assert!(
+        rsp.body.contains("may or may not have run"),
+        "says whether to retry: {}",
+        rsp.body
+    );
+    let _ = service.stop().await;
+    platform.stop().await;
+}
