@@ -56,6 +56,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod transcode;
+pub mod undecodable;
 
 pub use client::{Client, ServiceChannel, Strategy};
 pub use micro_core::{self as core, Endpoint, Error, Node, Registry, Value};

@@ -40,17 +40,35 @@ pub fn into_status(err: Error) -> Status {
     to_status(&err)
 }
 
+/// The longest detail an error carries on the wire: details often quote what the caller sent,
+/// and the status travels in HTTP/2 headers, which peers bound (a longer one would turn a
+/// clear refusal into a protocol error).
+pub const MAX_DETAIL: usize = 1024;
+
+/// `detail`, cut to [`MAX_DETAIL`] bytes at a character boundary.
+fn bounded(detail: &str) -> String {
+    if detail.len() <= MAX_DETAIL {
+        return detail.to_owned();
+    }
+    let mut end = MAX_DETAIL;
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &detail[..end])
+}
+
 /// The status a Micro error travels as.
 pub fn to_status(err: &Error) -> Status {
+    let message = bounded(&err.detail);
     let detail = ErrorDetail {
-        id: err.id.clone(),
+        id: bounded(&err.id),
         code: u32::from(err.code),
-        detail: err.detail.clone(),
+        detail: message.clone(),
         status: err.status.clone(),
     };
     let rpc = RpcStatus {
         code: err.grpc_code(),
-        message: err.detail.clone(),
+        message: message.clone(),
         details: vec![prost_types::Any {
             type_url: ERROR_TYPE_URL.to_owned(),
             value: detail.encode_to_vec(),
@@ -58,7 +76,7 @@ pub fn to_status(err: &Error) -> Status {
     };
     Status::with_details(
         Code::from_i32(err.grpc_code()),
-        err.detail.clone(),
+        message,
         Bytes::from(rpc.encode_to_vec()),
     )
 }
@@ -140,6 +158,19 @@ mod tests {
         );
         assert_eq!(err.code, 503);
         assert_eq!(from_status("x", &Status::internal("boom")).code, 500);
+    }
+
+    #[test]
+    fn long_details_are_cut_to_travel_in_headers() {
+        let err = Error::bad_request("x", format!("invalid path {:?}", "é".repeat(5000)));
+        let status = to_status(&err);
+        assert!(
+            status.message().len() <= MAX_DETAIL + 3,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.message().ends_with('…'));
+        assert_eq!(from_status("y", &status).detail, status.message());
     }
 
     #[test]

@@ -229,7 +229,12 @@ async fn dispatch(
         let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
             .await
             .map_err(|e| Error::bad_request(ID, format!("WebSocket upgrade refused: {e}")))?;
-        return Ok(stream::websocket(upgrade, proxy.clone(), target));
+        return Ok(stream::websocket(
+            upgrade,
+            proxy.clone(),
+            target,
+            gateway.options.max_body,
+        ));
     }
     let body = axum::body::to_bytes(body, gateway.options.max_body)
         .await

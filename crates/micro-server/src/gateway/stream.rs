@@ -78,12 +78,16 @@ pub(crate) fn ndjson(responses: JsonStream) -> Response {
 }
 
 /// Accepts the upgrade and bridges the socket to the endpoint.
+/// Frames and messages larger than `max` bytes (the gateway's body limit) close the socket.
 pub(crate) fn websocket(
     upgrade: WebSocketUpgrade,
     proxy: ProxyService,
     target: Target,
+    max: usize,
 ) -> Response {
     upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
         .on_failed_upgrade(|e| tracing::debug!("websocket upgrade failed: {e}"))
         .on_upgrade(move |socket| bridge(socket, proxy, target))
 }
