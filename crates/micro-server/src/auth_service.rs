@@ -154,7 +154,7 @@ impl auth_server::Auth for AuthService {
         req: Request<pb::TokenRequest>,
     ) -> Result<Response<pb::TokenResponse>, Status> {
         let caller = caller(&req)?;
-        let peer = req.remote_addr().map(|a| a.ip());
+        let peer = self.authority.peer_of(&req);
         let body = req.into_inner();
         let account = if !body.refresh_token.is_empty() {
             self.authority.accounts().redeem(&body.refresh_token).await
@@ -220,6 +220,7 @@ impl auth_server::Auth for AuthService {
             account,
             token: None,
             enforced: true,
+            peer: None,
         };
         let (allowed, rule, reason) = self
             .authority
@@ -313,7 +314,7 @@ impl accounts_server::Accounts for AuthService {
         req: Request<pb::ChangeSecretRequest>,
     ) -> Result<Response<pb::ChangeSecretResponse>, Status> {
         let caller = caller(&req)?;
-        let peer = req.remote_addr().map(|a| a.ip());
+        let peer = self.authority.peer_of(&req);
         let body = req.into_inner();
         let ns = &caller.namespace;
         let is_self = caller

@@ -62,6 +62,9 @@ impl broker_server::Broker for BrokerService {
         let ns = namespace::of(&req).map_err(into_status)?;
         let body = req.into_inner();
         let queue = (!body.queue.is_empty()).then_some(body.queue.as_str());
+        if let Some(queue) = queue {
+            limits::name(ID, "queue name", queue).map_err(into_status)?;
+        }
         let messages = self
             .broker
             .subscribe(&ns, &body.topic, queue)

@@ -93,6 +93,10 @@ pub fn raise_fd_limit() -> Option<u64> {
     Some(soft)
 }
 
+/// The address of the peer an HTTP request came from (a request extension on the HTTP doors).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// A connection that holds its place under the limit, and closes itself when idle.
 pub(crate) struct Limited {
     stream: TcpStream,
@@ -299,7 +303,12 @@ pub(crate) fn serve_http(
                 next = futures::StreamExt::next(&mut incoming) => next,
             };
             let Some(Ok(io)) = next else { continue };
-            let service = TowerToHyperService::new(router.clone());
+            let peer = io.stream.peer_addr().ok().map(Peer);
+            let mut router = router.clone();
+            if let Some(peer) = peer {
+                router = router.layer(axum::Extension(peer));
+            }
+            let service = TowerToHyperService::new(router);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {

@@ -13,10 +13,10 @@ pub(crate) fn of<T>(request: &tonic::Request<T>) -> Result<String, Error> {
     Caller::of(request).map(|c| c.namespace)
 }
 
-/// The namespace of a request that needs admin rights there (`what` names the operation).
-pub(crate) fn admin<T>(request: &tonic::Request<T>, what: &str) -> Result<String, Error> {
+/// The namespace of a request only an admin of `micro` may make (`what` names the operation).
+pub(crate) fn platform_admin<T>(request: &tonic::Request<T>, what: &str) -> Result<String, Error> {
     let caller = Caller::of(request)?;
-    caller.require_admin(what)?;
+    caller.require_platform_admin(what)?;
     Ok(caller.namespace)
 }
 

@@ -128,7 +128,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::UploadResponse>, Status> {
-        namespace::admin(&req, "the runtime").map_err(into_status)?;
+        namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let (id, path) = self.runtime.new_upload();
         let mut chunks = req.into_inner();
         let fail = |e: std::io::Error| {
@@ -165,7 +165,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::CreateResponse>, Status> {
-        let ns = namespace::admin(&req, "the runtime").map_err(into_status)?;
+        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let body = req.into_inner();
         let spec = spec(body.spec).map_err(into_status)?;
         let code = self.code(&body.upload, body.path).map_err(into_status)?;
@@ -181,7 +181,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ns = namespace::admin(&req, "the runtime").map_err(into_status)?;
+        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let name = req.into_inner().name;
         let found = self
             .runtime
@@ -197,7 +197,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::UpdateResponse>, Status> {
-        let ns = namespace::admin(&req, "the runtime").map_err(into_status)?;
+        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let body = req.into_inner();
         let asked = body.spec.ok_or_else(|| {
             into_status(Error::bad_request(
@@ -247,7 +247,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::admin(&req, "the runtime").map_err(into_status)?;
+        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let runtime = self.runtime.clone();
         let name = req.into_inner().name;
         detached(
@@ -261,7 +261,7 @@ impl runtime_server::Runtime for RuntimeService {
     type LogsStream = LogsStream;
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
-        let ns = namespace::admin(&req, "the runtime").map_err(into_status)?;
+        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
         let body = req.into_inner();
         let lines = self
             .runtime

@@ -89,11 +89,21 @@ pub fn from_status(id: &str, status: &Status) -> Error {
             if any.type_url == ERROR_TYPE_URL
                 && let Ok(d) = ErrorDetail::decode(any.value.as_slice())
             {
+                // An error is a 4xx or a 5xx; a peer that says otherwise is a bad gateway's
+                // peer, and may not pick another status for the edge to answer with.
+                let code = u16::try_from(d.code)
+                    .ok()
+                    .filter(|c| (400..=599).contains(c))
+                    .unwrap_or(502);
                 return Error {
                     id: d.id,
-                    code: u16::try_from(d.code).unwrap_or(500),
+                    code,
+                    status: if u32::from(code) == d.code {
+                        d.status
+                    } else {
+                        micro_core::error::reason_phrase(code).to_owned()
+                    },
                     detail: d.detail,
-                    status: d.status,
                 };
             }
         }

@@ -45,6 +45,30 @@ fn token_of(sb: &Sandbox, id: &str, secret: &str) -> String {
         .to_owned()
 }
 
+/// A POST from local address `from` (another loopback address is another peer).
+fn post_from(from: &str, to: &str, path: &str, body: &str) -> String {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind(format!("{from}:0").parse().expect("address"))
+                .expect("bind");
+            let mut stream = socket.connect(to.parse().expect("address")).await.expect("connect");
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).await.expect("write");
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.expect("read");
+            answer
+        })
+}
+
 #[test]
 fn deep_query_strings_and_config_paths_are_400s_and_the_server_lives() {
     let sb = Sandbox::with_server();
@@ -204,8 +228,18 @@ fn failed_logins_are_throttled_per_account() {
     let (status, body) = login("right");
     assert_eq!(status, 429, "even the right secret waits: {body}");
     assert!(body.contains("too many failed logins"), "{body}");
-    // Other accounts are not held up.
+    // Other accounts are not held up, and neither is dave from elsewhere.
     assert!(!token_of(&sb, "admin", "micro").is_empty());
+    let from_elsewhere = post_from(
+        "127.0.0.2",
+        sb.api.as_deref().expect("gateway"),
+        "/auth/auth/token",
+        r#"{"id":"dave","secret":"right"}"#,
+    );
+    assert!(
+        from_elsewhere.starts_with("HTTP/1.1 200"),
+        "{from_elsewhere}"
+    );
 }
 
 #[test]
@@ -279,6 +313,24 @@ fn strangers_see_and_write_nothing_outside_what_the_rules_give_them() {
         "",
     );
     assert_eq!(rsp.status, 200, "{rsp:?}");
+    // The cookie counts only from the door's own origin: another site's page gets nothing.
+    let cookie = format!("micro-token={me}");
+    let rsp = http(
+        api,
+        "POST",
+        "/helloworld/call",
+        &[("Cookie", &cookie)],
+        "{}",
+    );
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    let rsp = http(
+        api,
+        "POST",
+        "/helloworld/call",
+        &[("Cookie", &cookie), ("Origin", "https://evil.example")],
+        "{}",
+    );
+    assert_eq!(rsp.status, 401, "{rsp:?}");
     let rsp = http(api, "GET", "/openapi.json", &[], "");
     assert!(!rsp.body.contains("helloworld"), "{}", rsp.body);
     let rsp = http(

@@ -122,9 +122,21 @@ impl StoreConfig {
             }
             plain.delete(path)?;
         }
-        let stored = json!({"version": VERSION, "values": plain.root, "secrets": secrets});
+        let stored =
+            json!({"version": VERSION, "values": plain.root, "secrets": secrets}).to_string();
+        // Every read and watcher parses the whole document: keep it to one value's size.
+        if stored.len() > crate::limits::MAX_VALUE {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "the config of {namespace:?} would grow to {} bytes; the limit is {}",
+                    stored.len(),
+                    crate::limits::MAX_VALUE
+                ),
+            ));
+        }
         self.store
-            .write(DATABASE, TABLE, Record::new(namespace, stored.to_string()))
+            .write(DATABASE, TABLE, Record::new(namespace, stored))
             .await?;
         let _ = self.changes.send(namespace.to_owned());
         Ok(())

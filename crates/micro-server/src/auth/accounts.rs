@@ -94,7 +94,7 @@ impl Accounts {
                 ));
             }
         }
-        let hash = hash(secret)?;
+        let hash = hash(secret).await?;
         self.put(account, hash).await
     }
 
@@ -178,10 +178,10 @@ impl Accounts {
             || Error::unauthorized(ID, format!("wrong id, name or secret for namespace {ns:?}"));
         let Some(stored) = self.find(ns, handle).await? else {
             // Spend the same effort as a real check, so timing does not tell which ids exist.
-            let _ = hash(secret);
+            let _ = hash(secret).await;
             return Err(refused());
         };
-        if !verify(&stored.secret_hash, secret)? {
+        if !verify(&stored.secret_hash, secret).await? {
             return Err(refused());
         }
         Ok(stored.account)
@@ -249,7 +249,7 @@ impl Accounts {
         let stored = self.by_id(ns, id).await?.ok_or_else(|| {
             Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}"))
         })?;
-        self.put(&stored.account, hash(secret)?).await?;
+        self.put(&stored.account, hash(secret).await?).await?;
         self.revoke_refresh(ns, id).await
     }
 
@@ -264,7 +264,7 @@ impl Accounts {
                 format!("account {:?} is taken by a user", account.name),
             ));
         }
-        self.put(account, hash(secret)?).await
+        self.put(account, hash(secret).await?).await
     }
 
     /// A new refresh token for `account`.
@@ -363,18 +363,43 @@ fn check_secret(secret: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn hash(secret: &str) -> Result<String, Error> {
-    Argon2::default()
-        .hash_password(secret.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| Error::internal(ID, format!("cannot hash the secret: {e}")))
+/// Runs one argon2 computation off the async workers, at most one per core at a time: each
+/// costs tens of milliseconds and megabytes, and logging in is open to anyone, so unbounded
+/// they would stall every other call.
+async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _slot = slots
+        .acquire()
+        .await
+        .map_err(|_| Error::internal(ID, "the password hasher is closed"))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(ID, format!("the password hasher failed: {e}")))
 }
 
-fn verify(stored: &str, secret: &str) -> Result<bool, Error> {
-    let parsed = PasswordHash::new(stored).map_err(internal)?;
-    Ok(Argon2::default()
-        .verify_password(secret.as_bytes(), &parsed)
-        .is_ok())
+async fn hash(secret: &str) -> Result<String, Error> {
+    let secret = secret.to_owned();
+    argon2(move || {
+        Argon2::default()
+            .hash_password(secret.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| Error::internal(ID, format!("cannot hash the secret: {e}")))
+    })
+    .await?
+}
+
+async fn verify(stored: &str, secret: &str) -> Result<bool, Error> {
+    let (stored, secret) = (stored.to_owned(), secret.to_owned());
+    argon2(move || {
+        let parsed = PasswordHash::new(&stored).map_err(internal)?;
+        Ok(Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await?
 }
 
 fn digest(token: &str) -> String {

@@ -65,8 +65,17 @@ enum Check {
     Rules(Resource),
 }
 
-fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+/// The text of header `name`; a value that is not text is refused rather than taken as absent
+/// (an odd `micro-namespace` must not mean `micro`).
+fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Result<Option<&'a str>, Error> {
+    req.headers()
+        .get(name)
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                Error::bad_request("micro.auth", format!("the {name} header is not text"))
+            })
+        })
+        .transpose()
 }
 
 impl Admit for Guard {
@@ -79,7 +88,7 @@ impl Admit for Guard {
             let token = micro::gate::caller_token(req.headers())?;
             let caller = self
                 .authority
-                .caller(token, header(req, NAMESPACE_HEADER))
+                .caller(token, header(req, NAMESPACE_HEADER)?)
                 .await?;
             if let Check::Rules(resource) = check {
                 self.authority.authorize(&caller, &resource).await?;

@@ -42,6 +42,10 @@ use rule_book::RuleBook;
 use throttle::Throttle;
 use tokens::TokenKeys;
 
+/// The peer address an HTTP door of this process forwards with a call, and its proof.
+pub(crate) const PEER_HEADER: &str = "micro-peer";
+pub(crate) const PEER_PROOF_HEADER: &str = "micro-peer-proof";
+
 /// The marker a namespace gets when a `micro` admin creates it (its first account or rule).
 const CREATED: &str = "namespace";
 /// The most namespaces remembered as existing (past it, each is looked up on the store).
@@ -84,6 +88,8 @@ pub struct Caller {
     /// Whether auth was checked (off with `--auth off`, and for services served without the
     /// guard).
     pub(crate) enforced: bool,
+    /// Where the call came from, when an HTTP door knows (failed logins are counted per peer).
+    pub(crate) peer: Option<IpAddr>,
 }
 
 impl Caller {
@@ -94,6 +100,7 @@ impl Caller {
             account: None,
             token: None,
             enforced: false,
+            peer: None,
         }
     }
 
@@ -107,6 +114,12 @@ impl Caller {
     /// through: the store and config.
     pub fn require_user(&self, what: &str) -> Result<(), Error> {
         self.require(what, "admin or service", |a, ns| a.uses(ns))
+    }
+
+    /// Lets only an admin of `micro` through: the runtime, which builds and runs code as the
+    /// server's own user (until builds are sandboxed, running code is the server's power).
+    pub fn require_platform_admin(&self, what: &str) -> Result<(), Error> {
+        self.require(what, "admin in namespace \"micro\"", |a, _| a.sees_all())
     }
 
     fn require(
@@ -169,12 +182,16 @@ struct Inner {
     accounts: Accounts,
     rules: RuleBook,
     revocations: Revocations,
-    /// Failed logins per account (`NS/handle`).
+    /// Failed logins per account and peer (`NS/handle@peer`).
+    pair_logins: Throttle,
+    /// Failed logins per account, from anywhere (`NS/handle`).
     account_logins: Throttle,
     /// Failed logins per peer address.
     peer_logins: Throttle,
     /// Namespaces known to exist (a namespace is never deleted, so this only grows).
     known: RwLock<HashSet<String>>,
+    /// Vouches for the peer address this process's own HTTP doors forward with a call.
+    peers: ring::hmac::Key,
 }
 
 impl std::fmt::Debug for Authority {
@@ -212,9 +229,15 @@ impl Authority {
                 accounts: Accounts::new(store.clone()),
                 rules: RuleBook::new(store.clone()),
                 revocations: Revocations::new(store, options.token_ttl),
-                account_logins: Throttle::new(5, Duration::from_secs(1), Duration::from_secs(60)),
+                pair_logins: Throttle::new(5, Duration::from_secs(1), Duration::from_secs(60)),
+                account_logins: Throttle::new(50, Duration::from_secs(1), Duration::from_secs(10)),
                 peer_logins: Throttle::new(20, Duration::from_secs(1), Duration::from_secs(60)),
                 known: RwLock::default(),
+                peers: ring::hmac::Key::generate(
+                    ring::hmac::HMAC_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                )
+                .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?,
                 keys,
                 options,
             }),
@@ -285,6 +308,7 @@ impl Authority {
                 account: None,
                 token: (!token.is_empty()).then(|| token.to_owned()),
                 enforced: self.enabled(),
+                peer: None,
             });
         };
         let namespace = match asked {
@@ -308,6 +332,7 @@ impl Authority {
             account: Some(account),
             token: Some(token.to_owned()),
             enforced: true,
+            peer: None,
         })
     }
 
@@ -406,6 +431,25 @@ impl Authority {
         })
     }
 
+    /// The proof that this process forwards `peer` (metadata `micro-peer-proof`).
+    pub(crate) fn vouch(&self, peer: IpAddr) -> String {
+        let tag = ring::hmac::sign(&self.inner.peers, peer.to_string().as_bytes());
+        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The peer a call came from: the one this process's own gateway forwarded (with its
+    /// proof), else the connection's.
+    pub(crate) fn peer_of<T>(&self, req: &tonic::Request<T>) -> Option<IpAddr> {
+        let text = |key| req.metadata().get(key).and_then(|v| v.to_str().ok());
+        if let (Some(peer), Some(proof)) = (text(PEER_HEADER), text(PEER_PROOF_HEADER))
+            && let Ok(peer) = peer.parse::<IpAddr>()
+            && self.vouch(peer) == proof
+        {
+            return Some(peer);
+        }
+        req.remote_addr().map(|a| a.ip())
+    }
+
     /// The account `handle` (id or name) of `ns` names, if `secret` is its secret. Failed
     /// logins close the account, and the peer they came from, for a while (429).
     pub async fn login(
@@ -415,18 +459,21 @@ impl Authority {
         secret: &str,
         peer: Option<IpAddr>,
     ) -> Result<Account, Error> {
+        // Counted per account and peer (an attacker elsewhere cannot lock the owner out), per
+        // peer (one source guessing many accounts), and per account overall, more loosely
+        // (many sources guessing one account).
+        let peer_key = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        let pair_key = format!("{ns}/{handle}@{peer_key}");
         let account_key = format!("{ns}/{handle}");
-        let peer_key = peer.map(|p| p.to_string());
         let now = Instant::now();
-        let closed = self
-            .inner
-            .account_logins
-            .closed_for(&account_key, now)
-            .or_else(|| {
-                peer_key
-                    .as_deref()
-                    .and_then(|p| self.inner.peer_logins.closed_for(p, now))
-            });
+        let closed = [
+            (&self.inner.pair_logins, &pair_key),
+            (&self.inner.peer_logins, &peer_key),
+            (&self.inner.account_logins, &account_key),
+        ]
+        .into_iter()
+        .filter_map(|(throttle, key)| throttle.closed_for(key, now))
+        .max();
         if let Some(wait) = closed {
             return Err(Error::new(
                 ID,
@@ -439,15 +486,14 @@ impl Authority {
         }
         match self.inner.accounts.check(ns, handle, secret).await {
             Ok(account) => {
-                self.inner.account_logins.succeeded(&account_key);
+                self.inner.pair_logins.succeeded(&pair_key);
                 Ok(account)
             }
             Err(e) => {
                 if e.code == 401 {
+                    self.inner.pair_logins.failed(&pair_key, now);
+                    self.inner.peer_logins.failed(&peer_key, now);
                     self.inner.account_logins.failed(&account_key, now);
-                    if let Some(p) = &peer_key {
-                        self.inner.peer_logins.failed(p, now);
-                    }
                 }
                 Err(e)
             }
@@ -550,6 +596,7 @@ impl Authority {
             account,
             token: None,
             enforced: self.enabled(),
+            peer: None,
         };
         let verdict = match self.authorize(&caller, resource).await {
             Err(e) if e.code == 401 || e.code == 403 => Err(e),

@@ -78,7 +78,13 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         (&Method::GET, "/") => {
             axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
         }
-        _ => match caller(&gateway, &parts.headers).await {
+        _ => match caller(&gateway, &parts.headers).await.map(|mut c| {
+            c.peer = parts
+                .extensions
+                .get::<crate::listener::Peer>()
+                .map(|p| p.0.ip());
+            c
+        }) {
             Err(e) => error_response(&e),
             Ok(caller) if parts.method == Method::GET && parts.uri.path() == "/openapi.json" => {
                 axum::Json(openapi::document(&gateway.proxy, &caller).await).into_response()
@@ -99,7 +105,11 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 async fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
     let asked = headers
         .get("micro-namespace")
-        .and_then(|v: &http::HeaderValue| v.to_str().ok());
+        .map(|v: &http::HeaderValue| {
+            v.to_str()
+                .map_err(|_| Error::bad_request(ID, "the Micro-Namespace header is not text"))
+        })
+        .transpose()?;
     http_caller(gateway.proxy.authority(), headers, asked).await
 }
 
@@ -113,9 +123,21 @@ pub(crate) async fn http_caller(
     let Some(authority) = authority else {
         return Ok(Caller::unchecked(asked.unwrap_or(DEFAULT_NAMESPACE)));
     };
+    // The cookie is sent by browsers on their own, so it counts only for a request from the
+    // door's own origin: another site's page must not call (and, with CORS, read) as the user.
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let same_origin = match text(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin.split_once("://").map(|(_, host)| host) == text(header::HOST),
+    };
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
+        .filter(|_| same_origin)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("micro-token="));
@@ -145,6 +167,7 @@ impl Target {
             metadata: Vec::new(),
             timeout: None,
             token: self.caller.token.as_deref(),
+            peer: self.caller.peer,
         }
     }
 }

@@ -40,6 +40,19 @@ use crate::auth::{Authority, Caller};
 
 const ID: &str = "micro.proxy";
 
+/// Metadata the proxy sets itself: a caller may not choose them.
+const RESERVED: &[&str] = &[
+    NAMESPACE_HEADER,
+    AUTHORIZATION_HEADER,
+    crate::auth::PEER_HEADER,
+    crate::auth::PEER_PROOF_HEADER,
+    "content-type",
+    "te",
+    "host",
+    "user-agent",
+    "cookie",
+];
+
 /// An endpoint ready to call.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -179,6 +192,7 @@ impl ProxyService {
                 Client::builder(self.inner.registry.clone())
                     .namespace(namespace)
                     .strategy(self.inner.strategy)
+                    .on_behalf_of_callers()
                     .build()
             })
             .clone()
@@ -377,11 +391,32 @@ impl ProxyService {
             request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
         }
         for (k, v) in &call.metadata {
+            let lower = k.to_ascii_lowercase();
+            if RESERVED.contains(&lower.as_str())
+                || lower.starts_with("grpc-")
+                || lower.starts_with(':')
+            {
+                return Err(Error::bad_request(
+                    ID,
+                    format!("metadata {k:?} is set by the proxy, not by the caller"),
+                ));
+            }
             let key = MetadataKey::from_str(&k.to_ascii_lowercase())
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
             let value = MetadataValue::try_from(v.as_str())
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
             request.metadata_mut().insert(key, value);
+        }
+        if let (Some(peer), Some(authority)) = (call.peer, &self.inner.authority)
+            && let (Ok(ip), Ok(proof)) = (
+                MetadataValue::try_from(peer.to_string()),
+                MetadataValue::try_from(authority.vouch(peer)),
+            )
+        {
+            request.metadata_mut().insert(crate::auth::PEER_HEADER, ip);
+            request
+                .metadata_mut()
+                .insert(crate::auth::PEER_PROOF_HEADER, proof);
         }
         grpc.ready().await.map_err(|e| {
             Error::unavailable(
@@ -415,6 +450,9 @@ pub struct JsonCall<'a> {
     pub timeout: Option<Duration>,
     /// The caller's token, passed on to the service.
     pub token: Option<&'a str>,
+    /// Where the caller is, passed on (with this process's proof) so that the platform counts
+    /// failed logins per real peer, not per gateway.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 #[tonic::async_trait]
@@ -423,7 +461,8 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
-        let caller = Caller::of(&req).map_err(|e| to_status(&e))?;
+        let mut caller = Caller::of(&req).map_err(|e| to_status(&e))?;
+        caller.peer = caller.peer.or_else(|| req.remote_addr().map(|a| a.ip()));
         let body = req.into_inner();
         let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
         self.authorize(&caller, call.service, call.endpoint)
@@ -441,7 +480,8 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let caller = Caller::of(&req).map_err(|e| to_status(&e))?;
+        let mut caller = Caller::of(&req).map_err(|e| to_status(&e))?;
+        caller.peer = caller.peer.or_else(|| req.remote_addr().map(|a| a.ip()));
         let body = req.into_inner();
         let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
         self.authorize(&caller, call.service, call.endpoint)
@@ -483,6 +523,7 @@ fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall
             "a call needs a service and an endpoint",
         ));
     }
+    micro_core::limits::metadata(ID, body.metadata.iter())?;
     Ok(JsonCall {
         namespace: &caller.namespace,
         service: &body.service,
@@ -494,6 +535,7 @@ fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        peer: caller.peer,
         timeout: match body.timeout_ms {
             0 => None,
             ms => Some(micro_core::limits::duration_ms(

@@ -89,7 +89,7 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
             ));
         }
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        total += entry.header().size().unwrap_or(0);
+        total = total.saturating_add(entry.header().size().unwrap_or(u64::MAX));
         if total > MAX_UNPACKED {
             return Err(Error::bad_request(
                 ID,

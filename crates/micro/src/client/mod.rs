@@ -60,6 +60,8 @@ struct Inner {
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
     failed: Mutex<HashMap<String, Instant>>,
+    /// Whether a call without a token of its own carries this process's.
+    own_identity: bool,
 }
 
 /// Builds a [`Client`].
@@ -68,6 +70,7 @@ pub struct ClientBuilder {
     namespace: String,
     strategy: Strategy,
     timeout: Duration,
+    own_identity: bool,
 }
 
 impl ClientBuilder {
@@ -89,6 +92,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Calls carry only the caller's own token, never this process's (a proxy or gateway that
+    /// calls on behalf of others must not lend them its identity).
+    pub fn on_behalf_of_callers(mut self) -> Self {
+        self.own_identity = false;
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
@@ -98,6 +108,7 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 channels: Mutex::new(HashMap::new()),
                 failed: Mutex::new(HashMap::new()),
+                own_identity: self.own_identity,
             }),
         }
     }
@@ -121,6 +132,7 @@ impl Client {
             namespace: metadata::DEFAULT_NAMESPACE.to_owned(),
             strategy: Strategy::default(),
             timeout: DEFAULT_TIMEOUT,
+            own_identity: true,
         }
     }
 
@@ -230,7 +242,9 @@ impl Client {
         target: Target,
         request: http::Request<Body>,
     ) -> Result<http::Response<Body>, Status> {
-        crate::auth::from_env().await.map_err(|e| to_status(&e))?;
+        if self.inner.own_identity {
+            crate::auth::from_env().await.map_err(|e| to_status(&e))?;
+        }
         let candidates = self.candidates(&target).await?;
         let (parts, body) = request.into_parts();
         let slot = Slot::new(body);
@@ -242,9 +256,10 @@ impl Client {
             *attempt.uri_mut() = parts.uri.clone();
             *attempt.version_mut() = parts.version;
             *attempt.headers_mut() = parts.headers.clone();
-            if !attempt
-                .headers()
-                .contains_key(micro_core::metadata::AUTHORIZATION_HEADER)
+            if self.inner.own_identity
+                && !attempt
+                    .headers()
+                    .contains_key(micro_core::metadata::AUTHORIZATION_HEADER)
             {
                 crate::auth::authorize(attempt.headers_mut());
             }
