@@ -14,6 +14,9 @@ use crate::Error;
 
 const ID: &str = "micro.registry";
 
+/// The most service versions one namespace may hold.
+pub const MAX_VERSIONS: usize = 10_000;
+
 /// Live registrations of every namespace.
 #[derive(Debug, Default)]
 pub struct RegistryState {
@@ -57,12 +60,43 @@ impl RegistryState {
     ) -> Result<Option<Change>, Error> {
         validate(namespace, service)?;
         let expires = now + ttl;
-        let versions = self
-            .namespaces
-            .entry(namespace.to_owned())
-            .or_default()
-            .entry(service.name.clone())
-            .or_default();
+        let services = self.namespaces.entry(namespace.to_owned()).or_default();
+        // Totals, not only per call: the registry is shared by everyone in the namespace.
+        let known = services
+            .get(&service.name)
+            .is_some_and(|v| v.contains_key(&service.version));
+        if !known && services.values().map(BTreeMap::len).sum::<usize>() >= MAX_VERSIONS {
+            return Err(Error::new(
+                ID,
+                429,
+                format!(
+                    "namespace {namespace:?} holds {MAX_VERSIONS} service versions, the most it may; deregister some first"
+                ),
+            ));
+        }
+        if let Some(record) = services
+            .get(&service.name)
+            .and_then(|v| v.get(&service.version))
+        {
+            let new = service
+                .nodes
+                .iter()
+                .filter(|n| !record.nodes.contains_key(&n.id))
+                .count();
+            if record.nodes.len() + new > crate::limits::MAX_NODES {
+                return Err(Error::new(
+                    ID,
+                    429,
+                    format!(
+                        "service {:?} version {:?} has {} nodes, the most it may",
+                        service.name,
+                        service.version,
+                        crate::limits::MAX_NODES
+                    ),
+                ));
+            }
+        }
+        let versions = services.entry(service.name.clone()).or_default();
         let mut bare = service.clone();
         bare.nodes.clear();
         let (action, changed) = match versions.get_mut(&service.version) {
@@ -361,6 +395,17 @@ mod tests {
             s.metadata.insert(format!("k{i}"), "v".into());
         }
         assert_eq!(st.register("micro", &s, ttl, t0).unwrap_err().code, 400);
+        // Nodes add up across registrations, up to the limit.
+        for i in 0..crate::limits::MAX_NODES {
+            let one = svc("v9", &[&format!("n{i}")]);
+            st.register("micro", &one, ttl, t0).unwrap();
+        }
+        let err = st
+            .register("micro", &svc("v9", &["one-too-many"]), ttl, t0)
+            .unwrap_err();
+        assert_eq!(err.code, 429, "{err:?}");
+        st.register("micro", &svc("v9", &["n0"]), ttl, t0)
+            .expect("a known node heartbeats");
     }
 
     #[test]
