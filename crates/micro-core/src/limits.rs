@@ -16,6 +16,7 @@
 //! | [`MAX_QUERY_PARAMS`] | 256 | parameters in one query string |
 //! | [`MAX_DURATION`] | 24 h | timeouts, TTLs, `ack_wait` a caller asks for |
 //! | [`MAX_EXPIRY`] | 10 years | a store record's expiry |
+//! | [`MAX_NODES`], [`MAX_VERSIONS`], [`MAX_ENDPOINTS`], [`MAX_SCHEMA_FIELDS`] | 256, 10,000, 1,024, 16,384 | nodes per service version, versions per namespace, endpoints and schema fields per registration |
 
 use std::time::Duration;
 
@@ -43,8 +44,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// The most endpoints one registered service version may have.
 pub const MAX_ENDPOINTS: usize = 1024;
-/// The most nodes one registration may carry.
+/// The most nodes one service version may have.
 pub const MAX_NODES: usize = 256;
+/// The most service versions one namespace may hold.
+pub const MAX_VERSIONS: usize = 10_000;
 /// The most fields a registered schema may hold in total.
 pub const MAX_SCHEMA_FIELDS: usize = 16 * 1024;
 

@@ -14,9 +14,6 @@ use crate::Error;
 
 const ID: &str = "micro.registry";
 
-/// The most service versions one namespace may hold.
-pub const MAX_VERSIONS: usize = 10_000;
-
 /// Live registrations of every namespace.
 #[derive(Debug, Default)]
 pub struct RegistryState {
@@ -58,6 +55,7 @@ impl RegistryState {
         ttl: Duration,
         now: Instant,
     ) -> Result<Option<Change>, Error> {
+        use crate::limits::MAX_VERSIONS;
         validate(namespace, service)?;
         let expires = now + ttl;
         let services = self.namespaces.entry(namespace.to_owned()).or_default();
