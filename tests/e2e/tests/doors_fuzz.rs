@@ -35,7 +35,7 @@ fn frame() -> impl Strategy<Value = Message> {
             r#"{{"name":"{}"}}"#,
             "x".repeat(100_000)
         ))),
-        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| Message::binary(b)),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Message::binary),
         Just(Message::Ping(vec![1, 2, 3].into())),
     ]
 }
