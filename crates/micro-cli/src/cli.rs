@@ -22,6 +22,9 @@ pub(crate) struct Cli {
     /// The CLI config file (default `~/.micro/config.json`)
     #[arg(short = 'c', long = "config", global = true, env = "MICRO_CONFIG_FILE")]
     pub(crate) config: Option<PathBuf>,
+    /// Send tokens in plaintext to a server that is not on this machine (a trusted network)
+    #[arg(long, global = true, env = "MICRO_INSECURE", value_parser = clap::builder::FalseyValueParser::new())]
+    pub(crate) insecure: bool,
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
 }
@@ -218,6 +221,15 @@ pub(crate) struct ServerArgs {
     /// How long access tokens last (refresh tokens last 30 days)
     #[arg(long = "token-ttl", default_value = "15m", value_parser = bounded_duration)]
     pub(crate) token_ttl: std::time::Duration,
+    /// Serve TLS on every listener with this certificate chain (PEM; needs --tls-key)
+    #[arg(long = "tls-cert", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(long = "tls-key", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// The CA that signed the certificate, for the server's own calls and its services (default: the system's roots)
+    #[arg(long = "tls-ca", requires = "tls_cert")]
+    pub(crate) tls_ca: Option<PathBuf>,
     /// The most connections each listener holds at once (default: from the open-file limit,
     /// at most 10000); past it, new ones are refused at once
     #[arg(long = "max-connections", value_parser = clap::value_parser!(u32).range(1..))]
@@ -281,6 +293,12 @@ pub(crate) enum EnvCommand {
         /// What the environment is
         #[arg(long, default_value = "")]
         description: String,
+        /// Reach the server over TLS, verifying its certificate
+        #[arg(long)]
+        tls: bool,
+        /// The CA (PEM file) to verify the server with (implies --tls; default: the system's roots)
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
     /// micro env set - switch to an environment
     #[command(about = "micro env set - switch to an environment")]

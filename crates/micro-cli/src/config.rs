@@ -24,6 +24,12 @@ pub(crate) struct EnvEntry {
     pub(crate) address: String,
     #[serde(default)]
     pub(crate) description: String,
+    /// Reach the server over TLS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) tls: bool,
+    /// The CA (PEM file) to verify the server with; none: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ca: Option<PathBuf>,
 }
 
 /// The config file's contents.
@@ -117,6 +123,8 @@ fn local() -> EnvEntry {
     EnvEntry {
         address: LOCAL_ADDRESS.to_owned(),
         description: "Local running micro server".to_owned(),
+        tls: false,
+        ca: None,
     }
 }
 
@@ -135,6 +143,8 @@ mod tests {
             EnvEntry {
                 address: "10.0.0.1:8081".into(),
                 description: String::new(),
+                tls: false,
+                ca: None,
             },
         );
         config.env = "staging".into();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use micro::{auth::Login, remote::Connection};
 use micro_core::metadata::{DEFAULT_NAMESPACE, ENV_SERVER_ADDRESS};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::{
     cli::Cli,
@@ -22,6 +22,10 @@ pub(crate) struct Context {
     /// The env's name.
     pub(crate) env: String,
     pub(crate) address: String,
+    /// Over TLS, verifying the server as this says (the env's `--tls`/`--ca`, or `MICRO_TLS`).
+    tls: Option<micro::tls::Tls>,
+    /// `--insecure`: tokens and passwords may cross the network in plaintext.
+    insecure: bool,
     pub(crate) namespace: String,
     /// The namespace the env is set to (`micro user namespace set`), whose login serves when
     /// `--namespace` names one with no login of its own.
@@ -56,9 +60,32 @@ impl Context {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| home_namespace.clone());
+        let tls = match micro::tls::Tls::from_env().map_err(|e| Failure::new(e.detail))? {
+            Some(tls) => Some(tls),
+            None if env.tls => Some(micro::tls::Tls {
+                ca: env
+                    .ca
+                    .as_ref()
+                    .map(|path| {
+                        std::fs::read(path).map_err(|e| {
+                            Failure::new(format!(
+                                "cannot read the CA {} of env {env_name}: {e}",
+                                path.display()
+                            ))
+                        })
+                    })
+                    .transpose()?,
+            }),
+            None => None,
+        };
+        // The framework's own connections (the typed platform clients) follow the same rules.
+        micro::tls::configure(tls.clone());
+        micro::tls::allow_insecure(cli.insecure || micro::tls::insecure_allowed());
         Ok(Self {
             config,
             env: env_name,
+            tls,
+            insecure: cli.insecure,
             address,
             namespace,
             home_namespace,
@@ -93,6 +120,7 @@ impl Context {
             micro::auth::set_token(None);
             return Ok(());
         };
+        self.may_send_secrets()?;
         let Some(saved) = tokens.get(&self.env, &ns).cloned() else {
             return Ok(());
         };
@@ -130,6 +158,13 @@ impl Context {
         }
     }
 
+    /// Refuses to send a token or password to the server in plaintext, unless it is on this
+    /// machine or `--insecure` says the network is trusted.
+    pub(crate) fn may_send_secrets(&self) -> Result<(), Failure> {
+        micro::tls::check_token_transport(&self.address, self.tls.is_some(), self.insecure)
+            .map_err(|e| Failure::new(e.detail))
+    }
+
     /// A connection to the server with no login.
     pub(crate) async fn connect_anonymous(&self) -> Result<Channel, Failure> {
         let unreachable = || {
@@ -138,11 +173,11 @@ impl Context {
                 format!("Failed to connect to micro server at {}", self.address),
             )
         };
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.address))
-            .map_err(|_| {
+        let endpoint = micro::tls::endpoint_with(&self.address, self.tls.as_ref())
+            .map_err(|e| {
                 Failure::new(format!(
-                    "Invalid server address {:?}: write it as host:port",
-                    self.address
+                    "Invalid server address {:?} (write it as host:port): {}",
+                    self.address, e.detail
                 ))
             })?
             .connect_timeout(Duration::from_secs(3))

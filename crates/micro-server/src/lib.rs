@@ -31,6 +31,7 @@ mod registry_service;
 pub mod runtime;
 mod runtime_service;
 mod store_service;
+mod tls;
 pub mod web;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -81,6 +82,20 @@ pub struct Options {
     pub auth: AuthOptions,
     /// Connection limits and timeouts of every listener.
     pub limits: listener::ListenerLimits,
+    /// Serve TLS on every listener (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The server's certificate and key (PEM), and the CA its own clients trust.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key of the leaf.
+    pub key: PathBuf,
+    /// The CA that signed the certificate, for the server's own calls to its nodes and for the
+    /// services its runtime starts (`MICRO_TLS_CA`); `None`: the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -96,6 +111,7 @@ impl Default for Options {
             build_dir: None,
             auth: AuthOptions::default(),
             limits: listener::ListenerLimits::default(),
+            tls: None,
         }
     }
 }
@@ -181,6 +197,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         None => None,
     };
 
+    let tls = match &options.tls {
+        Some(files) => Some(tls::Served::load(files)?),
+        None => None,
+    };
     let backends = match &options.home {
         Some(home) => backends::Backends::embedded(home)?,
         None => backends::Backends::memory(),
@@ -216,6 +236,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
             accounts: authority
                 .enabled()
                 .then(|| Arc::new(authority.clone()) as Arc<dyn runtime::ServiceAccounts>),
+            service_env: tls
+                .as_ref()
+                .map(tls::Served::service_env)
+                .unwrap_or_default(),
         },
         registry.clone(),
     )?;
@@ -233,6 +257,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
             listener,
             gateway::router(proxy.clone(), options.gateway.clone()),
             options.limits,
+            tls.as_ref().map(tls::Served::acceptor),
             stop.subscribe(),
         ));
         address
@@ -242,13 +267,20 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
             listener,
             web::router(proxy.clone()),
             options.limits,
+            tls.as_ref().map(tls::Served::acceptor),
             stop.subscribe(),
         ));
         address
     });
     let (auth_server, accounts_server, rules_server) =
         AuthService::new(authority.clone()).into_servers();
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &tls {
+        builder = builder
+            .tls_config(tls.grpc())
+            .map_err(|e| Error::internal(ID, format!("cannot serve TLS: {e}")))?;
+    }
+    let router = builder
         // Live peers answer pings (so a watch is never idle); dead ones are found.
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -285,7 +317,15 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     });
 
     let advertised = micro::service::advertise(grpc_address).to_string();
-    let records = platform_records(&advertised)?;
+    let mut records = platform_records(&advertised)?;
+    if tls.is_some() {
+        // This process's proxy dials its own nodes over TLS; others learn it from the metadata.
+        micro::tls::mark_secure(&advertised);
+        for node in records.iter_mut().flat_map(|r| r.nodes.iter_mut()) {
+            node.metadata
+                .insert(micro::tls::TRANSPORT_METADATA.to_owned(), "tls".to_owned());
+        }
+    }
     let mut background = vec![reaper, authority.spawn_refresh()];
     background.extend(backends.tasks);
     for record in records {

@@ -282,6 +282,7 @@ pub(crate) fn serve_http(
     listener: TcpListener,
     router: Router,
     limits: ListenerLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -309,11 +310,27 @@ pub(crate) fn serve_http(
                 router = router.layer(axum::Extension(peer));
             }
             let service = TowerToHyperService::new(router);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            let conn = graceful.watch(conn.into_owned());
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            match &tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    let conn = graceful.watch(conn.into_owned());
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Some(acceptor) => {
+                    // The handshake runs on the connection's task, bounded by its deadlines.
+                    let accepting = acceptor.accept(io);
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let Ok(io) = accepting.await else { return };
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    });
+                }
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
     })
@@ -335,7 +352,7 @@ mod tests {
         };
         let router = Router::new().route("/", axum::routing::get(|| async { "hi" }));
         let (stop, stop_rx) = watch::channel(false);
-        let server = serve_http(listener, router, limits, stop_rx);
+        let server = serve_http(listener, router, limits, None, stop_rx);
 
         let mut first = TcpStream::connect(address).await.unwrap();
         let _second = TcpStream::connect(address).await.unwrap();

@@ -113,6 +113,9 @@ pub async fn login(conn: &Connection, namespace: &str, how: &Login) -> Result<To
             ..Default::default()
         },
     };
+    // A secret or refresh token is worth as much as a token: never in plaintext off this
+    // machine unless allowed.
+    conn.check_secrets_transport()?;
     // No bearer token: an expired one would be refused before the exchange could happen.
     let mut req = tonic::Request::new(msg);
     if let Ok(ns) = namespace.parse() {

@@ -55,6 +55,7 @@ pub mod schema;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod transcode;
 pub mod undecodable;
 

@@ -17,22 +17,28 @@ use crate::status::from_status;
 pub struct Connection {
     channel: Channel,
     address: String,
+    /// Over TLS (see [`crate::tls`]).
+    secure: bool,
 }
 
 impl Connection {
-    /// The server at `address` (`host:port`), connected on first use.
+    /// The server at `address` (`host:port`), connected on first use; over TLS when this
+    /// process is configured for it (`MICRO_TLS`).
     pub fn lazy(address: &str) -> Result<Self, Error> {
+        let secure = crate::tls::enabled() || crate::tls::is_secure(address);
         Ok(Self {
-            channel: endpoint(address)?.connect_lazy(),
+            channel: with_timeouts(crate::tls::endpoint(address, secure)?).connect_lazy(),
             address: address.to_owned(),
+            secure,
         })
     }
 
-    /// An existing channel to the server at `address`.
+    /// An existing channel to the server at `address`, `secure` if it is TLS.
     pub fn from_channel(channel: Channel, address: &str) -> Self {
         Self {
             channel,
             address: address.to_owned(),
+            secure: crate::tls::enabled(),
         }
     }
 
@@ -50,7 +56,20 @@ impl Connection {
     /// `MICRO_AUTH_ID` and `MICRO_AUTH_SECRET` on the first call, see [`crate::auth`]).
     pub async fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
         crate::auth::from_env().await?;
+        if crate::auth::token().is_some() {
+            self.check_secrets_transport()?;
+        }
         namespaced(namespace, msg)
+    }
+
+    /// Refuses to send a token or secret to this server in plaintext, unless it is on this
+    /// machine or plaintext is allowed (see [`crate::tls`]).
+    pub fn check_secrets_transport(&self) -> Result<(), Error> {
+        crate::tls::check_token_transport(
+            &self.address,
+            self.secure,
+            crate::tls::insecure_allowed(),
+        )
     }
 
     /// A failed call to the platform service `id` (`micro.store`, ...) as a platform error;
@@ -83,16 +102,16 @@ pub fn namespaced<T>(namespace: &str, msg: T) -> Result<tonic::Request<T>, Error
     Ok(req)
 }
 
-/// A channel endpoint for `host:port` with the timeouts every Micro connection uses.
+/// A channel endpoint for the node at `host:port` with the timeouts every Micro connection
+/// uses; over TLS if the node is known to serve it.
 pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
-    Endpoint::from_shared(format!("http://{address}"))
-        .map(|e| {
-            e.connect_timeout(Duration::from_secs(2))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_while_idle(true)
-        })
-        .map_err(|e| {
-            Error::bad_request("micro.client", format!("invalid address {address:?}: {e}"))
-        })
+    crate::tls::endpoint(address, crate::tls::is_secure(address)).map(with_timeouts)
+}
+
+fn with_timeouts(endpoint: Endpoint) -> Endpoint {
+    endpoint
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
 }

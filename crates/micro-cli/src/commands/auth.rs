@@ -61,6 +61,7 @@ pub(crate) async fn login(
 ) -> Result<(), Failure> {
     let username = ask(username, "Enter username: ", false)?;
     let password = ask(password, "Enter password: ", true)?;
+    ctx.may_send_secrets()?;
     let channel = ctx.connect_anonymous().await?;
     let conn = Connection::from_channel(channel.clone(), &ctx.address);
     let tokens = micro::auth::login(

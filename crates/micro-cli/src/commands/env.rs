@@ -26,6 +26,8 @@ pub(crate) fn run(ctx: Context, action: Option<&EnvCommand>) -> Result<(), Failu
             name,
             address,
             description,
+            tls,
+            ca,
         }) => {
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return Err(Failure::new(format!(
@@ -50,6 +52,8 @@ pub(crate) fn run(ctx: Context, action: Option<&EnvCommand>) -> Result<(), Failu
                 EnvEntry {
                     address: address.clone(),
                     description: description.clone(),
+                    tls: *tls || ca.is_some(),
+                    ca: ca.clone(),
                 },
             );
             config.save()

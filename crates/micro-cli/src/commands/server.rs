@@ -23,6 +23,14 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             default_account: !args.no_default_account,
             token_ttl: args.token_ttl,
         },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(micro_server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: args.tls_ca.clone(),
+            }),
+            _ => None,
+        },
         limits: micro_server::listener::ListenerLimits {
             max_connections: args.max_connections.map(|n| n as usize),
             idle_timeout: args.idle_timeout,

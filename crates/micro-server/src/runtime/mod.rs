@@ -64,6 +64,9 @@ pub struct RuntimeOptions {
     pub server_address: String,
     /// Makes the accounts services run as (`None`: they get no credentials).
     pub accounts: Option<Arc<dyn ServiceAccounts>>,
+    /// More environment every service gets (`MICRO_TLS`, `MICRO_TLS_CA` when the server serves
+    /// TLS).
+    pub service_env: Vec<(String, String)>,
 }
 
 /// Builds services with cargo and supervises their processes.
@@ -77,6 +80,7 @@ struct Inner {
     target_dir: PathBuf,
     server_address: String,
     accounts: Option<Arc<dyn ServiceAccounts>>,
+    service_env: Vec<(String, String)>,
     registry: Arc<dyn Registry>,
     deployments: Mutex<BTreeMap<(String, String), Arc<Deployed>>>,
     /// One cargo at a time: builds share the target directory and the machine's cores.
@@ -171,6 +175,7 @@ impl LocalRuntime {
                 root,
                 server_address: options.server_address,
                 accounts: options.accounts,
+                service_env: options.service_env,
                 registry,
                 deployments: Mutex::new(BTreeMap::new()),
                 builds: tokio::sync::Mutex::new(()),
@@ -350,6 +355,7 @@ impl Inner {
             path: state.path.clone(),
             build: state.build.clone(),
             server_address: self.server_address.clone(),
+            service_env: self.service_env.clone(),
             registry: self.registry.clone(),
             log: deployed.log.clone(),
             accounts: self.accounts.clone(),

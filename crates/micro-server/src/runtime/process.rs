@@ -54,6 +54,8 @@ pub(crate) struct Launch {
     pub(crate) path: String,
     pub(crate) build: String,
     pub(crate) server_address: String,
+    /// Environment every service gets from the server (TLS).
+    pub(crate) service_env: Vec<(String, String)>,
     pub(crate) registry: Arc<dyn Registry>,
     pub(crate) log: Arc<LogFile>,
     /// Makes the account the processes log in with; `None` when auth is off.
@@ -270,6 +272,7 @@ fn spawn(
         .env_remove(ENV_SERVICE_ADDRESS)
         .env("NO_COLOR", "1")
         .envs(&launch.spec.env)
+        .envs(launch.service_env.iter().map(|(k, v)| (k, v)))
         .env(ENV_SERVER_ADDRESS, &launch.server_address)
         .env(ENV_NAMESPACE, &launch.namespace)
         .env(ENV_SERVICE_NAME, &launch.spec.name)

@@ -229,6 +229,15 @@ impl Client {
                 format!("Service \"{name}\" not found"),
             )));
         }
+        for node in entry.nodes.iter() {
+            if node
+                .metadata
+                .get(crate::tls::TRANSPORT_METADATA)
+                .is_some_and(|t| t == "tls")
+            {
+                crate::tls::mark_secure(&node.address);
+            }
+        }
         let ordered = selector::order(self.inner.strategy, entry.nodes.len(), &entry.counter)
             .map(|i| entry.nodes[i].address.clone());
         let (mut fresh, stale): (Vec<_>, Vec<_>) = ordered.partition(|a| !self.penalised(a));
