@@ -189,8 +189,27 @@ pub(crate) struct LogsArgs {
     pub(crate) build: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerAction {
+    /// micro server recover - with the server stopped, reset an admin of micro (for an operator with the server's files)
+    #[command(
+        about = "micro server recover - with the server stopped, reset an admin of micro (for an operator with the server's files)"
+    )]
+    Recover {
+        /// The admin account of namespace micro (made if it is gone)
+        #[arg(long, default_value = "admin")]
+        username: String,
+        /// Its new password (prompted for when missing)
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ServerArgs {
+    #[command(subcommand)]
+    pub(crate) action: Option<ServerAction>,
     /// gRPC address for the platform services and the proxy (`:port`, `host:port`; port 0 picks one)
     #[arg(long, default_value = ":8081")]
     pub(crate) address: String,

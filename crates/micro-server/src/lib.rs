@@ -355,6 +355,26 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     })
 }
 
+/// `micro server recover`: with the server stopped, gives account `id` of namespace `micro`
+/// under `home` the secret `secret` and scope `admin` (making it if it is gone), for an
+/// operator who has lost every admin's password. It needs the server's files, which is the
+/// proof of being the operator.
+pub async fn recover_admin(home: &std::path::Path, id: &str, secret: &str) -> Result<(), Error> {
+    let files = micro_backends::ServerFiles::new(home);
+    let store: Arc<dyn micro_core::store::Store> =
+        Arc::new(micro_backends::redb::RedbStore::open(&files.store())?);
+    let authority = Authority::open(
+        store,
+        Some(&files.auth_key()),
+        AuthOptions {
+            default_account: false,
+            ..AuthOptions::default()
+        },
+    )
+    .await?;
+    authority.recover(id, secret).await
+}
+
 async fn listen(address: &str) -> Result<(TcpListener, SocketAddr), Error> {
     let bind = bind_address(address)?;
     let listener = TcpListener::bind(&bind)

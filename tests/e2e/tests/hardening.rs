@@ -205,6 +205,45 @@ fn no_rule_change_locks_the_platform() {
 }
 
 #[test]
+fn an_operator_with_the_servers_files_recovers_a_lost_admin() {
+    let mut sb = Sandbox::with_server();
+    ok(
+        &sb.micro(&[
+            "user",
+            "set",
+            "password",
+            "--old-password",
+            "micro",
+            "--new-password",
+            "forgotten",
+        ]),
+        "change the password",
+    );
+    sb.login("admin", "forgotten");
+    let old = sb.token();
+    // Not while the server holds the files.
+    let busy = sb.micro(&["server", "recover", "--password", "x"]);
+    assert_ne!(busy.code, 0, "{busy:?}");
+    assert!(busy.stderr.contains("in use"), "{busy:?}");
+    sb.kill_server();
+    let out = sb.micro(&["server", "recover", "--password", "found"]);
+    ok(&out, "recover");
+    assert!(
+        out.stdout.contains("can log in with the new password"),
+        "{out:?}"
+    );
+    sb.start_server();
+    sb.login("admin", "found");
+    let (status, _) = post(
+        &sb,
+        "/store/store/list",
+        &[("Authorization", &format!("Bearer {old}"))],
+        "{}",
+    );
+    assert_eq!(status, 401, "tokens from before the recovery are void");
+}
+
+#[test]
 fn failed_logins_are_throttled_per_account() {
     let sb = Sandbox::with_server();
     ok(

@@ -2,9 +2,30 @@
 
 use micro::Strategy;
 
-use crate::{cli::ServerArgs, failure::Failure};
+use crate::{
+    cli::{ServerAction, ServerArgs},
+    failure::Failure,
+};
+
+/// `micro server recover`: resets an admin of `micro` in the stopped server's files.
+async fn recover(username: &str, password: Option<&str>) -> Result<(), Failure> {
+    let password = match password {
+        Some(p) => p.to_owned(),
+        None => rpassword::prompt_password(format!("New password for {username}: "))
+            .map_err(|e| Failure::new(format!("cannot read the password: {e}")))?,
+    };
+    let home = crate::config::home();
+    micro_server::recover_admin(&home, username, &password).await?;
+    println!(
+        "{username} (namespace micro, scope admin) can log in with the new password; its older tokens no longer work"
+    );
+    Ok(())
+}
 
 pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
+    if let Some(ServerAction::Recover { username, password }) = &args.action {
+        return recover(username, password.as_deref()).await;
+    }
     micro::init_tracing();
     let strategy: Strategy = args.selector.parse().map_err(Failure::new)?;
     let platform = micro_server::start(micro_server::Options {

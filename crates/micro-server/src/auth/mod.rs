@@ -510,6 +510,35 @@ impl Authority {
         self.inner.accounts.create(account, secret).await
     }
 
+    /// Recovery for an operator with the server's files: gives account `id` of `micro` the
+    /// secret `secret` and scope `admin`, making it if it is gone; its older tokens stop
+    /// working. (No rule can lock an admin of `micro` out, so this is all a lost platform
+    /// needs.)
+    pub async fn recover(&self, id: &str, secret: &str) -> Result<(), Error> {
+        let accounts = &self.inner.accounts;
+        match accounts.get(DEFAULT_NAMESPACE, id).await {
+            Ok(account) if account.has_scope(SCOPE_ADMIN) => {
+                self.set_secret(DEFAULT_NAMESPACE, id, secret).await
+            }
+            Ok(_) => Err(Error::conflict(
+                ID,
+                format!("account {id:?} of micro exists without scope admin; recover another id"),
+            )),
+            Err(e) if e.code == 404 => {
+                let admin = Account {
+                    id: id.to_owned(),
+                    name: id.to_owned(),
+                    kind: AccountType::User,
+                    issuer: DEFAULT_NAMESPACE.to_owned(),
+                    scopes: vec![SCOPE_ADMIN.to_owned()],
+                    metadata: Default::default(),
+                };
+                accounts.create(&admin, secret).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes account `id` of `ns`; its tokens stop working at once.
     pub(crate) async fn delete_account(&self, ns: &str, id: &str) -> Result<(), Error> {
         self.inner.accounts.delete(ns, id).await?;
