@@ -96,6 +96,8 @@ impl Context {
     /// A connection to the server as the saved login (made now, so that an unreachable server is
     /// reported as such).
     pub(crate) async fn connect(&self) -> Result<Channel, Failure> {
+        // Requests may carry a token, and bodies secrets (`auth create account --secret`).
+        self.may_send_secrets()?;
         let channel = self.connect_anonymous().await?;
         self.authenticated
             .get_or_try_init(|| self.authenticate(&channel))
@@ -120,7 +122,6 @@ impl Context {
             micro::auth::set_token(None);
             return Ok(());
         };
-        self.may_send_secrets()?;
         let Some(saved) = tokens.get(&self.env, &ns).cloned() else {
             return Ok(());
         };

@@ -3,13 +3,18 @@
 //!
 //! - **A connection limit per listener.** Past it, a new connection is answered at once (a 503
 //!   on the HTTP doors; closed on the gRPC door) instead of holding a file descriptor.
-//! - **A handshake timeout.** A connection that sends nothing for
-//!   [`ListenerLimits::handshake_timeout`] after it is accepted is closed.
+//! - **A handshake timeout.** A connection that has not sent its first 24 bytes (an HTTP/2
+//!   preface, a TLS hello, a request line) within [`ListenerLimits::handshake_timeout`] of
+//!   being accepted is closed, however it drips them; a TLS handshake must finish in that time
+//!   too.
 //! - **An idle timeout.** A connection on which nothing is read or written for
 //!   [`ListenerLimits::idle_timeout`] is closed. gRPC keep-alive pings count as traffic, so a
 //!   live watch or subscription is never idle; a dead peer fails its pings.
-//! - **A header-read timeout** on the HTTP doors (slow headers), and on the gRPC door a bound
+//! - **A header-read timeout** on the HTTP doors (slow headers; it also closes a keep-alive
+//!   connection that waits longer than it for its next request), and on the gRPC door a bound
 //!   on concurrent streams and header size per connection (set where the server is built).
+//! - **A cap per peer address** (a quarter of the listener's, loopback exempt), so one
+//!   machine cannot take every place.
 //! - **The soft file-descriptor limit is raised** to the hard one at start
 //!   ([`raise_fd_limit`]), and the default connection limit is derived from it.
 
@@ -46,7 +51,8 @@ pub struct ListenerLimits {
     pub handshake_timeout: Duration,
     /// How long a connection may carry nothing either way.
     pub idle_timeout: Duration,
-    /// How long an HTTP client may take to send a request's headers.
+    /// How long an HTTP client may take to send a request's headers (and a keep-alive
+    /// connection may wait for its next request).
     pub header_read_timeout: Duration,
     /// The most concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
@@ -58,7 +64,7 @@ impl Default for ListenerLimits {
             max_connections: None,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(60),
             max_concurrent_streams: 1024,
         }
     }
@@ -97,25 +103,52 @@ pub fn raise_fd_limit() -> Option<u64> {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
+/// Bytes a connection must send before the handshake deadline gives way to the idle one.
+const HANDSHAKE_BYTES: usize = 24;
+
 /// A connection that holds its place under the limit, and closes itself when idle.
 pub(crate) struct Limited {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _peer: Option<PeerSlot>,
     idle: Duration,
     deadline: Pin<Box<Sleep>>,
+    /// Bytes read so far, counted up to [`HANDSHAKE_BYTES`].
+    received: usize,
 }
 
 impl Limited {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, limits: &ListenerLimits) -> Self {
+    fn new(
+        stream: TcpStream,
+        permit: OwnedSemaphorePermit,
+        peer: Option<PeerSlot>,
+        limits: &ListenerLimits,
+    ) -> Self {
         Self {
             stream,
             _permit: permit,
+            _peer: peer,
             idle: limits.idle_timeout,
             deadline: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
+            received: 0,
         }
     }
 
+    fn read(&mut self, bytes: usize) {
+        if self.received < HANDSHAKE_BYTES {
+            self.received += bytes;
+            if self.received < HANDSHAKE_BYTES {
+                return;
+            }
+        }
+        self.active();
+    }
+
     fn active(&mut self) {
+        if self.received < HANDSHAKE_BYTES {
+            // Still in the handshake: its deadline stands, whatever the server writes.
+            return;
+        }
         let next = Instant::now() + self.idle;
         self.deadline.as_mut().reset(next);
     }
@@ -144,8 +177,9 @@ impl AsyncRead for Limited {
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
-                    this.active();
+                let read = buf.filled().len() - before;
+                if read > 0 {
+                    this.read(read);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -197,6 +231,46 @@ impl tonic::transport::server::Connected for Limited {
     }
 }
 
+/// Connections per peer address, for the per-peer cap.
+#[derive(Default)]
+struct Peers {
+    open: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+}
+
+/// One connection's place in its peer's count; given back on drop.
+pub(crate) struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: std::net::IpAddr,
+}
+
+impl Peers {
+    /// A place for a connection from `ip`, if it has fewer than `cap` open.
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr, cap: usize) -> Option<PeerSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// What happens to a connection past the limit.
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
@@ -213,29 +287,45 @@ fn accept(
     refusal: Refusal,
 ) -> impl Stream<Item = io::Result<Limited>> {
     let permits = Arc::new(Semaphore::new(limits.connections()));
+    let per_peer = (limits.connections() / 4).max(1);
+    let peers = Arc::new(Peers::default());
     // Refusals being answered at once; past these, a refused connection is simply closed.
     let answering = Arc::new(Semaphore::new(64));
     futures::stream::unfold(
         (listener, permits, answering),
-        move |(listener, permits, answering)| async move {
-            loop {
-                let stream = match listener.accept().await {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of descriptors, or a connection reset before it was taken:
-                        // wait a moment and go on accepting.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+        move |(listener, permits, answering)| {
+            let peers = peers.clone();
+            async move {
+                loop {
+                    let (stream, from) = match listener.accept().await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Out of descriptors, or a connection reset before it was taken:
+                            // wait a moment and go on accepting.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let peer = if from.ip().is_loopback() {
+                        None
+                    } else {
+                        match peers.take(from.ip(), per_peer) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                refuse(stream, refusal, &answering);
+                                continue;
+                            }
+                        }
+                    };
+                    match permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let _ = stream.set_nodelay(true);
+                            let limited = Limited::new(stream, permit, peer, &limits);
+                            return Some((Ok(limited), (listener, permits, answering)));
+                        }
+                        Err(_) => refuse(stream, refusal, &answering),
                     }
-                };
-                match permits.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        let _ = stream.set_nodelay(true);
-                        let limited = Limited::new(stream, permit, &limits);
-                        return Some((Ok(limited), (listener, permits, answering)));
-                    }
-                    Err(_) => refuse(stream, refusal, &answering),
                 }
             }
         },
@@ -296,7 +386,13 @@ pub(crate) fn serve_http(
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.max_concurrent_streams);
         let graceful = GracefulShutdown::new();
-        let incoming = accept(listener, limits, Refusal::Http503);
+        // A plaintext 503 means nothing to a TLS client: it is simply closed.
+        let refusal = if tls.is_some() {
+            Refusal::Close
+        } else {
+            Refusal::Http503
+        };
+        let incoming = accept(listener, limits, refusal);
         futures::pin_mut!(incoming);
         loop {
             let next = tokio::select! {
@@ -319,12 +415,13 @@ pub(crate) fn serve_http(
                     });
                 }
                 Some(acceptor) => {
-                    // The handshake runs on the connection's task, bounded by its deadlines.
-                    let accepting = acceptor.accept(io);
+                    // The handshake runs on the connection's task, within the handshake time.
+                    let accepting =
+                        tokio::time::timeout(limits.handshake_timeout, acceptor.accept(io));
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
-                        let Ok(io) = accepting.await else { return };
+                        let Ok(Ok(io)) = accepting.await else { return };
                         let conn =
                             builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                         let _ = watcher.watch(conn.into_owned()).await;
@@ -368,6 +465,21 @@ mod tests {
             .await
             .expect("closed, not left hanging");
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // Dripping a byte at a time does not keep the handshake alive.
+        let mut drip = TcpStream::connect(address).await.unwrap();
+        let dripped = tokio::time::timeout(Duration::from_secs(5), async {
+            for _ in 0..40 {
+                if drip.write_all(b"G").await.is_err() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut buf = [0u8; 1];
+            matches!(drip.read(&mut buf).await, Ok(0) | Err(_))
+        })
+        .await
+        .expect("closed in time");
+        assert!(dripped, "a dripping handshake is closed");
         // With room again (once the second is closed too), a request is served.
         let served = async {
             loop {

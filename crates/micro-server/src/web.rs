@@ -38,7 +38,7 @@ pub fn router(proxy: ProxyService) -> Router {
 /// The caller, or the page that says why not.
 async fn caller(proxy: &ProxyService, headers: &HeaderMap, ns: &Ns) -> Result<Caller, Response> {
     let asked = ns.namespace.as_deref().filter(|n| !n.is_empty());
-    http_caller(proxy.authority(), headers, asked)
+    http_caller(proxy.authority(), headers, None, asked)
         .await
         .map_err(|e| failure(&e))
 }

@@ -255,6 +255,10 @@ impl Gate {
         token: &str,
         (service, method): (&str, &str),
     ) -> Result<Option<Arc<Account>>, Error> {
+        if !token.is_empty() {
+            // The caller's token goes to the platform: encrypted, or on this machine.
+            server.check_secrets_transport()?;
+        }
         let request = pb::CheckRequest {
             token: token.to_owned(),
             namespace: self.namespace.clone(),

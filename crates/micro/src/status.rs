@@ -64,7 +64,7 @@ pub fn to_status(err: &Error) -> Status {
         id: bounded(&err.id),
         code: u32::from(err.code),
         detail: message.clone(),
-        status: err.status.clone(),
+        status: bounded(&err.status),
     };
     let rpc = RpcStatus {
         code: err.grpc_code(),

@@ -102,8 +102,10 @@ pub fn enabled() -> bool {
 /// Dials `address` over TLS from now on (a server's own nodes, a node registered with
 /// `transport=tls`).
 pub fn mark_secure(address: &str) {
+    /// Registered nodes come and go; past this many, new ones are not remembered.
+    const CAP: usize = 65_536;
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
-    if !state.secure.contains(address) {
+    if !state.secure.contains(address) && state.secure.len() < CAP {
         state.secure.insert(address.to_owned());
     }
 }

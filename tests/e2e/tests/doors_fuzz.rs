@@ -81,8 +81,16 @@ async fn any_websocket_frames_end_in_an_answer_and_the_gateway_lives() {
             }
         })
         .await;
+        // Still open: fine for a bidirectional stream, and for any endpoint that has not been
+        // sent a request yet (pings only); anything else is a hang.
+        let sent_a_request = frames
+            .iter()
+            .any(|f| matches!(f, Message::Text(_) | Message::Binary(_)));
         if ended.is_err() {
-            assert_eq!(path, "/helloworld/pingPong", "{path} hung on {frames:?}");
+            assert!(
+                path == "/helloworld/pingPong" || !sent_a_request,
+                "{path} hung on {frames:?}"
+            );
         }
     }
     let api = api.clone();

@@ -370,6 +370,15 @@ fn strangers_see_and_write_nothing_outside_what_the_rules_give_them() {
         "{}",
     );
     assert_eq!(rsp.status, 401, "{rsp:?}");
+    // A link on another site is a GET with no Origin; the browser still says it is cross-site.
+    let rsp = http(
+        api,
+        "GET",
+        "/helloworld/call?name=x",
+        &[("Cookie", &cookie), ("Sec-Fetch-Site", "cross-site")],
+        "",
+    );
+    assert_eq!(rsp.status, 401, "{rsp:?}");
     let rsp = http(api, "GET", "/openapi.json", &[], "");
     assert!(!rsp.body.contains("helloworld"), "{}", rsp.body);
     let rsp = http(

@@ -2,7 +2,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use async_trait::async_trait;
@@ -16,10 +19,30 @@ const ID: &str = "micro.broker";
 
 /// How many messages may wait for one slow subscriber before newer ones are dropped for it.
 const BUFFER: usize = 4096;
+/// How many bytes of bodies may wait for one slow subscriber (messages are up to 4 MiB each,
+/// so the count alone would let one reader hold gigabytes).
+const BUFFER_BYTES: usize = 64 * 1024 * 1024;
 
 struct Subscriber {
     queue: Option<String>,
     tx: mpsc::Sender<Message>,
+    /// Body bytes sent and not yet read.
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Subscriber {
+    /// Hands `message` over unless the subscriber is too far behind (by count or by bytes).
+    fn offer(&self, message: &Message) -> bool {
+        let size = message.body.len();
+        if self.waiting.load(Ordering::Relaxed).saturating_add(size) > BUFFER_BYTES {
+            return false;
+        }
+        if self.tx.try_send(message.clone()).is_err() {
+            return false;
+        }
+        self.waiting.fetch_add(size, Ordering::Relaxed);
+        true
+    }
 }
 
 #[derive(Default)]
@@ -31,8 +54,8 @@ struct Topic {
 
 type Topics = HashMap<(String, String), Topic>;
 
-/// An in-process [`Broker`]. A subscriber that falls [`BUFFER`] messages behind loses the
-/// newest ones (logged): the broker promises no persistence, and one slow reader must not stall
+/// An in-process [`Broker`]. A subscriber that falls [`BUFFER`] messages (or [`BUFFER_BYTES`]
+/// of bodies) behind loses the newest ones (logged): the broker promises no persistence, and one slow reader must not stall
 /// every publisher.
 #[derive(Default, Clone)]
 pub struct MemoryBroker {
@@ -65,7 +88,7 @@ impl Broker for MemoryBroker {
         for subscriber in &entry.subscribers {
             match &subscriber.queue {
                 None => {
-                    if subscriber.tx.try_send(message.clone()).is_err() {
+                    if !subscriber.offer(&message) {
                         tracing::warn!(
                             topic,
                             "a subscriber is {BUFFER} messages behind; dropped one"
@@ -79,7 +102,7 @@ impl Broker for MemoryBroker {
             let turn = entry.turns.entry(queue.to_owned()).or_default();
             let delivered = (0..members.len()).any(|i| {
                 let member = members[(*turn + i) % members.len()];
-                if member.tx.try_send(message.clone()).is_ok() {
+                if member.offer(&message) {
                     *turn = (*turn + i + 1) % members.len();
                     true
                 } else {
@@ -108,6 +131,7 @@ impl Broker for MemoryBroker {
     ) -> Result<Subscription, Error> {
         check_topic(ID, topic)?;
         let (tx, rx) = mpsc::channel(BUFFER);
+        let waiting = Arc::new(AtomicUsize::new(0));
         self.lock()
             .entry((namespace.to_owned(), topic.to_owned()))
             .or_default()
@@ -115,8 +139,15 @@ impl Broker for MemoryBroker {
             .push(Subscriber {
                 queue: queue.filter(|q| !q.is_empty()).map(str::to_owned),
                 tx,
+                waiting: waiting.clone(),
             });
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        Ok(Box::pin(futures::StreamExt::map(
+            ReceiverStream::new(rx),
+            move |message: Message| {
+                waiting.fetch_sub(message.body.len(), Ordering::Relaxed);
+                message
+            },
+        )))
     }
 }
 

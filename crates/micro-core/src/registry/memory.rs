@@ -28,7 +28,9 @@ pub struct MemoryRegistry {
 
 impl Default for MemoryRegistry {
     fn default() -> Self {
-        let (changes, _) = broadcast::channel(1024);
+        // The last changes are kept whole (a record is up to a registration's size), so the
+        // ring is kept short; a watcher that falls further behind is told to re-read.
+        let (changes, _) = broadcast::channel(256);
         Self {
             state: Mutex::new(RegistryState::new()),
             changes,
@@ -121,7 +123,7 @@ impl Registry for MemoryRegistry {
                     let name_ok = service.as_deref().is_none_or(|s| s == event.service.name);
                     (ns_ok && name_ok).then_some(Ok(event))
                 }
-                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Error::internal(
+                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Error::unavailable(
                     ID,
                     format!("watch fell behind and missed {n} changes; re-read the registry"),
                 ))),

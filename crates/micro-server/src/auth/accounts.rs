@@ -367,14 +367,24 @@ fn check_secret(secret: &str) -> Result<(), Error> {
 /// costs tens of milliseconds and megabytes, and logging in is open to anyone, so unbounded
 /// they would stall every other call.
 async fn argon2<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// The most checks waiting for a core; past it, a login is told to come back.
+    const WAITING: usize = 256;
     static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    static WAITERS: AtomicUsize = AtomicUsize::new(0);
     let slots = SLOTS.get_or_init(|| {
         tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
     });
-    let _slot = slots
-        .acquire()
-        .await
-        .map_err(|_| Error::internal(ID, "the password hasher is closed"))?;
+    if WAITERS.fetch_add(1, Ordering::AcqRel) >= WAITING {
+        WAITERS.fetch_sub(1, Ordering::AcqRel);
+        return Err(Error::unavailable(
+            ID,
+            "too many logins at once; try again shortly",
+        ));
+    }
+    let slot = slots.acquire().await;
+    WAITERS.fetch_sub(1, Ordering::AcqRel);
+    let _slot = slot.map_err(|_| Error::internal(ID, "the password hasher is closed"))?;
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| Error::internal(ID, format!("the password hasher failed: {e}")))

@@ -484,20 +484,22 @@ impl Authority {
                 ),
             ));
         }
-        match self.inner.accounts.check(ns, handle, secret).await {
-            Ok(account) => {
-                self.inner.pair_logins.succeeded(&pair_key);
-                Ok(account)
-            }
-            Err(e) => {
-                if e.code == 401 {
-                    self.inner.pair_logins.failed(&pair_key, now);
-                    self.inner.peer_logins.failed(&peer_key, now);
-                    self.inner.account_logins.failed(&account_key, now);
-                }
-                Err(e)
-            }
+        // Counted as failed before the secret is judged, so a burst of guesses sent at once
+        // meets the throttle too; a success is forgiven.
+        self.inner.pair_logins.failed(&pair_key, now);
+        self.inner.peer_logins.failed(&peer_key, now);
+        self.inner.account_logins.failed(&account_key, now);
+        let checked = self.inner.accounts.check(ns, handle, secret).await;
+        if !matches!(&checked, Err(e) if e.code == 401) {
+            let now = Instant::now();
+            self.inner.pair_logins.forgive(&pair_key, now);
+            self.inner.peer_logins.forgive(&peer_key, now);
+            self.inner.account_logins.forgive(&account_key, now);
         }
+        if checked.is_ok() {
+            self.inner.pair_logins.succeeded(&pair_key);
+        }
+        checked
     }
 
     /// Creates `account` with `secret` (and its namespace, if it is the first).
@@ -541,15 +543,17 @@ impl Authority {
 
     /// Deletes account `id` of `ns`; its tokens stop working at once.
     pub(crate) async fn delete_account(&self, ns: &str, id: &str) -> Result<(), Error> {
-        self.inner.accounts.delete(ns, id).await?;
-        self.inner.revocations.revoke(ns, id, now_ms()).await
+        // Revoked first: if the account cannot be deleted after, its tokens are still void.
+        self.inner.accounts.get(ns, id).await?;
+        self.inner.revocations.revoke(ns, id, now_ms()).await?;
+        self.inner.accounts.delete(ns, id).await
     }
 
     /// Sets the secret of account `id` of `ns`; tokens issued before stop working.
     pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
-        let at = now_ms();
-        self.inner.accounts.set_secret(ns, id, secret).await?;
-        self.inner.revocations.revoke(ns, id, at).await
+        self.inner.accounts.get(ns, id).await?;
+        self.inner.revocations.revoke(ns, id, now_ms()).await?;
+        self.inner.accounts.set_secret(ns, id, secret).await
     }
 
     /// What the rules of the caller's namespace decide about `resource`: allowed, the rule that

@@ -74,14 +74,25 @@ impl Revocations {
     /// Reads the table again (what other servers revoked, and what has lapsed).
     pub(crate) async fn reload(&self) -> Result<(), Error> {
         let records = self.store.find(DATABASE, TABLE, &Query::default()).await?;
-        let fresh: HashMap<String, i64> = records
+        let mut fresh: HashMap<String, i64> = records
             .into_iter()
             .filter_map(|r| {
                 let at = std::str::from_utf8(&r.value).ok()?.parse().ok()?;
                 Some((r.key, at))
             })
             .collect();
-        *self.voided.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        let mut voided = self.voided.write().unwrap_or_else(|p| p.into_inner());
+        // Merged, not replaced: a revocation made here while the table was being read is kept
+        // (until it lapses, when the store drops it too).
+        let oldest = super::now_ms()
+            .saturating_sub(i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX));
+        for (key, at) in voided.drain() {
+            if at > oldest {
+                let kept = fresh.entry(key).or_insert(at);
+                *kept = (*kept).max(at);
+            }
+        }
+        *voided = fresh;
         Ok(())
     }
 }

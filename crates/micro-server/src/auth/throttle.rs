@@ -66,8 +66,9 @@ impl Throttle {
             until: now,
             last: now,
         });
-        // A key left alone for the longest back-off starts over.
-        if now.saturating_duration_since(entry.last) >= self.max {
+        // A key left alone for the longest back-off after its door reopened starts over (a
+        // key that keeps failing never gets its free failures back).
+        if now.saturating_duration_since(entry.last.max(entry.until)) >= self.max {
             entry.failures = 0;
         }
         entry.failures = entry.failures.saturating_add(1);
@@ -76,6 +77,18 @@ impl Throttle {
             let doublings = (entry.failures - self.free - 1).min(30);
             let wait = self.base.saturating_mul(1 << doublings).min(self.max);
             entry.until = now + wait;
+        }
+    }
+
+    /// Takes back one failure of `key`, counted before the attempt was judged, when it
+    /// turned out to succeed.
+    pub(crate) fn forgive(&self, key: &str, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(key) {
+            entry.failures = entry.failures.saturating_sub(1);
+            if entry.failures <= self.free {
+                entry.until = entry.until.min(now);
+            }
         }
     }
 
@@ -116,12 +129,29 @@ mod tests {
         assert_eq!(t.closed_for("b", t1), None, "keys are apart");
         t.succeeded("a");
         assert_eq!(t.closed_for("a", t1), None);
-        // Left alone for the longest back-off: starts over.
+        // Left alone for the longest back-off after reopening: starts over.
         for _ in 0..3 {
             t.failed("c", t0);
         }
-        let later = t0 + Duration::from_secs(9);
+        let later = t0 + Duration::from_secs(10);
         t.failed("c", later);
         assert_eq!(t.closed_for("c", later), None);
+        // Failing right as the door reopens does not: the count goes on.
+        for _ in 0..12 {
+            t.failed("d", t0);
+        }
+        let reopened = t0 + Duration::from_secs(8);
+        t.failed("d", reopened);
+        assert_eq!(t.closed_for("d", reopened), Some(Duration::from_secs(8)));
+        // An attempt counted up front and then forgiven leaves the door as it was.
+        t.failed("e", t0);
+        t.forgive("e", t0);
+        t.failed("e", t0);
+        t.failed("e", t0);
+        assert_eq!(
+            t.closed_for("e", t0),
+            None,
+            "still within the free failures"
+        );
     }
 }

@@ -78,7 +78,7 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
         (&Method::GET, "/") => {
             axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
         }
-        _ => match caller(&gateway, &parts.headers).await.map(|mut c| {
+        _ => match caller(&gateway, &parts).await.map(|mut c| {
             c.peer = parts
                 .extensions
                 .get::<crate::listener::Peer>()
@@ -102,7 +102,8 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 
 /// Who is calling: the token of `Authorization: Bearer` (or cookie `micro-token`) and the
 /// `Micro-Namespace` asked for, as the server's auth sees them.
-async fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error> {
+async fn caller(gateway: &Gateway, parts: &Parts) -> Result<Caller, Error> {
+    let headers = &parts.headers;
     let asked = headers
         .get("micro-namespace")
         .map(|v: &http::HeaderValue| {
@@ -110,17 +111,24 @@ async fn caller(gateway: &Gateway, headers: &HeaderMap) -> Result<Caller, Error>
                 .map_err(|_| Error::bad_request(ID, "the Micro-Namespace header is not text"))
         })
         .transpose()?;
-    http_caller(gateway.proxy.authority(), headers, asked).await
+    http_caller(
+        gateway.proxy.authority(),
+        headers,
+        parts.uri.authority().map(|a| a.as_str()),
+        asked,
+    )
+    .await
 }
 
 /// Who is calling an HTTP door (gateway or dashboard): the token of `Authorization: Bearer`,
 /// else of cookie `micro-token`, in the namespace `asked` for.
 pub(crate) async fn http_caller(
-    authority: Option<&crate::Authority>,
+    auth: Option<&crate::Authority>,
     headers: &HeaderMap,
+    authority: Option<&str>,
     asked: Option<&str>,
 ) -> Result<Caller, Error> {
-    let Some(authority) = authority else {
+    let Some(auth) = auth else {
         return Ok(Caller::unchecked(asked.unwrap_or(DEFAULT_NAMESPACE)));
     };
     // The cookie is sent by browsers on their own, so it counts only for a request from the
@@ -130,10 +138,16 @@ pub(crate) async fn http_caller(
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let same_origin = match text(header::ORIGIN) {
-        None => true,
-        Some(origin) => origin.split_once("://").map(|(_, host)| host) == text(header::HOST),
-    };
+    // Browsers say where a request comes from (`Sec-Fetch-Site`; a link from another site
+    // is `cross-site` even for a GET, which sends no `Origin`); older ones only by `Origin`.
+    let fetched_here = text(header::HeaderName::from_static("sec-fetch-site"))
+        .is_none_or(|s| s == "same-origin" || s == "none");
+    let host = text(header::HOST).or(authority);
+    let same_origin = fetched_here
+        && match text(header::ORIGIN) {
+            None => true,
+            Some(origin) => origin.split_once("://").map(|(_, h)| h) == host,
+        };
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -144,7 +158,7 @@ pub(crate) async fn http_caller(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    authority.caller(authorization.or(cookie), asked).await
+    auth.caller(authorization.or(cookie), asked).await
 }
 
 /// A resolved endpoint and who is calling it.

@@ -407,7 +407,10 @@ impl ProxyService {
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
             request.metadata_mut().insert(key, value);
         }
+        // Only to the platform's own services: a tenant's service must not collect proofs to
+        // replay.
         if let (Some(peer), Some(authority)) = (call.peer, &self.inner.authority)
+            && crate::is_platform_service(call.service)
             && let (Ok(ip), Ok(proof)) = (
                 MetadataValue::try_from(peer.to_string()),
                 MetadataValue::try_from(authority.vouch(peer)),
