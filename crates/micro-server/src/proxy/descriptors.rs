@@ -72,8 +72,30 @@ impl DescriptorCache {
     }
 }
 
-/// Asks the node for the file defining `symbol` and every file it depends on.
+/// The most files one service's descriptors may span, and the longest their fetch may take: a
+/// node answers with what it likes, so it must not keep the proxy asking for ever.
+const MAX_FILES: usize = 1024;
+const FETCH_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks the node for the file defining `symbol` and every file it depends on, within
+/// [`FETCH_TIME`] and [`MAX_FILES`].
 async fn fetch(client: &Client, address: &str, symbol: &str) -> Result<DescriptorPool, Error> {
+    tokio::time::timeout(FETCH_TIME, fetch_files(client, address, symbol))
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ID,
+                502,
+                format!("node {address} took longer than {FETCH_TIME:?} to describe {symbol}"),
+            ))
+        })
+}
+
+async fn fetch_files(
+    client: &Client,
+    address: &str,
+    symbol: &str,
+) -> Result<DescriptorPool, Error> {
     let mut reflection = ServerReflectionClient::new(client.node(address));
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let mut responses = reflection
@@ -106,11 +128,21 @@ async fn fetch(client: &Client, address: &str, symbol: &str) -> Result<Descripto
             Some(MessageResponse::FileDescriptorResponse(found)) => {
                 for bytes in found.file_descriptor_proto {
                     let file = FileDescriptorProto::decode(bytes.as_slice()).map_err(|e| {
-                        Error::internal(
+                        Error::new(
                             ID,
+                            502,
                             format!("node {address} sent an invalid descriptor: {e}"),
                         )
                     })?;
+                    if files.len() >= MAX_FILES {
+                        return Err(Error::new(
+                            ID,
+                            502,
+                            format!(
+                                "node {address} describes {symbol} with more than {MAX_FILES} files"
+                            ),
+                        ));
+                    }
                     asked.insert(file.name().to_owned());
                     for dep in &file.dependency {
                         if asked.insert(dep.clone()) {
