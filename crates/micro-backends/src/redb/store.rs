@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use micro_core::{
     Error,
-    store::{Query, Record, Store, check_names, select},
+    store::{Order, Query, Record, Store, check_names},
 };
 use prost::Message as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -155,32 +155,45 @@ impl RedbStore {
         })
     }
 
-    /// The live records under `base` (`database\0table\0`) whose keys start with `start`.
-    fn scan(db: &Database, base: &[u8], start: &str) -> Result<Vec<(String, Stored)>, Error> {
+    /// The live records under `base` (`database\0table\0`) that `query` selects, in its order:
+    /// keys are filtered before their values are decoded, and the scan stops once `offset +
+    /// limit` records are found, so a `limit` costs what it returns, not the whole table.
+    fn scan(db: &Database, base: &[u8], query: &Query) -> Result<Vec<(String, Stored)>, Error> {
         let now = now_ms();
         let read = db.begin_read().map_err(|e| storage(ID, e))?;
         let Some(table) = table(ID, &read, RECORDS)? else {
             return Ok(Vec::new());
         };
         let mut from = base.to_vec();
-        from.extend_from_slice(start.as_bytes());
+        from.extend_from_slice(query.prefix.as_deref().unwrap_or("").as_bytes());
+        let range = match successor(&from) {
+            Some(to) => table.range::<&[u8]>(from.as_slice()..to.as_slice()),
+            None => table.range::<&[u8]>(from.as_slice()..),
+        }
+        .map_err(|e| storage(ID, e))?;
+        let entries: Box<dyn Iterator<Item = _>> = match query.order {
+            Order::Asc => Box::new(range),
+            Order::Desc => Box::new(range.rev()),
+        };
+        let wanted = query
+            .offset
+            .saturating_add(query.limit.unwrap_or(usize::MAX));
         let mut out = Vec::new();
-        for entry in table
-            .range::<&[u8]>(from.as_slice()..)
-            .map_err(|e| storage(ID, e))?
-        {
-            let (key, value) = entry.map_err(|e| storage(ID, e))?;
-            let key = key.value();
-            if !key.starts_with(&from) {
+        for entry in entries {
+            if out.len() >= wanted {
                 break;
+            }
+            let (key, value) = entry.map_err(|e| storage(ID, e))?;
+            let name = String::from_utf8_lossy(&key.value()[base.len()..]).into_owned();
+            if query.suffix.as_deref().is_some_and(|s| !name.ends_with(s)) {
+                continue;
             }
             let stored = decode(value.value())?;
             if stored.live(now) {
-                let name = String::from_utf8_lossy(&key[base.len()..]).into_owned();
                 out.push((name, stored));
             }
         }
-        Ok(out)
+        Ok(out.into_iter().skip(query.offset).collect())
     }
 
     /// Every live record's (database, table), in key order.
@@ -207,13 +220,17 @@ impl RedbStore {
     }
 }
 
-/// A scanned record seen by its key, for [`select`].
-struct Keyed((String, Stored));
-
-impl AsRef<str> for Keyed {
-    fn as_ref(&self) -> &str {
-        &self.0.0
+/// The smallest byte string after every one that starts with `prefix` (`None`: there is
+/// none, every such string is the largest).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
     }
+    None
 }
 
 #[async_trait]
@@ -243,11 +260,9 @@ impl Store for RedbStore {
         let query = query.clone();
         blocking(ID, &self.db, move |db| {
             let now = now_ms();
-            let start = query.prefix.clone().unwrap_or_default();
-            let scanned = Self::scan(db, &base, &start)?;
-            Ok(select(scanned.into_iter().map(Keyed), &query)
+            Ok(Self::scan(db, &base, &query)?
                 .into_iter()
-                .map(|Keyed((key, stored))| stored.into_record(key, now))
+                .map(|(key, stored)| stored.into_record(key, now))
                 .collect())
         })
         .await
@@ -356,6 +371,53 @@ mod tests {
     use micro_core::store::contract::{RealClock, run_all};
 
     use super::*;
+
+    #[test]
+    fn the_successor_of_a_prefix_bounds_its_range() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(successor(b"\xff\xff"), None);
+    }
+
+    #[tokio::test]
+    async fn queries_match_the_pure_selection_in_every_combination() {
+        use micro_core::store::{MemoryStore, Order};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let redb = RedbStore::open(&dir.path().join("store.redb")).expect("open");
+        let memory = MemoryStore::new();
+        for key in ["a", "a1", "a2", "ab1", "b", "b1", "b\u{ff}", "c2"] {
+            for store in [&redb as &dyn Store, &memory] {
+                store
+                    .write("db", "t", Record::new(key, "v"))
+                    .await
+                    .expect("write");
+            }
+        }
+        // Another table's records sit next to these and must never show.
+        redb.write("db", "u", Record::new("a9", "v"))
+            .await
+            .expect("write");
+        for prefix in [None, Some("a"), Some("b"), Some("z")] {
+            for suffix in [None, Some("1"), Some("2")] {
+                for order in [Order::Asc, Order::Desc] {
+                    for (offset, limit) in [(0, None), (1, Some(2)), (0, Some(1)), (5, None)] {
+                        let query = Query {
+                            prefix: prefix.map(str::to_owned),
+                            suffix: suffix.map(str::to_owned),
+                            offset,
+                            limit,
+                            order,
+                        };
+                        assert_eq!(
+                            redb.list("db", "t", &query).await.expect("redb"),
+                            memory.list("db", "t", &query).await.expect("memory"),
+                            "{query:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn redb_store_passes_the_contract() {
