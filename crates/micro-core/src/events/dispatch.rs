@@ -49,6 +49,9 @@ enum Command {
 
 type GroupKey = (String, String, String);
 
+/// The most consumer groups (of every namespace and topic) running at once.
+const MAX_GROUPS: usize = 10_000;
+
 #[derive(Default)]
 struct Shared {
     groups: Mutex<HashMap<GroupKey, mpsc::UnboundedSender<Command>>>,
@@ -102,12 +105,22 @@ impl<L: EventLog> LogEvents<L> {
         topic: &str,
         group: &str,
         durable: bool,
-    ) -> mpsc::UnboundedSender<Command> {
+    ) -> Result<mpsc::UnboundedSender<Command>, Error> {
         let published = self.published(namespace, topic).subscribe();
         let mut groups = lock(&self.shared.groups);
         groups.retain(|_, tx| !tx.is_closed());
         let key = (namespace.to_owned(), topic.to_owned(), group.to_owned());
-        groups
+        // A durable group's actor stays for the group's next consumer: bound how many there are.
+        if groups.len() >= MAX_GROUPS && !groups.contains_key(&key) {
+            return Err(Error::new(
+                ID,
+                429,
+                format!(
+                    "the platform runs {MAX_GROUPS} consumer groups, the most it may; reuse a group name"
+                ),
+            ));
+        }
+        Ok(groups
             .entry(key)
             .or_insert_with(|| {
                 let (tx, commands) = mpsc::unbounded_channel();
@@ -128,7 +141,7 @@ impl<L: EventLog> LogEvents<L> {
                 tokio::spawn(actor.run());
                 tx
             })
-            .clone()
+            .clone())
     }
 
     async fn settle(
@@ -199,7 +212,7 @@ impl<L: EventLog> Events for LogEvents<L> {
         };
         let (sink, events) = mpsc::channel(CONSUMER_BUFFER);
         let (reply, answer) = oneshot::channel();
-        self.group(namespace, topic, &name, durable)
+        self.group(namespace, topic, &name, durable)?
             .send(Command::Join {
                 sink,
                 options,
