@@ -48,8 +48,11 @@ pub(crate) const PEER_PROOF_HEADER: &str = "micro-peer-proof";
 
 /// The marker a namespace gets when a `micro` admin creates it (its first account or rule).
 const CREATED: &str = "namespace";
-/// The most namespaces remembered as existing (past it, each is looked up on the store).
+/// The most namespaces remembered as existing, or as missing (past it, each is looked up on
+/// the store).
 const KNOWN_CAP: usize = 65_536;
+/// How long a namespace found missing is taken to be missing.
+const MISSING_FOR: Duration = Duration::from_secs(1);
 
 const ID: &str = "micro.auth";
 
@@ -190,6 +193,9 @@ struct Inner {
     peer_logins: Throttle,
     /// Namespaces known to exist (a namespace is never deleted, so this only grows).
     known: RwLock<HashSet<String>>,
+    /// Namespaces found missing, and when: asked again after a second (another server may
+    /// have made one), so strangers naming random namespaces cost a map read, not the store.
+    missing: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
     /// Vouches for the peer address this process's own HTTP doors forward with a call.
     peers: ring::hmac::Key,
 }
@@ -233,6 +239,7 @@ impl Authority {
                 account_logins: Throttle::new(50, Duration::from_secs(1), Duration::from_secs(10)),
                 peer_logins: Throttle::new(20, Duration::from_secs(1), Duration::from_secs(60)),
                 known: RwLock::default(),
+                missing: std::sync::Mutex::default(),
                 peers: ring::hmac::Key::generate(
                     ring::hmac::HMAC_SHA256,
                     &ring::rand::SystemRandom::new(),
@@ -372,6 +379,16 @@ impl Authority {
         {
             return Ok(true);
         }
+        let recently_missing = self
+            .inner
+            .missing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ns)
+            .is_some_and(|at| at.elapsed() < MISSING_FOR);
+        if recently_missing {
+            return Ok(false);
+        }
         let accounts = &self.inner.accounts;
         // Namespaces made before the marker existed have accounts or rules of their own.
         let exists = accounts.marked(ns, CREATED).await?
@@ -382,6 +399,15 @@ impl Authority {
             if known.len() < KNOWN_CAP {
                 known.insert(ns.to_owned());
             }
+        } else {
+            let mut missing = self.inner.missing.lock().unwrap_or_else(|p| p.into_inner());
+            if missing.len() >= KNOWN_CAP {
+                missing.retain(|_, at| at.elapsed() < MISSING_FOR);
+                if missing.len() >= KNOWN_CAP {
+                    missing.clear();
+                }
+            }
+            missing.insert(ns.to_owned(), Instant::now());
         }
         Ok(exists)
     }
@@ -411,6 +437,11 @@ impl Authority {
                 ));
             }
             self.inner.accounts.first_time(ns, CREATED).await?;
+            self.inner
+                .missing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(ns);
         }
         Ok(())
     }
