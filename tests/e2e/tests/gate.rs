@@ -148,3 +148,108 @@ async fn a_service_without_a_platform_serves_everyone() {
     assert_eq!(call(&mut client, None).await.unwrap(), "nobody");
     let _ = service.stop().await;
 }
+
+/// Answers `Call` with the bearer token it was sent.
+struct Spy;
+
+#[tonic::async_trait]
+impl helloworld_server::Helloworld for Spy {
+    async fn call(
+        &self,
+        req: Request<helloworld::Request>,
+    ) -> Result<Response<helloworld::Response>, Status> {
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim_start_matches("Bearer ")
+            .to_owned();
+        Ok(Response::new(helloworld::Response { msg: token }))
+    }
+
+    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
+    async fn stream(
+        &self,
+        _: Request<helloworld::StreamingRequest>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+
+    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
+    async fn ping_pong(
+        &self,
+        _: Request<tonic::Streaming<helloworld::Ping>>,
+    ) -> Result<Response<Self::PingPongStream>, Status> {
+        Err(Status::unimplemented("not here"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_called_service_gets_a_token_that_opens_it_alone() {
+    let platform = platform(true).await;
+    let admin = admin_token(&platform).await;
+    let spy = micro::Service::new("spy")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(Spy))
+        .server(platform.grpc_address().to_string())
+        .start()
+        .await
+        .expect("spy");
+    let api = platform.api_address().expect("gateway").to_string();
+    let bearer = format!("Bearer {admin}");
+    let (api2, bearer2) = (api.clone(), bearer.clone());
+    let rsp = tokio::task::spawn_blocking(move || {
+        micro_e2e::http(
+            &api2,
+            "POST",
+            "/spy/call",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &bearer2),
+            ],
+            "{}",
+        )
+    })
+    .await
+    .expect("http");
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    let passed: serde_json::Value = serde_json::from_str(&rsp.body).expect("JSON");
+    let passed = passed["msg"].as_str().expect("a token").to_owned();
+    assert!(!passed.is_empty());
+    assert_ne!(
+        passed, admin,
+        "the service never sees the caller's own token"
+    );
+
+    // The service cannot replay it against the platform...
+    let replay = format!("Bearer {passed}");
+    let rsp = tokio::task::spawn_blocking(move || {
+        micro_e2e::http(
+            &api,
+            "POST",
+            "/store/store/list",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &replay),
+            ],
+            "{}",
+        )
+    })
+    .await
+    .expect("http");
+    assert_eq!(rsp.status, 401, "{rsp:?}");
+    assert!(rsp.body.contains("passed on"), "{}", rsp.body);
+    // ...but its own door accepts it (it is the caller, for this service).
+    let mut client = HelloworldClient::connect(format!("http://{}", spy.address()))
+        .await
+        .expect("connect");
+    assert_eq!(
+        call(&mut client, Some(&passed))
+            .await
+            .expect("its own door"),
+        passed
+    );
+    let _ = spy.stop().await;
+    platform.stop().await;
+}

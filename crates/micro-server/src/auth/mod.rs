@@ -51,6 +51,8 @@ const CREATED: &str = "namespace";
 /// The most namespaces remembered as existing, or as missing (past it, each is looked up on
 /// the store).
 const KNOWN_CAP: usize = 65_536;
+/// At most this many passed-on tokens are remembered (then the memory starts over).
+const PASSED_ON_CAP: usize = 4096;
 /// How long a namespace found missing is taken to be missing.
 const MISSING_FOR: Duration = Duration::from_secs(1);
 
@@ -193,6 +195,8 @@ struct Inner {
     peer_logins: Throttle,
     /// Namespaces known to exist (a namespace is never deleted, so this only grows).
     known: RwLock<HashSet<String>>,
+    /// Tokens passed on to services, by (caller's token, service).
+    passed_on: RwLock<std::collections::HashMap<(String, String), String>>,
     /// Namespaces found missing, and when: asked again after a second (another server may
     /// have made one), so strangers naming random namespaces cost a map read, not the store.
     missing: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
@@ -239,6 +243,7 @@ impl Authority {
                 account_logins: Throttle::new(50, Duration::from_secs(1), Duration::from_secs(10)),
                 peer_logins: Throttle::new(20, Duration::from_secs(1), Duration::from_secs(60)),
                 known: RwLock::default(),
+                passed_on: RwLock::default(),
                 missing: std::sync::Mutex::default(),
                 peers: ring::hmac::Key::generate(
                     ring::hmac::HMAC_SHA256,
@@ -346,6 +351,21 @@ impl Authority {
     /// The account `token` stands for, with the token's expiry (unix seconds); `None` without a
     /// token or with auth off, 401 for a token that does not hold or was revoked.
     fn holder(&self, token: &str) -> Result<Option<(Account, i64)>, Error> {
+        let Some(holder) = self.verified(token)? else {
+            return Ok(None);
+        };
+        if let Some(service) = &holder.audience {
+            return Err(Error::unauthorized(
+                ID,
+                format!("this token was passed on to service {service:?} and opens nothing else"),
+            ));
+        }
+        Ok(Some((holder.account, holder.expiry)))
+    }
+
+    /// What `token` says, if it holds and was not revoked; `None` without a token or with auth
+    /// off. A token passed on to one service (with an audience) is answered as it is.
+    fn verified(&self, token: &str) -> Result<Option<tokens::Holder>, Error> {
         if token.is_empty() || !self.enabled() {
             return Ok(None);
         }
@@ -361,7 +381,39 @@ impl Authority {
                 "the token was revoked (its account was deleted or its secret changed): log in again (micro login)",
             ));
         }
-        Ok(Some((holder.account, holder.expiry)))
+        Ok(Some(holder))
+    }
+
+    /// The token the proxy passes on to `service` for a caller holding `token`: one that opens
+    /// that service only (its own door checks it with `Auth.Check`), so a service never holds
+    /// a token it could replay against the platform or another service. Remembered per token
+    /// and service; `None` when `token` does not hold.
+    pub fn pass_on(&self, token: &str, service: &str) -> Option<String> {
+        let key = (token.to_owned(), service.to_owned());
+        if let Some(made) = self
+            .inner
+            .passed_on
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Some(made.clone());
+        }
+        let holder = self.verified(token).ok().flatten()?;
+        if holder.audience.is_some() {
+            return None;
+        }
+        let made = self.inner.keys.issue_for(&holder, service).ok()?;
+        let mut passed_on = self
+            .inner
+            .passed_on
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if passed_on.len() >= PASSED_ON_CAP {
+            passed_on.clear();
+        }
+        passed_on.insert(key, made.clone());
+        Some(made)
     }
 
     /// Whether namespace `ns` exists: `micro` and `*` always; any other once a `micro` admin
@@ -644,7 +696,22 @@ impl Authority {
                 expiry: 0,
             });
         }
-        let (account, expiry) = match self.holder(bearer(token)) {
+        let verified = self
+            .verified(bearer(token))
+            .and_then(|holder| match holder {
+                Some(h) if h.audience.as_deref().is_some_and(|a| a != resource.name) => {
+                    Err(Error::unauthorized(
+                        ID,
+                        format!(
+                            "this token was passed on to service {:?}, not {:?}",
+                            h.audience.unwrap_or_default(),
+                            resource.name
+                        ),
+                    ))
+                }
+                other => Ok(other.map(|h| (h.account, h.expiry))),
+            });
+        let (account, expiry) = match verified {
             Ok(Some((account, expiry))) => (Some(account), expiry),
             Ok(None) => (None, 0),
             Err(e) => {

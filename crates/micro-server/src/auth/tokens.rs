@@ -36,6 +36,8 @@ pub(crate) struct Holder {
     pub(crate) account: Account,
     pub(crate) expiry: i64,
     pub(crate) issued_ms: i64,
+    /// The one service the token is for (a token the proxy passes on), or `None` for a login's.
+    pub(crate) audience: Option<String>,
 }
 
 /// At most this many verified tokens are remembered (then the memory starts over).
@@ -63,6 +65,9 @@ struct Claims {
     #[serde(default)]
     iat_ms: i64,
     exp: i64,
+    /// The service a passed-on token is for; a login's token has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
     /// Unique per token, so two issued in the same second differ.
     jti: String,
 }
@@ -126,15 +131,39 @@ impl TokenKeys {
         ttl: Duration,
     ) -> Result<String, Error> {
         let now = now_ms.div_euclid(1000);
+        let expiry = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        self.sign(account, now_ms, expiry, None)
+    }
+
+    /// A token for `account` that opens `service` only: what the proxy passes on to the service
+    /// it calls instead of the caller's own token. It keeps the original's issue time (so a
+    /// revocation voids it too) and expiry.
+    pub(crate) fn issue_for(&self, holder: &Holder, service: &str) -> Result<String, Error> {
+        self.sign(
+            &holder.account,
+            holder.issued_ms,
+            holder.expiry,
+            Some(service.to_owned()),
+        )
+    }
+
+    fn sign(
+        &self,
+        account: &Account,
+        issued_ms: i64,
+        expiry: i64,
+        aud: Option<String>,
+    ) -> Result<String, Error> {
         let claims = Claims {
             sub: account.id.clone(),
             iss: account.issuer.clone(),
             name: account.name.clone(),
             kind: account.kind,
             scopes: account.scopes.clone(),
-            iat: now,
-            iat_ms: now_ms,
-            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            iat: issued_ms.div_euclid(1000),
+            iat_ms: issued_ms,
+            exp: expiry,
+            aud,
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
@@ -202,6 +231,7 @@ impl TokenKeys {
             },
             expiry: c.exp,
             issued_ms,
+            audience: c.aud,
         })
     }
 }

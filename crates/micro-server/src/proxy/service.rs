@@ -386,6 +386,15 @@ impl ProxyService {
             .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
         request.metadata_mut().insert(NAMESPACE_HEADER, ns);
         if let Some(token) = call.token {
+            // The platform's own services get the caller's token; any other service one that
+            // opens it alone, which it cannot replay elsewhere.
+            let passed_on = match &self.inner.authority {
+                Some(authority) if !crate::is_platform_service(call.service) => {
+                    authority.pass_on(token, call.service)
+                }
+                _ => None,
+            };
+            let token = passed_on.as_deref().unwrap_or(token);
             let bearer = MetadataValue::try_from(format!("Bearer {token}"))
                 .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
             request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
