@@ -250,6 +250,35 @@ async fn a_called_service_gets_a_token_that_opens_it_alone() {
             .expect("its own door"),
         passed
     );
+    // A service of the same name in another namespace does not take it either.
+    let mut auth = micro_proto::auth::auth_client::AuthClient::connect(format!(
+        "http://{}",
+        platform.grpc_address()
+    ))
+    .await
+    .expect("auth");
+    let mut make = Request::new(micro_proto::auth::GenerateRequest {
+        id: "someone".into(),
+        secret: "pw".into(),
+        ..Default::default()
+    });
+    make.metadata_mut()
+        .insert("authorization", bearer.parse().expect("header"));
+    make.metadata_mut()
+        .insert("micro-namespace", "other".parse().expect("header"));
+    auth.generate(make).await.expect("namespace other");
+    let answer = auth
+        .check(micro_proto::auth::CheckRequest {
+            token: passed.clone(),
+            namespace: "other".into(),
+            service: "spy".into(),
+            endpoint: "Helloworld.Call".into(),
+        })
+        .await
+        .expect("check")
+        .into_inner();
+    assert!(!answer.allowed, "{answer:?}");
+    assert!(answer.detail.contains("passed on"), "{answer:?}");
     let _ = spy.stop().await;
     platform.stop().await;
 }

@@ -384,12 +384,13 @@ impl Authority {
         Ok(Some(holder))
     }
 
-    /// The token the proxy passes on to `service` for a caller holding `token`: one that opens
-    /// that service only (its own door checks it with `Auth.Check`), so a service never holds
+    /// The token the proxy passes on to `service` of `namespace` for a caller holding `token`:
+    /// one that opens that service of that namespace only (its own door checks it with `Auth.Check`), so a service never holds
     /// a token it could replay against the platform or another service. Remembered per token
     /// and service; `None` when `token` does not hold.
-    pub fn pass_on(&self, token: &str, service: &str) -> Option<String> {
-        let key = (token.to_owned(), service.to_owned());
+    pub fn pass_on(&self, token: &str, namespace: &str, service: &str) -> Option<String> {
+        let audience = format!("{namespace}/{service}");
+        let key = (token.to_owned(), audience.clone());
         if let Some(made) = self
             .inner
             .passed_on
@@ -403,7 +404,7 @@ impl Authority {
         if holder.audience.is_some() {
             return None;
         }
-        let made = self.inner.keys.issue_for(&holder, service).ok()?;
+        let made = self.inner.keys.issue_for(&holder, &audience).ok()?;
         let mut passed_on = self
             .inner
             .passed_on
@@ -696,16 +697,16 @@ impl Authority {
                 expiry: 0,
             });
         }
+        let here = format!("{namespace}/{}", resource.name);
         let verified = self
             .verified(bearer(token))
             .and_then(|holder| match holder {
-                Some(h) if h.audience.as_deref().is_some_and(|a| a != resource.name) => {
+                Some(h) if h.audience.as_deref().is_some_and(|a| a != here) => {
                     Err(Error::unauthorized(
                         ID,
                         format!(
-                            "this token was passed on to service {:?}, not {:?}",
+                            "this token was passed on to service {:?}, not {here:?}",
                             h.audience.unwrap_or_default(),
-                            resource.name
                         ),
                     ))
                 }

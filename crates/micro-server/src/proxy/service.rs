@@ -385,16 +385,15 @@ impl ProxyService {
         let ns = MetadataValue::try_from(call.namespace)
             .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
         request.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        if let Some(token) = call.token {
-            // The platform's own services get the caller's token; any other service one that
-            // opens it alone, which it cannot replay elsewhere.
-            let passed_on = match &self.inner.authority {
-                Some(authority) if !crate::is_platform_service(call.service) => {
-                    authority.pass_on(token, call.service)
-                }
-                _ => None,
-            };
-            let token = passed_on.as_deref().unwrap_or(token);
+        // The platform's own services get the caller's token; any other service one that opens
+        // it alone, which it cannot replay elsewhere — or none, never the caller's own.
+        let token = match (call.token, &self.inner.authority) {
+            (Some(token), Some(authority)) if !crate::is_platform_service(call.service) => {
+                authority.pass_on(token, call.namespace, call.service)
+            }
+            (token, _) => token.map(str::to_owned),
+        };
+        if let Some(token) = token {
             let bearer = MetadataValue::try_from(format!("Bearer {token}"))
                 .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
             request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
