@@ -394,7 +394,10 @@ pub(crate) fn serve_http(
         };
         let incoming = accept(listener, limits, refusal);
         futures::pin_mut!(incoming);
+        let mut connections = tokio::task::JoinSet::new();
         loop {
+            // Reap the connections that ended, so the set holds only live ones.
+            while connections.try_join_next().is_some() {}
             let next = tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
                 next = futures::StreamExt::next(&mut incoming) => next,
@@ -410,7 +413,7 @@ pub(crate) fn serve_http(
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         let _ = conn.await;
                     });
                 }
@@ -420,7 +423,7 @@ pub(crate) fn serve_http(
                         tokio::time::timeout(limits.handshake_timeout, acceptor.accept(io));
                     let builder = builder.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(async move {
+                    connections.spawn(async move {
                         let Ok(Ok(io)) = accepting.await else { return };
                         let conn =
                             builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -430,6 +433,10 @@ pub(crate) fn serve_http(
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+        // Whatever is still open after the grace period (a client holding a socket) ends with
+        // the listener. (An upgraded WebSocket runs on a task of its own, bounded by its
+        // connection's idle timeout.)
+        connections.abort_all();
     })
 }
 
