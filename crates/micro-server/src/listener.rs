@@ -19,6 +19,7 @@
 //!   ([`raise_fd_limit`]), and the default connection limit is derived from it.
 
 use std::{
+    future::Future as _,
     io,
     pin::Pin,
     sync::Arc,
@@ -107,14 +108,20 @@ pub struct Peer(pub std::net::SocketAddr);
 const HANDSHAKE_BYTES: usize = 24;
 
 /// A connection that holds its place under the limit, and closes itself when idle.
+///
+/// Activity only records when it happened; the one timer is moved when it fires, so a busy
+/// connection pays a clock read per read or write, not a timer update.
 pub(crate) struct Limited {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     _peer: Option<PeerSlot>,
     idle: Duration,
+    /// The handshake's deadline, then the earliest the idle one can be.
     deadline: Pin<Box<Sleep>>,
     /// Bytes read so far, counted up to [`HANDSHAKE_BYTES`].
     received: usize,
+    /// The last read or write once the handshake is done; `None` before.
+    last_active: Option<Instant>,
 }
 
 impl Limited {
@@ -131,41 +138,39 @@ impl Limited {
             idle: limits.idle_timeout,
             deadline: Box::pin(tokio::time::sleep(limits.handshake_timeout)),
             received: 0,
+            last_active: None,
         }
     }
 
     fn read(&mut self, bytes: usize) {
-        if self.received < HANDSHAKE_BYTES {
-            self.received += bytes;
-            if self.received < HANDSHAKE_BYTES {
-                return;
-            }
-        }
+        self.received = self.received.saturating_add(bytes).min(HANDSHAKE_BYTES);
         self.active();
     }
 
     fn active(&mut self) {
-        if self.received < HANDSHAKE_BYTES {
-            // Still in the handshake: its deadline stands, whatever the server writes.
-            return;
+        // Still in the handshake: its deadline stands, whatever the server writes.
+        if self.received >= HANDSHAKE_BYTES {
+            self.last_active = Some(Instant::now());
         }
-        let next = Instant::now() + self.idle;
-        self.deadline.as_mut().reset(next);
     }
 
-    /// `Err(TimedOut)` once the deadline has passed (and wakes the task then).
+    /// `Err(TimedOut)` once the deadline has passed with no activity since (and wakes the task
+    /// then).
     fn expired(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the connection was idle for too long",
-            )),
-            Poll::Pending => Ok(()),
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            match self.last_active.map(|at| at + self.idle) {
+                Some(due) if due > Instant::now() => self.deadline.as_mut().reset(due),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the connection was idle for too long",
+                    ));
+                }
+            }
         }
+        Ok(())
     }
 }
-
-use std::future::Future as _;
 
 impl AsyncRead for Limited {
     fn poll_read(

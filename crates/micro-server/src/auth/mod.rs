@@ -259,15 +259,7 @@ impl Authority {
         if authority.inner.options.default_account
             && accounts.first_time(DEFAULT_NAMESPACE, "accounts").await?
         {
-            let admin = Account {
-                id: "admin".to_owned(),
-                name: "admin".to_owned(),
-                kind: AccountType::User,
-                issuer: DEFAULT_NAMESPACE.to_owned(),
-                scopes: vec![SCOPE_ADMIN.to_owned()],
-                metadata: Default::default(),
-            };
-            match accounts.create(&admin, "micro").await {
+            match accounts.create(&micro_admin("admin"), "micro").await {
                 Err(e) if e.code != 409 => return Err(e),
                 _ => {}
             }
@@ -351,13 +343,22 @@ impl Authority {
     /// The account `token` stands for, with the token's expiry (unix seconds); `None` without a
     /// token or with auth off, 401 for a token that does not hold or was revoked.
     fn holder(&self, token: &str) -> Result<Option<(Account, i64)>, Error> {
+        self.holder_at(token, None)
+    }
+
+    /// [`Self::holder`] at a door that is `door` (`NAMESPACE/SERVICE`, a service's own door
+    /// asking `Auth.Check`) or the platform's (`None`): a token passed on to one service opens
+    /// that service's door and no other.
+    fn holder_at(&self, token: &str, door: Option<&str>) -> Result<Option<(Account, i64)>, Error> {
         let Some(holder) = self.verified(token)? else {
             return Ok(None);
         };
-        if let Some(service) = &holder.audience {
+        if let Some(audience) = &holder.audience
+            && door != Some(audience.as_str())
+        {
             return Err(Error::unauthorized(
                 ID,
-                format!("this token was passed on to service {service:?} and opens nothing else"),
+                format!("this token was passed on to service {audience:?} and opens nothing else"),
             ));
         }
         Ok(Some((holder.account, holder.expiry)))
@@ -385,9 +386,9 @@ impl Authority {
     }
 
     /// The token the proxy passes on to `service` of `namespace` for a caller holding `token`:
-    /// one that opens that service of that namespace only (its own door checks it with `Auth.Check`), so a service never holds
-    /// a token it could replay against the platform or another service. Remembered per token
-    /// and service; `None` when `token` does not hold.
+    /// one that opens that service of that namespace only (its own door checks it with
+    /// `Auth.Check`), so a service never holds a token it could replay against the platform or
+    /// another service. Remembered per token and service; `None` when `token` does not hold.
     pub fn pass_on(&self, token: &str, namespace: &str, service: &str) -> Option<String> {
         let audience = format!("{namespace}/{service}");
         let key = (token.to_owned(), audience.clone());
@@ -610,17 +611,7 @@ impl Authority {
                 ID,
                 format!("account {id:?} of micro exists without scope admin; recover another id"),
             )),
-            Err(e) if e.code == 404 => {
-                let admin = Account {
-                    id: id.to_owned(),
-                    name: id.to_owned(),
-                    kind: AccountType::User,
-                    issuer: DEFAULT_NAMESPACE.to_owned(),
-                    scopes: vec![SCOPE_ADMIN.to_owned()],
-                    metadata: Default::default(),
-                };
-                accounts.create(&admin, secret).await
-            }
+            Err(e) if e.code == 404 => accounts.create(&micro_admin(id), secret).await,
             Err(e) => Err(e),
         }
     }
@@ -698,20 +689,7 @@ impl Authority {
             });
         }
         let here = format!("{namespace}/{}", resource.name);
-        let verified = self
-            .verified(bearer(token))
-            .and_then(|holder| match holder {
-                Some(h) if h.audience.as_deref().is_some_and(|a| a != here) => {
-                    Err(Error::unauthorized(
-                        ID,
-                        format!(
-                            "this token was passed on to service {:?}, not {here:?}",
-                            h.audience.unwrap_or_default(),
-                        ),
-                    ))
-                }
-                other => Ok(other.map(|h| (h.account, h.expiry))),
-            });
+        let verified = self.holder_at(bearer(token), Some(&here));
         let (account, expiry) = match verified {
             Ok(Some((account, expiry))) => (Some(account), expiry),
             Ok(None) => (None, 0),
@@ -784,6 +762,19 @@ impl Authority {
 
     pub(crate) async fn delete_rule(&self, ns: &str, id: &str) -> Result<(), Error> {
         self.inner.rules.delete(ns, id, &self.inner.accounts).await
+    }
+}
+
+/// User account `id` of `micro` with scope `admin`: the default account, and what recovery
+/// makes.
+fn micro_admin(id: &str) -> Account {
+    Account {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        kind: AccountType::User,
+        issuer: DEFAULT_NAMESPACE.to_owned(),
+        scopes: vec![SCOPE_ADMIN.to_owned()],
+        metadata: Default::default(),
     }
 }
 

@@ -409,7 +409,7 @@ impl ProxyService {
                     format!("metadata {k:?} is set by the proxy, not by the caller"),
                 ));
             }
-            let key = MetadataKey::from_str(&k.to_ascii_lowercase())
+            let key = MetadataKey::from_str(&lower)
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
             let value = MetadataValue::try_from(v.as_str())
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
@@ -472,8 +472,7 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<pb::CallResponse>, Status> {
-        let mut caller = Caller::of(&req).map_err(|e| to_status(&e))?;
-        caller.peer = caller.peer.or_else(|| req.remote_addr().map(|a| a.ip()));
+        let caller = proxied_caller(&req)?;
         let body = req.into_inner();
         let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
         self.authorize(&caller, call.service, call.endpoint)
@@ -491,8 +490,7 @@ impl proxy_server::Proxy for ProxyService {
         &self,
         req: Request<pb::CallRequest>,
     ) -> Result<Response<Self::StreamStream>, Status> {
-        let mut caller = Caller::of(&req).map_err(|e| to_status(&e))?;
-        caller.peer = caller.peer.or_else(|| req.remote_addr().map(|a| a.ip()));
+        let caller = proxied_caller(&req)?;
         let body = req.into_inner();
         let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
         self.authorize(&caller, call.service, call.endpoint)
@@ -524,6 +522,13 @@ impl proxy_server::Proxy for ProxyService {
             .map_err(|e| to_status(&e))
         }))))
     }
+}
+
+/// Who is calling through the proxy, and from where (for the platform's login throttle).
+fn proxied_caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let mut caller = Caller::of(req).map_err(|e| to_status(&e))?;
+    caller.peer = caller.peer.or_else(|| req.remote_addr().map(|a| a.ip()));
+    Ok(caller)
 }
 
 /// The [`JsonCall`] a proxy request describes.
