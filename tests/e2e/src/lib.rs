@@ -82,6 +82,54 @@ impl helloworld::helloworld_server::Helloworld for Hello {
     }
 }
 
+/// What a [`CallOnly`] handler's `Call` answers.
+pub type CallAnswer = Result<tonic::Response<helloworld::Response>, tonic::Status>;
+
+/// A helloworld handler whose `Call` is the function it holds and whose streams are not served:
+/// for tests that look at what a handler receives (its caller, its token) or how it behaves.
+/// Made by [`call_only`].
+pub struct CallOnly<F>(F);
+
+/// The boxed answer a [`CallOnly`] holds.
+pub type CallFuture = std::pin::Pin<Box<dyn Future<Output = CallAnswer> + Send>>;
+
+/// A handler whose `Call` is `call` (see [`CallOnly`]).
+pub fn call_only<G, Fut>(
+    call: G,
+) -> CallOnly<impl Fn(tonic::Request<helloworld::Request>) -> CallFuture + Send + Sync + 'static>
+where
+    G: Fn(tonic::Request<helloworld::Request>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = CallAnswer> + Send + 'static,
+{
+    CallOnly(move |r| Box::pin(call(r)) as CallFuture)
+}
+
+#[tonic::async_trait]
+impl<F> helloworld::helloworld_server::Helloworld for CallOnly<F>
+where
+    F: Fn(tonic::Request<helloworld::Request>) -> CallFuture + Send + Sync + 'static,
+{
+    async fn call(&self, r: tonic::Request<helloworld::Request>) -> CallAnswer {
+        (self.0)(r).await
+    }
+    type StreamStream =
+        tonic::codegen::tokio_stream::Empty<Result<helloworld::StreamingResponse, tonic::Status>>;
+    async fn stream(
+        &self,
+        _: tonic::Request<helloworld::StreamingRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+    type PingPongStream =
+        tonic::codegen::tokio_stream::Empty<Result<helloworld::Pong, tonic::Status>>;
+    async fn ping_pong(
+        &self,
+        _: tonic::Request<tonic::Streaming<helloworld::Ping>>,
+    ) -> Result<tonic::Response<Self::PingPongStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not here"))
+    }
+}
+
 /// The path of a workspace binary.
 pub fn bin(name: &str) -> PathBuf {
     let path = profile_dir().join(name);

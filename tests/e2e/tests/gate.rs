@@ -3,39 +3,32 @@
 //! refused with 503 rather than let in.
 
 use micro_e2e::{
+    call_only,
     helloworld::{self, DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server},
     in_process::{admin_token, platform},
 };
-use tonic::{Request, Response, Status, codegen::tokio_stream::Empty};
+use tonic::{Request, Response, Status};
 
 /// Answers `Call` with the id of the caller's account, or `nobody`.
-struct WhoAmI;
-
-#[tonic::async_trait]
-impl helloworld_server::Helloworld for WhoAmI {
-    async fn call(
-        &self,
-        req: Request<helloworld::Request>,
-    ) -> Result<Response<helloworld::Response>, Status> {
+fn who_am_i() -> impl helloworld_server::Helloworld {
+    call_only(|req: Request<helloworld::Request>| {
         let who = micro::auth::account(&req).map_or("nobody".to_owned(), |a| a.id.clone());
-        Ok(Response::new(helloworld::Response { msg: who }))
-    }
+        async move { Ok(Response::new(helloworld::Response { msg: who })) }
+    })
+}
 
-    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
-    async fn stream(
-        &self,
-        _: Request<helloworld::StreamingRequest>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
-    async fn ping_pong(
-        &self,
-        _: Request<tonic::Streaming<helloworld::Ping>>,
-    ) -> Result<Response<Self::PingPongStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
+/// Answers `Call` with the bearer token it was sent.
+fn spy() -> impl helloworld_server::Helloworld {
+    call_only(|req: Request<helloworld::Request>| {
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .trim_start_matches("Bearer ")
+            .to_owned();
+        async move { Ok(Response::new(helloworld::Response { msg: token })) }
+    })
 }
 
 async fn call(
@@ -55,7 +48,7 @@ async fn handlers_see_the_caller_and_an_unchecked_caller_is_refused() {
     let platform = platform(true).await;
     let service = micro::Service::new("whoami")
         .descriptors(DESCRIPTORS)
-        .handle(helloworld_server::HelloworldServer::new(WhoAmI))
+        .handle(helloworld_server::HelloworldServer::new(who_am_i()))
         .server(platform.grpc_address().to_string())
         .start()
         .await
@@ -137,7 +130,7 @@ async fn a_service_without_a_platform_serves_everyone() {
     let registry = std::sync::Arc::new(micro::core::registry::MemoryRegistry::new());
     let service = micro::Service::new("whoami")
         .descriptors(DESCRIPTORS)
-        .handle(helloworld_server::HelloworldServer::new(WhoAmI))
+        .handle(helloworld_server::HelloworldServer::new(who_am_i()))
         .registry(registry)
         .start()
         .await
@@ -149,49 +142,13 @@ async fn a_service_without_a_platform_serves_everyone() {
     let _ = service.stop().await;
 }
 
-/// Answers `Call` with the bearer token it was sent.
-struct Spy;
-
-#[tonic::async_trait]
-impl helloworld_server::Helloworld for Spy {
-    async fn call(
-        &self,
-        req: Request<helloworld::Request>,
-    ) -> Result<Response<helloworld::Response>, Status> {
-        let token = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .trim_start_matches("Bearer ")
-            .to_owned();
-        Ok(Response::new(helloworld::Response { msg: token }))
-    }
-
-    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
-    async fn stream(
-        &self,
-        _: Request<helloworld::StreamingRequest>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
-    async fn ping_pong(
-        &self,
-        _: Request<tonic::Streaming<helloworld::Ping>>,
-    ) -> Result<Response<Self::PingPongStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_called_service_gets_a_token_that_opens_it_alone() {
     let platform = platform(true).await;
     let admin = admin_token(&platform).await;
     let spy = micro::Service::new("spy")
         .descriptors(DESCRIPTORS)
-        .handle(helloworld_server::HelloworldServer::new(Spy))
+        .handle(helloworld_server::HelloworldServer::new(spy()))
         .server(platform.grpc_address().to_string())
         .start()
         .await

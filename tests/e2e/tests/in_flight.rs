@@ -5,7 +5,8 @@
 use std::{sync::Arc, time::Duration};
 
 use micro_e2e::{
-    helloworld::{self, DESCRIPTORS, helloworld_server},
+    call_only,
+    helloworld::{DESCRIPTORS, helloworld_server},
     in_process::platform,
 };
 use tokio::{
@@ -13,37 +14,6 @@ use tokio::{
     sync::{Mutex, Notify},
     task::JoinHandle,
 };
-use tonic::{Request, Response, Status, codegen::tokio_stream::Empty};
-
-/// `Call` says it has started, then never answers.
-struct Stuck(Arc<Notify>);
-
-#[tonic::async_trait]
-impl helloworld_server::Helloworld for Stuck {
-    async fn call(
-        &self,
-        _: Request<helloworld::Request>,
-    ) -> Result<Response<helloworld::Response>, Status> {
-        self.0.notify_one();
-        std::future::pending().await
-    }
-
-    type StreamStream = Empty<Result<helloworld::StreamingResponse, Status>>;
-    async fn stream(
-        &self,
-        _: Request<helloworld::StreamingRequest>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-
-    type PingPongStream = Empty<Result<helloworld::Pong, Status>>;
-    async fn ping_pong(
-        &self,
-        _: Request<tonic::Streaming<helloworld::Ping>>,
-    ) -> Result<Response<Self::PingPongStream>, Status> {
-        Err(Status::unimplemented("not here"))
-    }
-}
 
 /// Relays connections to `target` until the returned tasks are aborted.
 async fn relay(target: String) -> (String, Arc<Mutex<Vec<JoinHandle<()>>>>) {
@@ -72,9 +42,18 @@ async fn a_node_that_dies_mid_call_is_a_503_that_says_whether_to_retry() {
     let entered = Arc::new(Notify::new());
     let service = micro::Service::new("stuck")
         .descriptors(DESCRIPTORS)
-        .handle(helloworld_server::HelloworldServer::new(Stuck(
-            entered.clone(),
-        )))
+        // `Call` says it has started, then never answers.
+        // `Call` says it has started, then never answers.
+        .handle(helloworld_server::HelloworldServer::new(call_only({
+            let entered = entered.clone();
+            move |_| {
+                let entered = entered.clone();
+                async move {
+                    entered.notify_one();
+                    std::future::pending().await
+                }
+            }
+        })))
         .server(platform.grpc_address().to_string())
         .start()
         .await
