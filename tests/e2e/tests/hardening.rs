@@ -84,6 +84,14 @@ fn deep_query_strings_and_config_paths_are_400s_and_the_server_lives() {
     }
     alive(&sb);
 
+    // A body nested past the JSON parser's depth, and a store key past its length.
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let (status, body) = post(&sb, "/registry/registry/listServices", &[], &deep);
+    assert_eq!(status, 400, "{body}");
+    let out = sb.micro(&["store", "write", &"k".repeat(5000), "v"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("the limit is 1024"), "{out:?}");
+    alive(&sb);
     for (parts, says) in [(20_000, "the limit is 1024"), (200, "the limit is 32")] {
         let path = vec!["a"; parts].join(".");
         let out = sb.micro(&["config", "set", &path, "1"]);
