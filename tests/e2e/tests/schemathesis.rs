@@ -49,10 +49,18 @@ fn fuzz(sb: &Sandbox, exclude: &str, extra: &[&str]) {
     .env("NO_COLOR", "1")
     .env("SCHEMATHESIS_HOOKS", "");
     let out = run(cmd);
-    assert_eq!(
-        out.code, 0,
+    // Schemathesis also exits non-zero when its own generator trips (a "Runtime Error" inside
+    // Hypothesis, seen once in CI on one operation); that says nothing of the gateway. Any
+    // failed check, server error or network error (a hang) fails the test.
+    let only_its_own_fault = !out.stdout.contains("FAILURES")
+        && !out.stdout.contains("Server error")
+        && !out.stdout.contains("Network Error")
+        && out.stdout.contains("Runtime Error");
+    assert!(
+        out.code == 0 || only_its_own_fault,
         "schemathesis found server errors:\n{}\n{}",
-        out.stdout, out.stderr
+        out.stdout,
+        out.stderr
     );
     assert!(out.stdout.contains("passed"), "{}", out.stdout);
 }
