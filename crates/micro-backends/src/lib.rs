@@ -3,13 +3,22 @@
 //! Where the platform's data lives. The embedded default needs no setup: a [`redb`] file for
 //! the store (config documents included) and another for the event log, both under
 //! `MICRO_HOME/server/`, each stamped with a format version; and a [`sealer`] key there that
-//! encrypts config secrets at rest. Distributed engines (etcd, NATS, PostgreSQL, Redis) will sit
-//! next to them, each behind a cargo feature named for what it pulls.
+//! encrypts config secrets at rest. The distributed engines sit next to them, each behind a cargo
+//! feature named for what it pulls: [`postgres`] and [`redis`] stores, the [`nats`] broker and
+//! JetStream events, the [`etcd`] registry.
 //!
 //! Every backend here implements a trait of `micro-core` and passes that trait's contract suite.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+#[cfg(feature = "nats")]
+pub mod nats;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redb")]
 pub mod redb;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod sealer;
 
 use std::{

@@ -131,11 +131,20 @@ impl store_server::Store for StoreService {
         }
         let record = record_from_pb(record);
         micro_core::store::check_record(&record).map_err(into_status)?;
-        self.store
-            .write(&db, table(&body.table), record)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::WriteResponse {}))
+        let table = table(&body.table);
+        let written = match (body.if_absent, body.if_value) {
+            (true, Some(_)) => {
+                return Err(into_status(Error::bad_request(
+                    ID,
+                    "a write is conditional on if_absent or on if_value, not both",
+                )));
+            }
+            (true, None) => self.store.write_if(&db, table, record, None).await,
+            (false, Some(old)) => self.store.write_if(&db, table, record, Some(&old)).await,
+            (false, None) => self.store.write(&db, table, record).await.map(|()| true),
+        }
+        .map_err(into_status)?;
+        Ok(Response::new(pb::WriteResponse { written }))
     }
 
     async fn delete(

@@ -187,6 +187,42 @@ pub fn order_from_str(order: &str) -> Result<Order, Error> {
     }
 }
 
+impl RemoteStore {
+    /// Writes `record`, on the conditions given; whether it wrote.
+    async fn put(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        if_absent: bool,
+        if_value: Option<&[u8]>,
+    ) -> Result<bool, Error> {
+        core::check_names(database, table, Some(&record.key))?;
+        let req = self
+            .conn
+            .request(
+                &self.namespace,
+                pb::WriteRequest {
+                    record: Some(record_to_pb(record)),
+                    database: database.to_owned(),
+                    table: table.to_owned(),
+                    if_absent,
+                    if_value: if_value.map(<[u8]>::to_vec),
+                },
+            )
+            .await?;
+        let written = self
+            .client
+            .clone()
+            .write(req)
+            .await
+            .map_err(|s| self.conn.error(ID, &s))?
+            .into_inner()
+            .written;
+        Ok(written)
+    }
+}
+
 /// An optional filter as the wire has it: empty for none.
 fn filter(s: &Option<String>) -> String {
     s.clone().unwrap_or_default()
@@ -259,24 +295,20 @@ impl core::Store for RemoteStore {
     }
 
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error> {
-        core::check_names(database, table, Some(&record.key))?;
-        let req = self
-            .conn
-            .request(
-                &self.namespace,
-                pb::WriteRequest {
-                    record: Some(record_to_pb(record)),
-                    database: database.to_owned(),
-                    table: table.to_owned(),
-                },
-            )
-            .await?;
-        self.client
-            .clone()
-            .write(req)
+        self.put(database, table, record, false, None)
             .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(())
+            .map(drop)
+    }
+
+    async fn write_if(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        expected: Option<&[u8]>,
+    ) -> Result<bool, Error> {
+        self.put(database, table, record, expected.is_none(), expected)
+            .await
     }
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {

@@ -23,6 +23,7 @@ pub mod helloworld {
         include_bytes!(concat!(env!("OUT_DIR"), "/helloworld_descriptors.bin"));
 }
 
+pub mod engines;
 pub mod gateway_client;
 pub mod in_process;
 pub mod load;

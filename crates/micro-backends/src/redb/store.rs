@@ -220,6 +220,69 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Writes `record` in one transaction, when `expected` is given only if the live record at
+    /// its key holds that value (`Some(None)`: only if there is none); `true` when it wrote.
+    async fn put(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        expected: Option<Option<Vec<u8>>>,
+    ) -> Result<bool, Error> {
+        let full = record_key(database, table, &record.key)?;
+        blocking(ID, &self.db, move |db| {
+            let now = now_ms();
+            let deadline_ms = match record.expiry {
+                Some(ttl) => now
+                    .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                    .max(1),
+                None => 0,
+            };
+            let stored = Stored {
+                value: record.value,
+                metadata: record.metadata,
+                deadline_ms,
+            };
+            let write = db.begin_write().map_err(|e| storage(ID, e))?;
+            {
+                let mut records = write.open_table(RECORDS).map_err(|e| storage(ID, e))?;
+                let mut expiries = write.open_table(EXPIRIES).map_err(|e| storage(ID, e))?;
+                if let Some(expected) = expected {
+                    let current = records
+                        .get(full.as_slice())
+                        .map_err(|e| storage(ID, e))?
+                        .map(|v| decode(v.value()))
+                        .transpose()?
+                        .filter(|s| s.live(now))
+                        .map(|s| s.value);
+                    if current != expected {
+                        return Ok(false);
+                    }
+                }
+                let old = records
+                    .insert(full.as_slice(), stored.encode_to_vec().as_slice())
+                    .map_err(|e| storage(ID, e))?
+                    .map(|v| decode(v.value()))
+                    .transpose()?;
+                if let Some(old) = old.filter(|o| o.deadline_ms != 0) {
+                    expiries
+                        .remove(expiry_key(old.deadline_ms, &full).as_slice())
+                        .map_err(|e| storage(ID, e))?;
+                }
+                if deadline_ms != 0 {
+                    expiries
+                        .insert(expiry_key(deadline_ms, &full).as_slice(), ())
+                        .map_err(|e| storage(ID, e))?;
+                }
+            }
+            write.commit().map_err(|e| storage(ID, e))?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 /// The smallest byte string after every one that starts with `prefix` (`None`: there is
 /// none, every such string is the largest).
 fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -269,42 +332,18 @@ impl Store for RedbStore {
     }
 
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error> {
-        let full = record_key(database, table, &record.key)?;
-        blocking(ID, &self.db, move |db| {
-            let deadline_ms = match record.expiry {
-                Some(ttl) => now_ms()
-                    .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-                    .max(1),
-                None => 0,
-            };
-            let stored = Stored {
-                value: record.value,
-                metadata: record.metadata,
-                deadline_ms,
-            };
-            let write = db.begin_write().map_err(|e| storage(ID, e))?;
-            {
-                let mut records = write.open_table(RECORDS).map_err(|e| storage(ID, e))?;
-                let mut expiries = write.open_table(EXPIRIES).map_err(|e| storage(ID, e))?;
-                let old = records
-                    .insert(full.as_slice(), stored.encode_to_vec().as_slice())
-                    .map_err(|e| storage(ID, e))?
-                    .map(|v| decode(v.value()))
-                    .transpose()?;
-                if let Some(old) = old.filter(|o| o.deadline_ms != 0) {
-                    expiries
-                        .remove(expiry_key(old.deadline_ms, &full).as_slice())
-                        .map_err(|e| storage(ID, e))?;
-                }
-                if deadline_ms != 0 {
-                    expiries
-                        .insert(expiry_key(deadline_ms, &full).as_slice(), ())
-                        .map_err(|e| storage(ID, e))?;
-                }
-            }
-            write.commit().map_err(|e| storage(ID, e))
-        })
-        .await
+        self.put(database, table, record, None).await.map(drop)
+    }
+
+    async fn write_if(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        expected: Option<&[u8]>,
+    ) -> Result<bool, Error> {
+        let expected = Some(expected.map(<[u8]>::to_vec));
+        self.put(database, table, record, expected).await
     }
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {

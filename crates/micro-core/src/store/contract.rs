@@ -19,6 +19,99 @@ pub async fn run_all(store: Arc<dyn Store>, clock: impl Clock) {
     expiry_is_honoured_to_the_millisecond(&*store, &clock).await;
     databases_and_tables_are_separate(&*store).await;
     bad_names_are_refused(&*store).await;
+    prefixes_are_literal(&*store).await;
+    conditional_writes_decide_one_winner(store.clone()).await;
+    conditional_writes_compare_the_live_value(&*store, &clock).await;
+}
+
+/// `%`, `_`, `*` and `\\` in a prefix are plain characters, never patterns.
+async fn prefixes_are_literal(store: &dyn Store) {
+    let db = unique("literal");
+    for key in ["a%b", "a_b", "axb", "a*b", "a\\b", "a%", "ab"] {
+        store.write(&db, "t", Record::new(key, "v")).await.unwrap();
+    }
+    let q = |p: &str| Query {
+        prefix: Some(p.to_owned()),
+        ..Query::default()
+    };
+    assert_eq!(store.list(&db, "t", &q("a%")).await.unwrap(), ["a%", "a%b"]);
+    assert_eq!(store.list(&db, "t", &q("a_")).await.unwrap(), ["a_b"]);
+    assert_eq!(store.list(&db, "t", &q("a*")).await.unwrap(), ["a*b"]);
+    assert_eq!(store.list(&db, "t", &q("a\\")).await.unwrap(), ["a\\b"]);
+}
+
+/// Many writers racing to create one key: exactly one wins, and its value is the one stored.
+async fn conditional_writes_decide_one_winner(store: Arc<dyn Store>) {
+    let db = unique("create");
+    let racers = (0..16).map(|i| {
+        let store = store.clone();
+        let db = db.clone();
+        async move {
+            let won = store
+                .write_if(&db, "t", Record::new("name", format!("racer-{i}")), None)
+                .await
+                .expect("write_if");
+            (i, won)
+        }
+    });
+    let results = futures::future::join_all(racers).await;
+    let winners: Vec<_> = results.iter().filter(|(_, won)| *won).collect();
+    assert_eq!(winners.len(), 1, "exactly one creator wins: {results:?}");
+    let stored = store.read(&db, "t", "name").await.unwrap();
+    assert_eq!(stored.value, format!("racer-{}", winners[0].0).into_bytes());
+}
+
+/// A conditional write compares the live value: a stale expectation loses, a current one wins,
+/// and an expired record counts as none.
+async fn conditional_writes_compare_the_live_value(store: &dyn Store, clock: &impl Clock) {
+    let db = unique("swap");
+    store
+        .write(&db, "t", Record::new("k", "one"))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .write_if(&db, "t", Record::new("k", "two"), None)
+            .await
+            .unwrap(),
+        "a key that exists is not created again"
+    );
+    assert!(
+        !store
+            .write_if(&db, "t", Record::new("k", "two"), Some(b"stale"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .write_if(&db, "t", Record::new("k", "two"), Some(b"one"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.read(&db, "t", "k").await.unwrap().value, b"two");
+    store
+        .write(
+            &db,
+            "t",
+            Record::new("short", "lived").with_expiry(Duration::from_millis(1500)),
+        )
+        .await
+        .unwrap();
+    clock.pass(Duration::from_millis(2500)).await;
+    assert!(
+        !store
+            .write_if(&db, "t", Record::new("short", "again"), Some(b"lived"))
+            .await
+            .unwrap(),
+        "an expired record holds no value"
+    );
+    assert!(
+        store
+            .write_if(&db, "t", Record::new("short", "again"), None)
+            .await
+            .unwrap(),
+        "an expired record counts as none"
+    );
 }
 
 fn keys(records: &[Record]) -> Vec<&str> {

@@ -113,6 +113,33 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn write_if(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        expected: Option<&[u8]>,
+    ) -> Result<bool, Error> {
+        check_names(database, table, Some(&record.key))?;
+        let now = Instant::now();
+        let deadline = record.expiry.map(|ttl| now + ttl);
+        let mut dbs = self.lock();
+        let records = dbs
+            .entry(database.to_owned())
+            .or_default()
+            .entry(table.to_owned())
+            .or_default();
+        let current = records
+            .get(&record.key)
+            .filter(|e| e.live(now))
+            .map(|e| e.record.value.as_slice());
+        if current != expected {
+            return Ok(false);
+        }
+        records.insert(record.key.clone(), Entry { record, deadline });
+        Ok(true)
+    }
+
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {
         check_names(database, table, Some(key))?;
         let mut dbs = self.lock();

@@ -22,6 +22,18 @@ pub trait Store: Send + Sync + 'static {
     /// backends that persist.
     async fn write(&self, database: &str, table: &str, record: Record) -> Result<(), Error>;
 
+    /// Writes `record` only if the live record at its key holds `expected` now (`None`: only if
+    /// there is none), as one atomic step; `true` when it wrote. Servers sharing a store decide
+    /// uniqueness (an account name) and ordering (a config document) this way, never with a
+    /// lock of their own. Acknowledged means durable, as for [`write`](Self::write).
+    async fn write_if(
+        &self,
+        database: &str,
+        table: &str,
+        record: Record,
+        expected: Option<&[u8]>,
+    ) -> Result<bool, Error>;
+
     /// Deletes the record at `key`; deleting a missing key succeeds.
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error>;
 
@@ -46,6 +58,17 @@ pub fn check_names(database: &str, table: &str, key: Option<&str>) -> Result<(),
     }
     if key.is_some_and(str::is_empty) {
         return Err(Error::bad_request(ID, "a key is required"));
+    }
+    for (what, name) in [("database name", database), ("table name", table)]
+        .into_iter()
+        .chain(key.map(|k| ("key", k)))
+    {
+        if name.contains('\0') {
+            return Err(Error::bad_request(
+                ID,
+                format!("the {what} contains a NUL character"),
+            ));
+        }
     }
     crate::limits::key(ID, "database name", database)?;
     crate::limits::key(ID, "table name", table)?;

@@ -1,0 +1,417 @@
+//! [`JetStreamEvents`]: the durable event log on NATS JetStream.
+//!
+//! One stream per (namespace, topic), bound to the subject `micro.events.NAMESPACE.TOPIC`, so
+//! an event's stream sequence is its offset. A consumer group is a durable pull consumer: every
+//! server consuming in the group pulls from the same consumer, and JetStream keeps the group's
+//! position, redelivers after `ack_wait` and stops after `max_deliver`. A consumer without a
+//! group is an ephemeral consumer deleted when it stops.
+//!
+//! Acks by id may arrive at any server, while only the server that delivered an event holds
+//! what JetStream needs to ack it. So every server delivering in a group answers requests on
+//! the core subject `micro.evack.STREAM.CONSUMER`; an ack or nack is such a request, answered
+//! by whichever server holds that event (the one that received the ack, or another).
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self, AckKind,
+        consumer::{AckPolicy, DeliverPolicy, pull},
+        stream,
+    },
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use micro_core::{
+    Error,
+    broker::check_topic,
+    events::{ConsumeOptions, Consumer, Event, Events, Offset},
+};
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Envelope, connect, digest_name, token};
+
+const ID: &str = "micro.events";
+
+/// Events a consumer may hold before it stops pulling.
+const BUFFER: usize = 64;
+
+/// How long an ephemeral consumer outlives a server that stopped pulling (a crash).
+const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
+
+/// The events of one delivering consumer, by id, until acked.
+type Held = Arc<Mutex<HashMap<String, jetstream::Message>>>;
+
+/// The event log on a nats-server with JetStream.
+#[derive(Clone)]
+pub struct JetStreamEvents {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    /// Streams known to exist, so a publish costs one round trip.
+    streams: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for JetStreamEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JetStreamEvents")
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::unavailable(ID, format!("JetStream: {e}"))
+}
+
+fn subject(namespace: &str, topic: &str) -> String {
+    format!("micro.events.{}.{}", token(namespace), token(topic))
+}
+
+fn stream_name(namespace: &str, topic: &str) -> String {
+    digest_name("MICRO", &[namespace, topic])
+}
+
+fn consumer_name(group: &str) -> String {
+    digest_name("G", &[group])
+}
+
+fn settle_subject(stream: &str, consumer: &str) -> String {
+    format!("micro.evack.{stream}.{consumer}")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl JetStreamEvents {
+    /// Connects to the comma-separated `addresses`.
+    pub async fn connect(addresses: &str) -> Result<Self, Error> {
+        Ok(Self::new(connect(ID, addresses).await?))
+    }
+
+    /// Events on a connection already made.
+    pub fn new(client: async_nats::Client) -> Self {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(super::TIMEOUT)
+            .build(client.clone());
+        Self {
+            client,
+            js,
+            streams: Arc::default(),
+        }
+    }
+
+    /// The stream of `topic`, created when missing.
+    async fn stream(&self, namespace: &str, topic: &str) -> Result<stream::Stream, Error> {
+        let name = stream_name(namespace, topic);
+        let stream = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![subject(namespace, topic)],
+                storage: stream::StorageType::File,
+                ..stream::Config::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        lock(&self.streams).insert(name);
+        Ok(stream)
+    }
+
+    async fn append(
+        &self,
+        namespace: &str,
+        topic: &str,
+        envelope: &Envelope,
+    ) -> Result<u64, Error> {
+        let mut headers = HeaderMap::new();
+        // JetStream drops a second publish of the same id: a retried publish stores one event.
+        headers.insert("Nats-Msg-Id", envelope.id.as_str());
+        let ack = self
+            .js
+            .publish_with_headers(
+                subject(namespace, topic),
+                headers,
+                envelope.encode_to_vec().into(),
+            )
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(ack.sequence)
+    }
+
+    async fn settle(
+        &self,
+        namespace: &str,
+        topic: &str,
+        group: &str,
+        id: &str,
+        ack: bool,
+    ) -> Result<(), Error> {
+        let stream = stream_name(namespace, topic);
+        let consumer = consumer_name(group);
+        let verb = if ack { "ack" } else { "nack" };
+        match self
+            .client
+            .request(
+                settle_subject(&stream, &consumer),
+                format!("{verb} {id}").into(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    async_nats::RequestErrorKind::NoResponders
+                        | async_nats::RequestErrorKind::TimedOut
+                ) =>
+            {
+                Err(self.not_held(&stream, &consumer, group, id).await)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Why no server took an ack: the group does not exist, or nobody holds that event.
+    async fn not_held(&self, stream: &str, consumer: &str, group: &str, id: &str) -> Error {
+        let exists = match self.js.get_stream(stream).await {
+            Ok(s) => s.consumer_info(consumer).await.is_ok(),
+            Err(_) => false,
+        };
+        if exists {
+            Error::not_found(
+                ID,
+                format!("event {id:?} is not waiting for an ack in group {group:?}"),
+            )
+        } else {
+            Error::not_found(
+                ID,
+                format!("no consumer of group {group:?} on this topic: consume before acking"),
+            )
+        }
+    }
+}
+
+/// The event a JetStream message carries.
+fn event(topic: &str, message: &jetstream::Message) -> Result<Event, Error> {
+    let info = message.info().map_err(unavailable)?;
+    let envelope = Envelope::decode(message.payload.clone())
+        .map_err(|e| Error::internal(ID, format!("a stored event is damaged: {e}")))?;
+    let nanos = u64::try_from(info.published.unix_timestamp_nanos()).unwrap_or(0);
+    Ok(Event {
+        id: envelope.id,
+        topic: topic.to_owned(),
+        sequence: info.stream_sequence,
+        timestamp: UNIX_EPOCH + Duration::from_nanos(nanos),
+        metadata: envelope.header,
+        payload: envelope.body,
+    })
+}
+
+fn deliver_policy(offset: Offset) -> DeliverPolicy {
+    match offset {
+        Offset::Latest => DeliverPolicy::New,
+        Offset::Sequence(n) => DeliverPolicy::ByStartSequence {
+            start_sequence: n.max(1),
+        },
+        Offset::Time(t) => {
+            let nanos = t
+                .duration_since(UNIX_EPOCH)
+                .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
+                .unwrap_or(0);
+            match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+                Ok(start_time) => DeliverPolicy::ByStartTime { start_time },
+                Err(_) => DeliverPolicy::New,
+            }
+        }
+    }
+}
+
+/// Answers settle requests for the events `held` holds, until the consumer stops.
+async fn answer_settles(
+    mut requests: async_nats::Subscriber,
+    client: async_nats::Client,
+    held: Held,
+) {
+    while let Some(request) = requests.next().await {
+        let Some(reply) = request.reply else { continue };
+        let text = String::from_utf8_lossy(&request.payload);
+        let Some((verb, id)) = text.split_once(' ') else {
+            continue;
+        };
+        let message = lock(&held).remove(id);
+        // Only the holder answers; the others stay silent so the request waits for it.
+        let Some(message) = message else { continue };
+        let kind = if verb == "ack" {
+            AckKind::Ack
+        } else {
+            AckKind::Nak(None)
+        };
+        let answer = match message.ack_with(kind).await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error {e}"),
+        };
+        let _ = client.publish(reply, answer.into()).await;
+    }
+}
+
+#[async_trait]
+impl Events for JetStreamEvents {
+    async fn publish(
+        &self,
+        namespace: &str,
+        topic: &str,
+        payload: Vec<u8>,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Event, Error> {
+        check_topic(ID, topic)?;
+        let name = stream_name(namespace, topic);
+        if !lock(&self.streams).contains(&name) {
+            self.stream(namespace, topic).await?;
+        }
+        let envelope = Envelope {
+            header: metadata,
+            body: payload,
+            id: uuid::Uuid::new_v4().to_string(),
+        };
+        // JetStream stamps the event when it stores it, after this; an offset by this time
+        // therefore includes the event (the servers' and the engine's clocks agreeing).
+        let timestamp = SystemTime::now();
+        let sequence = match self.append(namespace, topic, &envelope).await {
+            Ok(sequence) => sequence,
+            Err(_) => {
+                // The stream may have been deleted behind the cache: make it and try once more.
+                lock(&self.streams).remove(&name);
+                self.stream(namespace, topic).await?;
+                self.append(namespace, topic, &envelope).await?
+            }
+        };
+        Ok(Event {
+            id: envelope.id,
+            topic: topic.to_owned(),
+            sequence,
+            timestamp,
+            metadata: envelope.header,
+            payload: envelope.body,
+        })
+    }
+
+    async fn consume(
+        &self,
+        namespace: &str,
+        topic: &str,
+        options: ConsumeOptions,
+    ) -> Result<Consumer, Error> {
+        check_topic(ID, topic)?;
+        let (group, durable) = match &options.group {
+            Some(g) if g.trim().is_empty() => {
+                return Err(Error::bad_request(ID, "a group name may not be blank"));
+            }
+            Some(g) => (g.clone(), true),
+            None => (format!("~{}", uuid::Uuid::new_v4()), false),
+        };
+        let stream = self.stream(namespace, topic).await?;
+        let name = consumer_name(&group);
+        let config = pull::Config {
+            durable_name: durable.then(|| name.clone()),
+            name: Some(name.clone()),
+            description: Some(format!("micro group {group:?}")),
+            deliver_policy: deliver_policy(options.offset),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: options.ack_wait,
+            max_deliver: options
+                .retry_limit
+                .map_or(-1, |r| i64::from(r).saturating_add(1)),
+            inactive_threshold: if durable {
+                Duration::ZERO
+            } else {
+                EPHEMERAL_IDLE
+            },
+            ..pull::Config::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(unavailable)?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(BUFFER)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(unavailable)?;
+        let held: Held = Arc::default();
+        let requests = self
+            .client
+            .subscribe(settle_subject(&stream_name(namespace, topic), &name))
+            .await
+            .map_err(unavailable)?;
+        self.client.flush().await.map_err(unavailable)?;
+        let settles = tokio::spawn(answer_settles(requests, self.client.clone(), held.clone()));
+
+        let (sink, events) = mpsc::channel(BUFFER);
+        let topic = topic.to_owned();
+        let auto_ack = options.auto_ack;
+        let cleanup = (!durable).then(|| (stream.clone(), name.clone()));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = sink.closed() => break,
+                    next = messages.next() => {
+                        let Some(next) = next else { break };
+                        let message = match next {
+                            Ok(m) => m,
+                            Err(e) => {
+                                // A heartbeat missed while NATS is away: the pull resumes.
+                                tracing::debug!(error = %e, "JetStream delivery");
+                                continue;
+                            }
+                        };
+                        let delivered = match event(&topic, &message) {
+                            Ok(event) => event,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "skipping an undecodable event");
+                                let _ = message.ack_with(AckKind::Term).await;
+                                continue;
+                            }
+                        };
+                        if auto_ack {
+                            if let Err(e) = message.ack().await {
+                                tracing::debug!(error = %e, "auto-ack");
+                            }
+                        } else {
+                            lock(&held).insert(delivered.id.clone(), message);
+                        }
+                        if sink.send(Ok(delivered)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            settles.abort();
+            if let Some((stream, name)) = cleanup {
+                let _ = stream.delete_consumer(&name).await;
+            }
+        });
+        Ok(Consumer {
+            group,
+            events: Box::pin(ReceiverStream::new(events)),
+        })
+    }
+
+    async fn ack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
+        self.settle(namespace, topic, group, id, true).await
+    }
+
+    async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
+        self.settle(namespace, topic, group, id, false).await
+    }
+}
