@@ -65,6 +65,31 @@ pub fn write_key_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The store database and table holding the keys servers sharing a store share (`auth` is a
+/// platform database: no caller's store database is named without a `/`).
+const SHARED_KEYS: (&str, &str) = ("auth", "keys");
+
+/// The key `name` that every server sharing `store` uses: read from the store, or made by
+/// `make` and stored with a conditional write, so servers starting together agree on one.
+pub async fn shared_key(
+    store: &dyn micro_core::store::Store,
+    name: &str,
+    make: impl FnOnce() -> Result<Vec<u8>, micro_core::Error>,
+) -> Result<Vec<u8>, micro_core::Error> {
+    let (database, table) = SHARED_KEYS;
+    match store.read(database, table, name).await {
+        Ok(record) => return Ok(record.value),
+        Err(e) if e.code != 404 => return Err(e),
+        Err(_) => {}
+    }
+    let made = micro_core::store::Record::new(name, make()?);
+    if store.write_if(database, table, made.clone(), None).await? {
+        return Ok(made.value);
+    }
+    // Another server stored its key first: use that one.
+    Ok(store.read(database, table, name).await?.value)
+}
+
 /// The files of one server under `home` (`MICRO_HOME`, default `~/.micro`).
 #[derive(Debug, Clone)]
 pub struct ServerFiles {

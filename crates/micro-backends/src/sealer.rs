@@ -53,6 +53,25 @@ impl KeySealer {
         Self::from_bytes(&bytes)
     }
 
+    /// The key every server sharing `store` uses (made by the first).
+    pub async fn shared(store: &dyn micro_core::store::Store) -> Result<Self, Error> {
+        let bytes = crate::shared_key(store, "config", || {
+            let mut key = vec![0u8; KEY_LEN];
+            SystemRandom::new()
+                .fill(&mut key)
+                .map_err(|_| Error::internal(ID, "no randomness for the config key"))?;
+            Ok(key)
+        })
+        .await?;
+        if bytes.len() != KEY_LEN {
+            return Err(Error::internal(
+                ID,
+                "the shared config key on the store is damaged; stored secrets cannot be read",
+            ));
+        }
+        Self::from_bytes(&bytes)
+    }
+
     fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let key = UnboundKey::new(&aead::CHACHA20_POLY1305, bytes)
             .map_err(|_| Error::internal(ID, "invalid config key"))?;

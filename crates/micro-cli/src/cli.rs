@@ -35,7 +35,7 @@ pub(crate) enum Command {
     #[command(
         about = "micro server - run the platform: registry, gRPC proxy, API gateway and dashboard"
     )]
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// micro services - list the services registered in the namespace
     #[command(about = "micro services - list the services registered in the namespace")]
     Services,
@@ -256,6 +256,31 @@ pub(crate) struct ServerArgs {
     /// How long a connection may carry nothing before it is closed
     #[arg(long = "idle-timeout", default_value = "5m", value_parser = bounded_duration)]
     pub(crate) idle_timeout: std::time::Duration,
+    /// Where services register: memory (this server) or etcd (shared)
+    #[arg(long, env = "MICRO_REGISTRY", default_value = "memory", value_parser = ["memory", "etcd"])]
+    pub(crate) registry: String,
+    /// The etcd client endpoints, comma-separated (host:port)
+    #[arg(long = "registry-address", env = "MICRO_REGISTRY_ADDRESS")]
+    pub(crate) registry_address: Option<String>,
+    /// Pub/sub: memory (this server) or nats (shared)
+    #[arg(long, env = "MICRO_BROKER", default_value = "memory", value_parser = ["memory", "nats"])]
+    pub(crate) broker: String,
+    /// The NATS servers, comma-separated (nats://host:port)
+    #[arg(long = "broker-address", env = "MICRO_BROKER_ADDRESS")]
+    pub(crate) broker_address: Option<String>,
+    /// The event log: redb (files of this server) or nats (JetStream, shared)
+    #[arg(long, env = "MICRO_EVENTS", default_value = "redb", value_parser = ["redb", "nats"])]
+    pub(crate) events: String,
+    /// The NATS servers with JetStream, comma-separated (nats://host:port)
+    #[arg(long = "events-address", env = "MICRO_EVENTS_ADDRESS")]
+    pub(crate) events_address: Option<String>,
+    /// The store (config, accounts and rules live on it too): redb (files of this server),
+    /// postgres or redis (shared)
+    #[arg(long, env = "MICRO_STORE", default_value = "redb", value_parser = ["redb", "postgres", "redis"])]
+    pub(crate) store: String,
+    /// The store's engine: postgres://USER@HOST:PORT/DB or redis://HOST:PORT
+    #[arg(long = "store-address", env = "MICRO_STORE_ADDRESS")]
+    pub(crate) store_address: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

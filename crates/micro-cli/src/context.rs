@@ -174,16 +174,25 @@ impl Context {
                 format!("Failed to connect to micro server at {}", self.address),
             )
         };
-        let endpoint = micro::tls::endpoint_with(&self.address, self.tls.as_ref())
-            .map_err(|e| {
-                Failure::new(format!(
-                    "Invalid server address {:?} (write it as host:port): {}",
-                    self.address, e.detail
-                ))
-            })?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true);
-        endpoint.connect().await.map_err(|_| unreachable())
+        let invalid = |detail: &str| {
+            Failure::new(format!(
+                "Invalid server address {:?} (write it as host:port, or several as a,b): {detail}",
+                self.address
+            ))
+        };
+        // Several servers sharing engines: the first that answers serves this command.
+        let addresses =
+            micro::failover::addresses(&self.address).map_err(|e| invalid(&e.detail))?;
+        for address in &addresses {
+            let endpoint = micro::tls::endpoint_with(address, self.tls.as_ref())
+                .map_err(|e| invalid(&e.detail))?
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true);
+            if let Ok(channel) = endpoint.connect().await {
+                return Ok(channel);
+            }
+        }
+        Err(unreachable())
     }
 
     /// A request carrying the namespace, and the login once [`Self::connect`] has loaded it.

@@ -38,7 +38,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use micro::{Strategy, schema};
 use micro_core::{
-    Error, MemoryRegistry, Node, Registry, Service,
+    Error, Node, Service,
     metadata::{DEFAULT_NAMESPACE, NODE_PACKAGE, NODE_PROTOCOL},
 };
 use prost_reflect::DescriptorPool;
@@ -47,6 +47,7 @@ use tonic::transport::Server;
 
 pub use auth::{AuthOptions, Authority, Checked};
 pub use auth_service::AuthService;
+pub use backends::{Engine, Engines};
 pub use broker_service::BrokerService;
 pub use config_service::ConfigService;
 pub use events_service::EventsService;
@@ -84,6 +85,9 @@ pub struct Options {
     pub limits: listener::ListenerLimits,
     /// Serve TLS on every listener (`--tls-cert`, `--tls-key`).
     pub tls: Option<TlsFiles>,
+    /// The engine of each concern: embedded by default, or shared (etcd, NATS, PostgreSQL,
+    /// Redis) so that several servers act as one platform.
+    pub engines: Engines,
 }
 
 /// The server's certificate and key (PEM), and the CA its own clients trust.
@@ -112,6 +116,7 @@ impl Default for Options {
             auth: AuthOptions::default(),
             limits: listener::ListenerLimits::default(),
             tls: None,
+            engines: Engines::default(),
         }
     }
 }
@@ -201,23 +206,27 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         Some(files) => Some(tls::Served::load(files)?),
         None => None,
     };
-    let backends = match &options.home {
-        Some(home) => backends::Backends::embedded(home)?,
-        None => backends::Backends::memory(),
-    };
-    let auth_key = options
-        .home
-        .as_ref()
-        .map(|home| micro_backends::ServerFiles::new(home).auth_key());
-    let authority = Authority::open(
-        backends.store.clone(),
-        auth_key.as_deref(),
-        options.auth.clone(),
+    let backends = backends::Backends::open(
+        &options.engines,
+        options.home.as_deref(),
+        options.reap_interval,
     )
     .await?;
-    let memory = Arc::new(MemoryRegistry::new());
-    let reaper = memory.spawn_reaper(options.reap_interval);
-    let registry: Arc<dyn Registry> = memory;
+    let authority = if backends.shared {
+        Authority::open_shared(backends.store.clone(), options.auth.clone()).await?
+    } else {
+        let auth_key = options
+            .home
+            .as_ref()
+            .map(|home| micro_backends::ServerFiles::new(home).auth_key());
+        Authority::open(
+            backends.store.clone(),
+            auth_key.as_deref(),
+            options.auth.clone(),
+        )
+        .await?
+    };
+    let registry = backends.registry.clone();
 
     let (runtime_root, scratch) = match &options.home {
         Some(home) => (home.join("server").join("runtime"), None),
@@ -326,7 +335,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
                 .insert(micro::tls::TRANSPORT_METADATA.to_owned(), "tls".to_owned());
         }
     }
-    let mut background = vec![reaper, authority.spawn_refresh()];
+    let mut background = vec![authority.spawn_refresh()];
     background.extend(backends.tasks);
     for record in records {
         registry
@@ -429,6 +438,12 @@ fn grpc_names() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// This server process's id among every server sharing a registry.
+fn server_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned())
+}
+
 /// The platform services as registry records: name, endpoints with schemas, this node.
 fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
@@ -444,7 +459,8 @@ fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
             record.endpoints.extend(schema::endpoints(&descriptor));
             package = descriptor.package_name().to_owned();
         }
-        let mut node = Node::new(format!("{name}-{}", std::process::id()), address);
+        // Unique among every server sharing a registry, on any machine.
+        let mut node = Node::new(format!("{name}-{}", server_id()), address);
         node.metadata
             .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
         node.metadata.insert(NODE_PACKAGE.to_owned(), package);

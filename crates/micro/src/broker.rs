@@ -147,31 +147,75 @@ impl core::Broker for RemoteBroker {
         topic: &str,
         queue: Option<&str>,
     ) -> Result<Subscription, Error> {
+        let queue = queue.unwrap_or_default().to_owned();
+        let first = self.open(namespace, topic, &queue).await?;
+        if !self.conn.address().contains(',') {
+            return Ok(Box::pin(messages(first)));
+        }
+        // Several servers: when the one serving the subscription goes, subscribe again through
+        // another (messages published in between are lost, as a broker's are).
+        let (broker, namespace, topic) = (self.clone(), namespace.to_owned(), topic.to_owned());
+        let again = futures::stream::unfold((), move |()| {
+            let (broker, namespace, topic, queue) = (
+                broker.clone(),
+                namespace.clone(),
+                topic.clone(),
+                queue.clone(),
+            );
+            async move {
+                loop {
+                    tokio::time::sleep(crate::failover::PROBE_INTERVAL * 2).await;
+                    match broker.open(&namespace, &topic, &queue).await {
+                        Ok(stream) => return Some((messages(stream), ())),
+                        Err(e) => tracing::warn!("subscribing again to {topic:?}: {e}"),
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(
+            futures::stream::once(async move { messages(first) })
+                .chain(again)
+                .flatten(),
+        ))
+    }
+}
+
+impl RemoteBroker {
+    /// One subscription stream from the server.
+    async fn open(
+        &self,
+        namespace: &str,
+        topic: &str,
+        queue: &str,
+    ) -> Result<tonic::Streaming<pb::Message>, Error> {
         let req = self
             .conn
             .request(
                 namespace,
                 pb::SubscribeRequest {
                     topic: topic.to_owned(),
-                    queue: queue.unwrap_or_default().to_owned(),
+                    queue: queue.to_owned(),
                 },
             )
             .await?;
-        let stream = self
+        Ok(self
             .client
             .clone()
             .subscribe(req)
             .await
             .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner();
-        Ok(Box::pin(stream.filter_map(|item| async move {
-            match item {
-                Ok(m) => Some(message_from_pb(m)),
-                Err(status) => {
-                    tracing::warn!("subscription ended: {}", status.message());
-                    None
-                }
-            }
-        })))
+            .into_inner())
     }
+}
+
+/// The messages of one subscription stream, until it ends or fails.
+fn messages(stream: tonic::Streaming<pb::Message>) -> impl futures::Stream<Item = Message> + Send {
+    stream
+        .take_while(|item| {
+            if let Err(status) = item {
+                tracing::warn!("subscription ended: {}", status.message());
+            }
+            futures::future::ready(item.is_ok())
+        })
+        .filter_map(|item| async move { item.ok().map(message_from_pb) })
 }

@@ -48,6 +48,7 @@ pub mod codec;
 pub mod config;
 pub mod env;
 pub mod events;
+pub mod failover;
 pub mod gate;
 pub mod registry;
 pub mod remote;

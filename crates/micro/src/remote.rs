@@ -23,12 +23,23 @@ pub struct Connection {
 
 impl Connection {
     /// The server at `address` (`host:port`), connected on first use; over TLS when this
-    /// process is configured for it (`MICRO_TLS`).
+    /// process is configured for it (`MICRO_TLS`). Several servers sharing engines are a
+    /// comma-separated list (`a:8081,b:8081`): calls are balanced over the ones that answer
+    /// (see [`crate::failover`]), so a dead server costs at most the calls of its first second.
     pub fn lazy(address: &str) -> Result<Self, Error> {
-        let secure = crate::tls::enabled() || crate::tls::is_secure(address);
+        let addresses = crate::failover::addresses(address)?;
+        let secure = crate::tls::enabled() || addresses.iter().all(|a| crate::tls::is_secure(a));
+        let endpoints = addresses
+            .iter()
+            .map(|a| crate::tls::endpoint(a, secure).map(with_timeouts))
+            .collect::<Result<Vec<_>, _>>()?;
+        let channel = match endpoints.as_slice() {
+            [one] => one.clone().connect_lazy(),
+            _ => crate::failover::channel(&addresses, endpoints),
+        };
         Ok(Self {
-            channel: with_timeouts(crate::tls::endpoint(address, secure)?).connect_lazy(),
-            address: address.to_owned(),
+            channel,
+            address: addresses.join(","),
             secure,
         })
     }

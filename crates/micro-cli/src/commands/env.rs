@@ -39,12 +39,13 @@ pub(crate) fn run(ctx: Context, action: Option<&EnvCommand>) -> Result<(), Failu
                     "Env \"{name}\" already exists; remove it first with 'micro env del {name}'"
                 )));
             }
-            if address
-                .rsplit_once(':')
-                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
-            {
+            // Several servers sharing engines are a comma-separated list.
+            if address.split(',').map(str::trim).any(|one| {
+                one.rsplit_once(':')
+                    .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            }) {
                 return Err(Failure::new(format!(
-                    "Invalid address {address:?}: write it as host:port"
+                    "Invalid address {address:?}: write it as host:port, or several as host:port,host:port"
                 )));
             }
             config.envs.insert(

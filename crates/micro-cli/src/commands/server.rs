@@ -28,6 +28,15 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
     }
     micro::init_tracing();
     let strategy: Strategy = args.selector.parse().map_err(Failure::new)?;
+    let engine = |concern: &str, kind: &str, address: &Option<String>| {
+        micro_server::Engine::parse(concern, kind, address.as_deref())
+    };
+    let engines = micro_server::Engines {
+        registry: engine("registry", &args.registry, &args.registry_address)?,
+        broker: engine("broker", &args.broker, &args.broker_address)?,
+        events: engine("events", &args.events, &args.events_address)?,
+        store: engine("store", &args.store, &args.store_address)?,
+    };
     let platform = micro_server::start(micro_server::Options {
         address: args.address.clone(),
         api_address: Some(args.api_address.clone()),
@@ -57,6 +66,7 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             idle_timeout: args.idle_timeout,
             ..Default::default()
         },
+        engines,
         ..Default::default()
     })
     .await?;

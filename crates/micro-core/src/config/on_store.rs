@@ -2,20 +2,41 @@
 //!
 //! A document is stored as `{"version":1,"values":{…},"secrets":{"a.b":"<hex>"}}`: plain values
 //! in `values`, and each secret path's value, as JSON, sealed by the [`Sealer`] and hex-encoded,
-//! so a secret never reaches the store in clear. Writes of one process are serialised, and
-//! every write tells this process's watchers.
+//! so a secret never reaches the store in clear.
+//!
+//! Servers sharing a store share the documents, so nothing here relies on this process alone:
+//! a write reads the document and writes it back only if it is still what was read (the
+//! store's conditional write), reading again when another writer came first. Watchers learn
+//! of a change from this process's writes at once, from other servers' through the change
+//! feed ([`StoreConfig::follow`], a topic on the shared broker), and in any case by reading
+//! the document again every [`REREAD`].
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
 
 use super::{Config, ConfigWatcher, Document};
 use crate::{
     Error,
+    broker::{Broker, Message},
     store::{Record, Store},
 };
+
+/// How often a watcher reads its document again, whatever it heard: the longest a change made
+/// through another server goes unseen if the change feed lost it.
+const REREAD: Duration = Duration::from_secs(1);
+
+/// How many times a write reads again after losing to another writer before it gives up.
+const WRITE_TRIES: usize = 32;
+
+/// The broker namespace and topic of the change feed: the namespace whose document changed.
+const FEED_NAMESPACE: &str = "~platform";
+const FEED_TOPIC: &str = "config-changes";
 
 const ID: &str = "micro.config";
 /// The store database holding config documents (store-service databases always contain `/`).
@@ -49,8 +70,9 @@ impl Sealer for Plain {
 pub struct StoreConfig {
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
-    writing: Arc<Mutex<()>>,
     changes: broadcast::Sender<String>,
+    /// Where changes are announced to other servers, once [`follow`](Self::follow)ed.
+    feed: Arc<OnceLock<Arc<dyn Broker>>>,
 }
 
 impl StoreConfig {
@@ -59,19 +81,51 @@ impl StoreConfig {
         Self {
             store,
             sealer,
-            writing: Arc::default(),
             changes: broadcast::channel(256).0,
+            feed: Arc::default(),
         }
+    }
+
+    /// Announces this process's changes on `broker` and tells this process's watchers of the
+    /// changes others announce there, until the returned task is aborted: the change feed
+    /// between servers sharing a store.
+    pub async fn follow(
+        &self,
+        broker: Arc<dyn Broker>,
+    ) -> Result<tokio::task::JoinHandle<()>, Error> {
+        let mut heard = broker.subscribe(FEED_NAMESPACE, FEED_TOPIC, None).await?;
+        let _ = self.feed.set(broker);
+        let changes = self.changes.clone();
+        Ok(tokio::spawn(async move {
+            while let Some(message) = futures::StreamExt::next(&mut heard).await {
+                if let Ok(namespace) = String::from_utf8(message.body) {
+                    let _ = changes.send(namespace);
+                }
+            }
+        }))
     }
 
     /// The namespace's document, secrets opened.
     pub async fn load(&self, namespace: &str) -> Result<Document, Error> {
-        let record = match self.store.read(DATABASE, TABLE, namespace).await {
-            Ok(r) => r,
-            Err(e) if e.code == 404 => return Ok(Document::default()),
-            Err(e) => return Err(e),
+        let stored = self.load_stored(namespace).await?;
+        self.open(namespace, stored.as_deref())
+    }
+
+    /// The namespace's document as stored (`None`: it has none).
+    async fn load_stored(&self, namespace: &str) -> Result<Option<Vec<u8>>, Error> {
+        match self.store.read(DATABASE, TABLE, namespace).await {
+            Ok(r) => Ok(Some(r.value)),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A stored document, secrets opened.
+    fn open(&self, namespace: &str, stored: Option<&[u8]>) -> Result<Document, Error> {
+        let Some(stored) = stored else {
+            return Ok(Document::default());
         };
-        let stored: Value = serde_json::from_slice(&record.value).map_err(|e| {
+        let stored: Value = serde_json::from_slice(stored).map_err(|e| {
             Error::internal(
                 ID,
                 format!("the stored config of {namespace:?} is not JSON: {e}"),
@@ -112,7 +166,57 @@ impl StoreConfig {
         Ok(doc)
     }
 
-    async fn save(&self, namespace: &str, doc: &Document) -> Result<(), Error> {
+    /// Applies `change` to the namespace's document and stores it, unless another writer stored
+    /// a different one in between (then it starts over). `change` says whether it changed
+    /// anything; nothing is written when it did not.
+    async fn update(
+        &self,
+        namespace: &str,
+        change: impl Fn(&mut Document) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        for _ in 0..WRITE_TRIES {
+            let stored = self.load_stored(namespace).await?;
+            let mut doc = self.open(namespace, stored.as_deref())?;
+            if !change(&mut doc)? {
+                return Ok(());
+            }
+            let record = Record::new(namespace, self.seal(namespace, &doc)?);
+            if self
+                .store
+                .write_if(DATABASE, TABLE, record, stored.as_deref())
+                .await?
+            {
+                self.announce(namespace).await;
+                return Ok(());
+            }
+        }
+        Err(Error::conflict(
+            ID,
+            format!(
+                "the config of {namespace:?} changed under this write {WRITE_TRIES} times; try again"
+            ),
+        ))
+    }
+
+    /// Tells this process's watchers, and the other servers, that `namespace` changed.
+    async fn announce(&self, namespace: &str) {
+        let _ = self.changes.send(namespace.to_owned());
+        if let Some(feed) = self.feed.get()
+            && let Err(e) = feed
+                .publish(
+                    FEED_NAMESPACE,
+                    FEED_TOPIC,
+                    Message::new(namespace.as_bytes()),
+                )
+                .await
+        {
+            // Watchers elsewhere still read again within REREAD.
+            tracing::debug!(error = %e, "announcing a config change");
+        }
+    }
+
+    /// The document as stored: values in clear, secrets sealed.
+    fn seal(&self, namespace: &str, doc: &Document) -> Result<String, Error> {
         let mut plain = doc.clone();
         let mut secrets = Map::new();
         for path in &doc.secrets {
@@ -135,11 +239,7 @@ impl StoreConfig {
                 ),
             ));
         }
-        self.store
-            .write(DATABASE, TABLE, Record::new(namespace, stored))
-            .await?;
-        let _ = self.changes.send(namespace.to_owned());
-        Ok(())
+        Ok(stored)
     }
 }
 
@@ -178,20 +278,16 @@ impl Config for StoreConfig {
         secret: bool,
     ) -> Result<(), Error> {
         super::parts(path)?;
-        let _writing = self.writing.lock().await;
-        let mut doc = self.load(namespace).await?;
-        doc.set(path, value, secret)?;
-        self.save(namespace, &doc).await
+        self.update(namespace, |doc| {
+            doc.set(path, value.clone(), secret)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn delete(&self, namespace: &str, path: &str) -> Result<(), Error> {
         super::parts(path)?;
-        let _writing = self.writing.lock().await;
-        let mut doc = self.load(namespace).await?;
-        if doc.delete(path)? {
-            self.save(namespace, &doc).await?;
-        }
-        Ok(())
+        self.update(namespace, |doc| doc.delete(path)).await
     }
 
     async fn watch(
@@ -215,10 +311,12 @@ impl Config for StoreConfig {
             state,
             move |(config, mut changes, ns, path, last)| async move {
                 loop {
-                    match changes.recv().await {
-                        Ok(changed) if changed != ns => continue,
-                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return None,
+                    let heard = tokio::time::timeout(REREAD, changes.recv()).await;
+                    match heard {
+                        Ok(Ok(changed)) if changed != ns => continue,
+                        // A change here, a lag, or a second without news: read again.
+                        Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
+                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
                     }
                     let now = match config.load(&ns).await.and_then(|d| d.get(&path, reveal)) {
                         Ok(now) => now,

@@ -48,7 +48,8 @@ struct Refresh {
 /// The accounts of every namespace.
 pub(crate) struct Accounts {
     store: Arc<dyn Store>,
-    /// Serialises writes, so two creations cannot take the same name.
+    /// Serialises this server's changes to existing accounts; creation is decided by
+    /// conditional writes on the store, so two servers cannot take one name.
     writes: Mutex<()>,
     random: SystemRandom,
 }
@@ -85,17 +86,53 @@ impl Accounts {
         check_id("account", &account.name)?;
         check_secret(secret)?;
         let ns = &account.issuer;
-        let _guard = self.writes.lock().await;
+        let taken = |handle: &str| {
+            Error::conflict(
+                ID,
+                format!("an account {handle:?} already exists in namespace {ns:?}"),
+            )
+        };
+        // A clear answer for the common case; the conditional writes below decide races, even
+        // between servers.
         for handle in [&account.id, &account.name] {
             if self.find(ns, handle).await?.is_some() {
-                return Err(Error::conflict(
-                    ID,
-                    format!("an account {handle:?} already exists in namespace {ns:?}"),
-                ));
+                return Err(taken(handle));
             }
         }
-        let hash = hash(secret).await?;
-        self.put(account, hash).await
+        let stored = Stored {
+            version: VERSION,
+            account: account.clone(),
+            secret_hash: hash(secret).await?,
+        };
+        let value = serde_json::to_vec(&stored).map_err(internal)?;
+        let accounts = table(ns, "accounts");
+        let name_key = format!("name/{}", account.name);
+        let claims_name = account.name != account.id;
+        if claims_name
+            && !self
+                .store
+                .write_if(
+                    DATABASE,
+                    &accounts,
+                    Record::new(name_key.clone(), account.id.clone()),
+                    None,
+                )
+                .await?
+        {
+            return Err(taken(&account.name));
+        }
+        let id_record = Record::new(format!("id/{}", account.id), value);
+        if !self
+            .store
+            .write_if(DATABASE, &accounts, id_record, None)
+            .await?
+        {
+            if claims_name {
+                self.store.delete(DATABASE, &accounts, &name_key).await?;
+            }
+            return Err(taken(&account.id));
+        }
+        Ok(())
     }
 
     async fn put(&self, account: &Account, secret_hash: String) -> Result<(), Error> {

@@ -234,6 +234,21 @@ impl Authority {
             Some(path) => TokenKeys::load_or_create(path)?,
             None => TokenKeys::ephemeral()?,
         };
+        Self::with_keys(store, keys, options).await
+    }
+
+    /// Auth on a `store` other servers share, signing with the key they share on it (made by
+    /// the first): a token one of them issues is good at all of them.
+    pub async fn open_shared(store: Arc<dyn Store>, options: AuthOptions) -> Result<Self, Error> {
+        let keys = TokenKeys::shared(&*store).await?;
+        Self::with_keys(store, keys, options).await
+    }
+
+    async fn with_keys(
+        store: Arc<dyn Store>,
+        keys: TokenKeys,
+        options: AuthOptions,
+    ) -> Result<Self, Error> {
         let authority = Self {
             inner: Arc::new(Inner {
                 accounts: Accounts::new(store.clone()),

@@ -1,10 +1,15 @@
 //! The rules of every namespace, kept on the platform's store (backend database `auth`, table
-//! `NS/rules`) and cached in memory, since every call consults them. A namespace whose rules
+//! `NS/rules`) and cached in memory for a second, since every call consults them (a second is
+//! how long a change made through another server sharing the store takes to be seen here). A namespace whose rules
 //! nobody has changed has the public rule `default`, in memory only, so a namespace named by a
 //! stranger's call costs nothing on disk; the first change stores `default` with it, and
 //! deleting it later sticks.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use micro_core::{
     Error,
@@ -23,10 +28,17 @@ pub(crate) const MARKER: &str = "rules";
 /// At most this many namespaces' rules are cached (then the cache starts over).
 const CACHED: usize = 4096;
 
+/// How long cached rules are used before they are read again: the longest a rule changed
+/// through another server sharing the store goes unseen here.
+const FRESH: Duration = Duration::from_secs(1);
+
+/// A namespace's rules, and when they were read.
+type Cached = (Instant, Arc<Vec<Rule>>);
+
 /// Rules by namespace.
 pub(crate) struct RuleBook {
     store: Arc<dyn Store>,
-    cache: RwLock<HashMap<String, Arc<Vec<Rule>>>>,
+    cache: RwLock<HashMap<String, Cached>>,
     /// Serialises writes so the cache never holds a stale list.
     writes: tokio::sync::Mutex<()>,
 }
@@ -50,7 +62,9 @@ impl RuleBook {
         ns: &str,
         accounts: &Accounts,
     ) -> Result<Arc<Vec<Rule>>, Error> {
-        if let Some(rules) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(ns) {
+        if let Some((at, rules)) = self.cache.read().unwrap_or_else(|p| p.into_inner()).get(ns)
+            && at.elapsed() < FRESH
+        {
             return Ok(rules.clone());
         }
         let _guard = self.writes.lock().await;
@@ -77,7 +91,7 @@ impl RuleBook {
         if cache.len() >= CACHED && !cache.contains_key(ns) {
             cache.clear();
         }
-        cache.insert(ns.to_owned(), rules);
+        cache.insert(ns.to_owned(), (Instant::now(), rules));
     }
 
     async fn load(&self, ns: &str) -> Result<Arc<Vec<Rule>>, Error> {

@@ -101,6 +101,20 @@ impl TokenKeys {
         })
     }
 
+    /// The key every server sharing `store` signs with (made by the first).
+    pub(crate) async fn shared(store: &dyn micro_core::store::Store) -> Result<Self, Error> {
+        let pkcs8 = micro_backends::shared_key(store, "tokens", generate).await?;
+        Self::from_pkcs8(&pkcs8).map_err(|e| {
+            Error::internal(
+                ID,
+                format!(
+                    "the shared token key on the store is damaged ({})",
+                    e.detail
+                ),
+            )
+        })
+    }
+
     /// A key for this process only.
     pub(crate) fn ephemeral() -> Result<Self, Error> {
         Self::from_pkcs8(&generate()?)

@@ -1,0 +1,282 @@
+//! Two `micro server`s on shared engines (etcd, NATS with JetStream, PostgreSQL or Redis) act as
+//! one platform, and losing one of them (`kill -9`) loses no acknowledged write and no
+//! registered service.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use micro_core::{
+    config::Config,
+    events::{ConsumeOptions, Events},
+    store::{Query, Record, Store},
+};
+use micro_e2e::{Sandbox, engines};
+
+/// The shared engines of one test, and the flags that point a server at them.
+struct Shared {
+    _etcd: engines::Engine,
+    _nats: engines::Engine,
+    _store: engines::Engine,
+    flags: Vec<String>,
+}
+
+fn shared(store: engines::Engine) -> Shared {
+    let (etcd, nats) = (engines::etcd(), engines::nats());
+    let kind = if store.address.starts_with("redis") {
+        "redis"
+    } else {
+        "postgres"
+    };
+    let flags = [
+        "--registry",
+        "etcd",
+        "--registry-address",
+        &etcd.address,
+        "--broker",
+        "nats",
+        "--broker-address",
+        &nats.address,
+        "--events",
+        "nats",
+        "--events-address",
+        &nats.address,
+        "--store",
+        kind,
+        "--store-address",
+        &store.address,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    Shared {
+        _etcd: etcd,
+        _nats: nats,
+        _store: store,
+        flags,
+    }
+}
+
+fn server(shared: &Shared) -> Sandbox {
+    let mut sandbox = Sandbox::new();
+    let flags: Vec<&str> = shared.flags.iter().map(String::as_str).collect();
+    sandbox.start_server_with(&flags);
+    sandbox
+}
+
+/// A CLI (and services) pointed at both servers.
+fn client_of(a: &Sandbox, b: &Sandbox) -> Sandbox {
+    let mut client = Sandbox::new();
+    client.address = Some(format!("{},{}", a.address(), b.address()));
+    client
+}
+
+async fn kill_one_server_and_lose_nothing(shared: Shared) {
+    let mut a = server(&shared);
+    let b = server(&shared);
+    let client = client_of(&a, &b);
+
+    // Log in through A: its token is signed with the key both servers share.
+    a.login("admin", "micro");
+    let token = a.token();
+    micro::auth::set_token(Some(token.clone()));
+
+    // 1,000 records through A.
+    let store_a = Arc::new(micro::store::RemoteStore::new(a.address(), "micro").unwrap());
+    futures::stream::iter(0..1000)
+        .for_each_concurrent(32, |i| {
+            let store = store_a.clone();
+            async move {
+                store
+                    .write(
+                        "micro",
+                        "scale",
+                        Record::new(format!("k{i:04}"), format!("v{i}")),
+                    )
+                    .await
+                    .expect("write through A");
+            }
+        })
+        .await;
+
+    // Config through A, watched through B.
+    let config_a = micro::config::RemoteConfig::new(a.address()).unwrap();
+    let config_b = micro::config::RemoteConfig::new(b.address()).unwrap();
+    let mut watch_b = config_b
+        .watch("micro", "feature.flag", false)
+        .await
+        .expect("watch through B");
+    let first = watch_b.next().await.unwrap().unwrap();
+    assert_eq!(first, None, "nothing set yet");
+    config_a
+        .set("micro", "db.password", serde_json::json!("hunter2"), true)
+        .await
+        .expect("secret through A");
+    config_a
+        .set("micro", "feature.flag", serde_json::json!(true), false)
+        .await
+        .expect("config through A");
+    let seen = tokio::time::timeout(Duration::from_secs(3), watch_b.next())
+        .await
+        .expect("B's watch hears of A's change within the re-read interval")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, Some(serde_json::json!(true)));
+
+    // helloworld registers through both, heartbeating every second.
+    let creds = client_of(&a, &b);
+    creds.login("admin", "micro");
+    let account = creds.service_account("helloworld");
+    let env: Vec<(&str, &str)> = account
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain([
+            ("MICRO_REGISTER_TTL", "3s"),
+            ("MICRO_REGISTER_INTERVAL", "1s"),
+        ])
+        .collect();
+    let _helloworld = client.helloworld(&env);
+
+    // 1,000 events through A; a manual-ack group takes and acks half of them through A.
+    let events_a = micro::events::RemoteEvents::new(a.address()).unwrap();
+    let mut published = BTreeSet::new();
+    for i in 0..1000 {
+        let event = events_a
+            .publish(
+                "micro",
+                "orders",
+                format!("order {i}").into_bytes(),
+                Default::default(),
+            )
+            .await
+            .expect("publish through A");
+        published.insert(event.id);
+    }
+    let options = ConsumeOptions {
+        group: Some("billing".into()),
+        offset: micro_core::events::Offset::Sequence(1),
+        auto_ack: false,
+        ack_wait: Duration::from_secs(2),
+        retry_limit: None,
+    };
+    let mut consumer = events_a
+        .consume("micro", "orders", options.clone())
+        .await
+        .expect("consume through A");
+    let mut acked = BTreeSet::new();
+    while acked.len() < 500 {
+        let event = tokio::time::timeout(Duration::from_secs(10), consumer.events.next())
+            .await
+            .expect("an event")
+            .expect("open")
+            .expect("delivered");
+        events_a
+            .ack("micro", "orders", "billing", &event.id)
+            .await
+            .expect("ack through A");
+        acked.insert(event.id);
+    }
+
+    a.kill_server();
+    drop(consumer);
+
+    // Everything acknowledged through A is there through B.
+    let store_b = micro::store::RemoteStore::new(b.address(), "micro").unwrap();
+    let keys = store_b
+        .list("micro", "scale", &Query::default())
+        .await
+        .expect("A's token works on B");
+    assert_eq!(keys.len(), 1000, "every acknowledged record");
+    assert_eq!(
+        config_b
+            .get("micro", "db.password", true)
+            .await
+            .expect("the secret A sealed opens on B"),
+        serde_json::json!("hunter2")
+    );
+
+    // helloworld stays callable and registered: its heartbeats moved to B.
+    std::thread::sleep(Duration::from_secs(4));
+    let out = client.micro(&["call", "helloworld", "Helloworld.Call", r#"{"name":"Ada"}"#]);
+    assert_eq!(out.code, 0, "call after A died: {}", out.stderr);
+    assert!(out.stdout.contains("Hello Ada"), "{}", out.stdout);
+
+    // The group gets exactly what was not acked, after ack_wait, through B.
+    let events_b = micro::events::RemoteEvents::new(b.address()).unwrap();
+    let mut consumer = events_b
+        .consume("micro", "orders", options)
+        .await
+        .expect("consume through B");
+    let mut rest = BTreeSet::new();
+    while acked.len() + rest.len() < 1000 {
+        let event = tokio::time::timeout(Duration::from_secs(20), consumer.events.next())
+            .await
+            .expect("the unacked events come back")
+            .expect("open")
+            .expect("delivered");
+        assert!(!acked.contains(&event.id), "an acked event came back");
+        events_b
+            .ack("micro", "orders", "billing", &event.id)
+            .await
+            .expect("ack through B");
+        rest.insert(event.id);
+    }
+    let all: BTreeSet<_> = acked.union(&rest).cloned().collect();
+    assert_eq!(all, published, "every event acked once");
+    let extra = tokio::time::timeout(Duration::from_secs(3), consumer.events.next()).await;
+    assert!(extra.is_err(), "nothing more: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_etcd_nats_and_postgres_lose_nothing_when_one_is_killed() {
+    kill_one_server_and_lose_nothing(shared(engines::postgres())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_etcd_nats_and_redis_lose_nothing_when_one_is_killed() {
+    kill_one_server_and_lose_nothing(shared(engines::redis())).await;
+}
+
+/// Two servers creating one account at once: one account, one clear conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_created_through_two_servers_at_once_is_made_once() {
+    let shared = shared(engines::postgres());
+    let (a, b) = (server(&shared), server(&shared));
+    a.login("admin", "micro");
+    b.login("admin", "micro");
+    let start = |sb: &Sandbox| {
+        sb.micro_command(&[
+            "auth",
+            "create",
+            "account",
+            "ada",
+            "--secret",
+            "s3cret-pass",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn micro")
+    };
+    let (pa, pb) = (start(&a), start(&b));
+    let (ra, rb) = (
+        pa.wait_with_output().unwrap(),
+        pb.wait_with_output().unwrap(),
+    );
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let (ra, rb) = (
+        (ra.status.code().unwrap_or(-1), text(&ra)),
+        (rb.status.code().unwrap_or(-1), text(&rb)),
+    );
+    let codes = [ra.0, rb.0];
+    assert!(codes.contains(&0), "one creation succeeds: {ra:?} {rb:?}");
+    assert!(
+        codes.iter().any(|c| *c != 0),
+        "the other conflicts: {ra:?} {rb:?}"
+    );
+    let loser = if ra.0 == 0 { &rb } else { &ra };
+    assert!(loser.1.contains("already exists"), "{loser:?}");
+    // A rule or account change through one is seen through the other within a second.
+    let out = a.micro(&["auth", "list", "accounts"]);
+    assert!(out.stdout.contains("ada"), "{out:?}");
+    let out = b.micro(&["auth", "list", "accounts"]);
+    assert!(out.stdout.contains("ada"), "{out:?}");
+}
