@@ -280,3 +280,83 @@ async fn an_account_created_through_two_servers_at_once_is_made_once() {
     let out = b.micro(&["auth", "list", "accounts"]);
     assert!(out.stdout.contains("ada"), "{out:?}");
 }
+
+/// The README's "Scaling out" block, as written: its engine addresses and ports become the
+/// engines this test started and free ports; every `micro` line's output is compared.
+#[test]
+fn readme_scaling_out_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split_once("<!-- scaleout:start -->")
+        .and_then(|(_, rest)| rest.split_once("<!-- scaleout:end -->"))
+        .map(|(block, _)| block)
+        .expect("the scaling-out block");
+    let body = block
+        .split_once("```console\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(b, _)| b)
+        .expect("a console block");
+    let mut steps: Vec<(String, String)> = Vec::new();
+    for line in body.lines() {
+        match line.strip_prefix("$ ") {
+            Some(cmd) => steps.push((cmd.to_owned(), String::new())),
+            None => {
+                let (_, out) = steps.last_mut().expect("output after a command");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+
+    let (etcd, nats, pg) = (engines::etcd(), engines::nats(), engines::postgres());
+    let engine_address = |word: &str| match word {
+        "127.0.0.1:2379" => etcd.address.clone(),
+        "nats://127.0.0.1:4222" => nats.address.clone(),
+        "postgres://micro@127.0.0.1:5432/postgres" => pg.address.clone(),
+        other => other.to_owned(),
+    };
+    let mut servers: Vec<Sandbox> = Vec::new();
+    let mut client = Sandbox::new();
+    for (cmd, expected) in steps {
+        let words = shell_words::split(cmd.trim_end_matches('&').trim()).unwrap();
+        match words.as_slice() {
+            [micro, server, flags @ ..] if micro == "micro" && server == "server" => {
+                // The listen addresses become free ports; the engines, the ones started here.
+                let mut kept = Vec::new();
+                let mut flags = flags.iter();
+                while let Some(flag) = flags.next() {
+                    if ["--address", "--api-address", "--web-address"].contains(&flag.as_str()) {
+                        flags.next();
+                        continue;
+                    }
+                    kept.push(engine_address(flag));
+                }
+                let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+                let mut sandbox = Sandbox::new();
+                sandbox.start_server_with(&kept);
+                servers.push(sandbox);
+            }
+            [export, assignment] if export == "export" => {
+                assert!(assignment.starts_with("MICRO_SERVER_ADDRESS="), "{cmd}");
+                let addresses: Vec<&str> = servers.iter().map(Sandbox::address).collect();
+                client.address = Some(addresses.join(","));
+            }
+            [kill, nine, job] if kill == "kill" && nine == "-9" => {
+                let index: usize = job.trim_start_matches('%').parse().unwrap();
+                servers[index - 1].kill_server();
+            }
+            [micro, args @ ..] if micro == "micro" => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let out = client.micro(&args);
+                assert_eq!(
+                    out.stdout, expected,
+                    "`{cmd}` printed something else; stderr: {}",
+                    out.stderr
+                );
+            }
+            _ => panic!("the block runs micro, export and kill only: {cmd}"),
+        }
+    }
+    assert_eq!(servers.len(), 2, "two servers");
+}
