@@ -56,6 +56,7 @@ pub mod schema;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod tls;
 pub mod transcode;
 pub mod undecodable;

@@ -109,6 +109,15 @@ impl Store {
         self.store.write(&self.database, &self.table, record).await
     }
 
+    /// Writes `record` only if the live record at its key holds `expected` now (`None`: only
+    /// if there is none), as one step on the server's store; whether it wrote. Several
+    /// processes decide who goes first this way (see [`crate::sync`]).
+    pub async fn write_if(&self, record: Record, expected: Option<&[u8]>) -> Result<bool, Error> {
+        self.store
+            .write_if(&self.database, &self.table, record, expected)
+            .await
+    }
+
     /// Deletes `key`.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         self.store.delete(&self.database, &self.table, key).await

@@ -52,21 +52,25 @@ async fn jetstream_events_pass_the_events_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn postgres_store_and_config_pass_their_contracts() {
+async fn postgres_store_config_and_locks_pass_their_contracts() {
     let pg = engines::postgres();
     let store: Arc<dyn Store> =
         Arc::new(PostgresStore::connect(&pg.address).await.expect("connect"));
     store::contract::run_all(store.clone(), RealClock).await;
-    config::contract::run_all(Arc::new(StoreConfig::new(store, Arc::new(Plain)))).await;
+    config::contract::run_all(Arc::new(StoreConfig::new(store.clone(), Arc::new(Plain)))).await;
+    micro::sync::contract::run_all(micro::store::Store::new(store, "sync", "locks"), RealClock)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn redis_store_and_config_pass_their_contracts() {
+async fn redis_store_config_and_locks_pass_their_contracts() {
     let redis = engines::redis();
     let store: Arc<dyn Store> =
         Arc::new(RedisStore::connect(&redis.address).await.expect("connect"));
     store::contract::run_all(store.clone(), RealClock).await;
-    config::contract::run_all(Arc::new(StoreConfig::new(store, Arc::new(Plain)))).await;
+    config::contract::run_all(Arc::new(StoreConfig::new(store.clone(), Arc::new(Plain)))).await;
+    micro::sync::contract::run_all(micro::store::Store::new(store, "sync", "locks"), RealClock)
+        .await;
 }
 
 /// Two stores on one PostgreSQL (two servers) see each other's writes, and a conditional write
