@@ -51,6 +51,8 @@ struct StoredGroup {
 #[derive(Clone)]
 pub struct RedbLog {
     db: Arc<Database>,
+    /// Appends share transactions (see [`super::commit`]).
+    committer: super::commit::Committer,
 }
 
 impl std::fmt::Debug for RedbLog {
@@ -62,8 +64,10 @@ impl std::fmt::Debug for RedbLog {
 impl RedbLog {
     /// Opens (or creates) the log file at `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        let db = super::open(path, ID)?;
         Ok(Self {
-            db: super::open(path, ID)?,
+            committer: super::commit::Committer::start(ID, &db),
+            db,
         })
     }
 }
@@ -148,28 +152,27 @@ impl EventLog for RedbLog {
     ) -> Result<Event, Error> {
         let base = prefix(ID, &[namespace, topic])?;
         let topic = topic.to_owned();
-        blocking(ID, &self.db, move |db| {
-            let stored = StoredEvent {
-                id: new_id(),
-                timestamp_ms: unix_ms(timestamp),
-                metadata,
-                payload,
-            };
-            let write = db.begin_write().map_err(|e| storage(ID, e))?;
-            let sequence = {
+        let stored = StoredEvent {
+            id: new_id(),
+            timestamp_ms: unix_ms(timestamp),
+            metadata,
+            payload,
+        };
+        let encoded = stored.encode_to_vec();
+        let sequence = self
+            .committer
+            .write(move |write| {
                 let mut events = write.open_table(EVENTS).map_err(|e| storage(ID, e))?;
                 let sequence = last(&events, &base)? + 1;
                 let mut key = base.clone();
                 key.extend_from_slice(&sequence.to_be_bytes());
                 events
-                    .insert(key.as_slice(), stored.encode_to_vec().as_slice())
+                    .insert(key.as_slice(), encoded.as_slice())
                     .map_err(|e| storage(ID, e))?;
-                sequence
-            };
-            write.commit().map_err(|e| storage(ID, e))?;
-            Ok(event(&topic, sequence, stored))
-        })
-        .await
+                Ok(sequence)
+            })
+            .await?;
+        Ok(event(&topic, sequence, stored))
     }
 
     async fn read(

@@ -5,6 +5,7 @@
 //! ordered table serves every database, table or topic, and a prefix is a key range. Names may
 //! therefore not contain `\0`.
 
+mod commit;
 mod events;
 mod store;
 

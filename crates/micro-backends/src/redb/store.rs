@@ -3,7 +3,8 @@
 //! `records` maps `database\0table\0key` to the encoded record (value, metadata and the
 //! absolute expiry deadline in Unix milliseconds, so expiry survives restarts). `expiries` maps
 //! `deadline ++ record key` to nothing, so the sweeper finds what has expired without a scan.
-//! Reads never show an expired record, swept or not. Every write is durable when acknowledged.
+//! Reads never show an expired record, swept or not. Every write is durable when acknowledged;
+//! writes in flight together share one commit (group commit, see [`super::commit`]).
 
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
@@ -15,7 +16,7 @@ use micro_core::{
 use prost::Message as _;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{blocking, prefix, storage, table, unix_ms};
+use super::{blocking, commit::Committer, prefix, storage, table, unix_ms};
 
 const ID: &str = "micro.store";
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -85,6 +86,8 @@ fn record_key(database: &str, table: &str, key: &str) -> Result<Vec<u8>, Error> 
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    /// Writes share transactions (see [`super::commit`]).
+    committer: Committer,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -96,8 +99,10 @@ impl std::fmt::Debug for RedbStore {
 impl RedbStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        let db = super::open(path, ID)?;
         Ok(Self {
-            db: super::open(path, ID)?,
+            committer: Committer::start(ID, &db),
+            db,
         })
     }
 
@@ -231,24 +236,24 @@ impl RedbStore {
         expected: Option<Option<Vec<u8>>>,
     ) -> Result<bool, Error> {
         let full = record_key(database, table, &record.key)?;
-        blocking(ID, &self.db, move |db| {
-            let now = now_ms();
-            let deadline_ms = match record.expiry {
-                Some(ttl) => now
-                    .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-                    .max(1),
-                None => 0,
-            };
-            let stored = Stored {
-                value: record.value,
-                metadata: record.metadata,
-                deadline_ms,
-            };
-            let write = db.begin_write().map_err(|e| storage(ID, e))?;
-            {
+        let Record {
+            value,
+            metadata,
+            expiry,
+            ..
+        } = record;
+        self.committer
+            .write(move |write| {
+                let now = now_ms();
+                let deadline_ms = match expiry {
+                    Some(ttl) => now
+                        .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                        .max(1),
+                    None => 0,
+                };
                 let mut records = write.open_table(RECORDS).map_err(|e| storage(ID, e))?;
                 let mut expiries = write.open_table(EXPIRIES).map_err(|e| storage(ID, e))?;
-                if let Some(expected) = expected {
+                if let Some(expected) = &expected {
                     let current = records
                         .get(full.as_slice())
                         .map_err(|e| storage(ID, e))?
@@ -256,10 +261,15 @@ impl RedbStore {
                         .transpose()?
                         .filter(|s| s.live(now))
                         .map(|s| s.value);
-                    if current != expected {
+                    if current != *expected {
                         return Ok(false);
                     }
                 }
+                let stored = Stored {
+                    value: value.clone(),
+                    metadata: metadata.clone(),
+                    deadline_ms,
+                };
                 let old = records
                     .insert(full.as_slice(), stored.encode_to_vec().as_slice())
                     .map_err(|e| storage(ID, e))?
@@ -275,11 +285,9 @@ impl RedbStore {
                         .insert(expiry_key(deadline_ms, &full).as_slice(), ())
                         .map_err(|e| storage(ID, e))?;
                 }
-            }
-            write.commit().map_err(|e| storage(ID, e))?;
-            Ok(true)
-        })
-        .await
+                Ok(true)
+            })
+            .await
     }
 }
 
@@ -348,9 +356,8 @@ impl Store for RedbStore {
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {
         let full = record_key(database, table, key)?;
-        blocking(ID, &self.db, move |db| {
-            let write = db.begin_write().map_err(|e| storage(ID, e))?;
-            {
+        self.committer
+            .write(move |write| {
                 let mut records = write.open_table(RECORDS).map_err(|e| storage(ID, e))?;
                 let old = records
                     .remove(full.as_slice())
@@ -364,10 +371,9 @@ impl Store for RedbStore {
                         .remove(expiry_key(old.deadline_ms, &full).as_slice())
                         .map_err(|e| storage(ID, e))?;
                 }
-            }
-            write.commit().map_err(|e| storage(ID, e))
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn list(&self, database: &str, table: &str, query: &Query) -> Result<Vec<String>, Error> {
