@@ -87,7 +87,10 @@ impl Connection {
     /// a server that cannot be reached reads `Failed to connect to micro server at ADDR`.
     pub fn error(&self, id: &str, status: &tonic::Status) -> Error {
         let err = from_status(id, status);
-        if status.code() == tonic::Code::Unavailable && err.id == id {
+        // Only a status without the server's own error is the connection failing; a 503 the
+        // server answered (an engine behind it is down) says so itself.
+        if status.code() == tonic::Code::Unavailable && err.id == id && status.details().is_empty()
+        {
             return Error::unavailable(
                 id,
                 format!("Failed to connect to micro server at {}", self.address),
