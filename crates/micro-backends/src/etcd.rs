@@ -105,12 +105,15 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 
 fn status(e: tonic::Status) -> Error {
     match e.code() {
-        tonic::Code::InvalidArgument | tonic::Code::OutOfRange => {
+        tonic::Code::InvalidArgument => {
             Error::bad_request(ID, format!("etcd refused it: {}", e.message()))
         }
         _ => unavailable(e.message()),
     }
 }
+
+/// The most a registry read may hold: every node of a namespace, schemas included.
+const MAX_READ: usize = 256 * 1024 * 1024;
 
 fn decode(value: &[u8]) -> Option<Stored> {
     serde_json::from_slice(value).ok()
@@ -158,6 +161,7 @@ impl EtcdRegistry {
         keys_only: bool,
     ) -> Result<(Vec<api::KeyValue>, i64), Error> {
         let response = KvClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_READ)
             .range(RangeRequest {
                 key: prefix.as_bytes().to_vec(),
                 range_end: range_end(prefix),
@@ -169,6 +173,59 @@ impl EtcdRegistry {
             .into_inner();
         let revision = response.header.map_or(0, |h| h.revision);
         Ok((response.kvs, revision))
+    }
+
+    /// Refuses a registration past the namespace's totals (versions, nodes per version), as the
+    /// embedded registry does — counted from the keys, so a namespace cannot fill etcd.
+    async fn check_totals(&self, namespace: &str, service: &Service) -> Result<(), Error> {
+        use micro_core::limits::{MAX_NODES, MAX_VERSIONS};
+        let prefix = namespace_prefix(namespace);
+        let (kvs, _) = self.range(&prefix, true).await?;
+        let mut versions = std::collections::BTreeMap::<
+            (String, String),
+            std::collections::BTreeSet<String>,
+        >::new();
+        for kv in &kvs {
+            let key = String::from_utf8_lossy(&kv.key);
+            let mut parts = key.get(prefix.len()..).unwrap_or_default().split('/');
+            if let (Some(name), Some(version), Some(node)) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                versions
+                    .entry((name.to_owned(), version.to_owned()))
+                    .or_default()
+                    .insert(node.to_owned());
+            }
+        }
+        let this = (segment(&service.name), segment(&service.version));
+        let Some(nodes) = versions.get(&this) else {
+            if versions.len() >= MAX_VERSIONS {
+                return Err(Error::new(
+                    ID,
+                    429,
+                    format!(
+                        "namespace {namespace:?} holds {MAX_VERSIONS} service versions, the most it may; deregister some first"
+                    ),
+                ));
+            }
+            return Ok(());
+        };
+        let new = service
+            .nodes
+            .iter()
+            .filter(|n| !nodes.contains(&segment(&n.id)))
+            .count();
+        if nodes.len() + new > MAX_NODES {
+            return Err(Error::new(
+                ID,
+                429,
+                format!(
+                    "service {:?} version {:?} has {MAX_NODES} nodes, the most it may",
+                    service.name, service.version
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The live registrations under `prefix`, put back together.
@@ -264,6 +321,7 @@ impl Registry for EtcdRegistry {
     ) -> Result<(), Error> {
         // The embedded registry's checks, on a scratch copy: one set of rules for every backend.
         RegistryState::new().register(namespace, service, ttl, Instant::now())?;
+        self.check_totals(namespace, service).await?;
         let seconds = i64::try_from(ttl.as_millis().div_ceil(1000))
             .unwrap_or(i64::MAX)
             .max(1);

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use micro_core::{
     Error,
-    store::{Order, Query, Record, Store, check_names, select},
+    store::{Order, Query, Record, Store, check_names},
 };
 use tokio_postgres::{NoTls, Row, types::ToSql};
 
@@ -25,6 +25,9 @@ pub const FORMAT_VERSION: i64 = 1;
 
 /// How long a call waits for a connection before it answers 503.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest a statement runs, or the engine stays silent, before the call answers 503.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A record is live while it has no expiry or its expiry is still ahead on the engine's clock.
 const LIVE: &str = "(expires_at IS NULL OR expires_at > clock_timestamp())";
@@ -72,6 +75,14 @@ impl PostgresStore {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("micro");
+        // A statement, or a peer gone silent, answers 503 in seconds instead of hanging.
+        config.options(format!(
+            "-c statement_timeout={}",
+            STATEMENT_TIMEOUT.as_millis()
+        ));
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(5));
+        config.tcp_user_timeout(STATEMENT_TIMEOUT);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -186,6 +197,8 @@ impl PostgresStore {
         let end = successor(&prefix);
         let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
         let limit = query.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let suffix = query.suffix.as_deref().unwrap_or("").as_bytes().to_vec();
+        let suffix_len = i32::try_from(suffix.len()).unwrap_or(i32::MAX);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&database, &table];
         if !prefix.is_empty() {
             params.push(&prefix);
@@ -197,19 +210,26 @@ impl PostgresStore {
             params.push(end);
             sql.push_str(&format!(" AND key < ${}", params.len()));
         }
+        if !suffix.is_empty() {
+            // The key's last bytes, compared as bytes: no pattern.
+            params.push(&suffix_len);
+            let n = params.len();
+            params.push(&suffix);
+            sql.push_str(&format!(
+                " AND length(key) >= ${n} AND substring(key from length(key) - ${n} + 1) = ${}",
+                params.len()
+            ));
+        }
         sql.push_str(match query.order {
             Order::Asc => " ORDER BY key ASC",
             Order::Desc => " ORDER BY key DESC",
         });
-        // A suffix filters before paging, so paging happens here only without one.
-        if query.suffix.is_none() {
-            if let Some(limit) = &limit {
-                params.push(limit);
-                sql.push_str(&format!(" LIMIT ${}", params.len()));
-            }
-            params.push(&offset);
-            sql.push_str(&format!(" OFFSET ${}", params.len()));
+        if let Some(limit) = &limit {
+            params.push(limit);
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
         }
+        params.push(&offset);
+        sql.push_str(&format!(" OFFSET ${}", params.len()));
         let client = self.client().await?;
         let statement = client.prepare_cached(&sql).await.map_err(query_error)?;
         client.query(&statement, &params).await.map_err(query_error)
@@ -224,21 +244,7 @@ impl PostgresStore {
         columns: &str,
     ) -> Result<Vec<Record>, Error> {
         let rows = self.rows(database, table, query, columns).await?;
-        let records = rows.iter().map(row_record).collect::<Result<Vec<_>, _>>()?;
-        Ok(if query.suffix.is_some() {
-            // Already prefixed and ordered: keep the suffix's, then page, in SQL's order.
-            let paged = Query {
-                prefix: None,
-                order: Order::Asc,
-                ..query.clone()
-            };
-            select(records.into_iter().map(Keyed), &paged)
-                .into_iter()
-                .map(|k| k.0)
-                .collect()
-        } else {
-            records
-        })
+        rows.iter().map(row_record).collect()
     }
 
     async fn upsert(
@@ -312,15 +318,6 @@ impl PostgresStore {
         }
         .map_err(query_error)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-}
-
-/// A record seen by its key, for [`select`].
-struct Keyed(Record);
-
-impl AsRef<str> for Keyed {
-    fn as_ref(&self) -> &str {
-        &self.0.key
     }
 }
 

@@ -41,11 +41,21 @@ redis.call('SADD', KEYS[4], ARGV[3])
 return 1
 ";
 
+/// Drops index entries whose records are gone — each only if its record is still gone when
+/// the script runs, so a record written meanwhile keeps its entry.
+const FORGET: &str = r"
+for i, key in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('ZREM', KEYS[1], key) end
+end
+return 0
+";
+
 /// The store on Redis.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     write: Script,
+    forget: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -131,9 +141,11 @@ impl RedisStore {
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(engine_error)?;
+        warn_unless_durable(&connection).await;
         Ok(Self {
             connection,
             write: Script::new(WRITE),
+            forget: Script::new(FORGET),
         })
     }
 
@@ -255,7 +267,14 @@ impl RedisStore {
             out.push(record);
         }
         if !gone.is_empty() {
-            let _: Result<i64, _> = connection.zrem(index_key(database, table), gone).await;
+            let mut forget = self.forget.key(index_key(database, table));
+            for key in &gone {
+                forget.key(record_key(database, table, key));
+            }
+            for key in &gone {
+                forget.arg(key.as_slice());
+            }
+            let _: Result<i64, _> = forget.invoke_async(&mut connection).await;
         }
         Ok(out)
     }
@@ -286,6 +305,42 @@ impl RedisStore {
     async fn table_is_live(&self, database: &str, table: &str) -> Result<bool, Error> {
         let keys = self.indexed(database, table, &Query::default()).await?;
         Ok(!self.live(database, table, keys, false).await?.is_empty())
+    }
+}
+
+/// Says loudly when Redis would lose acknowledged writes: without `appendfsync always` a crash
+/// loses the last second, and an `allkeys-*` eviction policy drops records (keys among them).
+async fn warn_unless_durable(connection: &ConnectionManager) {
+    let setting = |name: &'static str| {
+        let mut connection = connection.clone();
+        async move {
+            let pair: Result<Vec<String>, _> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut connection)
+                .await;
+            pair.ok()
+                .and_then(|p| p.get(1).cloned())
+                .unwrap_or_default()
+        }
+    };
+    let (append, fsync, eviction) = (
+        setting("appendonly").await,
+        setting("appendfsync").await,
+        setting("maxmemory-policy").await,
+    );
+    if append != "yes" || fsync != "always" {
+        tracing::warn!(
+            appendonly = %append,
+            appendfsync = %fsync,
+            "Redis may lose acknowledged writes on a crash: run it with --appendonly yes --appendfsync always"
+        );
+    }
+    if eviction.starts_with("allkeys") {
+        tracing::warn!(
+            policy = %eviction,
+            "Redis evicts any key under memory pressure, the platform's keys and records among them: use noeviction"
+        );
     }
 }
 

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use futures::StreamExt;
 use micro_core::{
@@ -149,31 +151,48 @@ impl core::Broker for RemoteBroker {
     ) -> Result<Subscription, Error> {
         let queue = queue.unwrap_or_default().to_owned();
         let first = self.open(namespace, topic, &queue).await?;
+        let refused = Arc::new(AtomicBool::new(false));
         if !self.conn.address().contains(',') {
-            return Ok(Box::pin(messages(first)));
+            return Ok(Box::pin(messages(first, refused)));
         }
         // Several servers: when the one serving the subscription goes, subscribe again through
-        // another (messages published in between are lost, as a broker's are).
+        // another (messages published in between are lost, as a broker's are). A refusal (the
+        // token revoked, say) ends the subscription instead.
         let (broker, namespace, topic) = (self.clone(), namespace.to_owned(), topic.to_owned());
-        let again = futures::stream::unfold((), move |()| {
-            let (broker, namespace, topic, queue) = (
-                broker.clone(),
-                namespace.clone(),
-                topic.clone(),
-                queue.clone(),
-            );
-            async move {
-                loop {
-                    tokio::time::sleep(crate::failover::PROBE_INTERVAL * 2).await;
-                    match broker.open(&namespace, &topic, &queue).await {
-                        Ok(stream) => return Some((messages(stream), ())),
-                        Err(e) => tracing::warn!("subscribing again to {topic:?}: {e}"),
+        let again = {
+            let refused = refused.clone();
+            futures::stream::unfold((), move |()| {
+                let (broker, namespace, topic, queue, refused) = (
+                    broker.clone(),
+                    namespace.clone(),
+                    topic.clone(),
+                    queue.clone(),
+                    refused.clone(),
+                );
+                async move {
+                    loop {
+                        if refused.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        tokio::time::sleep(crate::failover::PROBE_INTERVAL * 2).await;
+                        match broker.open(&namespace, &topic, &queue).await {
+                            Ok(stream) => {
+                                return Some((messages(stream, refused.clone()), ()));
+                            }
+                            Err(e) if e.code == 503 => {
+                                tracing::warn!("subscribing again to {topic:?}: {e}");
+                            }
+                            Err(e) => {
+                                tracing::warn!("subscription to {topic:?} refused: {e}");
+                                return None;
+                            }
+                        }
                     }
                 }
-            }
-        });
+            })
+        };
         Ok(Box::pin(
-            futures::stream::once(async move { messages(first) })
+            futures::stream::once(async move { messages(first, refused) })
                 .chain(again)
                 .flatten(),
         ))
@@ -208,12 +227,22 @@ impl RemoteBroker {
     }
 }
 
-/// The messages of one subscription stream, until it ends or fails.
-fn messages(stream: tonic::Streaming<pb::Message>) -> impl futures::Stream<Item = Message> + Send {
+/// The messages of one subscription stream, until it ends or fails; `refused` is set when the
+/// server ended it for a reason other than going away.
+fn messages(
+    stream: tonic::Streaming<pb::Message>,
+    refused: Arc<AtomicBool>,
+) -> impl futures::Stream<Item = Message> + Send {
     stream
-        .take_while(|item| {
+        .take_while(move |item| {
             if let Err(status) = item {
                 tracing::warn!("subscription ended: {}", status.message());
+                if !matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+                ) {
+                    refused.store(true, Ordering::SeqCst);
+                }
             }
             futures::future::ready(item.is_ok())
         })

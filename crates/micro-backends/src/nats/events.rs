@@ -43,6 +43,12 @@ const ID: &str = "micro.events";
 /// Events a consumer may hold before it stops pulling.
 const BUFFER: usize = 64;
 
+/// The most delivered, unacked events one consumer remembers for acks.
+const MAX_HELD: usize = 10_000;
+
+/// Consecutive delivery failures after which a consumer is taken to be gone.
+const MAX_FAILURES: u32 = 100;
+
 /// How long an ephemeral consumer outlives a server that stopped pulling (a crash).
 const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
 
@@ -165,7 +171,11 @@ impl JetStreamEvents {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(reply) if reply.payload.as_ref() == b"ok" => Ok(()),
+            Ok(reply) => Err(unavailable(format!(
+                "JetStream refused the {verb}: {}",
+                String::from_utf8_lossy(&reply.payload)
+            ))),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -362,16 +372,30 @@ impl Events for JetStreamEvents {
         let auto_ack = options.auto_ack;
         let cleanup = (!durable).then(|| (stream.clone(), name.clone()));
         tokio::spawn(async move {
+            let mut failures = 0;
             loop {
                 tokio::select! {
                     () = sink.closed() => break,
                     next = messages.next() => {
                         let Some(next) = next else { break };
                         let message = match next {
-                            Ok(m) => m,
+                            Ok(m) => {
+                                failures = 0;
+                                m
+                            }
                             Err(e) => {
-                                // A heartbeat missed while NATS is away: the pull resumes.
+                                // A heartbeat missed while NATS is away: the pull resumes. Failing
+                                // on and on, the consumer is gone: say so and end.
                                 tracing::debug!(error = %e, "JetStream delivery");
+                                failures += 1;
+                                if failures >= MAX_FAILURES {
+                                    let _ = sink
+                                        .send(Err(unavailable(format!(
+                                            "deliveries keep failing ({e}); consume again"
+                                        ))))
+                                        .await;
+                                    break;
+                                }
                                 continue;
                             }
                         };
@@ -388,7 +412,15 @@ impl Events for JetStreamEvents {
                                 tracing::debug!(error = %e, "auto-ack");
                             }
                         } else {
-                            lock(&held).insert(delivered.id.clone(), message);
+                            let mut held = lock(&held);
+                            // Events past their last delivery are never acked: keep the map
+                            // bounded (an event let go is redelivered after ack_wait anyway).
+                            if held.len() >= MAX_HELD
+                                && let Some(oldest) = held.keys().next().cloned()
+                            {
+                                held.remove(&oldest);
+                            }
+                            held.insert(delivered.id.clone(), message);
                         }
                         if sink.send(Ok(delivered)).await.is_err() {
                             break;

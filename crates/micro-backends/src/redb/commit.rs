@@ -135,7 +135,11 @@ fn run(id: &'static str, db: &Weak<Database>, mut queue: mpsc::UnboundedReceiver
         let mut applied = Vec::with_capacity(batch.len());
         let mut failed = None;
         while let Some(mut job) = batch.pop_front() {
-            match job.apply(&txn) {
+            // A panic in one write fails that write, not the thread every write needs.
+            let applied_one =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.apply(&txn)))
+                    .unwrap_or_else(|_| Err(Error::internal(id, "a write panicked")));
+            match applied_one {
                 Ok(()) => applied.push(job),
                 Err(e) => {
                     failed = Some((job, e));
@@ -156,7 +160,13 @@ fn run(id: &'static str, db: &Weak<Database>, mut queue: mpsc::UnboundedReceiver
             }
             continue;
         }
-        let outcome = txn.commit().map_err(|e| storage(id, e));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| txn.commit()))
+            .unwrap_or_else(|_| {
+                Err(redb::CommitError::Storage(redb::StorageError::Io(
+                    std::io::Error::other("the commit panicked"),
+                )))
+            })
+            .map_err(|e| storage(id, e));
         // Let go of the file before answering: a writer that closes it next finds it closed.
         drop(db);
         for job in applied {

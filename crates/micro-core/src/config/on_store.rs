@@ -311,12 +311,17 @@ impl Config for StoreConfig {
             state,
             move |(config, mut changes, ns, path, last)| async move {
                 loop {
-                    let heard = tokio::time::timeout(REREAD, changes.recv()).await;
-                    match heard {
-                        Ok(Ok(changed)) if changed != ns => continue,
-                        // A change here, a lag, or a second without news: read again.
-                        Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {}
-                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    // Read again on news of this namespace, or at the latest every REREAD,
+                    // however much other namespaces change meanwhile.
+                    let due = tokio::time::Instant::now() + REREAD;
+                    loop {
+                        match tokio::time::timeout_at(due, changes.recv()).await {
+                            Ok(Ok(changed)) if changed != ns => continue,
+                            Ok(Ok(_) | Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => {
+                                break;
+                            }
+                            Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                        }
                     }
                     let now = match config.load(&ns).await.and_then(|d| d.get(&path, reveal)) {
                         Ok(now) => now,

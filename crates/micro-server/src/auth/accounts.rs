@@ -54,6 +54,10 @@ pub(crate) struct Accounts {
     random: SystemRandom,
 }
 
+/// How long a handle claimed for an account being created stays claimed if the account is
+/// never written (its server died in between).
+const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn table(ns: &str, what: &str) -> String {
     format!("{ns}/{what}")
 }
@@ -106,31 +110,50 @@ impl Accounts {
         };
         let value = serde_json::to_vec(&stored).map_err(internal)?;
         let accounts = table(ns, "accounts");
-        let name_key = format!("name/{}", account.name);
-        let claims_name = account.name != account.id;
-        if claims_name
-            && !self
-                .store
-                .write_if(
-                    DATABASE,
-                    &accounts,
-                    Record::new(name_key.clone(), account.id.clone()),
-                    None,
-                )
-                .await?
-        {
-            return Err(taken(&account.name));
+        // Every handle (the id and the name) is claimed, so no two accounts share one even when
+        // created through two servers at once: first as pending (gone by itself if this server
+        // dies before the account is written), then for good.
+        let mut handles = vec![account.id.clone()];
+        if account.name != account.id {
+            handles.push(account.name.clone());
         }
-        let id_record = Record::new(format!("id/{}", account.id), value);
-        if !self
-            .store
-            .write_if(DATABASE, &accounts, id_record, None)
-            .await?
-        {
-            if claims_name {
-                self.store.delete(DATABASE, &accounts, &name_key).await?;
+        let pending = format!("pending:{}", account.id);
+        let mut claimed: Vec<String> = Vec::new();
+        let outcome = async {
+            for handle in &handles {
+                let claim =
+                    Record::new(format!("name/{handle}"), pending.clone()).with_expiry(CLAIM_TTL);
+                if !self
+                    .store
+                    .write_if(DATABASE, &accounts, claim, None)
+                    .await?
+                {
+                    return Err(taken(handle));
+                }
+                claimed.push(format!("name/{handle}"));
             }
-            return Err(taken(&account.id));
+            let id_record = Record::new(format!("id/{}", account.id), value);
+            if !self
+                .store
+                .write_if(DATABASE, &accounts, id_record, None)
+                .await?
+            {
+                return Err(taken(&account.id));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            for key in &claimed {
+                // Best effort: a claim left behind is gone after CLAIM_TTL.
+                let _ = self.store.delete(DATABASE, &accounts, key).await;
+            }
+            return Err(e);
+        }
+        for key in claimed {
+            self.store
+                .write(DATABASE, &accounts, Record::new(key, account.id.clone()))
+                .await?;
         }
         Ok(())
     }
@@ -268,9 +291,9 @@ impl Accounts {
         let _guard = self.writes.lock().await;
         let account = self.get(ns, id).await?;
         let accounts = table(ns, "accounts");
-        if account.name != account.id {
+        for handle in [&account.name, &account.id] {
             self.store
-                .delete(DATABASE, &accounts, &format!("name/{}", account.name))
+                .delete(DATABASE, &accounts, &format!("name/{handle}"))
                 .await?;
         }
         self.store

@@ -234,19 +234,32 @@ impl Authority {
             Some(path) => TokenKeys::load_or_create(path)?,
             None => TokenKeys::ephemeral()?,
         };
-        Self::with_keys(store, keys, options).await
+        let peers =
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?;
+        Self::with_keys(store, keys, peers, options).await
     }
 
     /// Auth on a `store` other servers share, signing with the key they share on it (made by
     /// the first): a token one of them issues is good at all of them.
     pub async fn open_shared(store: Arc<dyn Store>, options: AuthOptions) -> Result<Self, Error> {
         let keys = TokenKeys::shared(&*store).await?;
-        Self::with_keys(store, keys, options).await
+        // Servers vouch for the callers they pass on to each other with one shared key.
+        let peers = micro_backends::shared_key(&*store, "peers", || {
+            let mut key = vec![0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+                .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?;
+            Ok(key)
+        })
+        .await?;
+        let peers = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &peers);
+        Self::with_keys(store, keys, peers, options).await
     }
 
     async fn with_keys(
         store: Arc<dyn Store>,
         keys: TokenKeys,
+        peers: ring::hmac::Key,
         options: AuthOptions,
     ) -> Result<Self, Error> {
         let authority = Self {
@@ -260,11 +273,7 @@ impl Authority {
                 known: RwLock::default(),
                 passed_on: RwLock::default(),
                 missing: std::sync::Mutex::default(),
-                peers: ring::hmac::Key::generate(
-                    ring::hmac::HMAC_SHA256,
-                    &ring::rand::SystemRandom::new(),
-                )
-                .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?,
+                peers,
                 keys,
                 options,
             }),

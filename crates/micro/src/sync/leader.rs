@@ -44,15 +44,35 @@ impl Leader {
             holder: held.holder.clone(),
             token: held.token(),
         };
+        let ttl = self.ttl;
         let renewing = tokio::spawn(async move {
+            // Leadership is certain until the TTL after the last renewal that began before the
+            // store said yes; past that, another may lead, whatever the store says later.
+            let mut held_until = tokio::time::Instant::now() + ttl;
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(e) = renewer.renew().await {
-                    // A store that does not answer for a whole TTL, or a lock taken: either
-                    // way this process may no longer lead.
-                    tracing::warn!(lock = %renewer.lock().name(), "leadership lost: {e}");
+                let started = tokio::time::Instant::now();
+                match tokio::time::timeout(every, renewer.renew()).await {
+                    Ok(Ok(())) => held_until = started + ttl,
+                    Ok(Err(e)) if e.code == 409 => {
+                        tracing::warn!(lock = %renewer.lock().name(), "leadership lost: {e}");
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(lock = %renewer.lock().name(), "renewing leadership: {e}");
+                    }
+                    Err(_) => {
+                        tracing::warn!(lock = %renewer.lock().name(), "renewing leadership timed out");
+                    }
+                }
+                if tokio::time::Instant::now() + every >= held_until {
+                    tracing::warn!(
+                        lock = %renewer.lock().name(),
+                        "leadership lost: not renewed within its TTL"
+                    );
                     let _ = lost_tx.send(true);
                     return;
                 }
