@@ -336,6 +336,13 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         }
     }
     let mut background = vec![authority.spawn_refresh()];
+    if backends.shared {
+        // Every server's deployments in `micro status`, wherever it is asked.
+        background.push(runtime.share(runtime::SharedRecords::new(
+            backends.store.clone(),
+            advertised.clone(),
+        )));
+    }
     background.extend(backends.tasks);
     for record in records {
         registry

@@ -360,3 +360,47 @@ fn readme_scaling_out_runs_as_written() {
     }
     assert_eq!(servers.len(), 2, "two servers");
 }
+
+/// `micro status` through either server lists the services both run; a name one server runs
+/// is a conflict on the other; a killed service drops out everywhere.
+#[test]
+fn status_through_either_server_shows_every_servers_services() {
+    let shared = shared(engines::postgres());
+    let (a, b) = (server(&shared), server(&shared));
+    a.login("admin", "micro");
+    b.login("admin", "micro");
+    let work = tempfile::tempdir().unwrap();
+    let in_dir = |sb: &Sandbox, args: &[&str]| {
+        let mut cmd = sb.micro_command(args);
+        cmd.current_dir(work.path());
+        micro_e2e::run(cmd)
+    };
+    let out = in_dir(&a, &["new", "hello-sh"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = in_dir(&a, &["run", "./hello-sh"]);
+    assert_eq!(out.code, 0, "micro run through A: {out:?}");
+
+    let listed = |sb: &Sandbox| {
+        let out = sb.micro(&["status"]);
+        assert_eq!(out.code, 0, "{out:?}");
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("hello-sh") && l.contains("running"))
+    };
+    micro_e2e::wait_for(Duration::from_secs(15), "hello-sh in B's status", || {
+        listed(&b).then_some(())
+    });
+    assert!(listed(&a));
+
+    let out = in_dir(&b, &["run", "./hello-sh", "--detach"]);
+    assert_ne!(out.code, 0, "the name runs on A: {out:?}");
+    assert!(out.stderr.contains("already runs on server"), "{out:?}");
+
+    let out = a.micro(&["kill", "hello-sh"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    micro_e2e::wait_for(
+        Duration::from_secs(20),
+        "hello-sh gone from B's status",
+        || (!listed(&b)).then_some(()),
+    );
+}

@@ -15,7 +15,8 @@ pub type Deliveries = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send>>;
 pub struct Consumer {
     /// The group the consumer reads in (generated when none was asked for).
     pub group: String,
-    /// The events delivered to this consumer; dropping it leaves the group.
+    /// The events delivered to this consumer; dropping it leaves the group (on an engine, a
+    /// moment later: an event sent to it meanwhile comes back after `ack_wait`).
     pub events: Deliveries,
 }
 

@@ -20,7 +20,10 @@
 mod cargo;
 mod logs;
 mod process;
+mod shared;
 mod source;
+
+pub(crate) use shared::SharedRecords;
 
 use std::{
     collections::BTreeMap,
@@ -89,6 +92,8 @@ struct Inner {
     saving: Mutex<()>,
     /// Set by shutdown: no roll-out starts processes after it.
     closed: AtomicBool,
+    /// With servers sharing a store: every server's deployments.
+    shared: std::sync::OnceLock<SharedRecords>,
 }
 
 /// One service of one namespace.
@@ -129,6 +134,37 @@ struct State {
     stage: Option<String>,
     updated: SystemTime,
     current: Option<Arc<Generation>>,
+}
+
+/// The format of `services.json` this build writes: `{"format": 1, "services": [...]}`. The
+/// first servers wrote the bare list (format 0), which is still read.
+const SERVICES_FORMAT: u64 = 1;
+
+/// `services.json`.
+#[derive(Serialize, Deserialize)]
+struct SavedFile {
+    format: u64,
+    services: Vec<Saved>,
+}
+
+/// The services a `services.json` holds, in any format this build reads.
+fn parse_saved(bytes: &[u8]) -> Result<Vec<Saved>, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if value.is_array() {
+        return serde_json::from_value(value).map_err(|e| e.to_string());
+    }
+    let format = value
+        .get("format")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("it names no format")?;
+    if format > SERVICES_FORMAT {
+        return Err(format!(
+            "it has format {format}, newer than this micro's {SERVICES_FORMAT}: use the micro that wrote it, or a newer one"
+        ));
+    }
+    serde_json::from_value::<SavedFile>(value)
+        .map(|file| file.services)
+        .map_err(|e| e.to_string())
 }
 
 /// A line of `services.json`.
@@ -181,7 +217,31 @@ impl LocalRuntime {
                 builds: tokio::sync::Mutex::new(()),
                 saving: Mutex::new(()),
                 closed: AtomicBool::new(false),
+                shared: std::sync::OnceLock::new(),
             }),
+        })
+    }
+
+    /// Shares this runtime's deployments with the servers sharing `records`' store, and shows
+    /// theirs: publishes every [`shared::PUBLISH_EVERY`] until the task is aborted.
+    pub(crate) fn share(&self, records: SharedRecords) -> tokio::task::JoinHandle<()> {
+        let _ = self.inner.shared.set(records.clone());
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(shared::PUBLISH_EVERY);
+            loop {
+                tick.tick().await;
+                let mut by_namespace: BTreeMap<String, Vec<Deployment>> = BTreeMap::new();
+                for d in inner.all() {
+                    by_namespace
+                        .entry(d.namespace.clone())
+                        .or_default()
+                        .push(d.snapshot());
+                }
+                for (namespace, deployments) in by_namespace {
+                    records.publish(&namespace, &deployments).await;
+                }
+            }
         })
     }
 
@@ -190,7 +250,7 @@ impl LocalRuntime {
     pub fn resume(&self) -> Result<(), Error> {
         let path = self.inner.root.join("services.json");
         let saved: Vec<Saved> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Ok(bytes) => parse_saved(&bytes).map_err(|e| {
                 Error::internal(
                     ID,
                     format!(
@@ -481,6 +541,10 @@ impl Inner {
         let path = self.root.join("services.json");
         let write = || -> std::io::Result<()> {
             let mut file = tempfile::NamedTempFile::new_in(&self.root)?;
+            let saved = SavedFile {
+                format: SERVICES_FORMAT,
+                services: saved,
+            };
             serde_json::to_writer_pretty(&mut file, &saved)?;
             file.as_file().sync_all()?;
             file.persist(&path)?;
@@ -631,6 +695,9 @@ impl Runtime for LocalRuntime {
     async fn create(&self, namespace: &str, spec: Spec, code: Code) -> Result<(), Error> {
         spec.check()?;
         check_name("namespace", namespace)?;
+        if let Some(shared) = self.inner.shared.get() {
+            shared.check_free(namespace, &spec.name).await?;
+        }
         let deployed =
             self.inner
                 .deployed(namespace, spec.clone(), code.path.clone(), String::new());
@@ -701,15 +768,38 @@ impl Runtime for LocalRuntime {
 
     async fn read(&self, namespace: &str, name: Option<&str>) -> Result<Vec<Deployment>, Error> {
         if let Some(name) = name {
-            return Ok(vec![self.inner.find(namespace, name)?.snapshot()]);
+            return match (self.inner.find(namespace, name), self.inner.shared.get()) {
+                (Ok(found), _) => Ok(vec![found.snapshot()]),
+                (Err(e), Some(shared)) if e.code == 404 => {
+                    let others = shared.others(namespace, Some(name)).await?;
+                    if others.is_empty() {
+                        return Err(e);
+                    }
+                    Ok(others.into_iter().map(|(_, d)| d).collect())
+                }
+                (Err(e), _) => Err(e),
+            };
         }
-        Ok(self
+        let mut all: Vec<Deployment> = self
             .inner
             .all()
             .iter()
             .filter(|d| d.namespace == namespace)
             .map(|d| d.snapshot())
-            .collect())
+            .collect();
+        if let Some(shared) = self.inner.shared.get() {
+            let mine: Vec<String> = all.iter().map(|d| d.spec.name.clone()).collect();
+            all.extend(
+                shared
+                    .others(namespace, None)
+                    .await?
+                    .into_iter()
+                    .map(|(_, d)| d)
+                    .filter(|d| !mine.contains(&d.spec.name)),
+            );
+            all.sort_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        }
+        Ok(all)
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<(), Error> {
@@ -736,6 +826,9 @@ impl Runtime for LocalRuntime {
             }
         }
         self.inner.save();
+        if let Some(shared) = self.inner.shared.get() {
+            shared.forget(namespace, name).await;
+        }
         Ok(())
     }
 
@@ -814,4 +907,40 @@ fn is_zombie(pid: i32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: &str = r#"{"namespace":"micro","spec":{"name":"hw","version":"latest","source":".","env":{},"instances":1,"args":[]},"path":"","build":"abc","binary":null}"#;
+
+    #[test]
+    fn services_json_of_the_first_format_is_read_and_a_newer_one_refused() {
+        // Format 0: the bare list the first servers wrote.
+        let legacy = format!("[{ENTRY}]");
+        let read = parse_saved(legacy.as_bytes()).expect("format 0 is read");
+        assert_eq!(read[0].spec.name, "hw");
+        assert_eq!(read[0].build, "abc");
+
+        let current = format!(r#"{{"format":1,"services":[{ENTRY}]}}"#);
+        assert_eq!(parse_saved(current.as_bytes()).unwrap().len(), 1);
+
+        let newer = format!(r#"{{"format":2,"services":[{ENTRY}]}}"#);
+        let err = parse_saved(newer.as_bytes()).err().expect("refused");
+        assert!(err.contains("newer"), "{err}");
+        assert!(parse_saved(b"{}").is_err());
+    }
+
+    #[test]
+    fn services_json_is_written_with_its_format() {
+        let file = SavedFile {
+            format: SERVICES_FORMAT,
+            services: parse_saved(format!("[{ENTRY}]").as_bytes()).unwrap(),
+        };
+        let written = serde_json::to_vec(&file).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(value["format"], 1);
+        assert_eq!(parse_saved(&written).unwrap()[0].spec.name, "hw");
+    }
 }

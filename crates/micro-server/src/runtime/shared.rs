@@ -1,0 +1,152 @@
+//! Deployments of every server sharing a store: each server publishes what it runs as records
+//! (store database `runtime`, table `deployments`, key `NS/NAME`) that live a few seconds and
+//! are written again while it runs them, naming the server. `micro status` through any server
+//! then lists every server's services; the services of a server that died drop out once their
+//! records expire. A name run by one server is a conflict on the others.
+//!
+//! The processes themselves stay with the server that built them: nothing is rescheduled when
+//! a server dies (run services on each server, or point them at the list of servers), and logs
+//! are read through the server that runs the service.
+
+use std::{
+    sync::Arc,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use micro_core::{
+    Error,
+    runtime::{Deployment, Spec, Status},
+    store::{Query, Record, Store},
+};
+use serde::{Deserialize, Serialize};
+
+const DATABASE: &str = "runtime";
+const TABLE: &str = "deployments";
+
+/// How often a server publishes its deployments.
+pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(2);
+
+/// How long a published deployment outlives its server.
+const LIVES: Duration = Duration::from_secs(10);
+
+/// Where other servers' deployments are read from and this one's are published.
+#[derive(Clone)]
+pub(crate) struct SharedRecords {
+    store: Arc<dyn Store>,
+    /// This server's address, as its records name it.
+    server: String,
+}
+
+/// A deployment as published.
+#[derive(Serialize, Deserialize)]
+struct Published {
+    server: String,
+    spec: Spec,
+    status: Status,
+    build: String,
+    updated_ms: u64,
+    restarts: u32,
+    running: u32,
+    error: Option<String>,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl SharedRecords {
+    pub(crate) fn new(store: Arc<dyn Store>, server: String) -> Self {
+        Self { store, server }
+    }
+
+    /// Publishes this server's deployments of `namespace`.
+    pub(crate) async fn publish(&self, namespace: &str, deployments: &[Deployment]) {
+        for d in deployments {
+            let published = Published {
+                server: self.server.clone(),
+                spec: d.spec.clone(),
+                status: d.status,
+                build: d.build.clone(),
+                updated_ms: d
+                    .updated
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                restarts: d.restarts,
+                running: d.running,
+                error: d.error.clone(),
+            };
+            let Ok(value) = serde_json::to_vec(&published) else {
+                continue;
+            };
+            let record = Record::new(key(namespace, &d.spec.name), value).with_expiry(LIVES);
+            if let Err(e) = self.store.write(DATABASE, TABLE, record).await {
+                tracing::debug!(error = %e, "publishing a deployment");
+            }
+        }
+    }
+
+    /// Forgets a deployment this server no longer runs.
+    pub(crate) async fn forget(&self, namespace: &str, name: &str) {
+        let _ = self
+            .store
+            .delete(DATABASE, TABLE, &key(namespace, name))
+            .await;
+    }
+
+    /// The deployments of `namespace` (or the one named) that other servers run.
+    pub(crate) async fn others(
+        &self,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<(String, Deployment)>, Error> {
+        let records = match name {
+            Some(name) => match self
+                .store
+                .read(DATABASE, TABLE, &key(namespace, name))
+                .await
+            {
+                Ok(r) => vec![r],
+                Err(e) if e.code == 404 => Vec::new(),
+                Err(e) => return Err(e),
+            },
+            None => {
+                let query = Query {
+                    prefix: Some(format!("{namespace}/")),
+                    ..Query::default()
+                };
+                self.store.find(DATABASE, TABLE, &query).await?
+            }
+        };
+        Ok(records
+            .into_iter()
+            .filter_map(|r| serde_json::from_slice::<Published>(&r.value).ok())
+            .filter(|p| p.server != self.server)
+            .map(|p| {
+                let deployment = Deployment {
+                    spec: p.spec,
+                    status: p.status,
+                    build: p.build,
+                    updated: UNIX_EPOCH + Duration::from_millis(p.updated_ms),
+                    restarts: p.restarts,
+                    running: p.running,
+                    error: p.error,
+                    stage: None,
+                };
+                (p.server, deployment)
+            })
+            .collect())
+    }
+
+    /// Refuses a name another server runs.
+    pub(crate) async fn check_free(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        if let Some((server, _)) = self.others(namespace, Some(name)).await?.pop() {
+            return Err(Error::conflict(
+                "micro.runtime",
+                format!(
+                    "service {name:?} already runs on server {server}; update it there, or kill it first"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
