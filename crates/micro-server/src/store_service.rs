@@ -132,6 +132,7 @@ impl store_server::Store for StoreService {
         let record = record_from_pb(record);
         micro_core::store::check_record(&record).map_err(into_status)?;
         let table = table(&body.table);
+        let conditional = body.if_absent || body.if_value.is_some();
         let written = match (body.if_absent, body.if_value) {
             (true, Some(_)) => {
                 return Err(into_status(Error::bad_request(
@@ -144,7 +145,10 @@ impl store_server::Store for StoreService {
             (false, None) => self.store.write(&db, table, record).await.map(|()| true),
         }
         .map_err(into_status)?;
-        Ok(Response::new(pb::WriteResponse { written }))
+        Ok(Response::new(pb::WriteResponse {
+            written,
+            conditional,
+        }))
     }
 
     async fn delete(

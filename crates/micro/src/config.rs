@@ -141,23 +141,16 @@ pub fn parse_value(text: &str) -> Result<Value, Error> {
 #[async_trait]
 impl core::Config for RemoteConfig {
     async fn get(&self, namespace: &str, path: &str, reveal: bool) -> Result<Value, Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::GetRequest {
-                    path: path.to_owned(),
-                    secret: reveal,
-                },
-            )
-            .await?;
+        let mut client = self.client.clone();
+        let msg = pb::GetRequest {
+            path: path.to_owned(),
+            secret: reveal,
+        };
         let rsp = self
-            .client
-            .clone()
-            .get(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        parse_value(&rsp.into_inner().value)
+            .conn
+            .call(ID, namespace, msg, |req| client.get(req))
+            .await?;
+        parse_value(&rsp.value)
     }
 
     async fn set(
@@ -167,41 +160,27 @@ impl core::Config for RemoteConfig {
         value: Value,
         secret: bool,
     ) -> Result<(), Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::SetRequest {
-                    path: path.to_owned(),
-                    value: value.to_string(),
-                    secret,
-                },
-            )
-            .await?;
-        self.client
-            .clone()
-            .set(req)
+        let mut client = self.client.clone();
+        let msg = pb::SetRequest {
+            path: path.to_owned(),
+            value: value.to_string(),
+            secret,
+        };
+        self.conn
+            .call(ID, namespace, msg, |req| client.set(req))
             .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(())
+            .map(drop)
     }
 
     async fn delete(&self, namespace: &str, path: &str) -> Result<(), Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::DeleteRequest {
-                    path: path.to_owned(),
-                },
-            )
-            .await?;
-        self.client
-            .clone()
-            .delete(req)
+        let mut client = self.client.clone();
+        let msg = pb::DeleteRequest {
+            path: path.to_owned(),
+        };
+        self.conn
+            .call(ID, namespace, msg, |req| client.delete(req))
             .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(())
+            .map(drop)
     }
 
     async fn watch(
@@ -210,23 +189,15 @@ impl core::Config for RemoteConfig {
         path: &str,
         reveal: bool,
     ) -> Result<ConfigWatcher, Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::WatchRequest {
-                    path: path.to_owned(),
-                    secret: reveal,
-                },
-            )
-            .await?;
+        let mut client = self.client.clone();
+        let msg = pb::WatchRequest {
+            path: path.to_owned(),
+            secret: reveal,
+        };
         let stream = self
-            .client
-            .clone()
-            .watch(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner();
+            .conn
+            .call(ID, namespace, msg, |req| client.watch(req))
+            .await?;
         let conn = self.conn.clone();
         Ok(Box::pin(stream.map(move |item| match item {
             Ok(rsp) if rsp.exists => parse_value(&rsp.value).map(Some),

@@ -73,6 +73,26 @@ impl Connection {
         namespaced(namespace, msg)
     }
 
+    /// One call of a platform service `id`: `msg` as a request in `namespace` (with this
+    /// process's token), sent by `send`, its failure as the platform error — the steps every
+    /// remote client takes, in one place.
+    pub async fn call<T, R, Fut>(
+        &self,
+        id: &str,
+        namespace: &str,
+        msg: T,
+        send: impl FnOnce(tonic::Request<T>) -> Fut,
+    ) -> Result<R, Error>
+    where
+        Fut: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+    {
+        let req = self.request(namespace, msg).await?;
+        send(req)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.error(id, &s))
+    }
+
     /// Refuses to send a token or secret to this server in plaintext, unless it is on this
     /// machine or plaintext is allowed (see [`crate::tls`]).
     pub fn check_secrets_transport(&self) -> Result<(), Error> {

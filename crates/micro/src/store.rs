@@ -220,15 +220,24 @@ impl RemoteStore {
                 },
             )
             .await?;
-        let written = self
+        let answer = self
             .client
             .clone()
             .write(req)
             .await
             .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner()
-            .written;
-        Ok(written)
+            .into_inner();
+        if (if_absent || if_value.is_some()) && !answer.conditional {
+            // An older server ignored the condition and wrote anyway: say so, never pretend.
+            return Err(Error::internal(
+                ID,
+                format!(
+                    "the server at {} does not support conditional writes; upgrade it",
+                    self.conn.address()
+                ),
+            ));
+        }
+        Ok(answer.written)
     }
 }
 
@@ -322,23 +331,16 @@ impl core::Store for RemoteStore {
 
     async fn delete(&self, database: &str, table: &str, key: &str) -> Result<(), Error> {
         core::check_names(database, table, Some(key))?;
-        let req = self
-            .conn
-            .request(
-                &self.namespace,
-                pb::DeleteRequest {
-                    key: key.to_owned(),
-                    database: database.to_owned(),
-                    table: table.to_owned(),
-                },
-            )
-            .await?;
-        self.client
-            .clone()
-            .delete(req)
+        let mut client = self.client.clone();
+        let msg = pb::DeleteRequest {
+            key: key.to_owned(),
+            database: database.to_owned(),
+            table: table.to_owned(),
+        };
+        self.conn
+            .call(ID, &self.namespace, msg, |req| client.delete(req))
             .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(())
+            .map(drop)
     }
 
     async fn list(&self, database: &str, table: &str, query: &Query) -> Result<Vec<String>, Error> {
@@ -368,35 +370,24 @@ impl core::Store for RemoteStore {
     }
 
     async fn databases(&self) -> Result<Vec<String>, Error> {
-        let req = self
-            .conn
-            .request(&self.namespace, pb::DatabasesRequest {})
-            .await?;
+        let mut client = self.client.clone();
+        let msg = pb::DatabasesRequest {};
         let rsp = self
-            .client
-            .clone()
-            .databases(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(rsp.into_inner().databases)
+            .conn
+            .call(ID, &self.namespace, msg, |req| client.databases(req))
+            .await?;
+        Ok(rsp.databases)
     }
 
     async fn tables(&self, database: &str) -> Result<Vec<String>, Error> {
-        let req = self
-            .conn
-            .request(
-                &self.namespace,
-                pb::TablesRequest {
-                    database: database.to_owned(),
-                },
-            )
-            .await?;
+        let mut client = self.client.clone();
+        let msg = pb::TablesRequest {
+            database: database.to_owned(),
+        };
         let rsp = self
-            .client
-            .clone()
-            .tables(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        Ok(rsp.into_inner().tables)
+            .conn
+            .call(ID, &self.namespace, msg, |req| client.tables(req))
+            .await?;
+        Ok(rsp.tables)
     }
 }
