@@ -18,19 +18,13 @@
 //! ```
 
 pub mod auth;
-mod auth_service;
 mod backends;
-mod broker_service;
-mod config_service;
-mod events_service;
 pub mod gateway;
 pub mod listener;
 mod namespace;
 pub mod proxy;
-mod registry_service;
 pub mod runtime;
-mod runtime_service;
-mod store_service;
+mod services;
 mod tls;
 pub mod web;
 
@@ -46,15 +40,15 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tonic::transport::Server;
 
 pub use auth::{AuthOptions, Authority, Checked};
-pub use auth_service::AuthService;
 pub use backends::{Engine, Engines};
-pub use broker_service::BrokerService;
-pub use config_service::ConfigService;
-pub use events_service::EventsService;
 pub use proxy::ProxyService;
-pub use registry_service::RegistryService;
-pub use runtime_service::RuntimeService;
-pub use store_service::StoreService;
+pub use services::AuthService;
+pub use services::BrokerService;
+pub use services::ConfigService;
+pub use services::EventsService;
+pub use services::RegistryService;
+pub use services::RuntimeService;
+pub use services::StoreService;
 
 const ID: &str = "micro.server";
 
