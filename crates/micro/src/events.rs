@@ -235,6 +235,48 @@ pub fn options_from_pb(req: &pb::ConsumeRequest) -> ConsumeOptions {
     }
 }
 
+/// A consumer's events from the server's stream, its failures as platform errors.
+fn deliveries(conn: Connection, stream: tonic::Streaming<pb::Event>) -> core::Deliveries {
+    Box::pin(stream.map(move |item| match item {
+        Ok(event) => Ok(event_from_pb(event)),
+        Err(status) => Err(conn.error(ID, &status)),
+    }))
+}
+
+impl RemoteEvents {
+    /// Joins the group on the server: the group's name and its stream of events.
+    async fn join(
+        &self,
+        namespace: &str,
+        topic: &str,
+        options: &ConsumeOptions,
+    ) -> Result<(String, tonic::Streaming<pb::Event>), Error> {
+        let req = self
+            .conn
+            .request(namespace, options_to_pb(topic, options))
+            .await?;
+        let mut stream = self
+            .client
+            .clone()
+            .consume(req)
+            .await
+            .map_err(|s| self.conn.error(ID, &s))?
+            .into_inner();
+        // The server's first message names the group and says the consumer has joined.
+        match stream
+            .message()
+            .await
+            .map_err(|s| self.conn.error(ID, &s))?
+        {
+            Some(hello) => Ok((hello.group, stream)),
+            None => Err(Error::unavailable(
+                ID,
+                "the server ended the consumer at once",
+            )),
+        }
+    }
+}
+
 #[async_trait]
 impl core::Events for RemoteEvents {
     async fn publish(
@@ -273,38 +315,46 @@ impl core::Events for RemoteEvents {
         topic: &str,
         options: ConsumeOptions,
     ) -> Result<Consumer, Error> {
-        let req = self
-            .conn
-            .request(namespace, options_to_pb(topic, &options))
-            .await?;
-        let mut stream = self
-            .client
-            .clone()
-            .consume(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner();
-        // The server's first message names the group and says the consumer has joined.
-        let group = match stream
-            .message()
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?
-        {
-            Some(hello) => hello.group,
-            None => {
-                return Err(Error::unavailable(
-                    ID,
-                    "the server ended the consumer at once",
-                ));
+        let (group, first) = self.join(namespace, topic, &options).await?;
+        let first = deliveries(self.conn.clone(), first);
+        if !self.conn.address().contains(',') || options.group.is_none() {
+            return Ok(Consumer {
+                group,
+                events: first,
+            });
+        }
+        // Several servers and a durable group: when the server serving the consumer goes, join
+        // the group again through another; the group's position (and its unacked events, after
+        // ack_wait) are kept by the engine.
+        let (events, namespace, topic) = (self.clone(), namespace.to_owned(), topic.to_owned());
+        let again = futures::stream::unfold(options, move |options| {
+            let (events, namespace, topic) = (events.clone(), namespace.clone(), topic.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(crate::failover::PROBE_INTERVAL * 2).await;
+                    match events.join(&namespace, &topic, &options).await {
+                        Ok((_, stream)) => {
+                            return Some((deliveries(events.conn.clone(), stream), options));
+                        }
+                        Err(e) if e.code == 503 => {
+                            tracing::warn!("consuming {topic:?} again: {e}");
+                        }
+                        Err(e) => {
+                            tracing::warn!("consuming {topic:?} refused: {e}");
+                            return None;
+                        }
+                    }
+                }
             }
-        };
-        let conn = self.conn.clone();
+        });
+        let events = futures::stream::once(async move { first })
+            .chain(again)
+            .flatten()
+            // A server going away is not the consumer's end here: it joins again.
+            .filter(|item| futures::future::ready(!matches!(item, Err(e) if e.code == 503)));
         Ok(Consumer {
             group,
-            events: Box::pin(stream.map(move |item| match item {
-                Ok(event) => Ok(event_from_pb(event)),
-                Err(status) => Err(conn.error(ID, &status)),
-            })),
+            events: Box::pin(events),
         })
     }
 

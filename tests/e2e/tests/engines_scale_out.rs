@@ -175,6 +175,29 @@ async fn kill_one_server_and_lose_nothing(shared: Shared) {
         acked.insert(event.id);
     }
 
+    // A durable group consumed through both servers: it keeps going when A dies.
+    let events_both = micro::events::RemoteEvents::new(client.address()).unwrap();
+    let mut shipping = events_both
+        .consume(
+            "micro",
+            "orders",
+            ConsumeOptions {
+                group: Some("shipping".into()),
+                ..options.clone()
+            },
+        )
+        .await
+        .expect("consume through both");
+    let mut shipped = BTreeSet::new();
+    while shipped.len() < 100 {
+        let event = shipping.events.next().await.unwrap().unwrap();
+        events_both
+            .ack("micro", "orders", "shipping", &event.id)
+            .await
+            .unwrap();
+        shipped.insert(event.id);
+    }
+
     a.kill_server();
     drop(consumer);
 
@@ -221,6 +244,20 @@ async fn kill_one_server_and_lose_nothing(shared: Shared) {
     }
     let all: BTreeSet<_> = acked.union(&rest).cloned().collect();
     assert_eq!(all, published, "every event acked once");
+
+    // The group consumed through both servers got the rest too, whichever server died.
+    while shipped.len() < 1000 {
+        let event = tokio::time::timeout(Duration::from_secs(20), shipping.events.next())
+            .await
+            .expect("the consumer through both servers goes on")
+            .expect("open")
+            .expect("delivered");
+        let _ = events_both
+            .ack("micro", "orders", "shipping", &event.id)
+            .await;
+        shipped.insert(event.id);
+    }
+    assert_eq!(shipped, published);
     let extra = tokio::time::timeout(Duration::from_secs(3), consumer.events.next()).await;
     assert!(extra.is_err(), "nothing more: {extra:?}");
 }
