@@ -87,16 +87,9 @@ fn node_key(namespace: &str, service: &Service, node: &str) -> String {
     )
 }
 
-/// The end of the key range of every key starting with `prefix`.
+/// The end of the key range of every key starting with `prefix` (`\0`: to the end).
 fn range_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
+    crate::successor(prefix.as_bytes()).unwrap_or_else(|| vec![0])
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Error {

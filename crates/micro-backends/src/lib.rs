@@ -26,6 +26,20 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// The smallest byte string after every one that starts with `prefix` (`None`: there is none,
+/// every such string is the largest): the end of a prefix's key range, for every engine that
+/// scans ranges (never patterns).
+pub fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
+
 /// Makes `dir` (and its parents) if missing, and leaves it private to this user (mode 0700),
 /// whatever it was before: the server's files hold password hashes, keys and records.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {

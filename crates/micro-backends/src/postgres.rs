@@ -11,6 +11,8 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use async_trait::async_trait;
+
+use crate::successor;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use micro_core::{
     Error,
@@ -341,18 +343,6 @@ fn row_record(row: &Row) -> Result<Record, Error> {
         metadata,
         expiry: left.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
     })
-}
-
-/// The smallest byte string after every one that starts with `prefix` (`None`: none).
-fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < u8::MAX {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
 }
 
 fn not_found(key: &str) -> Error {

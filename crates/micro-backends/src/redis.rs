@@ -11,6 +11,8 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use async_trait::async_trait;
+
+use crate::successor;
 use micro_core::{
     Error,
     store::{Order, Query, Record, Store, check_names, select},
@@ -99,18 +101,6 @@ fn tables_key(database: &str) -> Vec<u8> {
 
 fn databases_key() -> Vec<u8> {
     join(&[b"d"])
-}
-
-/// The smallest byte string after every one that starts with `prefix` (`None`: none).
-fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < u8::MAX {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
 }
 
 /// A lex-range bound: `[x` includes x, `(x` excludes it, `-`/`+` are the ends.

@@ -64,6 +64,36 @@ impl Drop for Engine {
     }
 }
 
+/// The `micro server` flags that put every concern on these engines: the registry on `etcd`,
+/// the broker and events on `nats`, the store on `store` (PostgreSQL or Redis).
+pub fn server_flags(etcd: &Engine, nats: &Engine, store: &Engine) -> Vec<String> {
+    let kind = if store.address.starts_with("redis") {
+        "redis"
+    } else {
+        "postgres"
+    };
+    [
+        "--registry",
+        "etcd",
+        "--registry-address",
+        &etcd.address,
+        "--broker",
+        "nats",
+        "--broker-address",
+        &nats.address,
+        "--events",
+        "nats",
+        "--events-address",
+        &nats.address,
+        "--store",
+        kind,
+        "--store-address",
+        &store.address,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -33,30 +33,10 @@ struct Platform {
 impl Platform {
     fn start(store: engines::Engine) -> Self {
         let (etcd, nats) = (engines::etcd(), engines::nats());
-        let kind = if store.address.starts_with("redis") {
-            "redis"
-        } else {
-            "postgres"
-        };
+        let flags = engines::server_flags(&etcd, &nats, &store);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let mut server = Sandbox::new();
-        server.start_server_with(&[
-            "--registry",
-            "etcd",
-            "--registry-address",
-            &etcd.address,
-            "--broker",
-            "nats",
-            "--broker-address",
-            &nats.address,
-            "--events",
-            "nats",
-            "--events-address",
-            &nats.address,
-            "--store",
-            kind,
-            "--store-address",
-            &store.address,
-        ]);
+        server.start_server_with(&flags);
         server.login("admin", "micro");
         micro::auth::set_token(Some(server.token()));
         Self {

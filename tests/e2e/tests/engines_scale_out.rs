@@ -22,31 +22,7 @@ struct Shared {
 
 fn shared(store: engines::Engine) -> Shared {
     let (etcd, nats) = (engines::etcd(), engines::nats());
-    let kind = if store.address.starts_with("redis") {
-        "redis"
-    } else {
-        "postgres"
-    };
-    let flags = [
-        "--registry",
-        "etcd",
-        "--registry-address",
-        &etcd.address,
-        "--broker",
-        "nats",
-        "--broker-address",
-        &nats.address,
-        "--events",
-        "nats",
-        "--events-address",
-        &nats.address,
-        "--store",
-        kind,
-        "--store-address",
-        &store.address,
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let flags = engines::server_flags(&etcd, &nats, &store);
     Shared {
         _etcd: etcd,
         _nats: nats,

@@ -9,6 +9,8 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+
+use crate::successor;
 use micro_core::{
     Error,
     store::{Order, Query, Record, Store, check_names},
@@ -289,19 +291,6 @@ impl RedbStore {
             })
             .await
     }
-}
-
-/// The smallest byte string after every one that starts with `prefix` (`None`: there is
-/// none, every such string is the largest).
-fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < u8::MAX {
-            next.push(last + 1);
-            return Some(next);
-        }
-    }
-    None
 }
 
 #[async_trait]
