@@ -281,6 +281,13 @@ pub(crate) struct ServerArgs {
     /// The store's engine: postgres://USER@HOST:PORT/DB or redis://HOST:PORT
     #[arg(long = "store-address", env = "MICRO_STORE_ADDRESS")]
     pub(crate) store_address: Option<String>,
+    /// The key signing tokens, from this file (made if missing) instead of MICRO_HOME — or,
+    /// on shared engines, instead of the shared store (give every server the same file)
+    #[arg(long = "token-key", env = "MICRO_TOKEN_KEY")]
+    pub(crate) token_key: Option<PathBuf>,
+    /// The key sealing config secrets, likewise
+    #[arg(long = "secret-key", env = "MICRO_SECRET_KEY")]
+    pub(crate) secret_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

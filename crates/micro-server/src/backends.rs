@@ -4,7 +4,8 @@
 //! for events, PostgreSQL or Redis for the store — which several servers share.
 //!
 //! With shared engines a server keeps nothing of its own: its keys are on the shared store
-//! (made by the first server, with a conditional write), config watchers hear of changes on the
+//! (made by the first server, with a conditional write) unless the operator gives every server
+//! the same key files (`--token-key`, `--secret-key`), config watchers hear of changes on the
 //! shared broker, and everything else is read from the engines. A mix of shared and embedded
 //! engines could not be shared by several servers, so it is refused with the flags missing.
 
@@ -162,12 +163,13 @@ impl Backends {
     pub(crate) async fn open(
         engines: &Engines,
         home: Option<&Path>,
+        secret_key: Option<&Path>,
         reap_interval: Duration,
     ) -> Result<Self, Error> {
         let shared = engines.check()?;
         if !shared {
             return Ok(match home {
-                Some(home) => Self::embedded(home, reap_interval)?,
+                Some(home) => Self::embedded(home, secret_key, reap_interval)?,
                 None => Self::memory(reap_interval),
             });
         }
@@ -176,7 +178,10 @@ impl Backends {
         let registry = shared_registry(&engines.registry).await?;
         let broker = shared_broker(&engines.broker).await?;
         let events = shared_events(&engines.events).await?;
-        let sealer = KeySealer::shared(&*store).await?;
+        let sealer = match secret_key {
+            Some(path) => KeySealer::load_or_create(path)?,
+            None => KeySealer::shared(&*store).await?,
+        };
         let config = StoreConfig::new(store.clone(), Arc::new(sealer));
         tasks.push(config.follow(broker.clone()).await?);
         Ok(Self {
@@ -191,11 +196,15 @@ impl Backends {
     }
 
     /// redb files and the config key under `home/server/`.
-    fn embedded(home: &Path, reap_interval: Duration) -> Result<Self, Error> {
+    fn embedded(
+        home: &Path,
+        secret_key: Option<&Path>,
+        reap_interval: Duration,
+    ) -> Result<Self, Error> {
         let files = ServerFiles::new(home);
         let store = RedbStore::open(&files.store())?;
         let sweeper = store.spawn_sweeper(SWEEP_INTERVAL);
-        let sealer = KeySealer::load_or_create(&files.secret_key())?;
+        let sealer = KeySealer::load_or_create(secret_key.unwrap_or(&files.secret_key()))?;
         let events = RedbLog::open(&files.events())?;
         let store: Arc<dyn Store> = Arc::new(store);
         let (registry, reaper) = memory_registry(reap_interval);

@@ -82,6 +82,20 @@ pub struct Options {
     /// The engine of each concern: embedded by default, or shared (etcd, NATS, PostgreSQL,
     /// Redis) so that several servers act as one platform.
     pub engines: Engines,
+    /// The key signing tokens and the key sealing config secrets, from files given by the
+    /// operator (`--token-key`, `--secret-key`). By default they are files under `home` on one
+    /// server, and records on the shared store (made by the first server) on shared engines.
+    pub keys: KeyFiles,
+}
+
+/// Key files that override where the server's keys come from (a file that does not exist yet
+/// is made).
+#[derive(Debug, Clone, Default)]
+pub struct KeyFiles {
+    /// The Ed25519 key signing access tokens.
+    pub token: Option<PathBuf>,
+    /// The key sealing config secrets.
+    pub secret: Option<PathBuf>,
 }
 
 /// The server's certificate and key (PEM), and the CA its own clients trust.
@@ -111,6 +125,7 @@ impl Default for Options {
             limits: listener::ListenerLimits::default(),
             tls: None,
             engines: Engines::default(),
+            keys: KeyFiles::default(),
         }
     }
 }
@@ -203,16 +218,24 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let backends = backends::Backends::open(
         &options.engines,
         options.home.as_deref(),
+        options.keys.secret.as_deref(),
         options.reap_interval,
     )
     .await?;
     let authority = if backends.shared {
-        Authority::open_shared(backends.store.clone(), options.auth.clone()).await?
+        Authority::open_shared(
+            backends.store.clone(),
+            options.keys.token.as_deref(),
+            options.auth.clone(),
+        )
+        .await?
     } else {
-        let auth_key = options
-            .home
-            .as_ref()
-            .map(|home| micro_backends::ServerFiles::new(home).auth_key());
+        let auth_key = options.keys.token.clone().or_else(|| {
+            options
+                .home
+                .as_ref()
+                .map(|home| micro_backends::ServerFiles::new(home).auth_key())
+        });
         Authority::open(
             backends.store.clone(),
             auth_key.as_deref(),

@@ -417,3 +417,51 @@ fn status_through_either_server_shows_every_servers_services() {
         || (!listed(&b)).then_some(()),
     );
 }
+
+/// Key files given to every server replace the keys on the shared store: tokens and secrets
+/// still work across servers, and the engine never holds the keys.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_files_keep_the_keys_off_the_engines() {
+    let pg = engines::postgres();
+    let pg_address = pg.address.clone();
+    let shared = shared(pg);
+    let keys = tempfile::tempdir().unwrap();
+    let token_key = keys.path().join("token.key");
+    let secret_key = keys.path().join("secret.key");
+    let mut flags = shared.flags.clone();
+    flags.extend([
+        "--token-key".to_owned(),
+        token_key.display().to_string(),
+        "--secret-key".to_owned(),
+        secret_key.display().to_string(),
+    ]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut a = Sandbox::new();
+    a.start_server_with(&flags);
+    let mut b = Sandbox::new();
+    b.start_server_with(&flags);
+
+    a.login("admin", "micro");
+    micro::auth::set_token(Some(a.token()));
+    let config_a = micro::config::RemoteConfig::new(a.address()).unwrap();
+    config_a
+        .set("micro", "db.password", serde_json::json!("hunter2"), true)
+        .await
+        .expect("secret through A");
+    let config_b = micro::config::RemoteConfig::new(b.address()).unwrap();
+    assert_eq!(
+        config_b
+            .get("micro", "db.password", true)
+            .await
+            .expect("A's token works on B, and B opens A's secret"),
+        serde_json::json!("hunter2")
+    );
+    let store = micro_backends::postgres::PostgresStore::connect(&pg_address)
+        .await
+        .unwrap();
+    for key in ["tokens", "config"] {
+        let err = store.read("auth", "keys", key).await.unwrap_err();
+        assert_eq!(err.code, 404, "the {key} key is not on the engine");
+    }
+    assert!(token_key.is_file() && secret_key.is_file());
+}

@@ -67,6 +67,10 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
             ..Default::default()
         },
         engines,
+        keys: micro_server::KeyFiles {
+            token: args.token_key.clone(),
+            secret: args.secret_key.clone(),
+        },
         ..Default::default()
     })
     .await?;

@@ -242,8 +242,17 @@ impl Authority {
 
     /// Auth on a `store` other servers share, signing with the key they share on it (made by
     /// the first): a token one of them issues is good at all of them.
-    pub async fn open_shared(store: Arc<dyn Store>, options: AuthOptions) -> Result<Self, Error> {
-        let keys = TokenKeys::shared(&*store).await?;
+    /// With `key`, the token key is that file instead (every server given the same one): the
+    /// operator keeps it off the engine.
+    pub async fn open_shared(
+        store: Arc<dyn Store>,
+        key: Option<&Path>,
+        options: AuthOptions,
+    ) -> Result<Self, Error> {
+        let keys = match key {
+            Some(path) => TokenKeys::load_or_create(path)?,
+            None => TokenKeys::shared(&*store).await?,
+        };
         // Servers vouch for the callers they pass on to each other with one shared key.
         let peers = micro_backends::shared_key(&*store, "peers", || {
             let mut key = vec![0u8; 32];
