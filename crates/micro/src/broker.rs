@@ -125,21 +125,14 @@ pub fn message_from_pb(message: pb::Message) -> Message {
 #[async_trait]
 impl core::Broker for RemoteBroker {
     async fn publish(&self, namespace: &str, topic: &str, message: Message) -> Result<(), Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::PublishRequest {
-                    topic: topic.to_owned(),
-                    message: Some(message_to_pb(message)),
-                },
-            )
+        let mut client = self.client.clone();
+        let msg = pb::PublishRequest {
+            topic: topic.to_owned(),
+            message: Some(message_to_pb(message)),
+        };
+        self.conn
+            .call(ID, namespace, msg, |req| client.publish(req))
             .await?;
-        self.client
-            .clone()
-            .publish(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?;
         Ok(())
     }
 
@@ -207,23 +200,14 @@ impl RemoteBroker {
         topic: &str,
         queue: &str,
     ) -> Result<tonic::Streaming<pb::Message>, Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::SubscribeRequest {
-                    topic: topic.to_owned(),
-                    queue: queue.to_owned(),
-                },
-            )
-            .await?;
-        Ok(self
-            .client
-            .clone()
-            .subscribe(req)
+        let mut client = self.client.clone();
+        let msg = pb::SubscribeRequest {
+            topic: topic.to_owned(),
+            queue: queue.to_owned(),
+        };
+        self.conn
+            .call(ID, namespace, msg, |req| client.subscribe(req))
             .await
-            .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner())
     }
 }
 

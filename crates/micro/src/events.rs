@@ -141,25 +141,22 @@ impl RemoteEvents {
         id: &str,
         ack: bool,
     ) -> Result<(), Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::AckRequest {
-                    topic: topic.to_owned(),
-                    group: group.to_owned(),
-                    id: id.to_owned(),
-                },
-            )
-            .await?;
         let mut client = self.client.clone();
-        let answer = if ack {
-            client.ack(req).await
-        } else {
-            client.nack(req).await
+        let msg = pb::AckRequest {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            id: id.to_owned(),
         };
-        answer.map_err(|s| self.conn.error(ID, &s))?;
-        Ok(())
+        self.conn
+            .call(ID, namespace, msg, |req| async move {
+                if ack {
+                    client.ack(req).await
+                } else {
+                    client.nack(req).await
+                }
+            })
+            .await
+            .map(drop)
     }
 }
 
@@ -251,17 +248,12 @@ impl RemoteEvents {
         topic: &str,
         options: &ConsumeOptions,
     ) -> Result<(String, tonic::Streaming<pb::Event>), Error> {
-        let req = self
-            .conn
-            .request(namespace, options_to_pb(topic, options))
-            .await?;
+        let mut client = self.client.clone();
+        let msg = options_to_pb(topic, options);
         let mut stream = self
-            .client
-            .clone()
-            .consume(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?
-            .into_inner();
+            .conn
+            .call(ID, namespace, msg, |req| client.consume(req))
+            .await?;
         // The server's first message names the group and says the consumer has joined.
         match stream
             .message()
@@ -286,25 +278,17 @@ impl core::Events for RemoteEvents {
         payload: Vec<u8>,
         metadata: BTreeMap<String, String>,
     ) -> Result<Event, Error> {
-        let req = self
-            .conn
-            .request(
-                namespace,
-                pb::PublishRequest {
-                    topic: topic.to_owned(),
-                    payload,
-                    metadata: metadata.into_iter().collect(),
-                },
-            )
-            .await?;
+        let mut client = self.client.clone();
+        let msg = pb::PublishRequest {
+            topic: topic.to_owned(),
+            payload,
+            metadata: metadata.into_iter().collect(),
+        };
         let rsp = self
-            .client
-            .clone()
-            .publish(req)
-            .await
-            .map_err(|s| self.conn.error(ID, &s))?;
-        rsp.into_inner()
-            .event
+            .conn
+            .call(ID, namespace, msg, |req| client.publish(req))
+            .await?;
+        rsp.event
             .map(event_from_pb)
             .ok_or_else(|| Error::internal(ID, "the server answered without the event"))
     }

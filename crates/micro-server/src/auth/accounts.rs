@@ -306,10 +306,29 @@ impl Accounts {
     pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
         check_secret(secret)?;
         let _guard = self.writes.lock().await;
-        let stored = self.by_id(ns, id).await?.ok_or_else(|| {
-            Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}"))
-        })?;
-        self.put(&stored.account, hash(secret).await?).await?;
+        let missing = || Error::not_found(ID, format!("no account {id:?} in namespace {ns:?}"));
+        let accounts = table(ns, "accounts");
+        let key = format!("id/{id}");
+        let old = match self.store.read(DATABASE, &accounts, &key).await {
+            Ok(record) => record.value,
+            Err(e) if e.code == 404 => return Err(missing()),
+            Err(e) => return Err(e),
+        };
+        let mut stored: Stored = serde_json::from_slice(&old).map_err(internal)?;
+        stored.secret_hash = hash(secret).await?;
+        let value = serde_json::to_vec(&stored).map_err(internal)?;
+        // Only over the account as read: one deleted or changed meanwhile through another
+        // server is not brought back.
+        if !self
+            .store
+            .write_if(DATABASE, &accounts, Record::new(key, value), Some(&old))
+            .await?
+        {
+            return Err(Error::conflict(
+                ID,
+                format!("account {id:?} changed or went away meanwhile; try again"),
+            ));
+        }
         self.revoke_refresh(ns, id).await
     }
 
