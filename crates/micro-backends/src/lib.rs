@@ -67,7 +67,11 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
 /// Writes a new key file readable by its owner only (mode 0600), with its directory, and syncs
 /// it; an existing file is never overwritten.
 pub fn write_key_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
+    // A directory made here is private; one that exists (an operator's, `/tmp`) is left as it is.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
@@ -102,6 +106,40 @@ pub async fn shared_key(
     }
     // Another server stored its key first: use that one.
     Ok(store.read(database, table, name).await?.value)
+}
+
+/// Checks that the key file at `path` is the one every server sharing `store` uses: the first
+/// server records its fingerprint (`name`) on the store, the others must match it — so a
+/// server started without the operator's file (which would make a key of its own) is refused
+/// instead of issuing tokens, or sealing secrets, no other server can read.
+pub async fn agree_on_key_file(
+    store: &dyn micro_core::store::Store,
+    name: &str,
+    path: &Path,
+) -> Result<(), micro_core::Error> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        micro_core::Error::internal(
+            "micro.server",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    let mine: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let agreed = shared_key(store, name, || Ok(mine.clone().into_bytes())).await?;
+    if agreed != mine.as_bytes() {
+        return Err(micro_core::Error::bad_request(
+            "micro.server",
+            format!(
+                "{} is not the key file the other servers use (fingerprint {mine}, theirs {}): give every server the same file",
+                path.display(),
+                String::from_utf8_lossy(&agreed)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The files of one server under `home` (`MICRO_HOME`, default `~/.micro`).

@@ -64,6 +64,10 @@ pub(crate) fn engine_error(e: impl std::fmt::Display + std::fmt::Debug) -> Error
 
 fn query_error(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
+        // A statement that ran past the statement timeout: the engine is too slow now.
+        Some(db) if *db.code() == tokio_postgres::error::SqlState::QUERY_CANCELED => {
+            Error::unavailable(ID, format!("PostgreSQL is too slow: {}", db.message()))
+        }
         Some(db) if !e.is_closed() => Error::internal(ID, format!("PostgreSQL: {}", db.message())),
         _ => Error::unavailable(ID, format!("PostgreSQL is unreachable: {e}")),
     }
@@ -158,16 +162,25 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Deletes every expired record now; returns how many.
+    /// Deletes every expired record now, a batch at a time (each well inside the statement
+    /// timeout, however large the backlog); returns how many.
     pub async fn sweep(&self) -> Result<u64, Error> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM micro_records WHERE expires_at <= clock_timestamp()",
-                &[],
-            )
-            .await
-            .map_err(query_error)
+        let client = self.client().await?;
+        let mut swept = 0;
+        loop {
+            let n = client
+                .execute(
+                    "DELETE FROM micro_records WHERE ctid IN (SELECT ctid FROM micro_records \
+                     WHERE expires_at <= clock_timestamp() LIMIT 5000)",
+                    &[],
+                )
+                .await
+                .map_err(query_error)?;
+            swept += n;
+            if n < 5000 {
+                return Ok(swept);
+            }
+        }
     }
 
     /// Sweeps expired records every `interval`, until aborted.

@@ -179,7 +179,11 @@ impl Backends {
         let broker = shared_broker(&engines.broker).await?;
         let events = shared_events(&engines.events).await?;
         let sealer = match secret_key {
-            Some(path) => KeySealer::load_or_create(path)?,
+            Some(path) => {
+                let sealer = KeySealer::load_or_create(path)?;
+                micro_backends::agree_on_key_file(&*store, "secret-key-file", path).await?;
+                sealer
+            }
             None => KeySealer::shared(&*store).await?,
         };
         let config = StoreConfig::new(store.clone(), Arc::new(sealer));

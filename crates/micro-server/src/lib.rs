@@ -355,9 +355,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let mut background = vec![authority.spawn_refresh()];
     if backends.shared {
         // Every server's deployments in `micro status`, wherever it is asked.
+        // Named by address and process: hosts with default flags all advertise 127.0.0.1:8081.
         background.push(runtime.share(runtime::SharedRecords::new(
             backends.store.clone(),
-            advertised.clone(),
+            format!("{advertised} ({})", server_id()),
         )));
     }
     background.extend(backends.tasks);

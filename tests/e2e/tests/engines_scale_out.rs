@@ -130,7 +130,7 @@ async fn kill_one_server_and_lose_nothing(shared: Shared) {
         group: Some("billing".into()),
         offset: micro_core::events::Offset::Sequence(1),
         auto_ack: false,
-        ack_wait: Duration::from_secs(2),
+        ack_wait: Duration::from_secs(4),
         retry_limit: None,
     };
     let mut consumer = events_a
@@ -459,9 +459,37 @@ async fn key_files_keep_the_keys_off_the_engines() {
     let store = micro_backends::postgres::PostgresStore::connect(&pg_address)
         .await
         .unwrap();
-    for key in ["tokens", "config"] {
+    for key in ["tokens", "config", "peers"] {
         let err = store.read("auth", "keys", key).await.unwrap_err();
         assert_eq!(err.code, 404, "the {key} key is not on the engine");
     }
     assert!(token_key.is_file() && secret_key.is_file());
+
+    // A server given another key file would issue tokens nobody else reads: refused.
+    let other = keys.path().join("other.key");
+    let mut wrong = shared.flags.clone();
+    wrong.extend([
+        "--token-key".to_owned(),
+        other.display().to_string(),
+        "--address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--api-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--web-address".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    ]);
+    let c = Sandbox::new();
+    let out = micro_e2e::run({
+        let mut cmd = std::process::Command::new(micro_e2e::bin("micro"));
+        cmd.arg("server")
+            .args(&wrong)
+            .env("MICRO_HOME", c.home.path());
+        cmd
+    });
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("not the key file the other servers use"),
+        "{out:?}"
+    );
 }

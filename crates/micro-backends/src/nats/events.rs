@@ -43,6 +43,9 @@ const ID: &str = "micro.events";
 /// Events a consumer may hold before it stops pulling.
 const BUFFER: usize = 64;
 
+/// Events a consumer acking by hand may hold before it stops pulling.
+const MANUAL_WINDOW: usize = 8;
+
 /// The most delivered, unacked events one consumer remembers for acks.
 const MAX_HELD: usize = 10_000;
 
@@ -256,7 +259,7 @@ async fn answer_settles(
         let Some((verb, id)) = text.split_once(' ') else {
             continue;
         };
-        let message = lock(&held).remove(id);
+        let message = lock(&held).get(id).cloned();
         // Only the holder answers; the others stay silent so the request waits for it.
         let Some(message) = message else { continue };
         let kind = if verb == "ack" {
@@ -264,8 +267,12 @@ async fn answer_settles(
         } else {
             AckKind::Nak(None)
         };
-        let answer = match message.ack_with(kind).await {
-            Ok(()) => "ok".to_owned(),
+        // Confirmed by JetStream before the answer; kept for a retry when it fails.
+        let answer = match message.double_ack_with(kind).await {
+            Ok(()) => {
+                lock(&held).remove(id);
+                "ok".to_owned()
+            }
             Err(e) => format!("error {e}"),
         };
         let _ = client.publish(reply, answer.into()).await;
@@ -346,13 +353,20 @@ impl Events for JetStreamEvents {
             },
             ..pull::Config::default()
         };
+        // JetStream counts ack_wait from its delivery to this server, not to the consumer: with
+        // manual acks, few events wait here, so none waits out its ack_wait unseen.
+        let window = if options.auto_ack {
+            BUFFER
+        } else {
+            MANUAL_WINDOW
+        };
         let consumer = stream
             .get_or_create_consumer(&name, config)
             .await
             .map_err(unavailable)?;
         let mut messages = consumer
             .stream()
-            .max_messages_per_batch(BUFFER)
+            .max_messages_per_batch(window)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()
@@ -367,7 +381,7 @@ impl Events for JetStreamEvents {
         self.client.flush().await.map_err(unavailable)?;
         let settles = tokio::spawn(answer_settles(requests, self.client.clone(), held.clone()));
 
-        let (sink, events) = mpsc::channel(BUFFER);
+        let (sink, events) = mpsc::channel(window);
         let topic = topic.to_owned();
         let auto_ack = options.auto_ack;
         let cleanup = (!durable).then(|| (stream.clone(), name.clone()));

@@ -54,9 +54,27 @@ pub(crate) struct Accounts {
     random: SystemRandom,
 }
 
-/// How long a handle claimed for an account being created stays claimed if the account is
-/// never written (its server died in between).
-const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// A handle claimed for an account being created: `pending:UNIX_MS:ID`. It names its account
+/// as soon as the account is written; one whose account never was (its server died in
+/// between) may be taken over once it is older than [`STALE_CLAIM`].
+const PENDING: &str = "pending:";
+
+/// How old a pending claim whose account does not exist must be before another may take it.
+const STALE_CLAIM: Duration = Duration::from_secs(30);
+
+/// The account id a handle record names (plain, or in a pending claim).
+fn claimed_id(claim: &str) -> &str {
+    match claim.strip_prefix(PENDING) {
+        Some(rest) => rest.split_once(':').map_or(rest, |(_, id)| id),
+        None => claim,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 fn table(ns: &str, what: &str) -> String {
     format!("{ns}/{what}")
@@ -117,20 +135,15 @@ impl Accounts {
         if account.name != account.id {
             handles.push(account.name.clone());
         }
-        let pending = format!("pending:{}", account.id);
+        let pending = format!("{PENDING}{}:{}", now_ms(), account.id);
         let mut claimed: Vec<String> = Vec::new();
         let outcome = async {
             for handle in &handles {
-                let claim =
-                    Record::new(format!("name/{handle}"), pending.clone()).with_expiry(CLAIM_TTL);
-                if !self
-                    .store
-                    .write_if(DATABASE, &accounts, claim, None)
-                    .await?
-                {
+                let key = format!("name/{handle}");
+                if !self.claim(&accounts, &key, &pending).await? {
                     return Err(taken(handle));
                 }
-                claimed.push(format!("name/{handle}"));
+                claimed.push(key);
             }
             let id_record = Record::new(format!("id/{}", account.id), value);
             if !self
@@ -145,17 +158,61 @@ impl Accounts {
         .await;
         if let Err(e) = outcome {
             for key in &claimed {
-                // Best effort: a claim left behind is gone after CLAIM_TTL.
-                let _ = self.store.delete(DATABASE, &accounts, key).await;
+                // Only our own claim, and best effort: a claim left behind names no account,
+                // so it is taken over once it is stale.
+                let gone =
+                    Record::new(key.clone(), Vec::new()).with_expiry(Duration::from_millis(1));
+                let _ = self
+                    .store
+                    .write_if(DATABASE, &accounts, gone, Some(pending.as_bytes()))
+                    .await;
             }
             return Err(e);
         }
+        // The account exists, so its claims hold already (a pending claim names it); making
+        // them plain is tidiness, and only over our own claim.
         for key in claimed {
-            self.store
-                .write(DATABASE, &accounts, Record::new(key, account.id.clone()))
-                .await?;
+            let plain = Record::new(key, account.id.clone());
+            let _ = self
+                .store
+                .write_if(DATABASE, &accounts, plain, Some(pending.as_bytes()))
+                .await;
         }
         Ok(())
+    }
+
+    /// Claims the handle record `key` for the account `pending` names: when it is free, or
+    /// when it holds a stale pending claim whose account was never written (its server died
+    /// between the claim and the account).
+    async fn claim(&self, accounts: &str, key: &str, pending: &str) -> Result<bool, Error> {
+        let record = Record::new(key, pending);
+        if self
+            .store
+            .write_if(DATABASE, accounts, record.clone(), None)
+            .await?
+        {
+            return Ok(true);
+        }
+        let current = match self.store.read(DATABASE, accounts, key).await {
+            Ok(r) => r.value,
+            Err(e) if e.code == 404 => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&current);
+        let Some(rest) = text.strip_prefix(PENDING) else {
+            return Ok(false);
+        };
+        let (at, id) = rest.split_once(':').unwrap_or(("0", rest));
+        let stale = at
+            .parse::<u64>()
+            .is_ok_and(|at| now_ms().saturating_sub(at) > STALE_CLAIM.as_millis() as u64);
+        let ns = accounts.strip_suffix("/accounts").unwrap_or(accounts);
+        if !stale || self.by_id(ns, id).await?.is_some() {
+            return Ok(false);
+        }
+        self.store
+            .write_if(DATABASE, accounts, record, Some(&current))
+            .await
     }
 
     async fn put(&self, account: &Account, secret_hash: String) -> Result<(), Error> {
@@ -211,8 +268,8 @@ impl Accounts {
             .await
         {
             Ok(record) => {
-                let id = String::from_utf8(record.value).map_err(internal)?;
-                self.by_id(ns, &id).await
+                let claim = String::from_utf8(record.value).map_err(internal)?;
+                self.by_id(ns, claimed_id(&claim)).await
             }
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),

@@ -249,18 +249,33 @@ impl Authority {
         key: Option<&Path>,
         options: AuthOptions,
     ) -> Result<Self, Error> {
-        let keys = match key {
-            Some(path) => TokenKeys::load_or_create(path)?,
-            None => TokenKeys::shared(&*store).await?,
+        // Servers vouch for the callers they pass on to each other with one shared key: from
+        // the operator's token key file when there is one (nothing on the engine), else on the
+        // store.
+        let (keys, peers) = match key {
+            Some(path) => {
+                let keys = TokenKeys::load_or_create(path)?;
+                micro_backends::agree_on_key_file(&*store, "token-key-file", path).await?;
+                let bytes = std::fs::read(path).map_err(|e| {
+                    Error::internal(ID, format!("cannot read {}: {e}", path.display()))
+                })?;
+                let mut derive = ring::digest::Context::new(&ring::digest::SHA256);
+                derive.update(b"micro peers\0");
+                derive.update(&bytes);
+                (keys, derive.finish().as_ref().to_vec())
+            }
+            None => {
+                let keys = TokenKeys::shared(&*store).await?;
+                let peers = micro_backends::shared_key(&*store, "peers", || {
+                    let mut key = vec![0u8; 32];
+                    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+                        .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?;
+                    Ok(key)
+                })
+                .await?;
+                (keys, peers)
+            }
         };
-        // Servers vouch for the callers they pass on to each other with one shared key.
-        let peers = micro_backends::shared_key(&*store, "peers", || {
-            let mut key = vec![0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-                .map_err(|_| Error::internal(ID, "no randomness for the peer key"))?;
-            Ok(key)
-        })
-        .await?;
         let peers = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &peers);
         Self::with_keys(store, keys, peers, options).await
     }
