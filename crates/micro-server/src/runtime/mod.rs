@@ -231,8 +231,16 @@ impl LocalRuntime {
             let mut tick = tokio::time::interval(shared::PUBLISH_EVERY);
             loop {
                 tick.tick().await;
+                if inner.closed.load(Ordering::SeqCst) {
+                    return;
+                }
                 let mut by_namespace: BTreeMap<String, Vec<Deployment>> = BTreeMap::new();
-                for d in inner.all() {
+                // A service killed meanwhile is not published again after its record is gone.
+                for d in inner
+                    .all()
+                    .into_iter()
+                    .filter(|d| !d.removed.load(Ordering::SeqCst))
+                {
                     by_namespace
                         .entry(d.namespace.clone())
                         .or_default()
@@ -318,6 +326,12 @@ impl LocalRuntime {
             }
         }))
         .await;
+        // Other servers stop listing what no longer runs here (the publisher is closed).
+        if let Some(shared) = self.inner.shared.get() {
+            for deployed in &all {
+                shared.forget(&deployed.namespace, &deployed.name).await;
+            }
+        }
     }
 }
 
