@@ -193,7 +193,7 @@ async fn kill_one_server_and_lose_nothing(shared: Shared) {
     );
 
     // helloworld stays callable and registered: its heartbeats moved to B.
-    std::thread::sleep(Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let out = client.micro(&["call", "helloworld", "Helloworld.Call", r#"{"name":"Ada"}"#]);
     assert_eq!(out.code, 0, "call after A died: {}", out.stderr);
     assert!(out.stdout.contains("Hello Ada"), "{}", out.stdout);

@@ -327,13 +327,7 @@ impl Events for JetStreamEvents {
         options: ConsumeOptions,
     ) -> Result<Consumer, Error> {
         check_topic(ID, topic)?;
-        let (group, durable) = match &options.group {
-            Some(g) if g.trim().is_empty() => {
-                return Err(Error::bad_request(ID, "a group name may not be blank"));
-            }
-            Some(g) => (g.clone(), true),
-            None => (format!("~{}", uuid::Uuid::new_v4()), false),
-        };
+        let (group, durable) = options.group_name(ID)?;
         let stream = self.stream(namespace, topic).await?;
         let name = consumer_name(&group);
         let config = pull::Config {

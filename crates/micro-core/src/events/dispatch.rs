@@ -203,13 +203,7 @@ impl<L: EventLog> Events for LogEvents<L> {
         options: ConsumeOptions,
     ) -> Result<Consumer, Error> {
         check_topic(ID, topic)?;
-        let (name, durable) = match &options.group {
-            Some(g) if g.trim().is_empty() => {
-                return Err(Error::bad_request(ID, "a group name may not be blank"));
-            }
-            Some(g) => (g.clone(), true),
-            None => (format!("~{}", uuid::Uuid::new_v4()), false),
-        };
+        let (name, durable) = options.group_name(ID)?;
         let (sink, events) = mpsc::channel(CONSUMER_BUFFER);
         let (reply, answer) = oneshot::channel();
         self.group(namespace, topic, &name, durable)?

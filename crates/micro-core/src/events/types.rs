@@ -50,6 +50,21 @@ pub struct ConsumeOptions {
     pub retry_limit: Option<u32>,
 }
 
+impl ConsumeOptions {
+    /// The group this consumer reads in, and whether it is durable: the group asked for, or a
+    /// generated `~UUID` of this consumer alone. A blank group name is refused (400, as `id`).
+    pub fn group_name(&self, id: &str) -> Result<(String, bool), crate::Error> {
+        match &self.group {
+            Some(g) if g.trim().is_empty() => Err(crate::Error::bad_request(
+                id,
+                "a group name may not be blank",
+            )),
+            Some(g) => Ok((g.clone(), true)),
+            None => Ok((format!("~{}", uuid::Uuid::new_v4()), false)),
+        }
+    }
+}
+
 impl Default for ConsumeOptions {
     fn default() -> Self {
         Self {
