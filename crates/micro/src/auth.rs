@@ -3,8 +3,8 @@
 //!
 //! One process, one identity: a service started by `micro run` logs in with the account the
 //! runtime made for it (`MICRO_AUTH_ID` / `MICRO_AUTH_SECRET`) and keeps its token fresh on its
-//! own ([`keep_fresh`]); the CLI sets the token it saved at `micro login`. Every remote client
-//! of this crate ([`Connection`](crate::remote::Connection), [`Client`](crate::Client)) reads it
+//! own (`keep_fresh`); the CLI sets the token it saved at `micro login`. Every remote client
+//! of this crate ([`Connection`], [`Client`](crate::Client)) reads it
 //! from here, so none of them needs to be told.
 
 use std::{

@@ -34,7 +34,7 @@
 //! | [`schema`] | endpoint schemas from descriptors |
 //! | [`transcode`] | JSON ↔ protobuf with descriptors |
 //! | [`status`] | [`Error`] ↔ `tonic::Status` |
-//! | [`env`] | the `MICRO_*` environment |
+//! | [`env`](mod@env) | the `MICRO_*` environment |
 //!
 //! A service reads `MICRO_SERVER_ADDRESS` (default `127.0.0.1:8081`), `MICRO_NAMESPACE`
 //! (`micro`), `MICRO_SERVICE_ADDRESS` (bind address; default an ephemeral port on 127.0.0.1),

@@ -255,12 +255,16 @@ fn environments() {
         out.stderr,
         "Failed to connect to micro server at 127.0.0.1:1\n"
     );
-    // ... unless -e says otherwise.
-    let out = sb.micro(&["-e", "local", "services"]);
+    // ... unless -e says otherwise (an env on a port nothing listens on, not `local`: a
+    // developer's own server may well be on 127.0.0.1:8081).
+    let spare = format!("127.0.0.1:{}", micro_e2e::engines::free_port());
+    assert_eq!(sb.micro(&["env", "add", "spare", &spare]).code, 0);
+    let out = sb.micro(&["-e", "spare", "services"]);
     assert_eq!(
         out.stderr,
-        "Failed to connect to micro server at 127.0.0.1:8081\n"
+        format!("Failed to connect to micro server at {spare}\n")
     );
+    assert_eq!(sb.micro(&["env", "del", "spare"]).code, 0);
 
     let refuse_current = sb.micro(&["env", "del", "staging"]);
     assert_eq!(refuse_current.code, 1);

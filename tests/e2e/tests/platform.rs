@@ -305,7 +305,20 @@ fn broker_subscribers_fan_out_and_queues_share() {
     wait_for(Duration::from_secs(10), "all 300 jobs", || {
         (queue.iter().map(|p| p.count("job-")).sum::<usize>() >= 300).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // A duplicate would arrive before anything published after it: publish markers until every
+    // member has one, and each member's stream has then delivered all it ever will of the jobs.
+    let mut marker = 0;
+    wait_for(
+        Duration::from_secs(10),
+        "a marker after the jobs at every member",
+        || {
+            runtime
+                .block_on(broker.publish("micro", "jobs", Message::new(format!("done-{marker}"))))
+                .expect("publish");
+            marker += 1;
+            queue.iter().all(|p| p.count("done-") > 0).then_some(())
+        },
+    );
     let mut seen: Vec<String> = queue
         .iter()
         .flat_map(|p| p.lines().into_iter().filter(|l| l.starts_with("job-")))

@@ -6,7 +6,7 @@
 //! escaped into one subject token ([`token`]: bytes outside `[A-Za-z0-9_-]` become `%HH`), and
 //! stream and consumer names are digests of the names they stand for ([`digest_name`]) — no
 //! topic can reach another namespace's subjects, and no name can break a stream's. Payloads
-//! travel in an [`Envelope`] (headers, metadata and body encoded with protobuf), so no caller's
+//! travel in an `Envelope` (headers, metadata and body encoded with protobuf), so no caller's
 //! header name has to be a valid NATS header.
 
 mod broker;

@@ -54,7 +54,7 @@ struct Topic {
 
 type Topics = HashMap<(String, String), Topic>;
 
-/// An in-process [`Broker`]. A subscriber that falls [`BUFFER`] messages (or [`BUFFER_BYTES`]
+/// An in-process [`Broker`]. A subscriber that falls `BUFFER` messages (or `BUFFER_BYTES`
 /// of bodies) behind loses the newest ones (logged): the broker promises no persistence, and one slow reader must not stall
 /// every publisher.
 #[derive(Default, Clone)]

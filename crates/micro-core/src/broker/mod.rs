@@ -4,7 +4,7 @@
 //! name share the messages: each goes to one of them. Nothing is persisted — a message
 //! published while nobody listens is gone (for durable messaging use [`crate::events`]).
 //! [`Broker`] is the trait every backend implements; [`MemoryBroker`] fans out in process;
-//! [`contract`] is the suite every backend passes.
+//! `contract` is the suite every backend passes.
 
 #[cfg(feature = "contract")]
 pub mod contract;

@@ -3,7 +3,7 @@
 //! [`Document`] holds the rules every backend shares (merge, secrets, paths) as pure logic;
 //! [`Config`] is the trait services use; [`StoreConfig`] keeps the documents in any
 //! [`Store`](crate::store::Store), with secrets sealed by a [`Sealer`] (the server's key), and
-//! tells watchers of every change. [`contract`] is the suite every implementation passes.
+//! tells watchers of every change. `contract` is the suite every implementation passes.
 
 #[cfg(feature = "contract")]
 pub mod contract;

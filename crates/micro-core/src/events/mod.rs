@@ -5,7 +5,7 @@
 //! get the consuming rules from [`LogEvents`]: one actor task per consumer group that delivers
 //! in order, shares events among the group's consumers, redelivers what is not acked within
 //! `ack_wait` (same id) up to `retry_limit` times, and keeps the group's position in the log.
-//! [`contract`] is the suite every engine passes.
+//! `contract` is the suite every engine passes.
 
 #[cfg(feature = "contract")]
 pub mod contract;

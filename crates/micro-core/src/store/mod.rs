@@ -3,7 +3,7 @@
 //!
 //! [`Store`] is the trait every backend implements; [`Query`] and [`select`] are the filtering
 //! rules they share (prefix, suffix, order, offset, limit — in that order); [`MemoryStore`] keeps
-//! records in memory on tokio's clock; [`contract`] is the suite every backend passes.
+//! records in memory on tokio's clock; `contract` is the suite every backend passes.
 
 #[cfg(feature = "contract")]
 pub mod contract;

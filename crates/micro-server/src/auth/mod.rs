@@ -10,7 +10,7 @@
 //! | `revoked.rs` | revocation: a deleted account's (or old secret's) tokens stop working |
 //! | `throttle.rs` | back-off for failed logins, per account and per peer |
 //!
-//! Every door uses the same [`Authority`]: the gRPC [`guard`] in front of the platform services
+//! Every door uses the same [`Authority`]: the gRPC `guard` in front of the platform services
 //! and the proxy, the proxy itself for the service it calls, and the HTTP gateway. The decision
 //! is [`micro_core::auth::decide`].
 

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Builds share one Cargo target directory and run one at a time. A roll-out (create or update)
-//! is a task holding the deployment's lock: build, start a new [`Generation`] of processes,
+//! is a task holding the deployment's lock: build, start a new `Generation` of processes,
 //! and — when replacing one — wait until all of them have registered before stopping the old,
 //! so the name never goes without a node.
 
