@@ -219,8 +219,9 @@ pub(crate) struct ServerArgs {
     /// Web dashboard address
     #[arg(long = "web-address", default_value = ":8082")]
     pub(crate) web_address: String,
-    /// How the proxy picks a node: roundrobin or random
-    #[arg(long, default_value = "roundrobin")]
+    /// How the proxy and gateway pick a node: p2c (the cheaper of two by peak-EWMA latency and
+    /// calls in flight), roundrobin or random
+    #[arg(long, default_value = "p2c")]
     pub(crate) selector: String,
     /// Largest request body the gateway accepts, in bytes (bigger ones get 413)
     #[arg(long = "api-max-body", default_value_t = micro_server::gateway::DEFAULT_MAX_BODY)]

@@ -24,7 +24,8 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`service`] | the [`Service`] builder and its lifecycle |
-//! | [`client`] | [`Client`]: discovery, selection, timeout, retry |
+//! | [`client`] | [`Client`]: discovery, balancing, outlier ejection, retries within a budget |
+//! | [`deadline`] | a call's remaining time, passed on to the calls its handler makes |
 //! | [`registry`] | [`RemoteRegistry`](registry::RemoteRegistry), the server's registry over gRPC |
 //! | [`store`] | [`store::Store`]: the service's table of the platform store |
 //! | [`config`] | [`config::Config`]: typed getters with defaults, and watch |
@@ -46,6 +47,7 @@ pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod deadline;
 pub mod env;
 pub mod events;
 pub mod failover;

@@ -304,6 +304,7 @@ impl Service {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let server = tokio::spawn(async move {
             Server::builder()
+                .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)
                 .layer(gate)
                 .add_routes(routes)

@@ -2,9 +2,23 @@
 //!
 //! `client.service("helloworld")` is a gRPC channel that any tonic-generated client accepts. For
 //! each call it looks the service up (cached, kept fresh by a registry watch), picks a node with
-//! the [`Strategy`], applies the per-call timeout, and — when the node cannot be reached and never
-//! saw the request — tries the next node. Connections are kept per node address and shared by
-//! every service channel of the client.
+//! the [`Strategy`] (by default the cheaper of two random nodes by peak-EWMA latency and calls in
+//! flight), and bounds the call by the smaller of its timeout and the deadline of the call being
+//! handled (see [`crate::deadline`]), which travels on as `grpc-timeout`.
+//!
+//! Each node has a circuit breaker ([`health`]): a node that cannot be reached, or whose
+//! connection dies under a call (HTTP/2 pings find a frozen node within about two seconds), is
+//! ejected at once; five timeouts or `UNAVAILABLE` answers in a row eject it too. An ejected node
+//! gets no calls until a health-check probe is answered (after 1 s, then 2 s, 4 s … up to 30 s).
+//! When every node of a service is ejected, calls fail at once with `UNAVAILABLE` rather than
+//! wait out their timeouts.
+//!
+//! A call that never reached a node is tried on the next one, at most three nodes in all, with a
+//! short jittered back-off — and only while the client's retry budget lasts (tower's
+//! `TpsBudget`: retries may add 20 % to the calls of the last ten seconds, plus ten a second),
+//! so an outage cannot turn into a retry storm. A call that reached a node is never repeated.
+//! Connections are kept per node address and shared by every service channel of the client;
+//! [`Client::stats`] says what the client has seen.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), micro::Error> {
@@ -16,11 +30,16 @@
 
 mod body;
 mod cache;
+pub mod health;
+mod probe;
 pub mod selector;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -29,24 +48,38 @@ use futures::future::BoxFuture;
 use micro_core::{Error, Registry, Service, metadata};
 use tokio::time::Instant;
 use tonic::{Status, body::Body, transport::Channel};
-use tower::ServiceExt;
+use tower::{
+    ServiceExt,
+    retry::budget::{Budget, TpsBudget},
+};
 
+pub use health::NodeHealth;
 pub use selector::Strategy;
 
 use crate::{registry::RemoteRegistry, status::to_status};
 use body::Slot;
 use cache::Cache;
+use health::{Nodes, breaker::Outcome};
 
 const ID: &str = "micro.client";
 
 /// The default per-call timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long a node that could not be reached is tried last.
-const PENALTY: Duration = Duration::from_secs(5);
-
 /// At most this many nodes are tried for one call.
 const MAX_ATTEMPTS: usize = 3;
+
+/// The back-off before the first retry (doubled for the next, with full jitter).
+const RETRY_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The retry budget: how long a call counts, retries allowed a second regardless, and the share
+/// of recent calls that may be retried.
+const BUDGET_TTL: Duration = Duration::from_secs(10);
+const BUDGET_MIN_PER_SEC: u32 = 10;
+const BUDGET_RATIO: f32 = 0.2;
+
+/// `grpc-status` of `UNAVAILABLE`.
+const UNAVAILABLE: &[u8] = b"14";
 
 /// Calls services by name through the registry.
 #[derive(Clone)]
@@ -59,9 +92,37 @@ struct Inner {
     strategy: Strategy,
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
-    failed: Mutex<HashMap<String, Instant>>,
+    nodes: Nodes,
+    budget: TpsBudget,
+    counters: Counters,
     /// Whether a call without a token of its own carries this process's.
     own_identity: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    retries: AtomicU64,
+    retries_refused: AtomicU64,
+    ejections: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// What a [`Client`] has seen since it was built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientStats {
+    /// Calls made (each counted once, however many nodes it tried).
+    pub calls: u64,
+    /// Extra attempts on another node after a node could not be reached.
+    pub retries: u64,
+    /// Retries the budget refused.
+    pub retries_refused: u64,
+    /// Times a node was ejected.
+    pub ejections: u64,
+    /// Calls failed at once because every node of the service was ejected.
+    pub refused: u64,
+    /// Every node the client has called lately.
+    pub nodes: Vec<NodeHealth>,
 }
 
 /// Builds a [`Client`].
@@ -80,7 +141,7 @@ impl ClientBuilder {
         self
     }
 
-    /// How nodes are picked (default round-robin).
+    /// How nodes are picked (default [`Strategy::LeastLoaded`]).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self
@@ -107,7 +168,9 @@ impl ClientBuilder {
                 strategy: self.strategy,
                 timeout: self.timeout,
                 channels: Mutex::new(HashMap::new()),
-                failed: Mutex::new(HashMap::new()),
+                nodes: Nodes::default(),
+                budget: TpsBudget::new(BUDGET_TTL, BUDGET_MIN_PER_SEC, BUDGET_RATIO),
+                counters: Counters::default(),
                 own_identity: self.own_identity,
             }),
         }
@@ -165,7 +228,7 @@ impl Client {
         }
     }
 
-    /// A gRPC channel to one node, bypassing discovery and selection.
+    /// A gRPC channel to one node, bypassing discovery, selection and ejection.
     pub fn node(&self, address: &str) -> ServiceChannel {
         ServiceChannel {
             client: self.clone(),
@@ -177,6 +240,19 @@ impl Client {
     /// Every live version of `name`, from the client's cache.
     pub async fn lookup(&self, name: &str) -> Result<Arc<Vec<Service>>, Error> {
         Ok(self.inner.cache.get(name).await?.services)
+    }
+
+    /// What the client has seen: calls, retries, ejections, and each node's health.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            calls: c.calls.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            retries_refused: c.retries_refused.load(Ordering::Relaxed),
+            ejections: c.ejections.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            nodes: self.inner.nodes.snapshot(),
+        }
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Error> {
@@ -193,25 +269,16 @@ impl Client {
         Ok(ch)
     }
 
-    fn mark_failed(&self, address: &str) {
+    /// Drops the connection to `address`: the next call or probe dials afresh.
+    fn disconnect(&self, address: &str) {
         self.inner
             .channels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(address);
-        self.inner
-            .failed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(address.to_owned(), Instant::now());
     }
 
-    fn penalised(&self, address: &str) -> bool {
-        let failed = self.inner.failed.lock().unwrap_or_else(|p| p.into_inner());
-        failed.get(address).is_some_and(|at| at.elapsed() < PENALTY)
-    }
-
-    /// The addresses to try for a call, best first.
+    /// The addresses to try for a call, best first; none when every node is ejected.
     async fn candidates(&self, target: &Target) -> Result<Vec<String>, Status> {
         let name = match target {
             Target::Address(address) => return Ok(vec![address.to_string()]),
@@ -238,27 +305,77 @@ impl Client {
                 crate::tls::mark_secure(&node.address);
             }
         }
-        let ordered = selector::order(self.inner.strategy, entry.nodes.len(), &entry.counter)
-            .map(|i| entry.nodes[i].address.clone());
-        let (mut fresh, stale): (Vec<_>, Vec<_>) = ordered.partition(|a| !self.penalised(a));
-        fresh.extend(stale);
-        fresh.truncate(MAX_ATTEMPTS);
-        Ok(fresh)
+        let addresses: Vec<&str> = entry.nodes.iter().map(|n| n.address.as_str()).collect();
+        let view = self.inner.nodes.view(Instant::now(), &addresses);
+        for address in view.probes {
+            self.probe(address);
+        }
+        let mut ordered: Vec<String> =
+            selector::order(self.inner.strategy, &view.nodes, &entry.counter)
+                .into_iter()
+                .map(|i| addresses[i].to_owned())
+                .collect();
+        ordered.truncate(MAX_ATTEMPTS);
+        if ordered.is_empty() {
+            self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(to_status(&Error::unavailable(
+                ID,
+                format!(
+                    "every node of service \"{name}\" is failing ({} ejected; each is probed and \
+                     comes back when it answers)",
+                    addresses.len()
+                ),
+            )));
+        }
+        Ok(ordered)
+    }
+
+    /// Sends the health-check probe the breaker of `address` asked for.
+    fn probe(&self, address: String) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            // A fresh connection: the old one may be the one that hung.
+            client.disconnect(&address);
+            let answered = match client.channel(&address) {
+                Ok(channel) => probe::answers(channel, &address).await,
+                Err(_) => false,
+            };
+            tracing::debug!(%address, answered, "probed an ejected node");
+            client
+                .inner
+                .nodes
+                .probed(Instant::now(), &address, answered);
+        });
     }
 
     async fn dispatch(
         self,
         target: Target,
         request: http::Request<Body>,
+        deadline: Instant,
     ) -> Result<http::Response<Body>, Status> {
         if self.inner.own_identity {
             crate::auth::from_env().await.map_err(|e| to_status(&e))?;
         }
+        self.inner.counters.calls.fetch_add(1, Ordering::Relaxed);
         let candidates = self.candidates(&target).await?;
+        self.inner.budget.deposit();
         let (parts, body) = request.into_parts();
         let slot = Slot::new(body);
         let mut last = String::new();
-        for address in candidates {
+        for (tried, address) in candidates.into_iter().enumerate() {
+            if tried > 0 {
+                if !self.inner.budget.withdraw() {
+                    self.inner
+                        .counters
+                        .retries_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    last.push_str("; no retry: the retry budget is spent");
+                    break;
+                }
+                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(retry_backoff(tried)).await;
+            }
             let channel = self.channel(&address).map_err(|e| to_status(&e))?;
             let mut attempt = http::Request::new(slot.body());
             *attempt.method_mut() = parts.method.clone();
@@ -273,14 +390,35 @@ impl Client {
                 crate::auth::authorize(attempt.headers_mut());
             }
             *attempt.extensions_mut() = parts.extensions.clone();
+            let watch = Attempt::begin(&self, &address, deadline, &target);
             match channel.oneshot(attempt).await {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    let unavailable = response
+                        .headers()
+                        .get("grpc-status")
+                        .is_some_and(|s| s.as_bytes() == UNAVAILABLE);
+                    watch.end(if unavailable {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Answered
+                    });
+                    return Ok(response);
+                }
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
-                    self.mark_failed(&address);
+                    watch.end(Outcome::Unreachable);
+                    self.disconnect(&address);
                     last = format!("{address}: {err}");
                 }
-                Err(err) => return Err(Status::from_error(Box::new(err))),
+                Err(err) => {
+                    // It may have run: not repeated.
+                    watch.end(Outcome::Unreachable);
+                    self.disconnect(&address);
+                    return Err(to_status(&Error::unavailable(
+                        ID,
+                        format!("the connection to {address} failed during the call: {err}"),
+                    )));
+                }
             }
         }
         let what = match &target {
@@ -294,14 +432,80 @@ impl Client {
     }
 }
 
+/// The back-off before retry number `tried`: full jitter over an exponential ceiling.
+fn retry_backoff(tried: usize) -> Duration {
+    let ceiling = RETRY_BACKOFF.saturating_mul(1 << tried.min(6));
+    ceiling.mul_f64(rand::random::<f64>())
+}
+
+/// One attempt on one node, as the node's health sees it: begun, and ended with an outcome —
+/// or dropped, when the call's deadline passed (the node counts it as a failure) or the caller
+/// went away (it counts for nothing).
+struct Attempt<'a> {
+    client: &'a Client,
+    address: &'a str,
+    started: Instant,
+    deadline: Instant,
+    /// Whether the outcome counts against the node's breaker (not for calls to a named node).
+    judged: bool,
+    ended: bool,
+}
+
+impl<'a> Attempt<'a> {
+    fn begin(client: &'a Client, address: &'a str, deadline: Instant, target: &Target) -> Self {
+        let started = Instant::now();
+        client.inner.nodes.begin(started, address);
+        Self {
+            client,
+            address,
+            started,
+            deadline,
+            judged: matches!(target, Target::Service(_)),
+            ended: false,
+        }
+    }
+
+    fn end(mut self, outcome: Outcome) {
+        self.ended = true;
+        let now = Instant::now();
+        let rtt = (outcome == Outcome::Answered).then(|| now - self.started);
+        self.finish(now, Some(outcome), rtt);
+    }
+
+    fn finish(&self, now: Instant, outcome: Option<Outcome>, rtt: Option<Duration>) {
+        let outcome = outcome.filter(|_| self.judged);
+        if self.client.inner.nodes.end(now, self.address, outcome, rtt) {
+            tracing::info!(address = self.address, ?outcome, "node ejected");
+            self.client
+                .inner
+                .counters
+                .ejections
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
+        let now = Instant::now();
+        let timed_out = now >= self.deadline;
+        // A timeout teaches the estimate too: the node took at least this long.
+        let rtt = timed_out.then(|| now - self.started);
+        self.finish(now, timed_out.then_some(Outcome::Failed), rtt);
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Target {
     Service(Arc<str>),
     Address(Arc<str>),
 }
 
-/// A gRPC channel that discovers, selects, times out and retries. Made by [`Client::service`]
-/// and [`Client::node`].
+/// A gRPC channel that discovers, balances, ejects failing nodes, times out and retries. Made
+/// by [`Client::service`] and [`Client::node`].
 #[derive(Clone, Debug)]
 pub struct ServiceChannel {
     client: Client,
@@ -327,16 +531,33 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        let client = self.client.clone();
-        let target = self.target.clone();
-        let timeout = self.timeout;
-        if !request.headers().contains_key("grpc-timeout")
-            && let Ok(v) = format!("{}m", timeout.as_millis().max(1)).parse()
-        {
+        // The least of: this channel's timeout, what the request itself asks for, and what is
+        // left of the deadline of the call being handled.
+        let asked = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::deadline::parse_grpc_timeout);
+        let timeout = [Some(self.timeout), asked, crate::deadline::remaining()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.timeout);
+        if timeout.is_zero() {
+            return Box::pin(futures::future::ready(Err(Status::deadline_exceeded(
+                "the deadline of the call being handled has passed",
+            ))));
+        }
+        if let Ok(v) = crate::deadline::format_grpc_timeout(timeout).parse() {
             request.headers_mut().insert("grpc-timeout", v);
         }
+        let deadline = Instant::now() + timeout;
+        let client = self.client.clone();
+        let target = self.target.clone();
         Box::pin(async move {
-            match tokio::time::timeout(timeout, client.dispatch(target, request)).await {
+            match tokio::time::timeout_at(deadline, client.dispatch(target, request, deadline))
+                .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(to_status(&Error::timeout(ID, "Request timed out"))),
             }

@@ -1,0 +1,211 @@
+//! A node's circuit breaker (outlier ejection): logic that takes `now`, no I/O.
+//!
+//! A node that cannot be connected to, or whose connection dies under a call, is ejected at
+//! once: nothing good comes of sending it the next call. Other failures (a timeout, the node
+//! answering `UNAVAILABLE`) eject it after [`CONSECUTIVE`] in a row. An ejected node gets no
+//! calls; when its back-off has passed, the breaker asks for one probe (a health check the
+//! client sends, never a caller's request). A probe that is answered closes the breaker; one
+//! that is not ejects the node again for twice as long, up to [`MAX_BACKOFF`].
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Failures in a row (other than connection failures) that eject a node.
+pub(crate) const CONSECUTIVE: u32 = 5;
+
+/// The first ejection's length.
+pub(crate) const BASE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The longest ejection.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a call to a node ended, as far as the node's health goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The node answered (whatever the answer: an application error is not the node failing).
+    Answered,
+    /// The call timed out, or the node answered `UNAVAILABLE`.
+    Failed,
+    /// The node could not be connected to, or the connection died.
+    Unreachable,
+}
+
+/// Where the breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Calls go through.
+    Closed,
+    /// Ejected until `until`.
+    Open { until: Instant },
+    /// A probe is out.
+    Probing,
+}
+
+/// One node's breaker.
+#[derive(Debug, Clone)]
+pub(crate) struct Breaker {
+    state: State,
+    consecutive: u32,
+    /// Ejections since the node was last healthy, for the back-off.
+    ejections: u32,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            state: State::Closed,
+            consecutive: 0,
+            ejections: 0,
+        }
+    }
+}
+
+impl Breaker {
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether a caller's request may go to the node.
+    pub(crate) fn allows(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Records how a call ended. Returns whether this ejected the node.
+    pub(crate) fn record(&mut self, now: Instant, outcome: Outcome) -> bool {
+        if self.state != State::Closed {
+            // A call that started before the ejection: the ejection already counted it.
+            return false;
+        }
+        match outcome {
+            Outcome::Answered => {
+                self.consecutive = 0;
+                self.ejections = 0;
+                false
+            }
+            Outcome::Failed => {
+                self.consecutive += 1;
+                if self.consecutive >= CONSECUTIVE {
+                    self.eject(now);
+                    return true;
+                }
+                false
+            }
+            Outcome::Unreachable => {
+                self.eject(now);
+                true
+            }
+        }
+    }
+
+    /// Whether a probe should be sent now; if so, the breaker waits for its result.
+    pub(crate) fn probe_due(&mut self, now: Instant) -> bool {
+        match self.state {
+            State::Open { until } if now >= until => {
+                self.state = State::Probing;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The result of the probe `probe_due` asked for.
+    pub(crate) fn probed(&mut self, now: Instant, answered: bool) {
+        if self.state != State::Probing {
+            return;
+        }
+        if answered {
+            self.state = State::Closed;
+            self.consecutive = 0;
+        } else {
+            self.eject(now);
+        }
+    }
+
+    fn eject(&mut self, now: Instant) {
+        let doublings = self.ejections.min(16);
+        self.ejections = self.ejections.saturating_add(1);
+        let backoff = BASE_BACKOFF
+            .saturating_mul(1 << doublings)
+            .min(MAX_BACKOFF);
+        self.state = State::Open {
+            until: now + backoff,
+        };
+        self.consecutive = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_ejects_at_once_and_a_probe_brings_it_back() {
+        let mut b = Breaker::default();
+        assert!(b.allows());
+        assert!(b.record(Instant::now(), Outcome::Unreachable));
+        assert!(!b.allows());
+        assert!(!b.probe_due(Instant::now()), "not before the back-off");
+        tokio::time::advance(BASE_BACKOFF).await;
+        assert!(b.probe_due(Instant::now()));
+        assert!(!b.probe_due(Instant::now()), "one probe at a time");
+        assert!(!b.allows(), "no caller while probing");
+        b.probed(Instant::now(), true);
+        assert!(b.allows());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_eject_only_in_a_row() {
+        let mut b = Breaker::default();
+        for _ in 0..CONSECUTIVE - 1 {
+            assert!(!b.record(Instant::now(), Outcome::Failed));
+        }
+        b.record(Instant::now(), Outcome::Answered);
+        for _ in 0..CONSECUTIVE - 1 {
+            assert!(!b.record(Instant::now(), Outcome::Failed));
+        }
+        assert!(b.allows());
+        assert!(b.record(Instant::now(), Outcome::Failed));
+        assert!(!b.allows());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_probes_double_the_back_off_up_to_the_cap() {
+        let mut b = Breaker::default();
+        b.record(Instant::now(), Outcome::Unreachable);
+        let mut expected = BASE_BACKOFF;
+        for _ in 0..10 {
+            let State::Open { until } = b.state() else {
+                panic!("ejected: {:?}", b.state())
+            };
+            assert_eq!(until - Instant::now(), expected);
+            tokio::time::advance(expected).await;
+            assert!(b.probe_due(Instant::now()));
+            b.probed(Instant::now(), false);
+            expected = (expected * 2).min(MAX_BACKOFF);
+        }
+        assert_eq!(expected, MAX_BACKOFF);
+        // Healthy again, and healthy for a call: the next ejection is short again.
+        tokio::time::advance(MAX_BACKOFF).await;
+        assert!(b.probe_due(Instant::now()));
+        b.probed(Instant::now(), true);
+        b.record(Instant::now(), Outcome::Answered);
+        b.record(Instant::now(), Outcome::Unreachable);
+        assert_eq!(
+            b.state(),
+            State::Open {
+                until: Instant::now() + BASE_BACKOFF
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_began_before_the_ejection_changes_nothing() {
+        let mut b = Breaker::default();
+        b.record(Instant::now(), Outcome::Unreachable);
+        let before = b.state();
+        assert!(!b.record(Instant::now(), Outcome::Unreachable));
+        b.record(Instant::now(), Outcome::Answered);
+        assert_eq!(b.state(), before);
+    }
+}
