@@ -239,13 +239,18 @@ impl Proc {
 
     /// Sends a signal (`-9`, `-TERM`) and waits for the process to exit.
     pub fn signal(&mut self, signal: &str) {
+        self.send(signal);
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`) and does not wait for anything.
+    pub fn send(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(signal)
             .arg(self.pid().to_string())
             .status()
             .expect("kill");
         assert!(status.success(), "kill {signal} failed");
-        let _ = self.child.wait();
     }
 }
 

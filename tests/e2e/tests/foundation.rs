@@ -11,7 +11,9 @@ const SHORT_TTL: [(&str, &str); 2] = [
 
 #[test]
 fn two_nodes_discovery_round_robin_failover_and_clean_exit() {
-    let sb = Sandbox::with_server();
+    let mut sb = Sandbox::new();
+    sb.start_server_with(&["--selector", "roundrobin"]);
+    sb.login("admin", "micro");
     let mut a = sb.helloworld(&SHORT_TTL);
     let mut b = sb.helloworld(&SHORT_TTL);
 

@@ -165,6 +165,8 @@ pub(crate) async fn http_caller(
 #[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) caller: Caller,
+    /// The caller's `Timeout` header: the call's deadline, passed on hop by hop.
+    pub(crate) timeout: Option<std::time::Duration>,
     pub(crate) service: String,
     pub(crate) endpoint: String,
     pub(crate) resolved: Resolved,
@@ -179,7 +181,7 @@ impl Target {
             json,
             address: None,
             metadata: Vec::new(),
-            timeout: None,
+            timeout: self.timeout,
             token: self.caller.token.as_deref(),
             peer: self.caller.peer,
         }
@@ -230,7 +232,8 @@ async fn dispatch(
             parts.uri.path(),
         )
         .await;
-    let (target, bindings, body_rule) = match matched {
+    let timeout = request::timeout(&parts.headers)?;
+    let (mut target, bindings, body_rule) = match matched {
         Some(m) => {
             let resolved = match proxy
                 .resolve(&namespace, &m.rule.service, &m.rule.endpoint)
@@ -247,6 +250,7 @@ async fn dispatch(
             };
             let target = Target {
                 caller,
+                timeout: None,
                 service: m.rule.service,
                 endpoint: m.rule.endpoint,
                 resolved,
@@ -259,6 +263,7 @@ async fn dispatch(
             None,
         ),
     };
+    target.timeout = timeout;
     proxy
         .authorize(&target.caller, &target.service, &target.endpoint)
         .await?;
@@ -356,6 +361,7 @@ async fn resolve(proxy: &ProxyService, path: &str, caller: Caller) -> Result<Tar
     };
     Ok(Target {
         caller,
+        timeout: None,
         service: route.service,
         endpoint,
         resolved,

@@ -6,6 +6,8 @@
 //! field collects every occurrence; for any other field the last occurrence wins. Nothing here
 //! can panic on client input: every mistake is an [`Error`] with status 400.
 
+use std::time::Duration;
+
 use micro_core::{Error, limits};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
@@ -218,9 +220,59 @@ pub(crate) fn typed(kind: &Kind, raw: &str) -> Value {
     }
 }
 
+/// The longest `Timeout` a caller may ask for.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The caller's `Timeout` header (`200ms`, `5s`, `1m`): the call's deadline, which the
+/// services it reaches pass on. Absent: the proxy's default.
+pub(crate) fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Error> {
+    let Some(value) = headers.get("timeout") else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::bad_request(
+            ID,
+            "the Timeout header must be a duration between 1ms and 1h, such as 200ms or 5s",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.len() > 32 {
+        return Err(bad());
+    }
+    let timeout = humantime::parse_duration(text.trim()).map_err(|_| bad())?;
+    if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
+        return Err(bad());
+    }
+    Ok(Some(timeout))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_durations_within_bounds() {
+        let header = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("timeout", v.parse().unwrap());
+            timeout(&h)
+        };
+        assert_eq!(timeout(&http::HeaderMap::new()).unwrap(), None);
+        assert_eq!(header("200ms").unwrap(), Some(Duration::from_millis(200)));
+        assert_eq!(header("5s").unwrap(), Some(Duration::from_secs(5)));
+        for bad in [
+            "",
+            "soon",
+            "0s",
+            "2h",
+            "-1s",
+            "999999999999999999999s",
+            &"1".repeat(40),
+        ] {
+            let e = header(bad).unwrap_err();
+            assert_eq!(e.code, 400, "{bad:?}");
+        }
+    }
     use proptest::prelude::*;
     use serde_json::json;
 

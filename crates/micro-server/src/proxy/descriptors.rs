@@ -53,7 +53,21 @@ impl DescriptorCache {
             return Ok(pool.clone());
         }
         let mut last = Error::unavailable(ID, format!("service {:?} has no nodes", version.name));
-        for node in &version.nodes {
+        // Not from a node the client has ejected: it would only make the caller wait.
+        let addresses: Vec<&str> = version.nodes.iter().map(|n| n.address.as_str()).collect();
+        let usable = client.usable(&addresses);
+        if !version.nodes.is_empty() && !usable.contains(&true) {
+            return Err(Error::unavailable(
+                ID,
+                format!(
+                    "every node of service {:?} is failing ({} ejected; each is probed and comes \
+                     back when it answers)",
+                    version.name,
+                    addresses.len()
+                ),
+            ));
+        }
+        for (node, _) in version.nodes.iter().zip(usable).filter(|(_, ok)| *ok) {
             match fetch(client, &node.address, grpc_service).await {
                 Ok(pool) => {
                     self.lock()

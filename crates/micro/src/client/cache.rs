@@ -4,6 +4,8 @@
 //! changes, so the next call looks it up again. If the watch breaks (the server restarted,
 //! say), every entry is dropped and the watch is re-established with back-off. Entries also
 //! age out after [`MAX_AGE`], so a watch that silently misses a change costs at most that long.
+//! The watch ends when the cache is dropped (an open watch stream would otherwise keep a
+//! server's graceful shutdown waiting).
 
 use std::{
     collections::HashMap,
@@ -35,15 +37,21 @@ pub(crate) struct Cache {
     namespace: String,
     entries: RwLock<HashMap<String, Entry>>,
     watching: OnceCell<()>,
+    /// Dropped with the cache, which ends the watch.
+    _alive: tokio::sync::watch::Sender<()>,
+    alive: tokio::sync::watch::Receiver<()>,
 }
 
 impl Cache {
     pub(crate) fn new(registry: Arc<dyn Registry>, namespace: String) -> Arc<Self> {
+        let (alive_tx, alive) = tokio::sync::watch::channel(());
         Arc::new(Self {
             registry,
             namespace,
             entries: RwLock::new(HashMap::new()),
             watching: OnceCell::new(),
+            _alive: alive_tx,
+            alive,
         })
     }
 
@@ -59,7 +67,14 @@ impl Cache {
     pub(crate) async fn get(self: &Arc<Self>, name: &str) -> Result<Entry, Error> {
         self.watching
             .get_or_init(|| async {
-                tokio::spawn(watch(Arc::downgrade(self)));
+                let mut alive = self.alive.clone();
+                let watching = watch(Arc::downgrade(self));
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = watching => {}
+                        _ = alive.changed() => {}
+                    }
+                });
             })
             .await;
         if let Some(entry) = self.read().get(name)

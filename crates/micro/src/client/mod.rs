@@ -228,7 +228,8 @@ impl Client {
         }
     }
 
-    /// A gRPC channel to one node, bypassing discovery, selection and ejection.
+    /// A gRPC channel to one node, bypassing discovery and selection; the node is called even
+    /// if ejected (what the call teaches counts towards its health all the same).
     pub fn node(&self, address: &str) -> ServiceChannel {
         ServiceChannel {
             client: self.clone(),
@@ -253,6 +254,17 @@ impl Client {
             refused: c.refused.load(Ordering::Relaxed),
             nodes: self.inner.nodes.snapshot(),
         }
+    }
+
+    /// Which of `addresses` calls may go to now: not those whose breaker has ejected them (for
+    /// callers that pick a node themselves, such as the proxy fetching descriptors). Starts the
+    /// probes that are due, as a call would.
+    pub fn usable(&self, addresses: &[&str]) -> Vec<bool> {
+        let view = self.inner.nodes.view(Instant::now(), addresses);
+        for address in view.probes {
+            self.probe(address);
+        }
+        view.nodes.into_iter().map(|(allowed, _)| allowed).collect()
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Error> {
@@ -390,7 +402,7 @@ impl Client {
                 crate::auth::authorize(attempt.headers_mut());
             }
             *attempt.extensions_mut() = parts.extensions.clone();
-            let watch = Attempt::begin(&self, &address, deadline, &target);
+            let watch = Attempt::begin(&self, &address, deadline);
             match channel.oneshot(attempt).await {
                 Ok(response) => {
                     let unavailable = response
@@ -404,6 +416,11 @@ impl Client {
                     });
                     return Ok(response);
                 }
+                Err(err) if timed_out(&err) => {
+                    // The channel's own reading of the `grpc-timeout` we sent.
+                    watch.end(Outcome::Failed);
+                    return Err(to_status(&Error::timeout(ID, "Request timed out")));
+                }
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
                     watch.end(Outcome::Unreachable);
@@ -416,7 +433,10 @@ impl Client {
                     self.disconnect(&address);
                     return Err(to_status(&Error::unavailable(
                         ID,
-                        format!("the connection to {address} failed during the call: {err}"),
+                        format!(
+                            "the connection to {address} was lost before it answered ({err}); \
+                             the call may or may not have run: retry only if it is safe to repeat"
+                        ),
                     )));
                 }
             }
@@ -430,6 +450,18 @@ impl Client {
             format!("could not reach {what} ({last})"),
         )))
     }
+}
+
+/// Whether `err` is the channel giving up at the call's `grpc-timeout`.
+fn timed_out(err: &tonic::transport::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The back-off before retry number `tried`: full jitter over an exponential ceiling.
@@ -446,13 +478,11 @@ struct Attempt<'a> {
     address: &'a str,
     started: Instant,
     deadline: Instant,
-    /// Whether the outcome counts against the node's breaker (not for calls to a named node).
-    judged: bool,
     ended: bool,
 }
 
 impl<'a> Attempt<'a> {
-    fn begin(client: &'a Client, address: &'a str, deadline: Instant, target: &Target) -> Self {
+    fn begin(client: &'a Client, address: &'a str, deadline: Instant) -> Self {
         let started = Instant::now();
         client.inner.nodes.begin(started, address);
         Self {
@@ -460,7 +490,6 @@ impl<'a> Attempt<'a> {
             address,
             started,
             deadline,
-            judged: matches!(target, Target::Service(_)),
             ended: false,
         }
     }
@@ -473,7 +502,6 @@ impl<'a> Attempt<'a> {
     }
 
     fn finish(&self, now: Instant, outcome: Option<Outcome>, rtt: Option<Duration>) {
-        let outcome = outcome.filter(|_| self.judged);
         if self.client.inner.nodes.end(now, self.address, outcome, rtt) {
             tracing::info!(address = self.address, ?outcome, "node ejected");
             self.client

@@ -89,7 +89,11 @@ mod tests {
     fn every_strategy_tries_each_allowed_node_once_and_no_ejected_one() {
         let counter = AtomicUsize::new(0);
         let nodes = [HEALTHY, (false, 0.1), HEALTHY, (true, 5.0)];
-        for strategy in [Strategy::LeastLoaded, Strategy::RoundRobin, Strategy::Random] {
+        for strategy in [
+            Strategy::LeastLoaded,
+            Strategy::RoundRobin,
+            Strategy::Random,
+        ] {
             for _ in 0..50 {
                 let mut all = order(strategy, &nodes, &counter);
                 all.sort_unstable();

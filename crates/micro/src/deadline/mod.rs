@@ -100,7 +100,10 @@ mod tests {
             Duration::from_secs(1_000_000),
         ] {
             let back = parse_grpc_timeout(&format_grpc_timeout(d)).unwrap();
-            assert!(back >= d.min(Duration::from_secs(1_000_000)), "{d:?} -> {back:?}");
+            assert!(
+                back >= d.min(Duration::from_secs(1_000_000)),
+                "{d:?} -> {back:?}"
+            );
             assert!(back - d < Duration::from_secs(1), "{d:?} -> {back:?}");
         }
         assert!(parse_grpc_timeout(&format_grpc_timeout(Duration::MAX)).is_some());

@@ -125,9 +125,7 @@ impl Breaker {
     fn eject(&mut self, now: Instant) {
         let doublings = self.ejections.min(16);
         self.ejections = self.ejections.saturating_add(1);
-        let backoff = BASE_BACKOFF
-            .saturating_mul(1 << doublings)
-            .min(MAX_BACKOFF);
+        let backoff = BASE_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
         self.state = State::Open {
             until: now + backoff,
         };

@@ -5,11 +5,7 @@
 pub(crate) mod breaker;
 pub(crate) mod ewma;
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use tokio::time::Instant;
 
@@ -209,7 +205,12 @@ mod tests {
         nodes.begin(now, "a:1");
         let view = nodes.view(now, &["a:1", "b:1"]);
         assert!(view.nodes[0].1 > view.nodes[1].1);
-        nodes.end(now, "a:1", Some(Outcome::Answered), Some(Duration::from_millis(1)));
+        nodes.end(
+            now,
+            "a:1",
+            Some(Outcome::Answered),
+            Some(Duration::from_millis(1)),
+        );
         nodes.end(now, "a:1", None, None);
         assert_eq!(nodes.snapshot()[0].pending, 0);
     }

@@ -1,0 +1,376 @@
+//! Faults injected into real processes and real sockets on loopback, and what callers see: a
+//! frozen node, a slow node, every node down, and a deadline that must reach two services deep.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use micro_e2e::{
+    Sandbox, call_only,
+    helloworld::{self, DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server},
+    http,
+    in_process::platform,
+};
+
+/// The p99 of `latencies`.
+fn p99(latencies: &mut [Duration]) -> Duration {
+    latencies.sort_unstable();
+    latencies[(latencies.len() * 99).div_ceil(100) - 1]
+}
+
+/// Successes and latencies of `n` calls made one after another by `call`.
+fn calls(n: usize, mut call: impl FnMut(usize) -> bool) -> (usize, Vec<Duration>) {
+    let mut ok = 0;
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        ok += usize::from(call(i));
+        latencies.push(started.elapsed());
+    }
+    (ok, latencies)
+}
+
+/// One of two helloworld nodes frozen with SIGSTOP (what a hung process or a dead VM looks
+/// like: its socket accepts, nothing answers). Callers through the CLI proxy and the gateway, at
+/// the same time, lose at most the calls that were on the node when it froze, and after the
+/// first few calls the frozen node costs nobody any time.
+#[test]
+fn a_frozen_node_costs_at_most_a_call_per_door() {
+    let sb = Sandbox::with_server();
+    let a = sb.helloworld(&[]);
+    let b = sb.helloworld(&[]);
+    for i in 0..4 {
+        let out = sb.micro(&[
+            "call",
+            "helloworld",
+            "Helloworld.Call",
+            &format!(r#"{{"name":"warm{i}"}}"#),
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    b.proc.send("-STOP");
+
+    const N: usize = 200;
+    let api = sb.api.clone().expect("gateway");
+    let gateway = std::thread::spawn(move || {
+        calls(N, |i| {
+            let rsp = http(
+                &api,
+                "POST",
+                "/helloworld/call",
+                &[("Content-Type", "application/json")],
+                &format!(r#"{{"name":"g{i}"}}"#),
+            );
+            rsp.status == 200 && rsp.body.contains(&format!("Hello g{i}"))
+        })
+    });
+    let proxy = calls(N, |i| {
+        let out = sb.micro(&[
+            "call",
+            "helloworld",
+            "Helloworld.Call",
+            &format!(r#"{{"name":"p{i}"}}"#),
+            "--output",
+            "raw",
+        ]);
+        out.code == 0 && out.stdout.contains(&format!("Hello p{i}"))
+    });
+    let gateway = gateway.join().expect("gateway calls");
+    b.proc.send("-CONT");
+
+    for (door, (ok, mut latencies)) in [("proxy", proxy), ("gateway", gateway)] {
+        assert!(ok * 100 >= N * 99, "{door}: {ok} of {N} calls succeeded");
+        let tail = p99(&mut latencies[5..]);
+        assert!(
+            tail <= Duration::from_millis(500),
+            "{door}: p99 after the first five calls is {tail:?}"
+        );
+    }
+    assert!(a.proc.count("Helloworld.Call") > N, "the live node served");
+}
+
+/// An in-process `hello` node whose `Call` takes `delay` and counts its calls.
+async fn hello_node(
+    server: &str,
+    delay: Duration,
+    count: Arc<AtomicUsize>,
+) -> micro::service::Running {
+    micro::Service::new("hello")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(call_only(
+            move |r: tonic::Request<helloworld::Request>| {
+                let count = count.clone();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    count.fetch_add(1, Ordering::Relaxed);
+                    Ok(tonic::Response::new(helloworld::Response {
+                        msg: format!("Hello {}", r.into_inner().name),
+                    }))
+                }
+            },
+        )))
+        .server(server)
+        .start()
+        .await
+        .expect("a hello node")
+}
+
+/// One of three nodes 50 ms slower than the others gets little of the traffic the default
+/// balancer sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_node_gets_little_traffic() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let counts: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
+    let mut nodes = Vec::new();
+    for (i, count) in counts.iter().enumerate() {
+        let delay = Duration::from_millis(if i == 0 { 51 } else { 1 });
+        nodes.push(hello_node(&server, delay, count.clone()).await);
+    }
+    let api = platform.api_address().expect("gateway").to_string();
+    const N: usize = 200;
+    let (ok, _) = tokio::task::spawn_blocking(move || {
+        calls(N, |i| {
+            let rsp = http(
+                &api,
+                "POST",
+                "/hello/call",
+                &[("Content-Type", "application/json")],
+                &format!(r#"{{"name":"{i}"}}"#),
+            );
+            rsp.status == 200
+        })
+    })
+    .await
+    .expect("calls");
+    assert_eq!(ok, N);
+    let served: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    assert_eq!(served.iter().sum::<usize>(), N, "{served:?}");
+    assert!(
+        served[0] * 100 <= N * 15,
+        "the slow node got {} of {N} calls: {served:?}",
+        served[0]
+    );
+    for node in nodes {
+        let _ = node.stop().await;
+    }
+    platform.stop().await;
+}
+
+/// Every node of a service down — two refuse connections, one accepts them and never answers —
+/// and 300 calls from 10 callers: each is a clear `UNAVAILABLE`, after the first few at once
+/// rather than after a timeout, and the retries stay within the retry budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_down_fails_fast_within_the_retry_budget() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    // A node that accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_address = silent.local_addr().expect("address").to_string();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let refused: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", micro_e2e::engines::free_port()))
+        .collect();
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    // A real node's record (endpoints, schemas) under another name, at the dead addresses.
+    let model = hello_node(&server, Duration::ZERO, Arc::default()).await;
+    let mut record = model.record().clone();
+    record.name = "down".into();
+    let template = record.nodes[0].clone();
+    record.nodes = refused
+        .iter()
+        .chain([&silent_address])
+        .enumerate()
+        .map(|(i, address)| micro_core::Node {
+            id: format!("down-{i}"),
+            address: address.clone(),
+            ..template.clone()
+        })
+        .collect();
+    micro::Registry::register(registry.as_ref(), "micro", &record, Duration::from_secs(60))
+        .await
+        .expect("register");
+
+    let client = micro::Client::builder(registry).build();
+    const CALLERS: usize = 10;
+    const EACH: usize = 30;
+    let mut tasks = Vec::new();
+    for c in 0..CALLERS {
+        let channel = client.service("down");
+        tasks.push(tokio::spawn(async move {
+            let mut hello = HelloworldClient::new(channel);
+            let mut seen = Vec::new();
+            for i in 0..EACH {
+                let started = Instant::now();
+                let err = hello
+                    .call(helloworld::Request {
+                        name: format!("{c}-{i}"),
+                    })
+                    .await
+                    .expect_err("no node can answer");
+                seen.push((err.code(), started.elapsed()));
+            }
+            seen
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.extend(task.await.expect("caller"));
+    }
+    let calls = (CALLERS * EACH) as u64;
+    assert!(
+        seen.iter()
+            .all(|(code, _)| *code == tonic::Code::Unavailable),
+        "{:?}",
+        seen.iter().map(|s| s.0).collect::<Vec<_>>()
+    );
+    let slow = seen
+        .iter()
+        .filter(|(_, took)| *took > Duration::from_millis(100))
+        .count();
+    assert!(slow <= CALLERS, "{slow} calls waited: {seen:?}");
+    let stats = client.stats();
+    assert_eq!(stats.calls, calls);
+    // tower's TpsBudget: ten retries a second for its ten-second window, plus a fifth of calls.
+    assert!(
+        stats.retries <= 100 + calls / 5,
+        "{} retries for {calls} calls",
+        stats.retries
+    );
+    assert!(stats.refused >= calls - CALLERS as u64 * 3, "{stats:?}");
+    assert!(
+        stats.nodes.iter().all(|n| n.breaker != "closed"),
+        "{stats:?}"
+    );
+
+    // The gateway says the same, at once.
+    let api = platform.api_address().expect("gateway").to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                let rsp = http(&api, "POST", "/down/Helloworld/Call", &[], "{}");
+                (rsp.status, started.elapsed(), rsp.body)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("gateway calls");
+    assert!(
+        answers.iter().all(|(status, _, _)| *status == 503),
+        "{answers:?}"
+    );
+    assert!(
+        answers[1..]
+            .iter()
+            .all(|(_, took, _)| *took < Duration::from_millis(100)),
+        "{answers:?}"
+    );
+    held.abort();
+    drop(client);
+    let _ = model.stop().await;
+    platform.stop().await;
+}
+
+/// A 200 ms `Timeout` given at the gateway reaches a handler two services deep (the gateway
+/// calls `front`, which calls `back`): `back` sees at most 200 ms left, and is cancelled when
+/// the time is up instead of running on for the five seconds it would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_set_at_the_gateway_cancels_a_call_two_services_deep() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let left = Arc::new(std::sync::Mutex::new(None::<Duration>));
+    let cancelled = Arc::new(AtomicBool::new(false));
+
+    /// Sets its flag when dropped before it is disarmed.
+    struct Tripwire(Arc<AtomicBool>, bool);
+    impl Drop for Tripwire {
+        fn drop(&mut self) {
+            if !self.1 {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    let back = micro::Service::new("back")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(call_only({
+            let left = left.clone();
+            let cancelled = cancelled.clone();
+            move |_| {
+                let left = left.clone();
+                let cancelled = cancelled.clone();
+                async move {
+                    *left.lock().unwrap() = micro::deadline::remaining();
+                    let mut wire = Tripwire(cancelled, false);
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    wire.1 = true;
+                    Ok(tonic::Response::new(helloworld::Response {
+                        msg: "late".into(),
+                    }))
+                }
+            }
+        })))
+        .server(server.clone())
+        .start()
+        .await
+        .expect("back");
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let client = micro::Client::builder(registry).build();
+    let front = micro::Service::new("front")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(call_only(
+            move |r: tonic::Request<helloworld::Request>| {
+                let channel = client.service("back");
+                async move { HelloworldClient::new(channel).call(r.into_inner()).await }
+            },
+        )))
+        .server(server)
+        .start()
+        .await
+        .expect("front");
+
+    let api = platform.api_address().expect("gateway").to_string();
+    let started = Instant::now();
+    let rsp = tokio::task::spawn_blocking(move || {
+        http(
+            &api,
+            "POST",
+            "/front/call",
+            &[("Content-Type", "application/json"), ("Timeout", "200ms")],
+            r#"{"name":"x"}"#,
+        )
+    })
+    .await
+    .expect("gateway call");
+    let took = started.elapsed();
+    assert!(
+        matches!(rsp.status, 408 | 504),
+        "a deadline answer: {rsp:?}"
+    );
+    assert!(took < Duration::from_secs(1), "answered after {took:?}");
+    let seen = left.lock().unwrap().expect("back saw a deadline");
+    assert!(seen <= Duration::from_millis(200), "back had {seen:?} left");
+    let waited = Instant::now();
+    while !cancelled.load(Ordering::SeqCst) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(2),
+            "back's handler ran on past the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = front.stop().await;
+    let _ = back.stop().await;
+    platform.stop().await;
+}
