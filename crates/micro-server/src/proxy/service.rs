@@ -11,6 +11,7 @@ use std::{
     str::FromStr,
     sync::{Arc, Mutex},
     time::Duration,
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -36,7 +37,10 @@ use tonic::{
 };
 
 use super::DescriptorCache;
-use crate::auth::{Authority, Caller};
+use crate::{
+    auth::{Authority, Caller},
+    metrics::{ClientSource, Metrics},
+};
 
 const ID: &str = "micro.proxy";
 
@@ -74,6 +78,30 @@ struct Inner {
     clients: Mutex<HashMap<String, Client>>,
     descriptors: DescriptorCache,
     authority: Option<Authority>,
+    metrics: Metrics,
+}
+
+/// The figures of a proxy's clients, for its metrics (a weak reference: the metrics live in
+/// the proxy they read).
+struct ProxyClients(std::sync::Weak<Inner>);
+
+impl ClientSource for ProxyClients {
+    fn client_stats(&self) -> Vec<(String, micro::client::ClientStats)> {
+        let Some(inner) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let clients: Vec<(String, Client)> = inner
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(ns, c)| (ns.clone(), c.clone()))
+            .collect();
+        clients
+            .into_iter()
+            .map(|(ns, client)| (ns, client.stats()))
+            .collect()
+    }
 }
 
 impl ProxyService {
@@ -97,14 +125,20 @@ impl ProxyService {
         authority: Option<Authority>,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 registry,
                 strategy,
                 clients: Mutex::new(HashMap::new()),
                 descriptors: DescriptorCache::default(),
                 authority,
+                metrics: Metrics::new(ProxyClients(weak.clone())),
             }),
         }
+    }
+
+    /// The platform's metrics, which this proxy's calls are recorded in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The auth it checks calls with, if any.
@@ -313,9 +347,17 @@ impl ProxyService {
         message: Bytes,
     ) -> Result<Bytes, Error> {
         let (mut grpc, request) = self.prepare(call, message).await?;
-        Ok(grpc
-            .unary(request, resolved.path.clone(), BytesCodec)
-            .await
+        let started = Instant::now();
+        let answer = grpc.unary(request, resolved.path.clone(), BytesCodec).await;
+        self.inner.metrics.call(
+            call.service,
+            call.endpoint,
+            answer
+                .as_ref()
+                .map_or_else(|s| s.code(), |_| tonic::Code::Ok),
+            started.elapsed(),
+        );
+        Ok(answer
             .map_err(|s| from_status(call.service, &s))?
             .into_inner())
     }
@@ -335,11 +377,20 @@ impl ProxyService {
         let (mut grpc, request) = self.prepare(call, requests).await?;
         let service = call.service.to_owned();
         let output = resolved.method.output();
-        let responses = grpc
+        // A stream counts once, when it opens (its length is the caller's business).
+        let started = Instant::now();
+        let opened = grpc
             .streaming(request, resolved.path.clone(), BytesCodec)
-            .await
-            .map_err(|s| from_status(&service, &s))?
-            .into_inner();
+            .await;
+        self.inner.metrics.call(
+            call.service,
+            call.endpoint,
+            opened
+                .as_ref()
+                .map_or_else(|s| s.code(), |_| tonic::Code::Ok),
+            started.elapsed(),
+        );
+        let responses = opened.map_err(|s| from_status(&service, &s))?.into_inner();
         Ok(Box::pin(responses.map(move |item| match item {
             Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
             Err(status) => Err(from_status(&service, &status)),

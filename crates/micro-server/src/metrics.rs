@@ -1,0 +1,303 @@
+//! The platform's Prometheus metrics, served at `/metrics` on the web address in the text
+//! exposition format.
+//!
+//! - `rpc_client_call_duration_seconds` (histogram): every call the platform makes to a service
+//!   for a caller — `micro call` through the proxy, the gateway — by `rpc_service` (the
+//!   registered service), `rpc_method` (`Helloworld.Call`) and `rpc_grpc_status_code`, named
+//!   after OpenTelemetry's RPC conventions. Its `_count` by status code gives requests and
+//!   errors, its buckets the latency: the RED metrics.
+//! - `http_server_request_duration_seconds` (histogram): every HTTP request the gateway answers,
+//!   by `http_request_method` and `http_response_status_code` (OpenTelemetry's HTTP names; a
+//!   method other than the standard ones counts as `_OTHER`).
+//! - `micro_client_*`: what each namespace's client knows — retries, retries the budget
+//!   refused, ejections, calls refused at once because every node was ejected, and per node its
+//!   breaker state, calls in flight and latency estimate.
+//!
+//! Labels only take values that exist on the platform (a resolved service and endpoint, a
+//! known method, a status code), never raw caller input, so no caller can grow the series
+//! without bound.
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        counter::ConstCounter,
+        family::Family,
+        gauge::ConstGauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// Labels of a call to a service.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    rpc_system: &'static str,
+    rpc_service: String,
+    rpc_method: String,
+    rpc_grpc_status_code: i32,
+}
+
+/// Labels of an HTTP request to the gateway.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    http_request_method: &'static str,
+    http_response_status_code: u16,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Latency buckets: 0.5 ms to about 16 s, doubling.
+fn histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// The platform's metrics (cheap to clone; every clone records into the same series).
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    calls: Histograms<CallLabels>,
+    http: Histograms<HttpLabels>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Where the client figures come from at each scrape.
+pub trait ClientSource: Send + Sync + 'static {
+    /// Each namespace's client stats.
+    fn client_stats(&self) -> Vec<(String, micro::client::ClientStats)>;
+}
+
+impl Metrics {
+    /// Metrics whose client figures come from `clients`.
+    pub fn new(clients: impl ClientSource) -> Self {
+        let mut registry = Registry::default();
+        let calls: Histograms<CallLabels> = Family::new_with_constructor(histogram);
+        let http: Histograms<HttpLabels> = Family::new_with_constructor(histogram);
+        registry.register(
+            "rpc_client_call_duration_seconds",
+            "Calls the platform made to services for its callers (proxy and gateway)",
+            calls.clone(),
+        );
+        registry.register(
+            "http_server_request_duration_seconds",
+            "HTTP requests the gateway answered",
+            http.clone(),
+        );
+        registry.register_collector(Box::new(Clients(Box::new(clients))));
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                calls,
+                http,
+            }),
+        }
+    }
+
+    /// A call to `endpoint` of `service` that ended with gRPC status `code` after `took`.
+    pub fn call(&self, service: &str, endpoint: &str, code: tonic::Code, took: Duration) {
+        self.inner
+            .calls
+            .get_or_create(&CallLabels {
+                rpc_system: "grpc",
+                rpc_service: service.to_owned(),
+                rpc_method: endpoint.to_owned(),
+                rpc_grpc_status_code: code as i32,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// An HTTP request answered with `status` after `took`.
+    pub fn http(&self, method: &http::Method, status: u16, took: Duration) {
+        self.inner
+            .http
+            .get_or_create(&HttpLabels {
+                http_request_method: known_method(method),
+                http_response_status_code: status,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// `method` if it is one of HTTP's, else `_OTHER` (a caller's made-up method is not a label).
+fn known_method(method: &http::Method) -> &'static str {
+    use http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::PATCH => "PATCH",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+/// The client figures, read at each scrape.
+struct Clients(Box<dyn ClientSource>);
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clients")
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabels {
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    namespace: String,
+    address: String,
+}
+
+impl Collector for Clients {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.client_stats();
+        let counters: [(&str, &str, fn(&micro::client::ClientStats) -> u64); 4] = [
+            (
+                "micro_client_retries",
+                "Calls tried again on another node after a node could not be reached",
+                |s| s.retries,
+            ),
+            (
+                "micro_client_retries_refused",
+                "Retries the retry budget refused",
+                |s| s.retries_refused,
+            ),
+            (
+                "micro_client_ejections",
+                "Times a node was ejected by its circuit breaker",
+                |s| s.ejections,
+            ),
+            (
+                "micro_client_refused",
+                "Calls failed at once because every node of the service was ejected",
+                |s| s.refused,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (namespace, s) in &stats {
+                let labels = NamespaceLabels {
+                    namespace: namespace.clone(),
+                };
+                ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let gauges: [(&str, &str, fn(&micro::client::NodeHealth) -> f64); 3] = [
+            (
+                "micro_client_node_ejected",
+                "1 while the node's circuit breaker keeps calls away from it (ejected or probing)",
+                |n| f64::from(u8::from(n.breaker != "closed")),
+            ),
+            (
+                "micro_client_node_in_flight",
+                "Calls in flight to the node",
+                |n| n.pending as f64,
+            ),
+            (
+                "micro_client_node_latency_seconds",
+                "The node's peak-EWMA latency estimate",
+                |n| n.latency.as_secs_f64(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (namespace, s) in &stats {
+                for node in &s.nodes {
+                    let labels = NodeLabels {
+                        namespace: namespace.clone(),
+                        address: node.address.clone(),
+                    };
+                    ConstGauge::new(value(node)).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoClients;
+    impl ClientSource for NoClients {
+        fn client_stats(&self) -> Vec<(String, micro::client::ClientStats)> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn renders_red_metrics_with_bounded_labels() {
+        let metrics = Metrics::new(NoClients);
+        metrics.call(
+            "helloworld",
+            "Helloworld.Call",
+            tonic::Code::Ok,
+            Duration::from_millis(3),
+        );
+        metrics.call(
+            "helloworld",
+            "Helloworld.Call",
+            tonic::Code::NotFound,
+            Duration::from_millis(1),
+        );
+        metrics.http(
+            &http::Method::from_bytes(b"BREW").unwrap(),
+            404,
+            Duration::ZERO,
+        );
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "rpc_client_call_duration_seconds_count{rpc_system=\"grpc\",rpc_service=\"helloworld\",rpc_method=\"Helloworld.Call\",rpc_grpc_status_code=\"0\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("rpc_grpc_status_code=\"5\"} 1"), "{text}");
+        assert!(
+            text.contains("http_request_method=\"_OTHER\",http_response_status_code=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE micro_client_retries counter"),
+            "{text}"
+        );
+    }
+}
