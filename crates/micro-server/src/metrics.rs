@@ -19,6 +19,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use micro::client::{ClientStats, NodeHealth};
+
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
@@ -75,7 +77,7 @@ impl std::fmt::Debug for Metrics {
 /// Where the client figures come from at each scrape.
 pub trait ClientSource: Send + Sync + 'static {
     /// Each namespace's client stats.
-    fn client_stats(&self) -> Vec<(String, micro::client::ClientStats)>;
+    fn client_stats(&self) -> Vec<(String, ClientStats)>;
 }
 
 impl Metrics {
@@ -158,6 +160,11 @@ fn known_method(method: &http::Method) -> &'static str {
 /// The client figures, read at each scrape.
 struct Clients(Box<dyn ClientSource>);
 
+/// A metric's name, help, and how to read it.
+type Described<F> = (&'static str, &'static str, F);
+type ReadCount = fn(&ClientStats) -> u64;
+type ReadNode = fn(&NodeHealth) -> f64;
+
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Clients")
@@ -178,7 +185,7 @@ struct NodeLabels {
 impl Collector for Clients {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.0.client_stats();
-        let counters: [(&str, &str, fn(&micro::client::ClientStats) -> u64); 4] = [
+        let counters: [Described<ReadCount>; 4] = [
             (
                 "micro_client_retries",
                 "Calls tried again on another node after a node could not be reached",
@@ -214,7 +221,7 @@ impl Collector for Clients {
                 ConstCounter::new(value(s)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let gauges: [(&str, &str, fn(&micro::client::NodeHealth) -> f64); 3] = [
+        let gauges: [Described<ReadNode>; 3] = [
             (
                 "micro_client_node_ejected",
                 "1 while the node's circuit breaker keeps calls away from it (ejected or probing)",
@@ -258,7 +265,7 @@ mod tests {
 
     struct NoClients;
     impl ClientSource for NoClients {
-        fn client_stats(&self) -> Vec<(String, micro::client::ClientStats)> {
+        fn client_stats(&self) -> Vec<(String, ClientStats)> {
             Vec::new()
         }
     }
