@@ -53,6 +53,11 @@ pub(crate) enum Command {
         about = "micro stream - call a server-streaming endpoint, printing each response as it arrives"
     )]
     Stream(CallArgs),
+    /// micro bench - load a service endpoint and report throughput, errors and latency
+    #[command(
+        about = "micro bench - load a service endpoint and report throughput, errors and latency"
+    )]
+    Bench(BenchArgs),
     /// micro new - scaffold a service crate that builds with cargo alone
     #[command(about = "micro new - scaffold a service crate that builds with cargo alone")]
     New(NewArgs),
@@ -322,6 +327,49 @@ pub(crate) struct CallArgs {
     /// json (indented) or raw (as received)
     #[arg(long, default_value = "json", value_parser = ["json", "raw"])]
     pub(crate) output: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// The service name, e.g. helloworld
+    pub(crate) service: String,
+    /// The endpoint, Service.Method, e.g. Helloworld.Call
+    pub(crate) endpoint: String,
+    /// The request as JSON, sent every time
+    #[arg(default_value = "{}")]
+    pub(crate) request: String,
+    /// Calls in flight at once
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) concurrency: u32,
+    /// How long to run (default 10s unless --requests is given)
+    #[arg(long, value_parser = bounded_duration)]
+    pub(crate) duration: Option<std::time::Duration>,
+    /// How many calls to make in all
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub(crate) requests: Option<u64>,
+    /// Start calls at this fixed rate (calls/s) instead of as fast as they finish; latency is
+    /// then measured from when each call was due
+    #[arg(long, value_parser = rate)]
+    pub(crate) rate: Option<f64>,
+    /// How long each call may take
+    #[arg(long = "request-timeout", default_value = "5s", value_parser = bounded_duration)]
+    pub(crate) request_timeout: std::time::Duration,
+    /// text or json
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub(crate) output: String,
+}
+
+/// A call rate: a positive number of calls a second, at most a million.
+fn rate(text: &str) -> Result<f64, String> {
+    let r: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of calls a second"))?;
+    if !(r > 0.0 && r <= 1_000_000.0) {
+        return Err(format!(
+            "the rate must be above 0 and at most 1000000, not {text}"
+        ));
+    }
+    Ok(r)
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! One module per command; `run` dispatches.
 
 mod auth;
+mod bench;
 mod broker;
 mod call;
 mod config;
@@ -33,6 +34,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
             what: GetCommand::Service { name },
         } => services::get(&Context::new(&cli)?, name).await,
         Command::Call(args) => call::run(&Context::new(&cli)?, args).await,
+        Command::Bench(args) => bench::run(&Context::new(&cli)?, args).await,
         Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
         Command::New(args) => new::run(args),
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
