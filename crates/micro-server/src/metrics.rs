@@ -1,5 +1,5 @@
-//! The platform's Prometheus metrics, served at `/metrics` on the web address in the text
-//! exposition format.
+//! The platform's Prometheus metrics, served at `/metrics` on the web address in the
+//! OpenMetrics text format.
 //!
 //! - `rpc_client_call_duration_seconds` (histogram): every call the platform makes to a service
 //!   for a caller — `micro call` through the proxy, the gateway — by `rpc_service` (the
@@ -14,7 +14,8 @@
 //!   breaker state, calls in flight and latency estimate.
 //!
 //! Labels only take values that exist on the platform (a resolved service and endpoint, a
-//! known method, a status code), never raw caller input, so no caller can grow the series
+//! known method, a status code, a namespace the proxy keeps a client for — at most
+//! [`crate::proxy::MAX_CLIENTS`]), never raw caller input, so no caller can grow the series
 //! without bound.
 
 use std::{sync::Arc, time::Duration};

@@ -38,15 +38,11 @@ pub fn router(proxy: ProxyService) -> Router {
         .with_state(proxy)
 }
 
-/// The platform's metrics (see [`crate::metrics`]), in Prometheus' text format. With auth on,
-/// a scraper on this machine needs no token; any other caller needs a platform admin's.
-async fn metrics(
-    State(proxy): State<ProxyService>,
-    peer: Option<axum::Extension<crate::listener::Peer>>,
-    headers: HeaderMap,
-) -> Response {
-    let local = peer.is_some_and(|p| p.0.0.ip().is_loopback());
-    if !local && proxy.authority().is_some() {
+/// The platform's metrics (see [`crate::metrics`]), in the OpenMetrics text format. With auth
+/// on, only a platform admin's token reads them: they name every namespace's services and
+/// nodes.
+async fn metrics(State(proxy): State<ProxyService>, headers: HeaderMap) -> Response {
+    if proxy.authority().is_some() {
         let allowed = http_caller(proxy.authority(), &headers, None, None)
             .await
             .and_then(|caller| caller.require_platform_admin("read the platform's metrics"));
@@ -57,7 +53,7 @@ async fn metrics(
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         proxy.metrics().render(),
     )

@@ -339,8 +339,9 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
-/// Prometheus, scraping `targets` (`host:port`, path `/metrics`) every second.
-pub fn prometheus(targets: &[&str]) -> Engine {
+/// Prometheus, scraping `targets` (`host:port`, path `/metrics`) every second, with `bearer`
+/// as its token if given.
+pub fn prometheus(targets: &[&str], bearer: Option<&str>) -> Engine {
     let bin = binary("MICRO_PROMETHEUS_BIN", "prometheus", "Debian's prometheus");
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
@@ -349,7 +350,10 @@ pub fn prometheus(targets: &[&str]) -> Engine {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: micro\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{}]\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: micro\n    metrics_path: /metrics\n{}    static_configs:\n      - targets: [{}]\n",
+            bearer
+                .map(|t| format!("    authorization:\n      credentials: '{t}'\n"))
+                .unwrap_or_default(),
             targets.join(", ")
         ),
     )

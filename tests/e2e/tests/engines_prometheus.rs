@@ -68,8 +68,18 @@ fn prometheus_scrapes_the_platform() {
     );
     assert_eq!(rsp.status, 404, "{rsp:?}");
 
+    // With auth on, /metrics is a platform admin's: nobody else reads it, and Prometheus
+    // scrapes with an admin's token.
     let web = sb.web.clone().expect("web");
-    let prometheus = engines::prometheus(&[&web]);
+    assert_eq!(http(&web, "GET", "/metrics", &[], "").status, 401);
+    let scrape = http(&web, "GET", "/metrics", &[("Authorization", &bearer)], "");
+    assert_eq!(scrape.status, 200);
+    assert!(
+        scrape.body.ends_with("# EOF\n"),
+        "OpenMetrics: {}",
+        scrape.body
+    );
+    let prometheus = engines::prometheus(&[&web], Some(&token));
     let calls = r#"sum(rpc_client_call_duration_seconds_count{job="micro",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"})"#;
     let seen = wait_for(
         Duration::from_secs(30),

@@ -374,3 +374,44 @@ async fn a_deadline_set_at_the_gateway_cancels_a_call_two_services_deep() {
     let _ = back.stop().await;
     platform.stop().await;
 }
+
+/// Callers who allow next to no time cannot get a healthy node ejected for everyone: their
+/// timeouts say nothing of the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_caller_deadlines_never_eject_a_node() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let node = hello_node(&server, Duration::from_millis(50), Arc::default()).await;
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let client = micro::Client::builder(registry).build();
+    for i in 0..20 {
+        let mut hello = HelloworldClient::new(
+            client
+                .service("hello")
+                .with_timeout(Duration::from_millis(1 + i % 3)),
+        );
+        let err = hello
+            .call(helloworld::Request { name: "x".into() })
+            .await
+            .expect_err("no time to answer");
+        assert!(
+            matches!(
+                err.code(),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+            ),
+            "{err:?}"
+        );
+    }
+    let stats = client.stats();
+    assert_eq!(stats.ejections, 0, "{stats:?}");
+    let mut hello = HelloworldClient::new(client.service("hello"));
+    let rsp = hello
+        .call(helloworld::Request { name: "y".into() })
+        .await
+        .expect("the node still serves");
+    assert_eq!(rsp.get_ref().msg, "Hello y");
+    drop(hello);
+    drop(client);
+    let _ = node.stop().await;
+    platform.stop().await;
+}

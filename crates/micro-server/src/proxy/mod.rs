@@ -4,4 +4,4 @@ mod descriptors;
 mod service;
 
 pub use descriptors::DescriptorCache;
-pub use service::{JsonCall, JsonStream, ProxyService, Resolved};
+pub use service::{JsonCall, JsonStream, MAX_CLIENTS, ProxyService, Resolved};

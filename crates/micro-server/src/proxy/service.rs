@@ -44,6 +44,9 @@ use crate::{
 
 const ID: &str = "micro.proxy";
 
+/// The most namespaces the proxy keeps a client for at once.
+pub const MAX_CLIENTS: usize = 256;
+
 /// Metadata the proxy sets itself: a caller may not choose them.
 const RESERVED: &[&str] = &[
     NAMESPACE_HEADER,
@@ -217,9 +220,21 @@ impl ProxyService {
         }
     }
 
-    /// The client for a namespace (one per namespace, each with its own cache).
+    /// The client for a namespace (one per namespace, each with its own cache; at most
+    /// [`MAX_CLIENTS`], so callers naming namespace after namespace — with auth off, any
+    /// name goes — cannot grow the proxy without bound: a client over the limit replaces
+    /// another namespace's, which starts afresh on its next call).
     pub fn client(&self, namespace: &str) -> Client {
         let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_CLIENTS && !clients.contains_key(namespace) {
+            let evicted = clients
+                .keys()
+                .find(|ns| ns.as_str() != DEFAULT_NAMESPACE)
+                .cloned();
+            if let Some(ns) = evicted {
+                clients.remove(&ns);
+            }
+        }
         clients
             .entry(namespace.to_owned())
             .or_insert_with(|| {

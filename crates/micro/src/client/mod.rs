@@ -6,12 +6,14 @@
 //! flight), and bounds the call by the smaller of its timeout and the deadline of the call being
 //! handled (see [`crate::deadline`]), which travels on as `grpc-timeout`.
 //!
-//! Each node has a circuit breaker ([`health`]): a node that cannot be reached, or whose
-//! connection dies under a call (HTTP/2 pings find a frozen node within about two seconds), is
-//! ejected at once; five timeouts or `UNAVAILABLE` answers in a row eject it too. An ejected node
-//! gets no calls until a health-check probe is answered (after 1 s, then 2 s, 4 s … up to 30 s).
-//! When every node of a service is ejected, calls fail at once with `UNAVAILABLE` rather than
-//! wait out their timeouts.
+//! Each node has a circuit breaker ([`health`]): a node that cannot be connected to is ejected
+//! at once; one whose connection breaks under a call (HTTP/2 pings find a frozen node within
+//! about two seconds) gets no calls until a health-check probe says it still answers; five
+//! timeouts in a row eject it too (only timeouts of attempts that had a second or more: a
+//! caller's own short deadline says nothing of the node). What a service answers, errors
+//! included, never counts against its node. An ejected node gets no calls until a probe is
+//! answered (after 1 s, then 2 s, 4 s … up to 30 s). When every node of a service is ejected,
+//! calls fail at once with `UNAVAILABLE` rather than wait out their timeouts.
 //!
 //! A call that never reached a node is tried on the next one, at most three nodes in all, with a
 //! short jittered back-off — and only while the client's retry budget lasts (tower's
@@ -77,9 +79,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(5);
 const BUDGET_TTL: Duration = Duration::from_secs(10);
 const BUDGET_MIN_PER_SEC: u32 = 10;
 const BUDGET_RATIO: f32 = 0.2;
-
-/// `grpc-status` of `UNAVAILABLE`.
-const UNAVAILABLE: &[u8] = b"14";
 
 /// Calls services by name through the registry.
 #[derive(Clone)]
@@ -229,7 +228,7 @@ impl Client {
     }
 
     /// A gRPC channel to one node, bypassing discovery and selection; the node is called even
-    /// if ejected (what the call teaches counts towards its health all the same).
+    /// if ejected (a call to a node in rotation counts towards its health as any other).
     pub fn node(&self, address: &str) -> ServiceChannel {
         ServiceChannel {
             client: self.clone(),
@@ -342,21 +341,44 @@ impl Client {
         Ok(ordered)
     }
 
-    /// Sends the health-check probe the breaker of `address` asked for.
+    /// Sends the health-check probe the breaker of `address` asked for. However the probe
+    /// ends — answered, not, or its task cancelled — the breaker hears of it, so no node is
+    /// left waiting for a probe that will never report.
     fn probe(&self, address: String) {
-        let client = self.clone();
+        /// Reports "not answered" unless disarmed with the result.
+        struct Report {
+            client: Client,
+            address: String,
+            answered: Option<bool>,
+        }
+        impl Report {
+            fn answered(&mut self, answered: bool) {
+                self.answered = Some(answered);
+            }
+        }
+        impl Drop for Report {
+            fn drop(&mut self) {
+                let answered = self.answered.unwrap_or(false);
+                tracing::debug!(address = %self.address, answered, "probed a node");
+                self.client
+                    .inner
+                    .nodes
+                    .probed(Instant::now(), &self.address, answered);
+            }
+        }
+        let mut report = Report {
+            client: self.clone(),
+            address,
+            answered: None,
+        };
         tokio::spawn(async move {
             // A fresh connection: the old one may be the one that hung.
-            client.disconnect(&address);
-            let answered = match client.channel(&address) {
-                Ok(channel) => probe::answers(channel, &address).await,
+            report.client.disconnect(&report.address);
+            let answered = match report.client.channel(&report.address) {
+                Ok(channel) => probe::answers(channel, &report.address).await,
                 Err(_) => false,
             };
-            tracing::debug!(%address, answered, "probed an ejected node");
-            client
-                .inner
-                .nodes
-                .probed(Instant::now(), &address, answered);
+            report.answered(answered);
         });
     }
 
@@ -402,34 +424,38 @@ impl Client {
                 crate::auth::authorize(attempt.headers_mut());
             }
             *attempt.extensions_mut() = parts.extensions.clone();
+            // What is left now, not what was left when the call began.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(v) = crate::deadline::format_grpc_timeout(left).parse() {
+                attempt.headers_mut().insert("grpc-timeout", v);
+            }
             let watch = Attempt::begin(&self, &address, deadline);
             match channel.oneshot(attempt).await {
                 Ok(response) => {
-                    let unavailable = response
+                    // An error answered at once says nothing of how fast the node is: only
+                    // answers that are not errors teach the latency estimate.
+                    let failed = response
                         .headers()
                         .get("grpc-status")
-                        .is_some_and(|s| s.as_bytes() == UNAVAILABLE);
-                    watch.end(if unavailable {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Answered
-                    });
+                        .is_some_and(|s| s.as_bytes() != b"0");
+                    watch.end(Outcome::Answered, !failed);
                     return Ok(response);
                 }
                 Err(err) if timed_out(&err) => {
                     // The channel's own reading of the `grpc-timeout` we sent.
-                    watch.end(Outcome::Failed);
+                    watch.timed_out();
                     return Err(to_status(&Error::timeout(ID, "Request timed out")));
                 }
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
-                    watch.end(Outcome::Unreachable);
+                    watch.end(Outcome::Unreachable, false);
                     self.disconnect(&address);
                     last = format!("{address}: {err}");
                 }
                 Err(err) => {
-                    // It may have run: not repeated.
-                    watch.end(Outcome::Unreachable);
+                    // It may have run: not repeated. The node is probed before it gets
+                    // another call.
+                    watch.end(Outcome::Lost, false);
                     self.disconnect(&address);
                     return Err(to_status(&Error::unavailable(
                         ID,
@@ -471,8 +497,10 @@ fn retry_backoff(tried: usize) -> Duration {
 }
 
 /// One attempt on one node, as the node's health sees it: begun, and ended with an outcome —
-/// or dropped, when the call's deadline passed (the node counts it as a failure) or the caller
-/// went away (it counts for nothing).
+/// or dropped, when the call's deadline passed or the caller went away.
+///
+/// A timeout counts against the node only when the attempt had at least [`TIMEOUT_FLOOR`]: a
+/// caller who allows 1 ms must not be able to eject a healthy node for everyone.
 struct Attempt<'a> {
     client: &'a Client,
     address: &'a str,
@@ -480,6 +508,9 @@ struct Attempt<'a> {
     deadline: Instant,
     ended: bool,
 }
+
+/// The least time an attempt must have had for its timeout to count against the node.
+const TIMEOUT_FLOOR: Duration = Duration::from_secs(1);
 
 impl<'a> Attempt<'a> {
     fn begin(client: &'a Client, address: &'a str, deadline: Instant) -> Self {
@@ -494,21 +525,42 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    fn end(mut self, outcome: Outcome) {
+    /// Ended with `outcome`; `timed` if its round trip says how fast the node is.
+    fn end(mut self, outcome: Outcome, timed: bool) {
         self.ended = true;
         let now = Instant::now();
-        let rtt = (outcome == Outcome::Answered).then(|| now - self.started);
+        let rtt = timed.then(|| now - self.started);
         self.finish(now, Some(outcome), rtt);
+    }
+
+    /// Ended at the call's deadline.
+    fn timed_out(mut self) {
+        self.ended = true;
+        self.finish_timed_out(Instant::now());
+    }
+
+    fn finish_timed_out(&self, now: Instant) {
+        let counts = self.deadline.saturating_duration_since(self.started) >= TIMEOUT_FLOOR;
+        // A timeout teaches the estimate too: the node took at least this long.
+        let rtt = now - self.started;
+        self.finish(now, counts.then_some(Outcome::Failed), Some(rtt));
     }
 
     fn finish(&self, now: Instant, outcome: Option<Outcome>, rtt: Option<Duration>) {
         if self.client.inner.nodes.end(now, self.address, outcome, rtt) {
-            tracing::info!(address = self.address, ?outcome, "node ejected");
+            tracing::info!(
+                address = self.address,
+                ?outcome,
+                "node taken out of rotation"
+            );
             self.client
                 .inner
                 .counters
                 .ejections
                 .fetch_add(1, Ordering::Relaxed);
+            if outcome == Some(Outcome::Lost) {
+                self.client.probe(self.address.to_owned());
+            }
         }
     }
 }
@@ -519,10 +571,12 @@ impl Drop for Attempt<'_> {
             return;
         }
         let now = Instant::now();
-        let timed_out = now >= self.deadline;
-        // A timeout teaches the estimate too: the node took at least this long.
-        let rtt = timed_out.then(|| now - self.started);
-        self.finish(now, timed_out.then_some(Outcome::Failed), rtt);
+        if now >= self.deadline {
+            self.finish_timed_out(now);
+        } else {
+            // The caller went away: nothing learnt.
+            self.finish(now, None, None);
+        }
     }
 }
 
@@ -579,7 +633,10 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
         if let Ok(v) = crate::deadline::format_grpc_timeout(timeout).parse() {
             request.headers_mut().insert("grpc-timeout", v);
         }
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + crate::deadline::FAR);
         let client = self.client.clone();
         let target = self.target.clone();
         Box::pin(async move {

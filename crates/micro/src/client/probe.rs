@@ -10,7 +10,7 @@ use tonic::{body::Body, transport::Channel};
 use tower::ServiceExt;
 
 /// How long a probe waits for an answer.
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An empty `HealthCheckRequest`: an uncompressed gRPC frame of length 0.
 const EMPTY_MESSAGE: [u8; 5] = [0; 5];

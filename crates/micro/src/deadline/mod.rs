@@ -39,11 +39,17 @@ pub async fn scope<F: Future>(deadline: Option<Instant>, f: F) -> F::Output {
     DEADLINE.scope(deadline, f).await
 }
 
+/// A deadline too far to matter, for timeouts too long to add to `now`.
+pub(crate) const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The longest `grpc-timeout` value: 8 digits.
 const MAX_DIGITS: usize = 8;
 
 /// Parses a `grpc-timeout` header value (`100m`, `5S`, ...): at most 8 digits and a unit.
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if !value.is_ascii() {
+        return None;
+    }
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit())
     {
@@ -90,7 +96,17 @@ mod tests {
         assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
         assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_grpc_timeout("7n"), Some(Duration::from_nanos(7)));
-        for bad in ["", "m", "100", "123456789m", "-1m", "1x", "1 m", "１m"] {
+        for bad in [
+            "",
+            "m",
+            "100",
+            "123456789m",
+            "-1m",
+            "1x",
+            "1 m",
+            "１m",
+            "1é",
+        ] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
         }
         for d in [

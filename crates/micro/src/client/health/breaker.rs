@@ -1,11 +1,17 @@
 //! A node's circuit breaker (outlier ejection): logic that takes `now`, no I/O.
 //!
-//! A node that cannot be connected to, or whose connection dies under a call, is ejected at
-//! once: nothing good comes of sending it the next call. Other failures (a timeout, the node
-//! answering `UNAVAILABLE`) eject it after [`CONSECUTIVE`] in a row. An ejected node gets no
-//! calls; when its back-off has passed, the breaker asks for one probe (a health check the
-//! client sends, never a caller's request). A probe that is answered closes the breaker; one
-//! that is not ejects the node again for twice as long, up to [`MAX_BACKOFF`].
+//! A node that cannot be connected to is ejected at once: nothing good comes of sending it the
+//! next call. A node whose connection broke under a call (a frozen process stops answering
+//! HTTP/2 pings; a reset) is suspect: it gets no calls until a probe says whether it still
+//! answers — a healthy node is back within the probe's round trip, a frozen one is ejected.
+//! Timeouts eject a node after [`CONSECUTIVE`] in a row. An ejected node gets no calls; when
+//! its back-off has passed, the breaker asks for one probe (a health check the client sends,
+//! never a caller's request). A probe that is answered closes the breaker; one that is not
+//! ejects the node again for twice as long, up to [`MAX_BACKOFF`].
+//!
+//! What a service answers never counts against the node, `UNAVAILABLE` included: a service
+//! passing on its own dependency's outage is not a failing node, and several services may
+//! share one address (the platform's do).
 
 use std::time::Duration;
 
@@ -25,9 +31,11 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub(crate) enum Outcome {
     /// The node answered (whatever the answer: an application error is not the node failing).
     Answered,
-    /// The call timed out, or the node answered `UNAVAILABLE`.
+    /// The call timed out (with time enough that a timeout says something of the node).
     Failed,
-    /// The node could not be connected to, or the connection died.
+    /// The connection broke under the call.
+    Lost,
+    /// The node could not be connected to.
     Unreachable,
 }
 
@@ -71,7 +79,8 @@ impl Breaker {
         self.state == State::Closed
     }
 
-    /// Records how a call ended. Returns whether this ejected the node.
+    /// Records how a call ended. Returns whether this took the node out of rotation (ejected
+    /// it, or, for [`Outcome::Lost`], asked for a probe at once: the caller sends it).
     pub(crate) fn record(&mut self, now: Instant, outcome: Outcome) -> bool {
         if self.state != State::Closed {
             // A call that started before the ejection: the ejection already counted it.
@@ -90,6 +99,11 @@ impl Breaker {
                     return true;
                 }
                 false
+            }
+            Outcome::Lost => {
+                self.consecutive = 0;
+                self.state = State::Probing;
+                true
             }
             Outcome::Unreachable => {
                 self.eject(now);
@@ -189,6 +203,24 @@ mod tests {
         b.probed(Instant::now(), true);
         b.record(Instant::now(), Outcome::Answered);
         b.record(Instant::now(), Outcome::Unreachable);
+        assert_eq!(
+            b.state(),
+            State::Open {
+                until: Instant::now() + BASE_BACKOFF
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_connection_is_probed_at_once() {
+        let mut b = Breaker::default();
+        assert!(b.record(Instant::now(), Outcome::Lost));
+        assert_eq!(b.state(), State::Probing);
+        assert!(!b.allows());
+        b.probed(Instant::now(), true);
+        assert!(b.allows(), "a node that still answers is back at once");
+        b.record(Instant::now(), Outcome::Lost);
+        b.probed(Instant::now(), false);
         assert_eq!(
             b.state(),
             State::Open {
