@@ -163,7 +163,8 @@ impl Platform {
         self.web_address
     }
 
-    /// Stops serving and waits for calls in flight.
+    /// Stops serving and waits for calls in flight — at most [`STOP_GRACE`]: streams that
+    /// never end on their own (a client's registry watch, a subscription) are then closed.
     pub async fn stop(self) {
         // Services first, while the registry still answers their deregistration.
         self.runtime.shutdown().await;
@@ -171,11 +172,26 @@ impl Platform {
         for task in self.background {
             task.abort();
         }
-        for task in self.tasks {
-            let _ = task.await;
+        let mut tasks = self.tasks;
+        let drained = tokio::time::timeout(STOP_GRACE, async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "calls still open after {STOP_GRACE:?} (streams, watches): closing them"
+            );
+            for task in &tasks {
+                task.abort();
+            }
         }
     }
 }
+
+/// How long [`Platform::stop`] waits for calls in flight.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Parses `:8081` (all interfaces), `host:port` or a bare port.
 pub fn bind_address(address: &str) -> Result<String, Error> {

@@ -62,6 +62,7 @@ pub mod sync;
 pub mod tls;
 pub mod transcode;
 pub mod undecodable;
+pub mod wrap;
 
 pub use client::{Client, ServiceChannel, Strategy};
 pub use micro_core::{self as core, Endpoint, Error, Node, Registry, Value};

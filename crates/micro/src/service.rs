@@ -62,6 +62,7 @@ pub struct Service {
     interval: Option<Duration>,
     broker: Option<Arc<dyn micro_core::broker::Broker>>,
     subscriptions: Vec<Subscriber>,
+    wrappers: crate::wrap::Wrappers<crate::wrap::Handler>,
 }
 
 /// What a subscriber does with each message.
@@ -105,7 +106,27 @@ impl Service {
             interval: None,
             broker: None,
             subscriptions: Vec::new(),
+            wrappers: Default::default(),
         }
+    }
+
+    /// Wraps every handler in `layer`, any tower layer (see [`crate::wrap`]): it sees each
+    /// admitted call and its answer. Wrappers run in the order added, the first outermost.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<crate::wrap::Handler> + Send + Sync + 'static,
+        L::Service: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<Body>>>::Future: Send + 'static,
+    {
+        self.wrappers.push(layer);
+        self
     }
 
     /// The version (default `latest`).
@@ -302,11 +323,13 @@ impl Service {
         let gate = AdmitLayer::new(Gate::new(&name, &namespace, handlers.clone(), checker));
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let wrappers = self.wrappers.clone();
         let server = tokio::spawn(async move {
             Server::builder()
                 .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)
                 .layer(gate)
+                .layer(crate::wrap::Wrapped(wrappers))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stop_rx.wait_for(|stop| *stop).await;

@@ -96,6 +96,7 @@ struct Inner {
     counters: Counters,
     /// Whether a call without a token of its own carries this process's.
     own_identity: bool,
+    wrappers: crate::wrap::Wrappers<crate::wrap::Channel>,
 }
 
 #[derive(Default)]
@@ -131,6 +132,7 @@ pub struct ClientBuilder {
     strategy: Strategy,
     timeout: Duration,
     own_identity: bool,
+    wrappers: crate::wrap::Wrappers<crate::wrap::Channel>,
 }
 
 impl ClientBuilder {
@@ -159,6 +161,23 @@ impl ClientBuilder {
         self
     }
 
+    /// Wraps every call in `layer`, any tower layer (see [`crate::wrap`]): it sees the whole
+    /// call, discovery, balancing and retries included. Wrappers run in the order added, the
+    /// first outermost.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<crate::wrap::Channel> + Send + Sync + 'static,
+        L::Service: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Status>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<http::Request<Body>>>::Future: Send + 'static,
+    {
+        self.wrappers.push(layer);
+        self
+    }
+
     /// The client.
     pub fn build(self) -> Client {
         Client {
@@ -171,6 +190,7 @@ impl ClientBuilder {
                 budget: TpsBudget::new(BUDGET_TTL, BUDGET_MIN_PER_SEC, BUDGET_RATIO),
                 counters: Counters::default(),
                 own_identity: self.own_identity,
+                wrappers: self.wrappers,
             }),
         }
     }
@@ -195,6 +215,7 @@ impl Client {
             strategy: Strategy::default(),
             timeout: DEFAULT_TIMEOUT,
             own_identity: true,
+            wrappers: Default::default(),
         }
     }
 
@@ -220,21 +241,21 @@ impl Client {
 
     /// A gRPC channel to the service `name`: pass it to a generated client.
     pub fn service(&self, name: &str) -> ServiceChannel {
-        ServiceChannel {
+        ServiceChannel::new(Core {
             client: self.clone(),
             target: Target::Service(name.into()),
             timeout: self.inner.timeout,
-        }
+        })
     }
 
     /// A gRPC channel to one node, bypassing discovery and selection; the node is called even
     /// if ejected (a call to a node in rotation counts towards its health as any other).
     pub fn node(&self, address: &str) -> ServiceChannel {
-        ServiceChannel {
+        ServiceChannel::new(Core {
             client: self.clone(),
             target: Target::Address(address.into()),
             timeout: self.inner.timeout,
-        }
+        })
     }
 
     /// Every live version of `name`, from the client's cache.
@@ -586,24 +607,69 @@ enum Target {
     Address(Arc<str>),
 }
 
-/// A gRPC channel that discovers, balances, ejects failing nodes, times out and retries. Made
-/// by [`Client::service`] and [`Client::node`].
-#[derive(Clone, Debug)]
+/// A gRPC channel that discovers, balances, ejects failing nodes, times out and retries —
+/// inside the client's wrappers, if it has any. Made by [`Client::service`] and
+/// [`Client::node`].
+#[derive(Clone)]
 pub struct ServiceChannel {
+    core: Core,
+    /// The core inside the client's wrappers.
+    wrapped: Option<crate::wrap::Channel>,
+}
+
+impl std::fmt::Debug for ServiceChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceChannel")
+            .field("target", &self.core.target)
+            .field("timeout", &self.core.timeout)
+            .finish()
+    }
+}
+
+impl ServiceChannel {
+    fn new(core: Core) -> Self {
+        let wrappers = &core.client.inner.wrappers;
+        let wrapped =
+            (!wrappers.is_empty()).then(|| wrappers.apply(crate::wrap::Channel::new(core.clone())));
+        Self { core, wrapped }
+    }
+
+    /// The same channel with another per-call timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.core.timeout = timeout;
+        Self::new(self.core)
+    }
+}
+
+impl tower::Service<http::Request<Body>> for ServiceChannel {
+    type Response = http::Response<Body>;
+    type Error = Status;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Status>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        match &mut self.wrapped {
+            Some(wrapped) => wrapped.poll_ready(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        match &mut self.wrapped {
+            Some(wrapped) => wrapped.call(request),
+            None => self.core.call(request),
+        }
+    }
+}
+
+/// The channel's own steps, inside any wrappers.
+#[derive(Clone, Debug)]
+struct Core {
     client: Client,
     target: Target,
     timeout: Duration,
 }
 
-impl ServiceChannel {
-    /// The same channel with another per-call timeout.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-}
-
-impl tower::Service<http::Request<Body>> for ServiceChannel {
+impl tower::Service<http::Request<Body>> for Core {
     type Response = http::Response<Body>;
     type Error = Status;
     type Future = BoxFuture<'static, Result<http::Response<Body>, Status>>;
