@@ -56,7 +56,7 @@ pub(crate) struct View {
     pub(crate) probes: Vec<String>,
 }
 
-/// A node as [`Nodes::snapshot`] reports it.
+/// A node as [`Client::stats`](crate::Client::stats) reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeHealth {
     /// `host:port`.
