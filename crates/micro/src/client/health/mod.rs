@@ -1,5 +1,5 @@
-//! What a client knows of each node's health: its latency ([`ewma`]), the calls it has in
-//! flight, and its circuit breaker ([`breaker`]). Logic only: every method takes `now`, and the
+//! What a client knows of each node's health: its latency (`ewma`), the calls it has in
+//! flight, and its circuit breaker (`breaker`). Logic only: every method takes `now`, and the
 //! client does the I/O (calls, probes) the answers ask for.
 
 pub(crate) mod breaker;
