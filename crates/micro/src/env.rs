@@ -32,6 +32,9 @@ pub struct Env {
     pub auth_id: Option<String>,
     /// `MICRO_AUTH_SECRET`: its secret.
     pub auth_secret: Option<String>,
+    /// `MICRO_MAX_IN_FLIGHT`: the most calls the service's handlers take at once (see
+    /// [`crate::limit`]); default none.
+    pub max_in_flight: Option<usize>,
 }
 
 impl Env {
@@ -49,6 +52,21 @@ impl Env {
             register_interval: duration(ENV_REGISTER_INTERVAL),
             auth_id: var(ENV_AUTH_ID),
             auth_secret: var(ENV_AUTH_SECRET),
+            max_in_flight: count(ENV_MAX_IN_FLIGHT),
+        }
+    }
+}
+
+/// `MICRO_MAX_IN_FLIGHT`.
+pub const ENV_MAX_IN_FLIGHT: &str = "MICRO_MAX_IN_FLIGHT";
+
+fn count(name: &str) -> Option<usize> {
+    let raw = var(name)?;
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            tracing::warn!("ignoring {name}={raw:?}: write a whole number above 0");
+            None
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod env;
 pub mod events;
 pub mod failover;
 pub mod gate;
+pub mod limit;
 pub mod registry;
 pub mod remote;
 pub mod schema;

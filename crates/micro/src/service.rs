@@ -63,6 +63,7 @@ pub struct Service {
     broker: Option<Arc<dyn micro_core::broker::Broker>>,
     subscriptions: Vec<Subscriber>,
     wrappers: crate::wrap::Wrappers<crate::wrap::Handler>,
+    max_in_flight: Option<usize>,
 }
 
 /// What a subscriber does with each message.
@@ -107,7 +108,15 @@ impl Service {
             broker: None,
             subscriptions: Vec::new(),
             wrappers: Default::default(),
+            max_in_flight: None,
         }
+    }
+
+    /// At most `max` calls in the handlers at once; one beyond is answered at once with
+    /// `RESOURCE_EXHAUSTED` (see [`crate::limit`]). `MICRO_MAX_IN_FLIGHT` overrides it.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = Some(max);
+        self
     }
 
     /// Wraps every handler in `layer`, any tower layer (see [`crate::wrap`]): it sees each
@@ -324,11 +333,13 @@ impl Service {
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let wrappers = self.wrappers.clone();
+        let max_in_flight = env.max_in_flight.or(self.max_in_flight);
         let server = tokio::spawn(async move {
             Server::builder()
                 .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)
                 .layer(gate)
+                .layer(crate::limit::LimitLayer::new(max_in_flight))
                 .layer(crate::wrap::Wrapped(wrappers))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {

@@ -415,3 +415,96 @@ async fn short_caller_deadlines_never_eject_a_node() {
     let _ = node.stop().await;
     platform.stop().await;
 }
+
+/// A service at its limit of calls in flight answers the next one at once with
+/// `RESOURCE_EXHAUSTED` (429 at the gateway) instead of queueing it, and serves again once
+/// calls finish; the refusals never eject the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let node = micro::Service::new("busy")
+        .descriptors(DESCRIPTORS)
+        .max_in_flight(2)
+        .handle(helloworld_server::HelloworldServer::new(call_only({
+            let release = release.clone();
+            let entered = entered.clone();
+            move |_| {
+                let release = release.clone();
+                let entered = entered.clone();
+                async move {
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    release.acquire().await.expect("open").forget();
+                    Ok(tonic::Response::new(helloworld::Response {
+                        msg: "done".into(),
+                    }))
+                }
+            }
+        })))
+        .server(server.clone())
+        .start()
+        .await
+        .expect("service");
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let client = micro::Client::builder(registry).build();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut hello = HelloworldClient::new(client.service("busy"));
+            tokio::spawn(async move { hello.call(helloworld::Request::default()).await })
+        })
+        .collect();
+    let waited = Instant::now();
+    while entered.load(Ordering::SeqCst) < 2 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the calls never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut hello = HelloworldClient::new(client.service("busy"));
+    let started = Instant::now();
+    let shed = hello
+        .call(helloworld::Request::default())
+        .await
+        .expect_err("over the limit");
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted, "{shed:?}");
+    assert!(shed.message().contains("limit of 2"), "{shed:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "refused at once"
+    );
+
+    let api = platform.api_address().expect("gateway").to_string();
+    let rsp = tokio::task::spawn_blocking(move || {
+        http(
+            &api,
+            "POST",
+            "/busy/call",
+            &[("Content-Type", "application/json")],
+            "{}",
+        )
+    })
+    .await
+    .expect("gateway call");
+    assert_eq!(rsp.status, 429, "{rsp:?}");
+
+    release.add_permits(2);
+    for call in held {
+        assert_eq!(
+            call.await.expect("task").expect("served").get_ref().msg,
+            "done"
+        );
+    }
+    release.add_permits(1);
+    let again = hello
+        .call(helloworld::Request::default())
+        .await
+        .expect("served again once calls finished");
+    assert_eq!(again.get_ref().msg, "done");
+    assert_eq!(client.stats().ejections, 0);
+    drop((hello, client));
+    let _ = node.stop().await;
+    platform.stop().await;
+}
