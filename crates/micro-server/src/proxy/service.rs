@@ -364,14 +364,7 @@ impl ProxyService {
         let (mut grpc, request) = self.prepare(call, message).await?;
         let started = Instant::now();
         let answer = grpc.unary(request, resolved.path.clone(), BytesCodec).await;
-        self.inner.metrics.call(
-            call.service,
-            call.endpoint,
-            answer
-                .as_ref()
-                .map_or_else(|s| s.code(), |_| tonic::Code::Ok),
-            started.elapsed(),
-        );
+        self.measure(call, &answer, started);
         Ok(answer
             .map_err(|s| from_status(call.service, &s))?
             .into_inner())
@@ -397,19 +390,22 @@ impl ProxyService {
         let opened = grpc
             .streaming(request, resolved.path.clone(), BytesCodec)
             .await;
-        self.inner.metrics.call(
-            call.service,
-            call.endpoint,
-            opened
-                .as_ref()
-                .map_or_else(|s| s.code(), |_| tonic::Code::Ok),
-            started.elapsed(),
-        );
+        self.measure(call, &opened, started);
         let responses = opened.map_err(|s| from_status(&service, &s))?.into_inner();
         Ok(Box::pin(responses.map(move |item| match item {
             Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
             Err(status) => Err(from_status(&service, &status)),
         })))
+    }
+
+    /// Records a call that began at `started` and ended with `answer` in the metrics.
+    fn measure<T>(&self, call: &JsonCall<'_>, answer: &Result<T, Status>, started: Instant) {
+        let code = answer
+            .as_ref()
+            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        self.inner
+            .metrics
+            .call(call.service, call.endpoint, code, started.elapsed());
     }
 
     /// A ready gRPC client for the call's target and the request with the call's metadata.
