@@ -508,3 +508,68 @@ async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
     let _ = node.stop().await;
     platform.stop().await;
 }
+
+/// go-micro's selector filters: a call can be held to a version, or to nodes with given
+/// metadata, and balancing works among the nodes that pass; none passing is a clear not-found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_hold_calls_to_a_version_or_node_metadata() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let mut nodes = Vec::new();
+    for (version, track) in [("1", "stable"), ("1", "stable"), ("2", "canary")] {
+        let answer = format!("{version}-{track}");
+        nodes.push(
+            micro::Service::new("versioned")
+                .version(version)
+                .metadata("track", track)
+                .descriptors(DESCRIPTORS)
+                .handle(helloworld_server::HelloworldServer::new(call_only(
+                    move |_| {
+                        let msg = answer.clone();
+                        async move { Ok(tonic::Response::new(helloworld::Response { msg })) }
+                    },
+                )))
+                .server(server.clone())
+                .start()
+                .await
+                .expect("node"),
+        );
+    }
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let client = micro::Client::builder(registry).build();
+    let answers = |filter: micro::client::Filter| {
+        let channel = client.service("versioned").with_filter(filter);
+        async move {
+            let mut hello = HelloworldClient::new(channel);
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..20 {
+                let rsp = hello
+                    .call(helloworld::Request::default())
+                    .await
+                    .map(|r| r.into_inner().msg);
+                seen.insert(rsp.map_err(|s| (s.code() as i32, s.message().to_owned())));
+            }
+            seen
+        }
+    };
+    use micro::client::Filter;
+    let v2 = answers(Filter::default().version("2")).await;
+    assert_eq!(v2, [Ok("2-canary".to_owned())].into());
+    let stable = answers(Filter::default().metadata("track", "stable")).await;
+    assert_eq!(stable, [Ok("1-stable".to_owned())].into());
+    let none: Vec<_> = answers(Filter::default().version("3"))
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(none.len(), 1, "{none:?}");
+    let Err((code, message)) = &none[0] else {
+        panic!("no node passes: {none:?}")
+    };
+    assert_eq!(*code, tonic::Code::NotFound as i32);
+    assert!(message.contains("version \"3\""), "{message}");
+    drop(client);
+    for node in nodes {
+        let _ = node.stop().await;
+    }
+    platform.stop().await;
+}

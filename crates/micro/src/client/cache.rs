@@ -27,6 +27,8 @@ pub(crate) struct Entry {
     pub(crate) services: Arc<Vec<Service>>,
     /// Every node of every version, sorted by id so selection is stable.
     pub(crate) nodes: Arc<Vec<Node>>,
+    /// The version (an index into `services`) of each node, in the same order.
+    pub(crate) owners: Arc<Vec<usize>>,
     /// The round-robin position.
     pub(crate) counter: Arc<AtomicUsize>,
     fetched: Instant,
@@ -83,11 +85,13 @@ impl Cache {
             return Ok(entry.clone());
         }
         let services = self.registry.get_service(&self.namespace, name).await?;
-        let mut nodes: Vec<Node> = services
+        let mut pairs: Vec<(Node, usize)> = services
             .iter()
-            .flat_map(|s| s.nodes.iter().cloned())
+            .enumerate()
+            .flat_map(|(i, s)| s.nodes.iter().map(move |n| (n.clone(), i)))
             .collect();
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        let (nodes, owners): (Vec<Node>, Vec<usize>) = pairs.into_iter().unzip();
         let counter = self
             .read()
             .get(name)
@@ -96,6 +100,7 @@ impl Cache {
         let entry = Entry {
             services: Arc::new(services),
             nodes: Arc::new(nodes),
+            owners: Arc::new(owners),
             counter,
             fetched: Instant::now(),
         };

@@ -32,6 +32,7 @@
 
 mod body;
 mod cache;
+pub mod filter;
 pub mod health;
 mod probe;
 pub mod selector;
@@ -55,6 +56,7 @@ use tower::{
     retry::budget::{Budget, TpsBudget},
 };
 
+pub use filter::Filter;
 pub use health::NodeHealth;
 pub use selector::Strategy;
 
@@ -243,7 +245,7 @@ impl Client {
     pub fn service(&self, name: &str) -> ServiceChannel {
         ServiceChannel::new(Core {
             client: self.clone(),
-            target: Target::Service(name.into()),
+            target: Target::Service(name.into(), None),
             timeout: self.inner.timeout,
         })
     }
@@ -312,9 +314,9 @@ impl Client {
 
     /// The addresses to try for a call, best first; none when every node is ejected.
     async fn candidates(&self, target: &Target) -> Result<Vec<String>, Status> {
-        let name = match target {
+        let (name, filter) = match target {
             Target::Address(address) => return Ok(vec![address.to_string()]),
-            Target::Service(name) => name,
+            Target::Service(name, filter) => (name, filter),
         };
         let entry = self
             .inner
@@ -337,7 +339,32 @@ impl Client {
                 crate::tls::mark_secure(&node.address);
             }
         }
-        let addresses: Vec<&str> = entry.nodes.iter().map(|n| n.address.as_str()).collect();
+        let addresses: Vec<&str> = entry
+            .nodes
+            .iter()
+            .zip(entry.owners.iter())
+            .filter(|(node, owner)| {
+                filter.as_ref().is_none_or(|f| {
+                    entry
+                        .services
+                        .get(**owner)
+                        .is_some_and(|s| f.admits(s, node))
+                })
+            })
+            .map(|(n, _)| n.address.as_str())
+            .collect();
+        if addresses.is_empty()
+            && let Some(filter) = filter
+        {
+            return Err(to_status(&Error::not_found(
+                ID,
+                format!(
+                    "no node of service \"{name}\" has {} ({} nodes do not)",
+                    filter.describe(),
+                    entry.nodes.len()
+                ),
+            )));
+        }
         let view = self.inner.nodes.view(Instant::now(), &addresses);
         for address in view.probes {
             self.probe(address);
@@ -489,7 +516,7 @@ impl Client {
             }
         }
         let what = match &target {
-            Target::Service(name) => format!("service \"{name}\""),
+            Target::Service(name, _) => format!("service \"{name}\""),
             Target::Address(address) => format!("node {address}"),
         };
         Err(to_status(&Error::unavailable(
@@ -603,7 +630,8 @@ impl Drop for Attempt<'_> {
 
 #[derive(Clone, Debug)]
 enum Target {
-    Service(Arc<str>),
+    /// Any node of the service that passes the filter.
+    Service(Arc<str>, Option<Arc<Filter>>),
     Address(Arc<str>),
 }
 
@@ -637,6 +665,15 @@ impl ServiceChannel {
     /// The same channel with another per-call timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.core.timeout = timeout;
+        Self::new(self.core)
+    }
+
+    /// The same channel, calling only nodes that pass `filter` (a version, node metadata);
+    /// no effect on a channel to one node.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        if let Target::Service(name, _) = &self.core.target {
+            self.core.target = Target::Service(name.clone(), Some(Arc::new(filter)));
+        }
         Self::new(self.core)
     }
 }
