@@ -139,3 +139,88 @@ async fn wrappers_wrap_handlers_and_calls_in_order() {
     let _ = node.stop().await;
     platform.stop().await;
 }
+
+/// Hands each call to a task of its own, as tower's `Buffer` does.
+#[derive(Clone)]
+struct Elsewhere;
+
+impl<S> tower::Layer<S> for Elsewhere {
+    type Service = ElsewhereService<S>;
+    fn layer(&self, inner: S) -> ElsewhereService<S> {
+        ElsewhereService(inner)
+    }
+}
+
+#[derive(Clone)]
+struct ElsewhereService<S>(S);
+
+impl<S, B> tower::Service<http::Request<B>> for ElsewhereService<S>
+where
+    S: tower::Service<http::Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        use tower::ServiceExt;
+        let inner = self.0.clone();
+        Box::pin(async move {
+            tokio::spawn(inner.oneshot(request))
+                .await
+                .expect("the call's task")
+        })
+    }
+}
+
+/// The deadline of the call being handled reaches the next hop even when a wrapper runs the
+/// call in another task (where the handler's task-local deadline is not in scope).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_survives_a_wrapper_that_calls_from_another_task() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let left: Arc<Mutex<Option<std::time::Duration>>> = Arc::default();
+    let node = micro::Service::new("timed")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(call_only({
+            let left = left.clone();
+            move |_| {
+                *left.lock().unwrap() = micro::deadline::remaining();
+                async { Ok(tonic::Response::new(helloworld::Response::default())) }
+            }
+        })))
+        .server(server.clone())
+        .start()
+        .await
+        .expect("service");
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let client = micro::Client::builder(registry).layer(Elsewhere).build();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(700);
+    let mut hello = HelloworldClient::new(client.service("timed"));
+    micro::deadline::scope(Some(deadline), async {
+        hello
+            .call(helloworld::Request::default())
+            .await
+            .expect("call");
+    })
+    .await;
+    let seen = left
+        .lock()
+        .unwrap()
+        .expect("a deadline reached the handler");
+    assert!(
+        seen <= std::time::Duration::from_millis(700),
+        "the handler had {seen:?}, more than the caller's 700 ms"
+    );
+    drop((hello, client));
+    let _ = node.stop().await;
+    platform.stop().await;
+}

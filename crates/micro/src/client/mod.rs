@@ -165,7 +165,8 @@ impl ClientBuilder {
 
     /// Wraps every call in `layer`, any tower layer (see [`crate::wrap`]): it sees the whole
     /// call, discovery, balancing and retries included. Wrappers run in the order added, the
-    /// first outermost.
+    /// first outermost. They are applied to each channel (`client.service(..)`): a layer
+    /// whose state must span channels (a shared limit, a counter) keeps it behind an `Arc`.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: tower::Layer<crate::wrap::Channel> + Send + Sync + 'static,
@@ -690,13 +691,23 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
         }
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         match &mut self.wrapped {
-            Some(wrapped) => wrapped.call(request),
+            Some(wrapped) => {
+                // Read here, in the caller's task: a wrapper may run the call in another.
+                if let Some(deadline) = crate::deadline::current() {
+                    request.extensions_mut().insert(CallerDeadline(deadline));
+                }
+                wrapped.call(request)
+            }
             None => self.core.call(request),
         }
     }
 }
+
+/// The deadline of the call being handled, as the caller's task knew it.
+#[derive(Clone, Copy, Debug)]
+struct CallerDeadline(Instant);
 
 /// The channel's own steps, inside any wrappers.
 #[derive(Clone, Debug)]
@@ -723,7 +734,13 @@ impl tower::Service<http::Request<Body>> for Core {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::deadline::parse_grpc_timeout);
-        let timeout = [Some(self.timeout), asked, crate::deadline::remaining()]
+        let left = match request.extensions().get::<CallerDeadline>() {
+            Some(CallerDeadline(deadline)) => {
+                Some(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => crate::deadline::remaining(),
+        };
+        let timeout = [Some(self.timeout), asked, left]
             .into_iter()
             .flatten()
             .min()

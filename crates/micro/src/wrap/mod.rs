@@ -10,7 +10,10 @@
 //! - on a client, it wraps the whole call — discovery, balancing, retries and the deadline
 //!   included — as a [`Channel`] whose errors are `tonic::Status`.
 //!
-//! Wrappers run in the order they were added, the first outermost.
+//! Wrappers run in the order they were added, the first outermost. A client's wrappers are
+//! applied to each of its channels (`client.service(..)`), so a layer's own state is per
+//! channel; state meant to span them (a shared limit, counters) lives behind an `Arc` in the
+//! layer.
 
 mod layer;
 
