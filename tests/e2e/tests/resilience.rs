@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -291,14 +291,14 @@ async fn a_deadline_set_at_the_gateway_cancels_a_call_two_services_deep() {
     let platform = platform(false).await;
     let server = platform.grpc_address().to_string();
     let left = Arc::new(std::sync::Mutex::new(None::<Duration>));
-    let cancelled = Arc::new(AtomicBool::new(false));
+    let cancelled = Arc::new(tokio::sync::Notify::new());
 
-    /// Sets its flag when dropped before it is disarmed.
-    struct Tripwire(Arc<AtomicBool>, bool);
+    /// Notifies when dropped before it is disarmed.
+    struct Tripwire(Arc<tokio::sync::Notify>, bool);
     impl Drop for Tripwire {
         fn drop(&mut self) {
             if !self.1 {
-                self.0.store(true, Ordering::SeqCst);
+                self.0.notify_one();
             }
         }
     }
@@ -362,14 +362,9 @@ async fn a_deadline_set_at_the_gateway_cancels_a_call_two_services_deep() {
     assert!(took < Duration::from_secs(1), "answered after {took:?}");
     let seen = left.lock().unwrap().expect("back saw a deadline");
     assert!(seen <= Duration::from_millis(200), "back had {seen:?} left");
-    let waited = Instant::now();
-    while !cancelled.load(Ordering::SeqCst) {
-        assert!(
-            waited.elapsed() < Duration::from_secs(2),
-            "back's handler ran on past the deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(2), cancelled.notified())
+        .await
+        .expect("back's handler ran on past the deadline");
     let _ = front.stop().await;
     let _ = back.stop().await;
     platform.stop().await;
@@ -424,7 +419,7 @@ async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
     let platform = platform(false).await;
     let server = platform.grpc_address().to_string();
     let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let entered = Arc::new(AtomicUsize::new(0));
+    let entered = Arc::new(tokio::sync::Semaphore::new(0));
     let node = micro::Service::new("busy")
         .descriptors(DESCRIPTORS)
         .max_in_flight(2)
@@ -435,7 +430,7 @@ async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
                 let release = release.clone();
                 let entered = entered.clone();
                 async move {
-                    entered.fetch_add(1, Ordering::SeqCst);
+                    entered.add_permits(1);
                     release.acquire().await.expect("open").forget();
                     Ok(tonic::Response::new(helloworld::Response {
                         msg: "done".into(),
@@ -455,14 +450,11 @@ async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
             tokio::spawn(async move { hello.call(helloworld::Request::default()).await })
         })
         .collect();
-    let waited = Instant::now();
-    while entered.load(Ordering::SeqCst) < 2 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(5),
-            "the calls never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(Duration::from_secs(5), entered.acquire_many(2))
+        .await
+        .expect("the calls never arrived")
+        .expect("open")
+        .forget();
     let mut hello = HelloworldClient::new(client.service("busy"));
     let started = Instant::now();
     let shed = hello

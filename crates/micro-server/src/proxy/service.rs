@@ -626,3 +626,27 @@ fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall
         token: caller.token.as_deref(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_naming_namespace_after_namespace_cannot_grow_the_clients() {
+        let proxy = ProxyService::new(
+            Arc::new(micro_core::registry::MemoryRegistry::new()),
+            Strategy::default(),
+        );
+        proxy.client(DEFAULT_NAMESPACE);
+        for i in 0..MAX_CLIENTS * 2 {
+            proxy.client(&format!("ns-{i}"));
+        }
+        let clients = proxy.inner.clients.lock().unwrap();
+        assert_eq!(clients.len(), MAX_CLIENTS);
+        assert!(
+            clients.contains_key(DEFAULT_NAMESPACE),
+            "the platform's own namespace is never evicted"
+        );
+        assert!(clients.contains_key(&format!("ns-{}", MAX_CLIENTS * 2 - 1)));
+    }
+}

@@ -283,11 +283,20 @@ impl Client {
     /// callers that pick a node themselves, such as the proxy fetching descriptors). Starts the
     /// probes that are due, as a call would.
     pub fn usable(&self, addresses: &[&str]) -> Vec<bool> {
+        self.health(addresses)
+            .into_iter()
+            .map(|(allowed, _)| allowed)
+            .collect()
+    }
+
+    /// Each of `addresses`' health now (whether calls may go to it, its cost), having started
+    /// the probes that are due.
+    fn health(&self, addresses: &[&str]) -> Vec<(bool, f64)> {
         let view = self.inner.nodes.view(Instant::now(), addresses);
         for address in view.probes {
             self.probe(address);
         }
-        view.nodes.into_iter().map(|(allowed, _)| allowed).collect()
+        view.nodes
     }
 
     fn channel(&self, address: &str) -> Result<Channel, Error> {
@@ -366,12 +375,9 @@ impl Client {
                 ),
             )));
         }
-        let view = self.inner.nodes.view(Instant::now(), &addresses);
-        for address in view.probes {
-            self.probe(address);
-        }
+        let health = self.health(&addresses);
         let mut ordered: Vec<String> =
-            selector::order(self.inner.strategy, &view.nodes, &entry.counter)
+            selector::order(self.inner.strategy, &health, &entry.counter)
                 .into_iter()
                 .map(|i| addresses[i].to_owned())
                 .collect();
