@@ -1,4 +1,6 @@
-//! Compiles the platform's protos with protox: no protoc needed.
+//! Compiles the platform's protos with protox: no protoc needed. etcd's v3 API (the part micro
+//! uses: KV, Watch, Lease) is generated here too, client only and outside the platform's
+//! descriptor set, for the etcd registry and for locks on etcd.
 fn main() {
     micro_build::compile_protos(
         &[
@@ -14,4 +16,16 @@ fn main() {
         &["proto"],
     )
     .unwrap_or_else(|e| panic!("{e}"));
+    etcd();
+}
+
+fn etcd() {
+    let proto = "proto/etcd/rpc.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let set = protox::compile([proto], ["proto/etcd"]).unwrap_or_else(|e| panic!("{e}"));
+    tonic_prost_build::configure()
+        .build_server(false)
+        .build_client(true)
+        .compile_fds(set)
+        .unwrap_or_else(|e| panic!("generating etcd's API: {e}"));
 }

@@ -9,7 +9,7 @@
 //! watch from the next one, turning node puts and deletes into create, update and delete
 //! events of service versions.
 //!
-//! The client is generated from `proto/etcd/rpc.proto` with protox: no protoc.
+//! The client is `micro_proto::etcd`, generated from etcd's protos with protox: no protoc.
 
 use std::{
     sync::Arc,
@@ -26,11 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
 
-/// etcd's v3 API, as much as micro uses.
-#[allow(missing_docs, unreachable_pub, clippy::all)]
-pub mod api {
-    tonic::include_proto!("etcdserverpb");
-}
+use micro_proto::etcd as api;
 
 use api::{
     DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,

@@ -46,6 +46,13 @@ pub mod auth {
     tonic::include_proto!("micro.auth");
 }
 
+/// etcd's v3 API, as much as micro uses (KV, Watch, Lease), client only: the etcd registry
+/// and locks on etcd. Not part of [`FILE_DESCRIPTOR_SET`].
+pub mod etcd {
+    #![allow(unreachable_pub, clippy::all)]
+    tonic::include_proto!("etcdserverpb");
+}
+
 /// The encoded `FileDescriptorSet` of every platform proto.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/micro_descriptors.bin"));

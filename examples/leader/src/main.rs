@@ -1,6 +1,7 @@
-//! Leader election on the platform store (`micro::sync`): run it twice against one server
-//! (or several sharing engines), and one process leads; `kill -9` it, and the other leads
-//! within the TTL, with a larger fencing token.
+//! Leader election (`micro::sync`): run it twice against one server (or several sharing
+//! engines), and one process leads; `kill -9` it, and the other leads within the TTL, with a
+//! larger fencing token. The election runs on the platform store, or on etcd with
+//! `MICRO_SYNC=etcd MICRO_SYNC_ADDRESS=127.0.0.1:2379`.
 //!
 //! ```sh
 //! LEADER_TTL=3s cargo run -p leader &   # "leading with token 1"
@@ -18,7 +19,8 @@ async fn main() -> Result<(), micro::Error> {
         .and_then(|t| humantime::parse_duration(&t).ok())
         .unwrap_or(Duration::from_secs(10));
     let store = micro::store::Store::from_env("leader")?;
-    let election = micro::sync::Leader::new(store.clone(), "reports", ttl);
+    let locks = micro::sync::Locks::from_env("leader")?;
+    let election = micro::sync::Leader::new(locks, "reports", ttl);
     println!("waiting to lead (ttl {ttl:?})");
     let mut term = election.elect().await?;
     println!("leading with token {}", term.token());

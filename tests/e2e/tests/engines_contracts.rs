@@ -36,6 +36,13 @@ async fn etcd_registry_passes_the_registry_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn etcd_locks_and_leaders_pass_the_sync_contract() {
+    let etcd = engines::etcd();
+    let locks = micro::sync::Locks::etcd(&etcd.address, "sync", "locks").expect("address");
+    micro::sync::contract::run_all(locks, RealClock).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn nats_broker_passes_the_broker_contract() {
     let nats = engines::nats();
     let broker = NatsBroker::connect(&nats.address).await.expect("connect");
@@ -58,8 +65,11 @@ async fn postgres_store_config_and_locks_pass_their_contracts() {
         Arc::new(PostgresStore::connect(&pg.address).await.expect("connect"));
     store::contract::run_all(store.clone(), RealClock).await;
     config::contract::run_all(Arc::new(StoreConfig::new(store.clone(), Arc::new(Plain)))).await;
-    micro::sync::contract::run_all(micro::store::Store::new(store, "sync", "locks"), RealClock)
-        .await;
+    micro::sync::contract::run_all(
+        micro::store::Store::new(store, "sync", "locks").into(),
+        RealClock,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,8 +79,11 @@ async fn redis_store_config_and_locks_pass_their_contracts() {
         Arc::new(RedisStore::connect(&redis.address).await.expect("connect"));
     store::contract::run_all(store.clone(), RealClock).await;
     config::contract::run_all(Arc::new(StoreConfig::new(store.clone(), Arc::new(Plain)))).await;
-    micro::sync::contract::run_all(micro::store::Store::new(store, "sync", "locks"), RealClock)
-        .await;
+    micro::sync::contract::run_all(
+        micro::store::Store::new(store, "sync", "locks").into(),
+        RealClock,
+    )
+    .await;
 }
 
 /// Two stores on one PostgreSQL (two servers) see each other's writes, and a conditional write

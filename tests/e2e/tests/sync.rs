@@ -11,18 +11,34 @@ async fn locks_and_leaders_pass_the_contract_through_the_server() {
     let remote =
         micro::store::RemoteStore::new(&platform.grpc_address().to_string(), "micro").unwrap();
     let store = micro::store::Store::new(std::sync::Arc::new(remote), "micro", "locks");
-    micro::sync::contract::run_all(store, micro::sync::contract::RealClock).await;
+    micro::sync::contract::run_all(store.into(), micro::sync::contract::RealClock).await;
     platform.stop().await;
 }
 
 #[test]
 fn a_killed_leader_is_replaced_within_its_ttl_with_a_larger_token() {
+    killed_leader_is_replaced(&[]);
+}
+
+#[test]
+fn a_killed_leader_on_etcd_is_replaced_within_its_ttl_with_a_larger_token() {
+    let etcd = micro_e2e::engines::etcd();
+    killed_leader_is_replaced(&[
+        ("MICRO_SYNC", "etcd"),
+        ("MICRO_SYNC_ADDRESS", etcd.address.as_str()),
+    ]);
+}
+
+/// Two `leader` processes (with `extra` in their environment): one leads, is `kill -9`ed,
+/// and the other leads after the TTL with a larger token.
+fn killed_leader_is_replaced(extra: &[(&str, &str)]) {
     let sb = Sandbox::with_server();
     let account = sb.service_account("leader");
     let env: Vec<(&str, &str)> = account
         .iter()
         .map(|(k, v)| (*k, v.as_str()))
         .chain([("LEADER_TTL", "2s")])
+        .chain(extra.iter().copied())
         .collect();
     let start = || {
         let mut cmd = std::process::Command::new(bin("leader"));

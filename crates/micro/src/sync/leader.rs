@@ -5,7 +5,7 @@ use std::time::Duration;
 use micro_core::Error;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{Lock, Store};
+use super::{Lock, Locks};
 
 /// Leader election among every process that shares a store and a name.
 #[derive(Debug, Clone)]
@@ -25,11 +25,12 @@ pub struct Term {
 }
 
 impl Leader {
-    /// An election named `name` in `store`'s table; a leader that stops renewing (a crash)
-    /// is replaced once `ttl` passes.
-    pub fn new(store: Store, name: &str, ttl: Duration) -> Self {
+    /// An election named `name` where `locks` keep locks (a [`Store`](super::Store)'s table,
+    /// or [`Locks::etcd`]); a leader that stops renewing (a crash) is replaced once `ttl`
+    /// passes.
+    pub fn new(locks: impl Into<Locks>, name: &str, ttl: Duration) -> Self {
         Self {
-            lock: Lock::new(store, &format!("leader/{name}"), ttl),
+            lock: Lock::new(locks, &format!("leader/{name}"), ttl),
             ttl,
         }
     }

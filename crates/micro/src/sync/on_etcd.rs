@@ -1,0 +1,180 @@
+//! Locks on etcd: a lock is a key attached to a lease of the TTL, created only if the key does
+//! not exist (a transaction comparing its create revision with 0). Renewing keeps the lease
+//! alive; releasing revokes it, which deletes the key; a holder that dies (`kill -9`) stops
+//! renewing, and etcd deletes the key when the lease runs out.
+//!
+//! The fencing token is the revision that created the key: etcd's revisions only grow, so
+//! every later holder's is larger. Lease TTLs are whole seconds, at least etcd's own minimum
+//! (2 s with its default timing), so a shorter TTL is rounded up.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use micro_core::Error;
+use micro_proto::etcd::{
+    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, RequestOp,
+    TxnRequest, compare, kv_client::KvClient, lease_client::LeaseClient, request_op,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use super::backend::{Grant, LockBackend, Locks};
+
+const ID: &str = "micro.sync";
+
+/// How long a call may wait for etcd before it fails with a 503.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The etcd-backed [`LockBackend`]: keys under `/micro/sync/NAMESPACE/TABLE/`.
+#[derive(Debug)]
+struct OnEtcd {
+    channel: Channel,
+    prefix: String,
+}
+
+/// `name` with `%` and `/` escaped, so it is one key segment.
+fn segment(name: &str) -> String {
+    name.replace('%', "%25").replace('/', "%2F")
+}
+
+fn status(e: tonic::Status) -> Error {
+    match e.code() {
+        tonic::Code::InvalidArgument => {
+            Error::bad_request(ID, format!("etcd refused it: {}", e.message()))
+        }
+        _ => Error::unavailable(ID, format!("etcd: {}", e.message())),
+    }
+}
+
+impl Locks {
+    /// Locks on etcd at the comma-separated client `addresses` (`host:port` or URLs), kept
+    /// apart by `namespace` and `table` as the store keeps its tables. Connects on first use.
+    pub fn etcd(addresses: &str, namespace: &str, table: &str) -> Result<Self, Error> {
+        let endpoints = addresses
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                let url = if a.contains("://") {
+                    a.to_owned()
+                } else {
+                    format!("http://{a}")
+                };
+                Endpoint::from_shared(url)
+                    .map(|e| {
+                        e.connect_timeout(TIMEOUT)
+                            .timeout(TIMEOUT)
+                            .tcp_nodelay(true)
+                    })
+                    .map_err(|e| Error::bad_request(ID, format!("invalid etcd address {a:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if endpoints.is_empty() {
+            return Err(Error::bad_request(ID, "an etcd address is required"));
+        }
+        Ok(Self::custom(OnEtcd {
+            channel: Channel::balance_list(endpoints.into_iter()),
+            prefix: format!("/micro/sync/{}/{}/", segment(namespace), segment(table)),
+        }))
+    }
+}
+
+impl OnEtcd {
+    fn key(&self, name: &str) -> Vec<u8> {
+        format!("{}{}", self.prefix, segment(name)).into_bytes()
+    }
+
+    async fn revoke(&self, lease: i64) -> Result<(), Error> {
+        match LeaseClient::new(self.channel.clone())
+            .lease_revoke(LeaseRevokeRequest { id: lease })
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already gone: its TTL passed.
+            Err(e) if e.code() == tonic::Code::NotFound => Ok(()),
+            Err(e) => Err(status(e)),
+        }
+    }
+}
+
+fn lease_id(holder: &str) -> Result<i64, Error> {
+    holder
+        .parse()
+        .map_err(|_| Error::bad_request(ID, format!("{holder:?} is not an etcd lease")))
+}
+
+#[async_trait]
+impl LockBackend for OnEtcd {
+    async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Grant>, Error> {
+        let seconds = i64::try_from(ttl.as_millis().div_ceil(1000))
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let lease = LeaseClient::new(self.channel.clone())
+            .lease_grant(LeaseGrantRequest {
+                ttl: seconds,
+                id: 0,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        if !lease.error.is_empty() {
+            return Err(Error::unavailable(ID, format!("etcd: {}", lease.error)));
+        }
+        let key = self.key(name);
+        let created = KvClient::new(self.channel.clone())
+            .txn(TxnRequest {
+                compare: vec![Compare {
+                    result: compare::CompareResult::Equal.into(),
+                    target: compare::CompareTarget::Create.into(),
+                    key: key.clone(),
+                    target_union: Some(compare::TargetUnion::CreateRevision(0)),
+                }],
+                success: vec![RequestOp {
+                    request: Some(request_op::Request::RequestPut(PutRequest {
+                        key,
+                        value: lease.id.to_string().into_bytes(),
+                        lease: lease.id,
+                        ..PutRequest::default()
+                    })),
+                }],
+                failure: Vec::new(),
+            })
+            .await;
+        let created = match created {
+            Ok(response) => response.into_inner(),
+            Err(e) => {
+                let _ = self.revoke(lease.id).await;
+                return Err(status(e));
+            }
+        };
+        if !created.succeeded {
+            self.revoke(lease.id).await?;
+            return Ok(None);
+        }
+        let revision = created.header.map_or(0, |h| h.revision);
+        Ok(Some(Grant {
+            holder: lease.id.to_string(),
+            token: u64::try_from(revision).unwrap_or(0),
+        }))
+    }
+
+    async fn renew(&self, _name: &str, _ttl: Duration, holder: &str) -> Result<bool, Error> {
+        let id = lease_id(holder)?;
+        let mut answers = LeaseClient::new(self.channel.clone())
+            .lease_keep_alive(futures::stream::iter([LeaseKeepAliveRequest { id }]))
+            .await
+            .map_err(status)?
+            .into_inner();
+        match answers.message().await.map_err(status)? {
+            // etcd answers a lease that ran out (and so lost its key) with a TTL of 0.
+            Some(answer) => Ok(answer.ttl > 0),
+            None => Err(Error::unavailable(
+                ID,
+                "etcd closed the keep-alive unanswered",
+            )),
+        }
+    }
+
+    async fn release(&self, _name: &str, holder: &str) -> Result<(), Error> {
+        self.revoke(lease_id(holder)?).await
+    }
+}
