@@ -376,6 +376,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         background.push(runtime.share(runtime::SharedRecords::new(
             backends.store.clone(),
             format!("{advertised} ({})", server_id()),
+            advertised.clone(),
         )));
     }
     background.extend(backends.tasks);

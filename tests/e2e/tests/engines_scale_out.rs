@@ -377,7 +377,7 @@ fn readme_scaling_out_runs_as_written() {
 /// `micro status` through either server lists the services both run; a name one server runs
 /// is a conflict on the other; a killed service drops out everywhere.
 #[test]
-fn status_through_either_server_shows_every_servers_services() {
+fn status_and_logs_through_either_server_show_every_servers_services() {
     let shared = shared(engines::postgres());
     let (a, b) = (server(&shared), server(&shared));
     a.login("admin", "micro");
@@ -404,6 +404,22 @@ fn status_through_either_server_shows_every_servers_services() {
         listed(&b).then_some(())
     });
     assert!(listed(&a));
+
+    // The logs live with A, which runs the service; B forwards the call there.
+    let through_a =
+        micro_e2e::wait_for(Duration::from_secs(15), "hello-sh's logs through A", || {
+            let out = a.micro(&["logs", "hello-sh"]);
+            (out.code == 0 && !out.stdout.trim().is_empty()).then_some(out.stdout)
+        });
+    let out = b.micro(&["logs", "hello-sh"]);
+    assert_eq!(out.code, 0, "micro logs through B: {out:?}");
+    let first = through_a.lines().next().unwrap();
+    assert!(
+        out.stdout.contains(first),
+        "B answers with A's logs: {out:?}"
+    );
+    let out = b.micro(&["logs", "nobody-runs-this"]);
+    assert_ne!(out.code, 0, "{out:?}");
 
     let out = in_dir(&b, &["run", "./hello-sh", "--detach"]);
     assert_ne!(out.code, 0, "the name runs on A: {out:?}");

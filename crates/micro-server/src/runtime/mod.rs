@@ -253,6 +253,18 @@ impl LocalRuntime {
         })
     }
 
+    /// The gRPC address of another server sharing this one's engines that runs `name` in
+    /// `namespace`, if this server does not and another does (its published record says so).
+    pub(crate) async fn owner(&self, namespace: &str, name: &str) -> Result<Option<String>, Error> {
+        if self.inner.find(namespace, name).is_ok() {
+            return Ok(None);
+        }
+        match self.inner.shared.get() {
+            Some(shared) => shared.owner(namespace, name).await,
+            None => Ok(None),
+        }
+    }
+
     /// Starts again what `services.json` says was running: from its built executable when that
     /// is still there, else by building its source again.
     pub fn resume(&self) -> Result<(), Error> {

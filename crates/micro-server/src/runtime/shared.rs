@@ -5,8 +5,9 @@
 //! records expire. A name run by one server is a conflict on the others.
 //!
 //! The processes themselves stay with the server that built them: nothing is rescheduled when
-//! a server dies (run services on each server, or point them at the list of servers), and logs
-//! are read through the server that runs the service.
+//! a server dies (run services on each server, or point them at the list of servers). Logs are
+//! kept by the server that runs the service; a server asked for another's logs forwards the
+//! call to the address its record names ([`SharedRecords::owner`]).
 
 use std::{
     sync::Arc,
@@ -33,14 +34,19 @@ const LIVES: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(crate) struct SharedRecords {
     store: Arc<dyn Store>,
-    /// This server's address, as its records name it.
+    /// This server, as its records name it: its address and process.
     server: String,
+    /// This server's gRPC address, where other servers forward calls for its services.
+    address: String,
 }
 
 /// A deployment as published.
 #[derive(Serialize, Deserialize)]
 struct Published {
     server: String,
+    /// Absent from records of servers that predate forwarding.
+    #[serde(default)]
+    address: String,
     spec: Spec,
     status: Status,
     build: String,
@@ -55,8 +61,12 @@ fn key(namespace: &str, name: &str) -> String {
 }
 
 impl SharedRecords {
-    pub(crate) fn new(store: Arc<dyn Store>, server: String) -> Self {
-        Self { store, server }
+    pub(crate) fn new(store: Arc<dyn Store>, server: String, address: String) -> Self {
+        Self {
+            store,
+            server,
+            address,
+        }
     }
 
     /// Publishes this server's deployments of `namespace`.
@@ -64,6 +74,7 @@ impl SharedRecords {
         for d in deployments {
             let published = Published {
                 server: self.server.clone(),
+                address: self.address.clone(),
                 spec: d.spec.clone(),
                 status: d.status,
                 build: d.build.clone(),
@@ -93,12 +104,48 @@ impl SharedRecords {
             .await;
     }
 
+    /// The gRPC address of the other server that runs `name` in `namespace`, if one does.
+    pub(crate) async fn owner(&self, namespace: &str, name: &str) -> Result<Option<String>, Error> {
+        Ok(self
+            .published(namespace, Some(name))
+            .await?
+            .into_iter()
+            .map(|p| p.address)
+            .find(|a| !a.is_empty()))
+    }
+
     /// The deployments of `namespace` (or the one named) that other servers run.
     pub(crate) async fn others(
         &self,
         namespace: &str,
         name: Option<&str>,
     ) -> Result<Vec<(String, Deployment)>, Error> {
+        Ok(self
+            .published(namespace, name)
+            .await?
+            .into_iter()
+            .map(|p| {
+                let deployment = Deployment {
+                    spec: p.spec,
+                    status: p.status,
+                    build: p.build,
+                    updated: UNIX_EPOCH + Duration::from_millis(p.updated_ms),
+                    restarts: p.restarts,
+                    running: p.running,
+                    error: p.error,
+                    stage: None,
+                };
+                (p.server, deployment)
+            })
+            .collect())
+    }
+
+    /// The records of `namespace` (or the one named) that other servers published.
+    async fn published(
+        &self,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<Published>, Error> {
         let records = match name {
             Some(name) => match self
                 .store
@@ -121,19 +168,6 @@ impl SharedRecords {
             .into_iter()
             .filter_map(|r| serde_json::from_slice::<Published>(&r.value).ok())
             .filter(|p| p.server != self.server)
-            .map(|p| {
-                let deployment = Deployment {
-                    spec: p.spec,
-                    status: p.status,
-                    build: p.build,
-                    updated: UNIX_EPOCH + Duration::from_millis(p.updated_ms),
-                    restarts: p.restarts,
-                    running: p.running,
-                    error: p.error,
-                    stage: None,
-                };
-                (p.server, deployment)
-            })
             .collect())
     }
 

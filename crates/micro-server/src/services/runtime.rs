@@ -20,6 +20,40 @@ use crate::{namespace, runtime::LocalRuntime};
 
 const ID: &str = "micro.runtime";
 
+/// Marks a call one server forwarded to another, so it is never forwarded again (two servers'
+/// stale records naming each other cannot bounce a call between them).
+const FORWARDED_HEADER: &str = "micro-forwarded";
+
+/// `micro logs` of a service another server runs: the same call, with the caller's token and
+/// namespace, to that server, whose answer streams back as it comes.
+async fn forward_logs(
+    owner: &str,
+    req: Request<pb::LogsRequest>,
+) -> Result<Response<LogsStream>, Status> {
+    use micro_core::metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER};
+    let connection = micro::remote::Connection::lazy(owner).map_err(into_status)?;
+    let mut forwarded = Request::new(req.get_ref().clone());
+    for header in [AUTHORIZATION_HEADER, NAMESPACE_HEADER] {
+        if let Some(value) = req.metadata().get(header) {
+            if header == AUTHORIZATION_HEADER {
+                // The caller's token goes on only as safely as the CLI would send it.
+                connection.check_secrets_transport().map_err(into_status)?;
+            }
+            forwarded.metadata_mut().insert(header, value.clone());
+        }
+    }
+    forwarded.metadata_mut().insert(
+        FORWARDED_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    let lines = pb::runtime_client::RuntimeClient::new(connection.channel())
+        .logs(forwarded)
+        .await
+        .map_err(|s| into_status(connection.error(ID, &s)))?
+        .into_inner();
+    Ok(Response::new(Box::pin(lines)))
+}
+
 /// The largest archive `micro run` may upload.
 const MAX_UPLOAD: u64 = 512 << 20;
 
@@ -262,6 +296,15 @@ impl runtime_server::Runtime for RuntimeService {
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
         let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
+        if req.metadata().get(FORWARDED_HEADER).is_none()
+            && let Some(owner) = self
+                .runtime
+                .owner(&ns, &req.get_ref().name)
+                .await
+                .map_err(into_status)?
+        {
+            return forward_logs(&owner, req).await;
+        }
         let body = req.into_inner();
         let lines = self
             .runtime
