@@ -15,7 +15,7 @@ use argon2::{
 use base64::Engine as _;
 use micro_core::{
     Error,
-    auth::{Account, check_id},
+    auth::{Account, AccountType, check_id},
     store::{Query, Record, Store},
 };
 use ring::rand::{SecureRandom, SystemRandom};
@@ -215,34 +215,6 @@ impl Accounts {
             .await
     }
 
-    async fn put(&self, account: &Account, secret_hash: String) -> Result<(), Error> {
-        let ns = &account.issuer;
-        let stored = Stored {
-            version: VERSION,
-            account: account.clone(),
-            secret_hash,
-        };
-        let value = serde_json::to_vec(&stored).map_err(internal)?;
-        let accounts = table(ns, "accounts");
-        self.store
-            .write(
-                DATABASE,
-                &accounts,
-                Record::new(format!("id/{}", account.id), value),
-            )
-            .await?;
-        if account.name != account.id {
-            self.store
-                .write(
-                    DATABASE,
-                    &accounts,
-                    Record::new(format!("name/{}", account.name), account.id.clone()),
-                )
-                .await?;
-        }
-        Ok(())
-    }
-
     async fn by_id(&self, ns: &str, id: &str) -> Result<Option<Stored>, Error> {
         match self
             .store
@@ -390,17 +362,53 @@ impl Accounts {
     }
 
     /// Creates or replaces a service's account with `secret`, leaving its refresh tokens.
+    ///
+    /// A new one is created as every account is (its handles claimed by conditional writes);
+    /// an existing one is replaced only over the account as read. So servers provisioning the
+    /// same service at once each end with an account that holds (the last secret written wins,
+    /// and every process logs in again with its own), and none takes a user's account.
     pub(crate) async fn put_service(&self, account: &Account, secret: &str) -> Result<(), Error> {
-        let _guard = self.writes.lock().await;
-        if let Some(other) = self.find(&account.issuer, &account.name).await?
-            && other.account.id != account.id
-        {
-            return Err(Error::conflict(
-                ID,
-                format!("account {:?} is taken by a user", account.name),
-            ));
+        let ns = &account.issuer;
+        let accounts = table(ns, "accounts");
+        let key = format!("id/{}", account.id);
+        let taken =
+            || Error::conflict(ID, format!("account {:?} is taken by a user", account.name));
+        for _ in 0..8 {
+            let old = match self.store.read(DATABASE, &accounts, &key).await {
+                Ok(record) => record.value,
+                Err(e) if e.code == 404 => match self.create(account, secret).await {
+                    // Another server created it meanwhile: replace that one.
+                    Err(e) if e.code == 409 && self.by_id(ns, &account.id).await?.is_some() => {
+                        continue;
+                    }
+                    Err(e) if e.code == 409 => return Err(taken()),
+                    other => return other,
+                },
+                Err(e) => return Err(e),
+            };
+            let mut stored: Stored = serde_json::from_slice(&old).map_err(internal)?;
+            if stored.account.kind != AccountType::Service {
+                return Err(taken());
+            }
+            stored.account = account.clone();
+            stored.secret_hash = hash(secret).await?;
+            let value = serde_json::to_vec(&stored).map_err(internal)?;
+            let record = Record::new(key.clone(), value);
+            if self
+                .store
+                .write_if(DATABASE, &accounts, record, Some(&old))
+                .await?
+            {
+                return Ok(());
+            }
         }
-        self.put(account, hash(secret).await?).await
+        Err(Error::conflict(
+            ID,
+            format!(
+                "account {:?} kept changing meanwhile; try again",
+                account.id
+            ),
+        ))
     }
 
     /// A new refresh token for `account`.
@@ -551,4 +559,68 @@ async fn verify(stored: &str, secret: &str) -> Result<bool, Error> {
 fn digest(token: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use micro_core::store::MemoryStore;
+
+    use super::*;
+
+    fn service(ns: &str, name: &str, kind: AccountType) -> Account {
+        Account {
+            id: format!("service:{name}"),
+            name: format!("service:{name}"),
+            kind,
+            issuer: ns.to_owned(),
+            scopes: vec!["service".to_owned()],
+            metadata: Default::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn two_servers_provisioning_one_service_leave_one_account_and_never_take_a_users() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (Accounts::new(store.clone()), Accounts::new(store));
+        let account = service("micro", "hello", AccountType::Service);
+        let (ra, rb) = tokio::join!(
+            a.put_service(&account, "secret-from-a-0123456789"),
+            b.put_service(&account, "secret-from-b-0123456789")
+        );
+        ra.expect("a");
+        rb.expect("b");
+        assert_eq!(a.list("micro").await.unwrap(), vec![account.clone()]);
+        let works = |secret: &'static str| {
+            let a = &a;
+            async move { a.check("micro", "service:hello", secret).await.is_ok() }
+        };
+        assert!(
+            works("secret-from-a-0123456789").await ^ works("secret-from-b-0123456789").await,
+            "the last secret written holds"
+        );
+        // Replacing it again works, over the account as read.
+        b.put_service(&account, "secret-again-0123456789")
+            .await
+            .expect("replace");
+        assert!(works("secret-again-0123456789").await);
+
+        // An account a user made under that id is never replaced.
+        let user = service("micro", "taken", AccountType::User);
+        a.create(&user, "user-secret-0123456789")
+            .await
+            .expect("user");
+        let err = b
+            .put_service(
+                &service("micro", "taken", AccountType::Service),
+                "x-0123456789abcdef",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 409, "{err}");
+        assert!(
+            a.check("micro", "service:taken", "user-secret-0123456789")
+                .await
+                .is_ok()
+        );
+    }
 }

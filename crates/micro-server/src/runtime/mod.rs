@@ -722,7 +722,7 @@ impl Runtime for LocalRuntime {
         spec.check()?;
         check_name("namespace", namespace)?;
         if let Some(shared) = self.inner.shared.get() {
-            shared.check_free(namespace, &spec.name).await?;
+            shared.claim(namespace, &spec).await?;
         }
         let deployed =
             self.inner
@@ -752,6 +752,9 @@ impl Runtime for LocalRuntime {
                 self.inner
                     .map()
                     .remove(&(namespace.to_owned(), spec.name.clone()));
+                if let Some(shared) = self.inner.shared.get() {
+                    shared.forget(namespace, &spec.name).await;
+                }
                 return Err(e);
             }
         }

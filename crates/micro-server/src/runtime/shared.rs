@@ -171,16 +171,94 @@ impl SharedRecords {
             .collect())
     }
 
-    /// Refuses a name another server runs.
-    pub(crate) async fn check_free(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        if let Some((server, _)) = self.others(namespace, Some(name)).await?.pop() {
-            return Err(Error::conflict(
-                "micro.runtime",
-                format!(
-                    "service {name:?} already runs on server {server}; update it there, or kill it first"
-                ),
-            ));
+    /// Claims `name` in `namespace` for this server before it runs it: the record is created
+    /// only if none is live (a conditional write), so two servers creating the same name at
+    /// once yield one deployment and one conflict. A live record of this server's own (a
+    /// service it runs again) is its claim already.
+    pub(crate) async fn claim(&self, namespace: &str, spec: &Spec) -> Result<(), Error> {
+        let published = Published {
+            server: self.server.clone(),
+            address: self.address.clone(),
+            spec: spec.clone(),
+            status: Status::Pending,
+            build: String::new(),
+            updated_ms: 0,
+            restarts: 0,
+            running: 0,
+            error: None,
+        };
+        let value = serde_json::to_vec(&published)
+            .map_err(|e| Error::internal("micro.runtime", format!("encoding a claim: {e}")))?;
+        let key = key(namespace, &spec.name);
+        // A record that expires between the refused claim and the read is claimed again.
+        for _ in 0..3 {
+            let record = Record::new(key.clone(), value.clone()).with_expiry(LIVES);
+            if self.store.write_if(DATABASE, TABLE, record, None).await? {
+                return Ok(());
+            }
+            let holder = match self.store.read(DATABASE, TABLE, &key).await {
+                Ok(r) => serde_json::from_slice::<Published>(&r.value).ok(),
+                Err(e) if e.code == 404 => continue,
+                Err(e) => return Err(e),
+            };
+            return match holder {
+                Some(p) if p.server == self.server => Ok(()),
+                Some(p) => Err(Error::conflict(
+                    "micro.runtime",
+                    format!(
+                        "service {:?} already runs on server {}; update it there, or kill it first",
+                        spec.name, p.server
+                    ),
+                )),
+                None => Err(Error::conflict(
+                    "micro.runtime",
+                    format!("service {:?} is claimed by another server", spec.name),
+                )),
+            };
         }
-        Ok(())
+        Err(Error::unavailable(
+            "micro.runtime",
+            format!("could not claim service {:?}; try again", spec.name),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use micro_core::store::MemoryStore;
+
+    use super::*;
+
+    fn server(store: &Arc<dyn Store>, name: &str) -> SharedRecords {
+        SharedRecords::new(store.clone(), format!("{name} (1)"), name.to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_of_two_servers_claiming_a_name_at_once_gets_it() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (a, b) = (server(&store, "a:8081"), server(&store, "b:8081"));
+        let spec = Spec::new("hello", "./hello");
+        let (ra, rb) = tokio::join!(a.claim("micro", &spec), b.claim("micro", &spec));
+        let (won, lost) = match (ra, rb) {
+            (Ok(()), Err(e)) => (&a, e),
+            (Err(e), Ok(())) => (&b, e),
+            other => panic!("one claim wins, one is refused: {other:?}"),
+        };
+        assert_eq!(lost.code, 409, "{lost}");
+        assert!(lost.detail.contains("already runs on server"), "{lost}");
+        // The winner may claim its own name again; the other sees it as the owner.
+        won.claim("micro", &spec).await.expect("its own claim");
+        let other = if std::ptr::eq(won, &a) { &b } else { &a };
+        assert_eq!(
+            other.owner("micro", "hello").await.unwrap().as_deref(),
+            Some(won.address.as_str())
+        );
+        // Another namespace is another name.
+        other.claim("team", &spec).await.expect("another namespace");
+        // Once the owner forgets it (or its records expire), the other may claim it.
+        won.forget("micro", "hello").await;
+        other.claim("micro", &spec).await.expect("free again");
+        tokio::time::advance(LIVES + Duration::from_secs(1)).await;
+        won.claim("micro", &spec).await.expect("the claim expired");
     }
 }
