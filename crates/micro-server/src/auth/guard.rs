@@ -90,12 +90,53 @@ impl Admit for Guard {
                 .authority
                 .caller(token, header(req, NAMESPACE_HEADER)?)
                 .await?;
-            if let Check::Rules(resource) = check {
-                self.authority.authorize(&caller, &resource).await?;
-            }
+            let resource = match check {
+                Check::Rules(resource) => {
+                    self.authority.authorize(&caller, &resource).await?;
+                    Some(resource)
+                }
+                _ => None,
+            };
+            let recheck = Recheck {
+                authority: self.authority.clone(),
+                authorization: token.map(str::to_owned),
+                namespace: header(req, NAMESPACE_HEADER)?.map(str::to_owned),
+                resource,
+            };
             req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(recheck);
             Ok(())
         })
+    }
+}
+
+/// The guard's check of one call, to be made again: a stream that lives long (a publish
+/// stream) asks it again now and then, so a token revoked, or a rule changed, while the stream
+/// is open takes effect on it too.
+#[derive(Clone)]
+pub(crate) struct Recheck {
+    authority: super::Authority,
+    authorization: Option<String>,
+    namespace: Option<String>,
+    resource: Option<Resource>,
+}
+
+impl Recheck {
+    /// The guard's check of `req`, if a guard admitted it (none without one).
+    pub(crate) fn of<T>(req: &tonic::Request<T>) -> Option<Self> {
+        req.extensions().get::<Self>().cloned()
+    }
+
+    /// Whether the call would still be admitted now.
+    pub(crate) async fn again(&self) -> Result<(), Error> {
+        let caller = self
+            .authority
+            .caller(self.authorization.as_deref(), self.namespace.as_deref())
+            .await?;
+        if let Some(resource) = &self.resource {
+            self.authority.authorize(&caller, resource).await?;
+        }
+        Ok(())
     }
 }
 

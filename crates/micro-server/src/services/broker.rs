@@ -1,19 +1,30 @@
 //! The `broker` platform service: `micro.broker.Broker` over any [`Broker`].
 
-use std::{pin::Pin, sync::Arc};
+use std::{
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::{Stream, StreamExt};
 use micro::{
     broker::{message_from_pb, message_to_pb},
     status::into_status,
 };
-use micro_core::{broker::Broker, limits};
+use micro_core::{Error, broker::Broker, limits};
 
 const ID: &str = "micro.broker";
 use micro_proto::broker::{self as pb, broker_server};
 use tonic::{Request, Response, Status};
 
-use crate::namespace;
+use crate::{auth::guard::Recheck, namespace};
+
+/// How often an open publish stream asks the guard again whether its caller may publish.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The messages a publish stream may hold unanswered before it stops reading: enough to keep
+/// a pipeline full, few enough to bound a caller's memory here.
+const STREAM_WINDOW: usize = 1024;
 
 /// Serves a broker over gRPC.
 #[derive(Clone)]
@@ -34,6 +45,17 @@ impl BrokerService {
 }
 
 type MessageStream = Pin<Box<dyn Stream<Item = Result<pb::Message, Status>> + Send>>;
+type AckStream = Pin<Box<dyn Stream<Item = Result<pb::PublishAck, Status>> + Send>>;
+
+impl BrokerService {
+    /// Checks and publishes one message.
+    async fn publish_one(&self, ns: &str, body: pb::PublishRequest) -> Result<(), Error> {
+        let message = message_from_pb(body.message.unwrap_or_default());
+        limits::value(ID, "message body", message.body.len())?;
+        limits::metadata(ID, message.header.iter())?;
+        self.broker.publish(ns, &body.topic, message).await
+    }
+}
 
 #[tonic::async_trait]
 impl broker_server::Broker for BrokerService {
@@ -42,15 +64,62 @@ impl broker_server::Broker for BrokerService {
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        let message = message_from_pb(body.message.unwrap_or_default());
-        limits::value(ID, "message body", message.body.len()).map_err(into_status)?;
-        limits::metadata(ID, message.header.iter()).map_err(into_status)?;
-        self.broker
-            .publish(&ns, &body.topic, message)
+        self.publish_one(&ns, req.into_inner())
             .await
             .map_err(into_status)?;
         Ok(Response::new(pb::PublishResponse {}))
+    }
+
+    type PublishStreamStream = AckStream;
+
+    /// Each message is published in the order it came and answered in that order; one that
+    /// fails is answered with its error and the stream goes on. The caller is checked again
+    /// every [`RECHECK_EVERY`]: once it may no longer publish, the stream ends with that error.
+    async fn publish_stream(
+        &self,
+        req: Request<tonic::Streaming<pb::PublishRequest>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let ns = namespace::of(&req).map_err(into_status)?;
+        let recheck = Recheck::of(&req);
+        let requests = req.into_inner();
+        let service = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
+        tokio::spawn(async move {
+            let mut requests = requests;
+            let mut checked = Instant::now();
+            loop {
+                let body = tokio::select! {
+                    next = requests.next() => match next {
+                        Some(Ok(body)) => body,
+                        // The client is done, or gone.
+                        Some(Err(_)) | None => return,
+                    },
+                    () = tx.closed() => return,
+                };
+                if let Some(recheck) = &recheck
+                    && checked.elapsed() >= RECHECK_EVERY
+                {
+                    if let Err(e) = recheck.again().await {
+                        let _ = tx.send(Err(into_status(e))).await;
+                        return;
+                    }
+                    checked = Instant::now();
+                }
+                let ack = match service.publish_one(&ns, body).await {
+                    Ok(()) => pb::PublishAck::default(),
+                    Err(e) => pb::PublishAck {
+                        code: u32::from(e.code),
+                        detail: e.detail,
+                    },
+                };
+                if tx.send(Ok(ack)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     type SubscribeStream = MessageStream;

@@ -18,6 +18,8 @@ use tonic::transport::Channel;
 
 use crate::{env::Env, remote::Connection};
 
+mod pipe;
+
 const ID: &str = "micro.broker";
 
 /// Pub/sub in one namespace.
@@ -89,6 +91,7 @@ impl Broker {
 pub struct RemoteBroker {
     conn: Connection,
     client: BrokerClient<Channel>,
+    pipes: pipe::Pipes,
 }
 
 impl RemoteBroker {
@@ -102,6 +105,7 @@ impl RemoteBroker {
         Self {
             client: BrokerClient::new(conn.channel()),
             conn,
+            pipes: pipe::Pipes::default(),
         }
     }
 }
@@ -124,12 +128,28 @@ pub fn message_from_pb(message: pb::Message) -> Message {
 
 #[async_trait]
 impl core::Broker for RemoteBroker {
+    /// Through the namespace's publish stream (see `pipe`), or one call when the server has
+    /// none.
     async fn publish(&self, namespace: &str, topic: &str, message: Message) -> Result<(), Error> {
-        let mut client = self.client.clone();
         let msg = pb::PublishRequest {
             topic: topic.to_owned(),
             message: Some(message_to_pb(message)),
         };
+        // A large message gains nothing from sharing a stream, and one the server cannot take
+        // at all must fail alone rather than break the stream under everyone's messages.
+        let msg = if prost::Message::encoded_len(&msg) > pipe::LARGEST {
+            msg
+        } else {
+            match self
+                .pipes
+                .publish(&self.conn, &self.client, namespace, msg)
+                .await
+            {
+                pipe::Sent::Answered(result) => return result,
+                pipe::Sent::Unsupported(msg) => msg,
+            }
+        };
+        let mut client = self.client.clone();
         self.conn
             .call(ID, namespace, msg, |req| client.publish(req))
             .await?;

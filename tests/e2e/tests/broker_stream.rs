@@ -1,0 +1,154 @@
+//! Publishing over one stream per namespace (`micro.broker.Broker/PublishStream`): many
+//! publishers share it and each is told about its own message, a bad message fails alone, and
+//! a token revoked while the stream is open stops it within a second.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use micro::broker::RemoteBroker;
+use micro_core::broker::{Broker, Message};
+use micro_proto::auth::{
+    DeleteAccountRequest, GenerateRequest, TokenRequest, accounts_client::AccountsClient,
+    auth_client::AuthClient,
+};
+
+fn bearer<T>(token: &str, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_publishes_are_each_answered_and_a_bad_one_fails_alone() {
+    let platform = micro_e2e::in_process::platform(false).await;
+    let broker = RemoteBroker::new(&platform.grpc_address().to_string()).unwrap();
+    let mut subscription = broker.subscribe("micro", "many", None).await.unwrap();
+
+    let publishers = (0..32).map(|p| {
+        let broker = broker.clone();
+        async move {
+            for n in 0..64 {
+                broker
+                    .publish("micro", "many", Message::new(format!("{p}-{n}")))
+                    .await
+                    .expect("publish");
+            }
+        }
+    });
+    futures::future::join_all(publishers).await;
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 32 * 64 {
+        let message = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("every message is delivered")
+            .expect("the subscription lives");
+        assert!(seen.insert(message.body), "delivered once");
+    }
+
+    // A message past the size limit fails alone; the next goes through.
+    let huge = Message::new(vec![b'x'; micro_core::limits::MAX_VALUE + 1]);
+    let err = broker.publish("micro", "many", huge).await.unwrap_err();
+    assert!((400..500).contains(&err.code), "{err}");
+    broker
+        .publish("micro", "many", Message::new("after"))
+        .await
+        .expect("the stream goes on");
+    // A message with too many headers fails alone on the stream, and so does an invalid topic.
+    let mut crowded = Message::new("crowded");
+    for n in 0..100 {
+        crowded.header.insert(format!("h{n}"), "v".into());
+    }
+    let err = broker.publish("micro", "many", crowded).await.unwrap_err();
+    assert_eq!(err.code, 400, "{err}");
+    let err = broker
+        .publish("micro", "", Message::new("no topic"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 400, "{err}");
+    broker
+        .publish("micro", "many", Message::new("after again"))
+        .await
+        .expect("the stream goes on");
+    drop((broker, subscription));
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_revoked_while_its_publish_stream_is_open_stops_it_within_a_second() {
+    let platform = micro_e2e::in_process::platform(true).await;
+    let address = platform.grpc_address().to_string();
+    let admin = micro_e2e::in_process::admin_token(&platform).await;
+    let url = format!("http://{address}");
+    AuthClient::connect(url.clone())
+        .await
+        .unwrap()
+        .generate(bearer(
+            &admin,
+            GenerateRequest {
+                id: "publisher".into(),
+                secret: "pw-publisher".into(),
+                scopes: vec!["admin".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("an account");
+    let token = AuthClient::connect(url.clone())
+        .await
+        .unwrap()
+        .token(TokenRequest {
+            id: "publisher".into(),
+            secret: "pw-publisher".into(),
+            refresh_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .access_token;
+    micro::auth::set_token(Some(token));
+    let broker = RemoteBroker::new(&address).unwrap();
+    broker
+        .publish("micro", "t", Message::new("before"))
+        .await
+        .expect("publishes while the account lives");
+
+    AccountsClient::connect(url)
+        .await
+        .unwrap()
+        .delete(bearer(
+            &admin,
+            DeleteAccountRequest {
+                id: "publisher".into(),
+            },
+        ))
+        .await
+        .expect("deleted");
+    let started = tokio::time::Instant::now();
+    let refused = loop {
+        match broker.publish("micro", "t", Message::new("after")).await {
+            Ok(()) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "the open stream still publishes for a revoked token"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(refused.code, 401, "{refused}");
+    assert!(refused.detail.contains("revoked"), "{refused}");
+
+    // With another token, the next publish opens a new stream.
+    micro::auth::set_token(Some(admin));
+    broker
+        .publish("micro", "t", Message::new("as admin"))
+        .await
+        .expect("a new stream with the new token");
+    micro::auth::set_token(None);
+    drop(broker);
+    platform.stop().await;
+}
