@@ -329,6 +329,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(options.limits.max_concurrent_streams)
         .http2_max_header_list_size(64 * 1024)
+        .layer(micro::trace::TraceLayer::grpc())
         .layer(micro::undecodable::UndecodableLayer)
         .layer(micro::gate::AdmitLayer::new(auth::guard::Guard::new(
             authority.clone(),

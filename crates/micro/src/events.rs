@@ -77,13 +77,16 @@ impl Events {
         self.publish_with(topic, payload, BTreeMap::new()).await
     }
 
-    /// Appends `payload` with `metadata` to `topic`.
+    /// Appends `payload` with `metadata` to `topic`; the metadata carries the current trace
+    /// (`traceparent`, see [`crate::trace`]), which a consumer continues with
+    /// [`crate::trace::consumer_span`].
     pub async fn publish_with(
         &self,
         topic: &str,
         payload: Vec<u8>,
-        metadata: BTreeMap<String, String>,
+        mut metadata: BTreeMap<String, String>,
     ) -> Result<Event, Error> {
+        crate::trace::inject_message(&mut metadata);
         self.events
             .publish(&self.namespace, topic, payload, metadata)
             .await

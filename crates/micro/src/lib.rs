@@ -61,6 +61,7 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod tls;
+pub mod trace;
 pub mod transcode;
 pub mod undecodable;
 pub mod wrap;
@@ -89,14 +90,31 @@ macro_rules! include_descriptors {
 }
 
 /// Installs a `tracing` subscriber that prints to stdout, filtered by `RUST_LOG` (default
-/// `info`). Does nothing if one is installed already.
+/// `info`), and exports spans when an OTLP endpoint is set (see [`trace`]), naming this
+/// process by `MICRO_SERVICE_NAME`, else its executable. Does nothing if one is installed
+/// already. Call it inside the tokio runtime.
 pub fn init_tracing() {
+    let name = std::env::var(micro_core::metadata::ENV_SERVICE_NAME)
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(trace::process_name);
+    init_tracing_as(&name);
+}
+
+/// [`init_tracing`], naming this process `service` in its spans (unless `OTEL_SERVICE_NAME`
+/// does).
+pub fn init_tracing_as(service: &str) {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(ansi),
+        )
+        .with(trace::otel_layer(service))
         .try_init();
 }

@@ -214,7 +214,10 @@ impl Service {
 
     /// Starts, then runs until SIGINT or SIGTERM, then deregisters and drains.
     pub async fn run(self) -> Result<(), Error> {
-        crate::init_tracing();
+        let name = crate::env::Env::read()
+            .service_name
+            .unwrap_or_else(|| self.name.clone());
+        crate::init_tracing_as(&name);
         let running = self.start().await?;
         tracing::info!(
             service = %running.record.name,
@@ -223,7 +226,9 @@ impl Service {
         );
         shutdown_signal().await;
         tracing::info!(service = %running.record.name, "stopping: deregistering, then draining calls in flight");
-        running.stop().await
+        let stopped = running.stop().await;
+        crate::trace::shutdown().await;
+        stopped
     }
 
     /// Subscribes to broker `topic` for as long as the service runs, calling `handler` with each
@@ -336,6 +341,7 @@ impl Service {
         let max_in_flight = env.max_in_flight.or(self.max_in_flight);
         let server = tokio::spawn(async move {
             Server::builder()
+                .layer(crate::trace::TraceLayer::grpc())
                 .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)
                 .layer(gate)
@@ -363,7 +369,8 @@ impl Service {
                 .await?;
             subscriptions.push(tokio::spawn(async move {
                 while let Some(message) = futures::StreamExt::next(&mut messages).await {
-                    (sub.handler)(message).await;
+                    let span = crate::trace::consumer_span(&sub.topic, &message.header);
+                    tracing::Instrument::instrument((sub.handler)(message), span).await;
                 }
                 tracing::warn!(topic = sub.topic, "the subscription ended");
             }));

@@ -348,7 +348,13 @@ impl Sandbox {
 
     /// [`start_server`](Self::start_server) with more `micro server` flags.
     pub fn start_server_with(&mut self, flags: &[&str]) {
+        self.start_server_with_env(flags, &[]);
+    }
+
+    /// [`start_server_with`](Self::start_server_with), with `env` in the server's environment.
+    pub fn start_server_with_env(&mut self, flags: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new(bin("micro"));
+        cmd.envs(env.iter().copied());
         cmd.args([
             "server",
             "--address",

@@ -20,8 +20,33 @@ use crate::{
     failure::Failure,
 };
 
-/// Runs the parsed command line.
+/// Runs the parsed command line. Every command but `server` runs in one span, the root of the
+/// trace its calls continue, exported when an OTLP endpoint is set (see `micro::trace`).
 pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
+    if matches!(cli.command, Some(Command::Server(_))) {
+        return dispatch(cli).await;
+    }
+    if !micro::trace::init_exporter_only("micro-cli") {
+        return dispatch(cli).await;
+    }
+    let word: String = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default()
+        .chars()
+        .take(32)
+        .collect();
+    let span = tracing::info_span!(
+        "micro",
+        otel.name = %format!("micro {word}"),
+        otel.kind = "client",
+    );
+    let result = tracing::Instrument::instrument(dispatch(cli), span).await;
+    micro::trace::shutdown().await;
+    result
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let Some(command) = &cli.command else {
         return Err(Failure::new(
             "No command provided to micro. Please refer to 'micro --help'",

@@ -26,7 +26,7 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
     if let Some(ServerAction::Recover { username, password }) = &args.action {
         return recover(username, password.as_deref()).await;
     }
-    micro::init_tracing();
+    micro::init_tracing_as("micro-server");
     let strategy: Strategy = args.selector.parse().map_err(Failure::new)?;
     let engine = |concern: &str, kind: &str, address: &Option<String>| {
         micro_server::Engine::parse(concern, kind, address.as_deref())

@@ -64,11 +64,15 @@ struct Gateway {
 
 /// The gateway's router over `proxy`.
 pub fn router(proxy: ProxyService, options: GatewayOptions) -> Router {
-    Router::new().fallback(handle).with_state(Gateway {
-        proxy,
-        options,
-        rules: Arc::default(),
-    })
+    Router::new()
+        .fallback(handle)
+        .with_state(Gateway {
+            proxy,
+            options,
+            rules: Arc::default(),
+        })
+        // A span per request, continuing the caller's trace (see `micro::trace`).
+        .layer(micro::trace::TraceLayer::http())
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {

@@ -60,8 +60,9 @@ impl Broker {
         Self::new(Arc::new(core::MemoryBroker::new()), "micro")
     }
 
-    /// Publishes `message` to `topic`.
-    pub async fn publish(&self, topic: &str, message: Message) -> Result<(), Error> {
+    /// Publishes `message` to `topic`, carrying the current trace (see [`crate::trace`]).
+    pub async fn publish(&self, topic: &str, mut message: Message) -> Result<(), Error> {
+        crate::trace::inject_message(&mut message.header);
         self.broker.publish(&self.namespace, topic, message).await
     }
 

@@ -154,12 +154,14 @@ impl Pipes {
             return Ok(Some(pipe.jobs.clone()));
         }
         let (requests, outgoing) = mpsc::channel(WINDOW);
-        let request = conn
+        let mut request = conn
             .request(
                 namespace,
                 tokio_stream::wrappers::ReceiverStream::new(outgoing),
             )
             .await?;
+        // The stream outlives the call that opened it: each message carries its own trace.
+        request.metadata_mut().remove(crate::trace::TRACEPARENT);
         let acks = match client.clone().publish_stream(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == tonic::Code::Unimplemented => {

@@ -698,7 +698,11 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
-        match &mut self.wrapped {
+        // A span for the call, a child of the caller's, and its `traceparent` on the request
+        // (nothing at all when tracing is off).
+        let span = crate::trace::client_span(request.uri().path());
+        crate::trace::inject(&span, request.headers_mut());
+        let call = match &mut self.wrapped {
             Some(wrapped) => {
                 // Read here, in the caller's task: a wrapper may run the call in another.
                 if let Some(deadline) = crate::deadline::current() {
@@ -707,6 +711,11 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
                 wrapped.call(request)
             }
             None => self.core.call(request),
+        };
+        if span.is_disabled() {
+            call
+        } else {
+            Box::pin(tracing::Instrument::instrument(call, span))
         }
     }
 }

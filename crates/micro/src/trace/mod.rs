@@ -1,0 +1,258 @@
+//! Traces: OpenTelemetry spans for every hop, W3C `traceparent` carried between them, exported
+//! with OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+//! is set — the standard variables, so any collector (Jaeger, Tempo, the OpenTelemetry
+//! Collector) takes them as they are.
+//!
+//! - A server — every [`Service`](crate::Service), `micro server`'s gRPC port and its HTTP
+//!   gateway — opens a span per request ([`TraceLayer`]), continuing the caller's trace from
+//!   the request's `traceparent` header.
+//! - A client — [`Client`](crate::Client) calls, and calls of the platform's services
+//!   (store, events, broker, the proxy) — opens a span per call and sends its `traceparent`.
+//! - A message published on the broker or as an event carries the publisher's `traceparent`
+//!   in its headers; the subscriber's handler runs in a span that continues it.
+//! - Log lines written inside a request's span carry its `trace_id`.
+//!
+//! When no endpoint is set nothing is exported, no span is made, and no header is added: the
+//! layers cost a flag's read. Each process exports its own spans; `OTEL_SERVICE_NAME` names it
+//! (else the service's name), and the batch exporter's standard `OTEL_BSP_*` variables apply.
+
+mod layer;
+mod service;
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use opentelemetry::{
+    Context,
+    propagation::{Extractor, Injector},
+    trace::{TraceContextExt, TracerProvider as _},
+};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+pub use layer::TraceLayer;
+pub use service::Trace;
+
+/// The W3C trace-context header.
+pub const TRACEPARENT: &str = "traceparent";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+
+/// Whether this process exports spans (an OTLP endpoint was set when tracing started).
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+fn configured() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// The `tracing` layer that turns spans into OpenTelemetry spans and exports them, when an
+/// OTLP endpoint is set; `None` otherwise. `service` names this process unless
+/// `OTEL_SERVICE_NAME` does. Call it inside a tokio runtime (the exporter's channel lives on
+/// it), once; [`shutdown`] sends what is left before the process ends.
+pub fn otel_layer<S>(service: &str) -> Option<impl tracing_subscriber::Layer<S>>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    if !configured() || PROVIDER.get().is_some() {
+        return None;
+    }
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("traces are off: cannot set up the OTLP exporter: {e}");
+            return None;
+        }
+    };
+    let name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| service.to_owned());
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(name)
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("micro");
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let _ = PROVIDER.set(provider);
+    ENABLED.store(true, Ordering::Relaxed);
+    Some(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// For a process that logs nothing (the CLI): installs a subscriber that only exports spans,
+/// when an OTLP endpoint is set; whether it did.
+pub fn init_exporter_only(service: &str) -> bool {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match otel_layer(service) {
+        Some(layer) => tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .try_init()
+            .is_ok(),
+        None => false,
+    }
+}
+
+/// Sends the spans not yet exported and stops the exporter; call it before the process ends
+/// (a [`Service`](crate::Service) does when it stops).
+pub async fn shutdown() {
+    if let Some(provider) = PROVIDER.get() {
+        let provider = provider.clone();
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+}
+
+/// A process's name, for [`otel_layer`]: its executable's name.
+pub fn process_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "micro-service".to_owned())
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MapCarrier<'a>(&'a mut BTreeMap<String, String>);
+
+impl Injector for MapCarrier<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), value);
+    }
+}
+
+struct MapReader<'a>(&'a BTreeMap<String, String>);
+
+impl Extractor for MapReader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// Puts `span`'s trace context on outgoing `headers` (`traceparent`), when tracing is on.
+pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
+    if !enabled() {
+        return;
+    }
+    let cx = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut HeaderInjector(headers));
+    });
+}
+
+/// Puts the current span's trace context on a message's headers, unless they carry one.
+pub fn inject_message(header: &mut BTreeMap<String, String>) {
+    if !enabled() || header.contains_key(TRACEPARENT) {
+        return;
+    }
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut MapCarrier(header))
+    });
+}
+
+/// Makes `span` continue the trace of `parent` (a remote caller's, read from its headers), and
+/// records the trace id on it, so log lines inside carry it.
+fn continue_trace(span: &tracing::Span, parent: Context) {
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    span.record("trace_id", tracing::field::display(trace_id));
+}
+
+/// The trace context `headers` carry (none: an empty context).
+pub fn extract(headers: &http::HeaderMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// A span for handling a message of `topic` (broker or events), continuing the publisher's
+/// trace from the message's headers; a disabled span when tracing is off.
+pub fn consumer_span(topic: &str, header: &BTreeMap<String, String>) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = %format!("{topic} process"),
+        otel.kind = "consumer",
+        messaging.destination.name = %topic,
+        trace_id = tracing::field::Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(header)));
+    continue_trace(&span, parent);
+    span
+}
+
+/// A span for one outgoing call to `path` (`/pkg.Service/Method`), a child of the current
+/// span; a disabled span when tracing is off.
+pub fn client_span(path: &str) -> tracing::Span {
+    if !enabled() {
+        return tracing::Span::none();
+    }
+    let (service, method) = split_path(path);
+    tracing::info_span!(
+        "rpc.client",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    )
+}
+
+fn split_path(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}

@@ -1,0 +1,76 @@
+//! [`Trace`]: the service that runs each request's handler in a server span. Its future is
+//! `tracing`'s instrumented future; there is no error of its own. With tracing off the span is
+//! a disabled one, which costs next to nothing.
+
+use std::task::{Context, Poll};
+
+use tracing::{Instrument, instrument::Instrumented};
+
+use super::layer::Kind;
+
+/// The longest path a span's name keeps (a path is the caller's to choose).
+const NAME_LIMIT: usize = 128;
+
+/// See [`super::TraceLayer`].
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    pub(super) inner: S,
+    pub(super) kind: Kind,
+}
+
+fn clip(path: &str) -> &str {
+    match path.char_indices().nth(NAME_LIMIT) {
+        Some((at, _)) => &path[..at],
+        None => path,
+    }
+}
+
+fn span_for<B>(kind: Kind, request: &http::Request<B>) -> tracing::Span {
+    let path = clip(request.uri().path());
+    let span = match kind {
+        Kind::Grpc => {
+            let (service, method) = super::split_path(path);
+            tracing::info_span!(
+                "rpc.server",
+                otel.name = %path.trim_start_matches('/'),
+                otel.kind = "server",
+                rpc.system = "grpc",
+                rpc.service = %service,
+                rpc.method = %method,
+                trace_id = tracing::field::Empty,
+            )
+        }
+        Kind::Http => tracing::info_span!(
+            "http.server",
+            otel.name = %format!("{} {path}", request.method()),
+            otel.kind = "server",
+            http.request.method = %request.method(),
+            url.path = %path,
+            trace_id = tracing::field::Empty,
+        ),
+    };
+    super::continue_trace(&span, super::extract(request.headers()));
+    span
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Trace<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let span = if super::enabled() {
+            span_for(self.kind, &request)
+        } else {
+            tracing::Span::none()
+        };
+        self.inner.call(request).instrument(span)
+    }
+}
