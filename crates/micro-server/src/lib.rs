@@ -335,6 +335,14 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
             authority.clone(),
             grpc_names(),
         )))
+        .layer(proxy::transparent::TransparentLayer::new(
+            proxy.clone(),
+            proxy::transparent::Local::new(
+                grpc_names()
+                    .into_keys()
+                    .chain(["micro.proxy.Proxy".to_owned()]),
+            ),
+        ))
         .add_service(auth_server)
         .add_service(accounts_server)
         .add_service(rules_server)

@@ -30,12 +30,33 @@ pub(crate) fn user<T>(request: &tonic::Request<T>, what: &str) -> Result<String,
 
 /// The request's `micro-namespace` metadata, else `micro`.
 pub(crate) fn from_metadata<T>(request: &tonic::Request<T>) -> Result<String, Error> {
-    let Some(value) = request.metadata().get(NAMESPACE_HEADER) else {
+    named(
+        request
+            .metadata()
+            .get(NAMESPACE_HEADER)
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// An HTTP request's `micro-namespace` header, else `micro`.
+pub(crate) fn of_headers(headers: &http::HeaderMap) -> Result<String, Error> {
+    named(
+        headers
+            .get(NAMESPACE_HEADER)
+            .map(http::HeaderValue::as_bytes),
+    )
+}
+
+fn named(value: Option<&[u8]>) -> Result<String, Error> {
+    let Some(value) = value else {
         return Ok(DEFAULT_NAMESPACE.to_owned());
     };
-    let ns = value
-        .to_str()
-        .map_err(|_| Error::bad_request("micro.server", "the micro-namespace header is not text"))?
+    let ns = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| v.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            Error::bad_request("micro.server", "the micro-namespace header is not text")
+        })?
         .trim();
     Ok(if ns.is_empty() {
         DEFAULT_NAMESPACE.to_owned()

@@ -3,8 +3,9 @@
 //! allow (403), checks the rules for `service:NAME:Service.Method`, and leaves the [`Caller`] in
 //! the request's extensions for the handler (which checks admin rights where it needs them).
 //!
-//! The proxy's own rule check is for the service it calls, so the layer only authenticates calls
-//! to `micro.proxy.Proxy`. Health, reflection and `Auth.Check` are open to all, and so are
+//! The proxies' own rule checks are for the service they call, so the layer only authenticates
+//! calls to `micro.proxy.Proxy` and to services the server does not serve itself (the
+//! transparent proxy's). Health, reflection and `Auth.Check` are open to all, and so are
 //! logging in (`Auth.Token`, guarded by the secret and the failed-login throttle) and
 //! `Auth.Inspect`: no rule can take logging in away. Admins of the namespace (and of `micro`)
 //! manage accounts and rules whatever the rules say, so no rule change locks a namespace.
@@ -38,19 +39,24 @@ impl Guard {
         Self { authority, names }
     }
 
-    fn check(&self, path: &str) -> Check {
+    fn check(&self, path: &str, names_a_service: bool) -> Check {
         let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
             return Check::Authenticate;
         };
+        // A service's reflection through the transparent proxy: as any call of that service.
+        if service.starts_with("grpc.reflection.") && names_a_service {
+            return Check::Authenticate;
+        }
         // Health and reflection; and Auth.Check, which services ask about their callers.
         if service.starts_with("grpc.") || OPEN_PATHS.contains(&path) {
             return Check::Open;
         }
-        if service == "micro.proxy.Proxy" {
+        // The JSON proxy, and the transparent proxy (any service the server does not serve
+        // itself): each checks the rules for the service it calls.
+        let Some(name) = self.names.get(service) else {
             return Check::Authenticate;
-        }
+        };
         let short = service.rsplit('.').next().unwrap_or(service);
-        let name = self.names.get(service).map_or(short, String::as_str);
         Check::Rules(Resource::service(name, &format!("{short}.{method}")))
     }
 }
@@ -81,7 +87,10 @@ fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Result<Option<&'a str
 impl Admit for Guard {
     fn admit<'a>(&'a self, req: &'a mut http::Request<Body>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let check = self.check(req.uri().path());
+            let names_a_service = req
+                .headers()
+                .contains_key(crate::proxy::transparent::SERVICE_HEADER);
+            let check = self.check(req.uri().path(), names_a_service);
             if matches!(check, Check::Open) {
                 return Ok(());
             }

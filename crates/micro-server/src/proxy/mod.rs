@@ -2,6 +2,7 @@
 
 mod descriptors;
 mod service;
+pub mod transparent;
 
 pub use descriptors::DescriptorCache;
 pub use service::{JsonCall, JsonStream, MAX_CLIENTS, ProxyService, Resolved};

@@ -1,0 +1,161 @@
+//! [`Transparent`]: the service that forwards a call to a node or hands it to the server's
+//! own services. Its future is boxed; a refusal is answered as a gRPC status, so it has no
+//! error of its own.
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Instant,
+};
+
+use futures::future::BoxFuture;
+use micro::status::to_status;
+use micro_core::{
+    Error,
+    metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
+};
+use tonic::body::Body;
+use tower::ServiceExt;
+
+use super::{ID, Local, SERVICE_HEADER, only_registrant};
+use crate::{auth::Caller, proxy::ProxyService};
+
+/// See [`super::TransparentLayer`].
+#[derive(Clone)]
+pub struct Transparent<S> {
+    pub(super) inner: S,
+    pub(super) proxy: ProxyService,
+    pub(super) local: Arc<Local>,
+}
+
+/// `/pkg.Service/Method` as (`pkg.Service`, `Method`).
+fn split(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix('/')?.split_once('/')
+}
+
+/// The header's text; a value that is not text is refused.
+fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Result<Option<&'a str>, Error> {
+    req.headers()
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| Error::bad_request(ID, format!("the {name} header is not text")))
+        })
+        .transpose()
+}
+
+impl<S> tower::Service<http::Request<Body>> for Transparent<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let named = req.headers().contains_key(SERVICE_HEADER);
+        let local = split(req.uri().path())
+            .is_none_or(|(grpc_service, _)| self.local.serves(grpc_service, named));
+        // The clone is the ready one's twin; keep the ready one for this call (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if local {
+            return Box::pin(inner.call(req));
+        }
+        let proxy = self.proxy.clone();
+        Box::pin(async move {
+            Ok(match forward(&proxy, req).await {
+                Ok(response) => response,
+                Err(e) => to_status(&e).into_http(),
+            })
+        })
+    }
+}
+
+/// Resolves, checks and forwards one call; its answer, whatever the node said.
+async fn forward(
+    proxy: &ProxyService,
+    mut req: http::Request<Body>,
+) -> Result<http::Response<Body>, Error> {
+    let caller = match req.extensions().get::<Caller>() {
+        Some(caller) => caller.clone(),
+        // Only without the guard (a test's server): nothing was checked, and nothing is.
+        None => Caller::unchecked(&crate::namespace::of_headers(req.headers())?),
+    };
+    let path = req.uri().path().to_owned();
+    let (grpc_service, method) = split(&path)
+        .ok_or_else(|| Error::bad_request(ID, format!("{path:?} is not a gRPC method path")))?;
+    let service = match header(&req, SERVICE_HEADER)? {
+        Some(name) => {
+            micro_core::limits::name(ID, "service name", name)?;
+            if crate::is_platform_service(name) {
+                return Err(Error::bad_request(
+                    ID,
+                    format!(
+                        "{name} is a platform service: call it by its own methods, which this server serves"
+                    ),
+                ));
+            }
+            name.to_owned()
+        }
+        None => {
+            let services = proxy.registry().list_services(&caller.namespace).await?;
+            only_registrant(&services, grpc_service, &caller.namespace)?
+        }
+    };
+    let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
+    let endpoint = format!("{short}.{method}");
+    proxy.authorize(&caller, &service, &endpoint).await?;
+
+    // What the service sees: the caller's namespace and a token for it alone, and nothing a
+    // caller could set to speak for the platform.
+    let headers = req.headers_mut();
+    for name in [
+        AUTHORIZATION_HEADER,
+        NAMESPACE_HEADER,
+        SERVICE_HEADER,
+        crate::auth::PEER_HEADER,
+        crate::auth::PEER_PROOF_HEADER,
+    ] {
+        headers.remove(name);
+    }
+    let namespace = http::HeaderValue::from_str(&caller.namespace)
+        .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
+    headers.insert(NAMESPACE_HEADER, namespace);
+    let token = match (&caller.token, proxy.authority()) {
+        (Some(token), Some(authority)) => authority.pass_on(token, &caller.namespace, &service),
+        _ => None,
+    };
+    if let Some(token) = token {
+        let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
+        headers.insert(AUTHORIZATION_HEADER, bearer);
+    }
+    req.extensions_mut().clear();
+
+    let channel = proxy
+        .client_for(&caller.namespace, &service)
+        .service(&service);
+    let started = Instant::now();
+    let answer = channel.oneshot(req).await;
+    let code = match &answer {
+        Ok(response) => response
+            .headers()
+            .get("grpc-status")
+            .and_then(|s| s.to_str().ok()?.parse::<i32>().ok())
+            .map_or(tonic::Code::Ok, tonic::Code::from_i32),
+        Err(status) => status.code(),
+    };
+    proxy
+        .metrics()
+        .call(&service, &endpoint, code, started.elapsed());
+    Ok(answer.unwrap_or_else(|status| status.into_http()))
+}
