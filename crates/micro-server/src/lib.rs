@@ -478,6 +478,14 @@ pub(crate) fn is_platform_service(name: &str) -> bool {
         .any(|(platform, _)| *platform == name)
 }
 
+/// `/pkg.Service/Method` as (`pkg.Service`, `Method`): exactly two non-empty parts, so every
+/// door that decides by a call's path (the guard, the transparent proxy) reads it alike.
+pub(crate) fn grpc_path(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
 /// gRPC service → registered name, for the auth guard's resources.
 fn grpc_names() -> std::collections::HashMap<String, String> {
     PLATFORM_SERVICES

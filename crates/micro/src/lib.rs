@@ -104,16 +104,17 @@ pub fn init_tracing() {
 /// [`init_tracing`], naming this process `service` in its spans (unless `OTEL_SERVICE_NAME`
 /// does).
 pub fn init_tracing_as(service: &str) {
-    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    // `RUST_LOG` chooses what is printed; spans are exported whatever it says (see `trace`).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
                 .with_target(false)
-                .with_ansi(ansi),
+                .with_ansi(ansi)
+                .with_filter(filter),
         )
         .with(trace::otel_layer(service))
         .try_init();

@@ -128,24 +128,26 @@ pub fn namespaced<T>(namespace: &str, msg: T) -> Result<tonic::Request<T>, Error
         Error::bad_request("micro.client", format!("invalid namespace {namespace:?}"))
     })?;
     req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-    // The caller's trace goes on to the platform service (nothing when tracing is off).
-    let mut headers = http::HeaderMap::new();
-    crate::trace::inject(&tracing::Span::current(), &mut headers);
-    if let Some(traceparent) = headers
-        .get(crate::trace::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
-                .ok()
-        })
-    {
-        req.metadata_mut()
-            .insert(crate::trace::TRACEPARENT, traceparent);
-    }
     if let Some(token) = crate::auth::token()
         && let Ok(bearer) = format!("Bearer {token}").parse()
     {
         req.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
+    }
+    // The caller's trace goes on to the platform service (nothing when tracing is off).
+    if crate::trace::enabled() {
+        let mut headers = http::HeaderMap::new();
+        crate::trace::inject(&tracing::Span::current(), &mut headers);
+        if let Some(traceparent) = headers
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>()
+                    .ok()
+            })
+        {
+            req.metadata_mut()
+                .insert(crate::trace::TRACEPARENT, traceparent);
+        }
     }
     Ok(req)
 }

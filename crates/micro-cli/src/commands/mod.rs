@@ -29,13 +29,19 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     if !micro::trace::init_exporter_only("micro-cli") {
         return dispatch(cli).await;
     }
-    let word: String = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-'))
-        .unwrap_or_default()
-        .chars()
-        .take(32)
-        .collect();
+    // The command's name as clap parsed it (a flag's value never names the span); a
+    // service's own command is `micro SERVICE`, named by the service.
+    let word: String = match &cli.command {
+        Some(Command::External(words)) => words.first().cloned().unwrap_or_default(),
+        _ => <Cli as clap::CommandFactory>::command()
+            .try_get_matches_from(std::env::args_os())
+            .ok()
+            .and_then(|m| m.subcommand_name().map(str::to_owned))
+            .unwrap_or_default(),
+    }
+    .chars()
+    .take(64)
+    .collect();
     let span = tracing::info_span!(
         "micro",
         otel.name = %format!("micro {word}"),

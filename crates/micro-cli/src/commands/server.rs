@@ -84,5 +84,6 @@ pub(crate) async fn run(args: &ServerArgs) -> Result<(), Failure> {
     micro::service::shutdown_signal().await;
     tracing::info!("stopping");
     platform.stop().await;
+    micro::trace::shutdown().await;
     Ok(())
 }

@@ -373,15 +373,22 @@ impl Accounts {
         let key = format!("id/{}", account.id);
         let taken =
             || Error::conflict(ID, format!("account {:?} is taken by a user", account.name));
+        let secret_hash = hash(secret).await?;
         for _ in 0..8 {
             let old = match self.store.read(DATABASE, &accounts, &key).await {
                 Ok(record) => record.value,
                 Err(e) if e.code == 404 => match self.create(account, secret).await {
-                    // Another server created it meanwhile: replace that one.
-                    Err(e) if e.code == 409 && self.by_id(ns, &account.id).await?.is_some() => {
+                    // Another server created it meanwhile, or is creating it (its claim on the
+                    // name is there, its account not yet): replace that one once it is.
+                    Err(e) if e.code == 409 => {
+                        if let Some(holder) = self.find(ns, &account.name).await?
+                            && holder.account.id != account.id
+                        {
+                            return Err(taken());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
-                    Err(e) if e.code == 409 => return Err(taken()),
                     other => return other,
                 },
                 Err(e) => return Err(e),
@@ -391,7 +398,7 @@ impl Accounts {
                 return Err(taken());
             }
             stored.account = account.clone();
-            stored.secret_hash = hash(secret).await?;
+            stored.secret_hash = secret_hash.clone();
             let value = serde_json::to_vec(&stored).map_err(internal)?;
             let record = Record::new(key.clone(), value);
             if self

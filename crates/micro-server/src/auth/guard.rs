@@ -40,7 +40,7 @@ impl Guard {
     }
 
     fn check(&self, path: &str, names_a_service: bool) -> Check {
-        let Some((service, method)) = path.trim_start_matches('/').split_once('/') else {
+        let Some((service, method)) = crate::grpc_path(path) else {
             return Check::Authenticate;
         };
         // A service's reflection through the transparent proxy: as any call of that service.
@@ -57,9 +57,17 @@ impl Guard {
             return Check::Authenticate;
         };
         let short = service.rsplit('.').next().unwrap_or(service);
+        // Publishing over a stream is publishing: the rules for `Broker.Publish` decide it.
+        let method = match (service, method) {
+            ("micro.broker.Broker", "PublishStream") => "Publish",
+            (_, method) => method,
+        };
         Check::Rules(Resource::service(name, &format!("{short}.{method}")))
     }
 }
+
+/// The calls that live long enough to be checked again while they run (see [`Recheck`]).
+const RECHECKED: &[&str] = &["/micro.broker.Broker/PublishStream"];
 
 /// What the guard does with a call to `path`.
 enum Check {
@@ -73,7 +81,10 @@ enum Check {
 
 /// The text of header `name`; a value that is not text is refused rather than taken as absent
 /// (an odd `micro-namespace` must not mean `micro`).
-fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Result<Option<&'a str>, Error> {
+pub(crate) fn header<'a>(
+    req: &'a http::Request<Body>,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
     req.headers()
         .get(name)
         .map(|v| {
@@ -106,14 +117,21 @@ impl Admit for Guard {
                 }
                 _ => None,
             };
-            let recheck = Recheck {
-                authority: self.authority.clone(),
-                authorization: token.map(str::to_owned),
-                namespace: header(req, NAMESPACE_HEADER)?.map(str::to_owned),
-                resource,
-            };
+            let recheck = RECHECKED
+                .contains(&req.uri().path())
+                .then(|| -> Result<Recheck, Error> {
+                    Ok(Recheck {
+                        authority: self.authority.clone(),
+                        authorization: token.map(str::to_owned),
+                        namespace: header(req, NAMESPACE_HEADER)?.map(str::to_owned),
+                        resource,
+                    })
+                })
+                .transpose()?;
             req.extensions_mut().insert(caller);
-            req.extensions_mut().insert(recheck);
+            if let Some(recheck) = recheck {
+                req.extensions_mut().insert(recheck);
+            }
             Ok(())
         })
     }

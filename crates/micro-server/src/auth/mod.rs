@@ -420,11 +420,12 @@ impl Authority {
         }
         let holder = self.inner.keys.verify_at(token, now())?;
         let account = &holder.account;
-        if self
-            .inner
-            .revocations
-            .voids(&account.issuer, &account.id, holder.issued_ms)
-        {
+        if self.inner.revocations.voids(
+            &account.issuer,
+            &account.id,
+            holder.generation,
+            holder.issued_ms,
+        ) {
             return Err(Error::unauthorized(
                 ID,
                 "the token was revoked (its account was deleted or its secret changed): log in again (micro login)",
@@ -668,14 +669,14 @@ impl Authority {
     pub(crate) async fn delete_account(&self, ns: &str, id: &str) -> Result<(), Error> {
         // Revoked first: if the account cannot be deleted after, its tokens are still void.
         self.inner.accounts.get(ns, id).await?;
-        self.inner.revocations.revoke(ns, id, now_ms()).await?;
+        self.inner.revocations.revoke(ns, id).await?;
         self.inner.accounts.delete(ns, id).await
     }
 
     /// Sets the secret of account `id` of `ns`; tokens issued before stop working.
     pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
         self.inner.accounts.get(ns, id).await?;
-        self.inner.revocations.revoke(ns, id, now_ms()).await?;
+        self.inner.revocations.revoke(ns, id).await?;
         self.inner.accounts.set_secret(ns, id, secret).await
     }
 
@@ -773,8 +774,18 @@ impl Authority {
         let created_ms = now_ms();
         let created = created_ms.div_euclid(1000);
         let ttl = self.inner.options.token_ttl;
+        // The account's generation as the store has it: a revocation through any server since
+        // voids this token, whatever the clocks say.
+        let generation = self
+            .inner
+            .revocations
+            .generation(&account.issuer, &account.id)
+            .await?;
         Ok(Tokens {
-            access_token: self.inner.keys.issue(account, created_ms, ttl)?,
+            access_token: self
+                .inner
+                .keys
+                .issue(account, created_ms, ttl, generation)?,
             refresh_token: self.inner.accounts.new_refresh(account).await?,
             created,
             expiry: created.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),

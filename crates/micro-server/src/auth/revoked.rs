@@ -1,12 +1,20 @@
 //! Revocation: deleting an account or changing its secret voids every access token issued to it
-//! before that moment.
+//! before that moment — judged by a counter, never by comparing two servers' clocks.
 //!
 //! An access token carries its whole account, so checking a call needs no lookup; that is why
-//! a deleted account's token would otherwise live until it expires. Each revocation is a record
-//! `NS/ID → unix ms` on the platform's store (backend database `auth`, table `revoked`), kept
-//! as long as a token can live, and held in memory, so the check on every call is one map
-//! read. The table is read again every second ([`REFRESH`]), so a revocation made through
-//! another server that shares the store takes effect here within a second.
+//! a deleted account's token would otherwise live until it expires. Each account that was
+//! revoked has a record `NS/ID → g:N` on the platform's store (backend database `auth`, table
+//! `revoked`): its *generation*, counted up by a compare-and-set at each revocation. A token
+//! carries the generation its account had when it was issued (read from the store, so every
+//! server agrees), and is void when that is below the account's current one. A server whose
+//! clock runs ahead can therefore not issue a token that outlives a revocation made through
+//! another (which a time stamp compared with a time stamp would allow).
+//!
+//! The record lives as long as a token can, and is held in memory, so the check on every call
+//! is one map read; the table is read again every second ([`REFRESH`]), so a revocation made
+//! through another server takes effect here within a second. Once the record lapses every token
+//! issued before it has expired, and counting starts again from 0. Records written by servers
+//! before generations (a unix-ms time) are still honoured until they lapse.
 
 use std::{
     collections::HashMap,
@@ -26,12 +34,29 @@ const TABLE: &str = "revoked";
 /// How often the table is read again.
 pub(crate) const REFRESH: Duration = Duration::from_secs(1);
 
-/// Revoked accounts: `NS/ID` → the unix ms before which their tokens are void.
+/// What voids an account's tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Voided {
+    /// Tokens of a generation below this one.
+    Below(u64),
+    /// Tokens issued before this unix-ms time (records of servers before generations).
+    Before(i64),
+}
+
+fn parse(value: &[u8]) -> Option<Voided> {
+    let text = std::str::from_utf8(value).ok()?;
+    match text.strip_prefix("g:") {
+        Some(generation) => generation.parse().ok().map(Voided::Below),
+        None => text.parse().ok().map(Voided::Before),
+    }
+}
+
+/// Revoked accounts: `NS/ID` → what voids their tokens.
 pub(crate) struct Revocations {
     store: Arc<dyn Store>,
     /// How long a revocation is kept: the longest a token lives, and a minute.
     keep: Duration,
-    voided: RwLock<HashMap<String, i64>>,
+    voided: RwLock<HashMap<String, Voided>>,
 }
 
 fn key(ns: &str, id: &str) -> String {
@@ -47,49 +72,85 @@ impl Revocations {
         }
     }
 
-    /// Voids the tokens of account `id` of `ns` issued before `now_ms`.
-    pub(crate) async fn revoke(&self, ns: &str, id: &str, now_ms: i64) -> Result<(), Error> {
-        let key = key(ns, id);
-        self.store
-            .write(
-                DATABASE,
-                TABLE,
-                Record::new(key.clone(), now_ms.to_string()).with_expiry(self.keep),
-            )
-            .await?;
-        self.voided
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, now_ms);
-        Ok(())
+    /// The generation of account `id` of `ns` now, as the store has it: what a token issued
+    /// now carries.
+    pub(crate) async fn generation(&self, ns: &str, id: &str) -> Result<u64, Error> {
+        Ok(match self.current(&key(ns, id)).await? {
+            Some((_, Voided::Below(generation))) => generation,
+            _ => 0,
+        })
     }
 
-    /// Whether a token of account `id` of `ns` issued at `issued_ms` was revoked.
-    pub(crate) fn voids(&self, ns: &str, id: &str, issued_ms: i64) -> bool {
+    /// The record at `key`, as stored and as read.
+    async fn current(&self, key: &str) -> Result<Option<(Vec<u8>, Voided)>, Error> {
+        match self.store.read(DATABASE, TABLE, key).await {
+            Ok(record) => Ok(parse(&record.value).map(|v| (record.value, v))),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Voids every token of account `id` of `ns` issued so far: its generation goes up by one
+    /// (a compare-and-set, so revocations through several servers at once all count).
+    pub(crate) async fn revoke(&self, ns: &str, id: &str) -> Result<(), Error> {
+        let key = key(ns, id);
+        loop {
+            let current = self.current(&key).await?;
+            let next = match &current {
+                Some((_, Voided::Below(generation))) => generation.saturating_add(1),
+                // A record of the old kind, or none: tokens so far have generation 0.
+                _ => 1,
+            };
+            let record = Record::new(key.clone(), format!("g:{next}")).with_expiry(self.keep);
+            let expected = current.as_ref().map(|(raw, _)| raw.as_slice());
+            if self
+                .store
+                .write_if(DATABASE, TABLE, record, expected)
+                .await?
+            {
+                self.voided
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, Voided::Below(next));
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether a token of account `id` of `ns`, of `generation` and issued at `issued_ms`, was
+    /// revoked.
+    pub(crate) fn voids(&self, ns: &str, id: &str, generation: u64, issued_ms: i64) -> bool {
         let voided = self.voided.read().unwrap_or_else(|p| p.into_inner());
         // Most platforms have revoked nothing: skip building the key.
-        !voided.is_empty() && voided.get(&key(ns, id)).is_some_and(|at| issued_ms < *at)
+        if voided.is_empty() {
+            return false;
+        }
+        match voided.get(&key(ns, id)) {
+            Some(Voided::Below(current)) => generation < *current,
+            Some(Voided::Before(at)) => issued_ms < *at,
+            None => false,
+        }
     }
 
     /// Reads the table again (what other servers revoked, and what has lapsed).
     pub(crate) async fn reload(&self) -> Result<(), Error> {
         let records = self.store.find(DATABASE, TABLE, &Query::default()).await?;
-        let mut fresh: HashMap<String, i64> = records
+        let mut fresh: HashMap<String, Voided> = records
             .into_iter()
-            .filter_map(|r| {
-                let at = std::str::from_utf8(&r.value).ok()?.parse().ok()?;
-                Some((r.key, at))
-            })
+            .filter_map(|r| Some((r.key, parse(&r.value)?)))
             .collect();
         let mut voided = self.voided.write().unwrap_or_else(|p| p.into_inner());
         // Merged, not replaced: a revocation made here while the table was being read is kept
-        // (until it lapses, when the store drops it too).
-        let oldest = super::now_ms()
-            .saturating_sub(i64::try_from(self.keep.as_millis()).unwrap_or(i64::MAX));
-        for (key, at) in voided.drain() {
-            if at > oldest {
-                let kept = fresh.entry(key).or_insert(at);
-                *kept = (*kept).max(at);
+        // (the store drops it when it lapses, and so does the next reload after that).
+        for (key, mine) in voided.drain() {
+            match (fresh.get(&key).copied(), mine) {
+                (Some(Voided::Below(theirs)), Voided::Below(mine)) if mine > theirs => {
+                    fresh.insert(key, Voided::Below(mine));
+                }
+                (None, Voided::Below(_)) => {
+                    fresh.insert(key, mine);
+                }
+                _ => {}
             }
         }
         *voided = fresh;
@@ -103,18 +164,68 @@ mod tests {
     use micro_core::store::MemoryStore;
 
     #[tokio::test]
-    async fn tokens_issued_before_a_revocation_are_void_on_every_reader() {
+    async fn tokens_of_an_earlier_generation_are_void_on_every_reader() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let here = Revocations::new(store.clone(), Duration::from_secs(60));
         let there = Revocations::new(store, Duration::from_secs(60));
-        assert!(!here.voids("ns", "ann", 1_000));
-        here.revoke("ns", "ann", 5_000).await.unwrap();
-        assert!(here.voids("ns", "ann", 4_999));
-        assert!(!here.voids("ns", "ann", 5_000), "issued at or after: valid");
-        assert!(!here.voids("ns", "bob", 1_000));
-        assert!(!here.voids("other", "ann", 1_000));
-        assert!(!there.voids("ns", "ann", 4_999), "not read yet");
+        let before = here.generation("ns", "ann").await.unwrap();
+        assert!(!here.voids("ns", "ann", before, 1_000));
+        here.revoke("ns", "ann").await.unwrap();
+        assert!(here.voids("ns", "ann", before, 1_000));
+        let after = there.generation("ns", "ann").await.unwrap();
+        assert!(after > before);
+        assert!(
+            !here.voids("ns", "ann", after, 1_000),
+            "issued after: valid"
+        );
+        assert!(!here.voids("ns", "bob", before, 1_000));
+        assert!(!here.voids("other", "ann", before, 1_000));
+        assert!(!there.voids("ns", "ann", before, 1_000), "not read yet");
         there.reload().await.unwrap();
-        assert!(there.voids("ns", "ann", 4_999), "seen after a reload");
+        assert!(
+            there.voids("ns", "ann", before, 1_000),
+            "seen after a reload"
+        );
+    }
+
+    /// Times are not compared: a token stamped by a server whose clock runs an hour ahead,
+    /// issued before the revocation, is void all the same.
+    #[tokio::test]
+    async fn a_clock_ahead_cannot_keep_a_revoked_token_alive() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let fast = Revocations::new(store.clone(), Duration::from_secs(60));
+        let slow = Revocations::new(store, Duration::from_secs(60));
+        let issued_far_ahead = i64::MAX / 2;
+        let generation = fast.generation("ns", "ann").await.unwrap();
+        slow.revoke("ns", "ann").await.unwrap();
+        fast.reload().await.unwrap();
+        assert!(fast.voids("ns", "ann", generation, issued_far_ahead));
+    }
+
+    #[tokio::test]
+    async fn revocations_through_two_servers_at_once_both_count() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let a = Revocations::new(store.clone(), Duration::from_secs(60));
+        let b = Revocations::new(store, Duration::from_secs(60));
+        let (ra, rb) = tokio::join!(a.revoke("ns", "ann"), b.revoke("ns", "ann"));
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(a.generation("ns", "ann").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn records_of_servers_before_generations_still_void_by_time() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        store
+            .write(DATABASE, TABLE, Record::new("ns/ann", "5000"))
+            .await
+            .unwrap();
+        let here = Revocations::new(store, Duration::from_secs(60));
+        here.reload().await.unwrap();
+        assert!(here.voids("ns", "ann", 0, 4_999));
+        assert!(!here.voids("ns", "ann", 0, 5_000));
+        here.revoke("ns", "ann").await.unwrap();
+        assert!(here.voids("ns", "ann", 0, 9_999), "now by generation");
+        assert!(!here.voids("ns", "ann", 1, 0));
     }
 }

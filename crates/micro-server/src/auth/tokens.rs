@@ -36,6 +36,8 @@ pub(crate) struct Holder {
     pub(crate) account: Account,
     pub(crate) expiry: i64,
     pub(crate) issued_ms: i64,
+    /// The account's generation when the token was issued (see `revoked`).
+    pub(crate) generation: u64,
     /// The one service the token is for (a token the proxy passes on), or `None` for a login's.
     pub(crate) audience: Option<String>,
 }
@@ -70,6 +72,10 @@ struct Claims {
     aud: Option<String>,
     /// Unique per token, so two issued in the same second differ.
     jti: String,
+    /// The account's generation when issued (see `revoked`); 0 in tokens issued before
+    /// generations.
+    #[serde(default)]
+    generation: u64,
 }
 
 impl TokenKeys {
@@ -137,16 +143,18 @@ impl TokenKeys {
         })
     }
 
-    /// A token for `account`, valid for `ttl` from `now_ms` (unix milliseconds).
+    /// A token for `account` of `generation`, valid for `ttl` from `now_ms` (unix
+    /// milliseconds).
     pub(crate) fn issue(
         &self,
         account: &Account,
         now_ms: i64,
         ttl: Duration,
+        generation: u64,
     ) -> Result<String, Error> {
         let now = now_ms.div_euclid(1000);
         let expiry = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        self.sign(account, now_ms, expiry, None)
+        self.sign(account, now_ms, expiry, generation, None)
     }
 
     /// A token for `account` that opens `service` only: what the proxy passes on to the service
@@ -157,6 +165,7 @@ impl TokenKeys {
             &holder.account,
             holder.issued_ms,
             holder.expiry,
+            holder.generation,
             Some(service.to_owned()),
         )
     }
@@ -166,6 +175,7 @@ impl TokenKeys {
         account: &Account,
         issued_ms: i64,
         expiry: i64,
+        generation: u64,
         aud: Option<String>,
     ) -> Result<String, Error> {
         let claims = Claims {
@@ -179,6 +189,7 @@ impl TokenKeys {
             exp: expiry,
             aud,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
             .map_err(|e| Error::internal(ID, format!("cannot sign a token: {e}")))
@@ -245,6 +256,7 @@ impl TokenKeys {
             },
             expiry: c.exp,
             issued_ms,
+            generation: c.generation,
             audience: c.aud,
         })
     }
@@ -294,7 +306,7 @@ mod tests {
         let path = dir.path().join("auth.key");
         let keys = TokenKeys::load_or_create(&path).unwrap();
         let token = keys
-            .issue(&admin(), ms(now()), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60), 0)
             .unwrap();
         assert_eq!(keys.verify(&token).unwrap(), admin());
         let again = TokenKeys::load_or_create(&path).unwrap();
@@ -311,11 +323,11 @@ mod tests {
     fn expired_altered_and_foreign_tokens_are_refused() {
         let keys = TokenKeys::ephemeral().unwrap();
         let expired = keys
-            .issue(&admin(), ms(now() - 120), Duration::from_secs(60))
+            .issue(&admin(), ms(now() - 120), Duration::from_secs(60), 0)
             .unwrap();
         // Remembered as verified, and still refused once its time is up.
         let brief = keys
-            .issue(&admin(), ms(now()), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60), 0)
             .unwrap();
         assert!(keys.verify_at(&brief, now()).is_ok());
         let err = keys.verify_at(&brief, now() + 60).unwrap_err();
@@ -329,7 +341,7 @@ mod tests {
 
         // Claims altered: admin scope given to someone else, signature kept.
         let token = keys
-            .issue(&admin(), ms(now()), Duration::from_secs(60))
+            .issue(&admin(), ms(now()), Duration::from_secs(60), 0)
             .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         use base64::Engine as _;

@@ -5,4 +5,4 @@ mod service;
 pub mod transparent;
 
 pub use descriptors::DescriptorCache;
-pub use service::{JsonCall, JsonStream, MAX_CLIENTS, ProxyService, Resolved};
+pub use service::{JsonCall, JsonStream, MAX_CLIENTS, PLATFORM_HEADERS, ProxyService, Resolved};

@@ -47,12 +47,25 @@ const ID: &str = "micro.proxy";
 /// The most namespaces the proxy keeps a client for at once.
 pub const MAX_CLIENTS: usize = 256;
 
-/// Metadata the proxy sets itself: a caller may not choose them.
+/// Headers only the platform sets on a call it passes to a service: who calls, in which
+/// namespace, from where, for which service. Every proxy door drops a caller's own.
+pub const PLATFORM_HEADERS: &[&str] = &[
+    NAMESPACE_HEADER,
+    AUTHORIZATION_HEADER,
+    crate::auth::PEER_HEADER,
+    crate::auth::PEER_PROOF_HEADER,
+    super::transparent::SERVICE_HEADER,
+    crate::services::FORWARDED_HEADER,
+];
+
+/// Metadata the JSON proxy sets itself: a caller may not choose them.
 const RESERVED: &[&str] = &[
     NAMESPACE_HEADER,
     AUTHORIZATION_HEADER,
     crate::auth::PEER_HEADER,
     crate::auth::PEER_PROOF_HEADER,
+    super::transparent::SERVICE_HEADER,
+    crate::services::FORWARDED_HEADER,
     "content-type",
     "te",
     "host",

@@ -69,39 +69,81 @@ impl SharedRecords {
         }
     }
 
-    /// Publishes this server's deployments of `namespace`.
+    /// This server's record of `deployment`.
+    fn record_of(&self, deployment: &Deployment) -> Published {
+        Published {
+            server: self.server.clone(),
+            address: self.address.clone(),
+            spec: deployment.spec.clone(),
+            status: deployment.status,
+            build: deployment.build.clone(),
+            updated_ms: deployment
+                .updated
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+            restarts: deployment.restarts,
+            running: deployment.running,
+            error: deployment.error.clone(),
+        }
+    }
+
+    /// The record at `key`, as stored and as read; `None` when there is none (or it is not one
+    /// of ours to read).
+    async fn read(&self, key: &str) -> Result<Option<(Vec<u8>, Published)>, Error> {
+        match self.store.read(DATABASE, TABLE, key).await {
+            Ok(r) => Ok(serde_json::from_slice(&r.value).ok().map(|p| (r.value, p))),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes this server's deployments of `namespace`. Each record is written only over
+    /// this server's own (or none): a name another server holds is never taken over, and is
+    /// reported instead — two servers then run it (say, one resumed its services after the
+    /// other claimed the name), which `micro kill` on either resolves.
     pub(crate) async fn publish(&self, namespace: &str, deployments: &[Deployment]) {
         for d in deployments {
-            let published = Published {
-                server: self.server.clone(),
-                address: self.address.clone(),
-                spec: d.spec.clone(),
-                status: d.status,
-                build: d.build.clone(),
-                updated_ms: d
-                    .updated
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-                restarts: d.restarts,
-                running: d.running,
-                error: d.error.clone(),
-            };
-            let Ok(value) = serde_json::to_vec(&published) else {
+            let key = key(namespace, &d.spec.name);
+            let Ok(value) = serde_json::to_vec(&self.record_of(d)) else {
                 continue;
             };
-            let record = Record::new(key(namespace, &d.spec.name), value).with_expiry(LIVES);
-            if let Err(e) = self.store.write(DATABASE, TABLE, record).await {
-                tracing::debug!(error = %e, "publishing a deployment");
+            let current = match self.read(&key).await {
+                Ok(current) => current,
+                Err(e) => {
+                    tracing::warn!(error = %e, service = %d.spec.name, "cannot publish a deployment");
+                    continue;
+                }
+            };
+            if let Some((_, holder)) = &current
+                && holder.server != self.server
+            {
+                tracing::warn!(
+                    service = %d.spec.name,
+                    namespace,
+                    other = %holder.server,
+                    "this service also runs on another server, which holds its name; this copy is not listed there"
+                );
+                continue;
+            }
+            let record = Record::new(key, value).with_expiry(LIVES);
+            let expected = current.as_ref().map(|(raw, _)| raw.as_slice());
+            if let Err(e) = self.store.write_if(DATABASE, TABLE, record, expected).await {
+                tracing::warn!(error = %e, service = %d.spec.name, "cannot publish a deployment");
             }
         }
     }
 
-    /// Forgets a deployment this server no longer runs.
+    /// Forgets a deployment this server no longer runs — only this server's own record.
     pub(crate) async fn forget(&self, namespace: &str, name: &str) {
-        let _ = self
-            .store
-            .delete(DATABASE, TABLE, &key(namespace, name))
-            .await;
+        let key = key(namespace, name);
+        if let Ok(Some((raw, holder))) = self.read(&key).await
+            && holder.server == self.server
+        {
+            // The store has no conditional delete: the record is rewritten, only if still ours,
+            // to expire at once.
+            let gone = Record::new(key, Vec::new()).with_expiry(Duration::from_millis(1));
+            let _ = self.store.write_if(DATABASE, TABLE, gone, Some(&raw)).await;
+        }
     }
 
     /// The gRPC address of the other server that runs `name` in `namespace`, if one does.
@@ -176,18 +218,17 @@ impl SharedRecords {
     /// once yield one deployment and one conflict. A live record of this server's own (a
     /// service it runs again) is its claim already.
     pub(crate) async fn claim(&self, namespace: &str, spec: &Spec) -> Result<(), Error> {
-        let published = Published {
-            server: self.server.clone(),
-            address: self.address.clone(),
+        let pending = Deployment {
             spec: spec.clone(),
             status: Status::Pending,
             build: String::new(),
-            updated_ms: 0,
+            updated: UNIX_EPOCH,
             restarts: 0,
             running: 0,
             error: None,
+            stage: None,
         };
-        let value = serde_json::to_vec(&published)
+        let value = serde_json::to_vec(&self.record_of(&pending))
             .map_err(|e| Error::internal("micro.runtime", format!("encoding a claim: {e}")))?;
         let key = key(namespace, &spec.name);
         // A record that expires between the refused claim and the read is claimed again.
@@ -210,10 +251,11 @@ impl SharedRecords {
                         spec.name, p.server
                     ),
                 )),
-                None => Err(Error::conflict(
-                    "micro.runtime",
-                    format!("service {:?} is claimed by another server", spec.name),
-                )),
+                // A record being let go (rewritten empty, to expire at once).
+                None => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                }
             };
         }
         Err(Error::unavailable(
@@ -255,6 +297,33 @@ mod tests {
         );
         // Another namespace is another name.
         other.claim("team", &spec).await.expect("another namespace");
+        // The other publishing the same name (it runs a copy) or forgetting it takes nothing
+        // from the holder.
+        let copy = Deployment {
+            spec: spec.clone(),
+            status: Status::Running,
+            build: String::new(),
+            updated: UNIX_EPOCH,
+            restarts: 0,
+            running: 1,
+            error: None,
+            stage: None,
+        };
+        other.publish("micro", std::slice::from_ref(&copy)).await;
+        other.forget("micro", "hello").await;
+        assert_eq!(
+            other.owner("micro", "hello").await.unwrap().as_deref(),
+            Some(won.address.as_str()),
+            "still the holder's"
+        );
+        won.publish("micro", &[copy]).await;
+        assert_eq!(
+            other.others("micro", Some("hello")).await.unwrap()[0]
+                .1
+                .status,
+            Status::Running,
+            "the holder publishes over its own claim"
+        );
         // Once the owner forgets it (or its records expire), the other may claim it.
         won.forget("micro", "hello").await;
         other.claim("micro", &spec).await.expect("free again");

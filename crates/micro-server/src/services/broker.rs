@@ -1,10 +1,6 @@
 //! The `broker` platform service: `micro.broker.Broker` over any [`Broker`].
 
-use std::{
-    pin::Pin,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt};
 use micro::{
@@ -74,7 +70,8 @@ impl broker_server::Broker for BrokerService {
 
     /// Each message is published in the order it came and answered in that order; one that
     /// fails is answered with its error and the stream goes on. The caller is checked again
-    /// every [`RECHECK_EVERY`]: once it may no longer publish, the stream ends with that error.
+    /// every second, busy or idle: once it may no longer publish, the stream ends with that
+    /// error.
     async fn publish_stream(
         &self,
         req: Request<tonic::Streaming<pb::PublishRequest>>,
@@ -86,7 +83,10 @@ impl broker_server::Broker for BrokerService {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
         tokio::spawn(async move {
             let mut requests = requests;
-            let mut checked = Instant::now();
+            let mut recheck_due = tokio::time::interval(RECHECK_EVERY);
+            recheck_due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick is at once: the guard has just checked.
+            recheck_due.tick().await;
             loop {
                 let body = tokio::select! {
                     next = requests.next() => match next {
@@ -94,17 +94,18 @@ impl broker_server::Broker for BrokerService {
                         // The client is done, or gone.
                         Some(Err(_)) | None => return,
                     },
+                    _ = recheck_due.tick(), if recheck.is_some() => {
+                        if let Some(Err(e)) = match &recheck {
+                            Some(recheck) => Some(recheck.again().await),
+                            None => None,
+                        } {
+                            let _ = tx.send(Err(into_status(e))).await;
+                            return;
+                        }
+                        continue;
+                    }
                     () = tx.closed() => return,
                 };
-                if let Some(recheck) = &recheck
-                    && checked.elapsed() >= RECHECK_EVERY
-                {
-                    if let Err(e) = recheck.again().await {
-                        let _ = tx.send(Err(into_status(e))).await;
-                        return;
-                    }
-                    checked = Instant::now();
-                }
                 let ack = match service.publish_one(&ns, body).await {
                     Ok(()) => pb::PublishAck::default(),
                     Err(e) => pb::PublishAck {

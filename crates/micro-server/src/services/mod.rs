@@ -15,5 +15,6 @@ pub use broker::BrokerService;
 pub use config::ConfigService;
 pub use events::EventsService;
 pub use registry::RegistryService;
+pub(crate) use runtime::FORWARDED_HEADER;
 pub use runtime::RuntimeService;
 pub use store::StoreService;

@@ -22,7 +22,7 @@ const ID: &str = "micro.runtime";
 
 /// Marks a call one server forwarded to another, so it is never forwarded again (two servers'
 /// stale records naming each other cannot bounce a call between them).
-const FORWARDED_HEADER: &str = "micro-forwarded";
+pub(crate) const FORWARDED_HEADER: &str = "micro-forwarded";
 
 /// `micro logs` of a service another server runs: the same call, with the caller's token and
 /// namespace, to that server, whose answer streams back as it comes.

@@ -12,7 +12,11 @@
 //!   ([`Store::write_if`]) are needed, so every store backend works — the embedded redb
 //!   store, PostgreSQL, Redis, memory for tests — and through the server, with expiry judged
 //!   by the store's own clock;
-//! - etcd ([`Locks::etcd`]): a key on a lease, fenced by etcd's revision;
+//! - etcd ([`Locks::etcd`]): a key on a lease, fenced by etcd's revision. The platform does
+//!   not stand between the service and etcd here: the namespace and table only name the keys,
+//!   and any process that reaches etcd reaches every lock (and whatever else that etcd holds).
+//!   Use it for services trusted with etcd, or give them an etcd user limited to
+//!   `/micro/sync/`;
 //! - [`Locks::from_env`] picks etcd when `MICRO_SYNC=etcd` (at `MICRO_SYNC_ADDRESS`), else
 //!   the service's store table.
 //!
@@ -50,7 +54,8 @@ pub const ENV_SYNC_ADDRESS: &str = "MICRO_SYNC_ADDRESS";
 impl Locks {
     /// Where this process keeps locks, from its environment: etcd at `MICRO_SYNC_ADDRESS`
     /// when `MICRO_SYNC=etcd`, else `service`'s table of the platform store
-    /// ([`Store::from_env`]). Either way, locks are kept apart by namespace and service.
+    /// ([`Store::from_env`]). Either way, locks are named by namespace and service (on etcd a
+    /// naming, not a wall: see the module docs).
     pub fn from_env(service: &str) -> Result<Self, Error> {
         let var = |name| {
             std::env::var(name)

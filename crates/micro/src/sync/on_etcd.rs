@@ -12,8 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use micro_core::Error;
 use micro_proto::etcd::{
-    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, RequestOp,
-    TxnRequest, compare, kv_client::KvClient, lease_client::LeaseClient, request_op,
+    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest, compare, kv_client::KvClient, lease_client::LeaseClient,
+    request_op,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -105,6 +106,23 @@ fn lease_id(holder: &str) -> Result<i64, Error> {
 #[async_trait]
 impl LockBackend for OnEtcd {
     async fn try_acquire(&self, name: &str, ttl: Duration) -> Result<Option<Grant>, Error> {
+        let key = self.key(name);
+        // Held already: a read, so waiters polling cost etcd no writes (a lease and a
+        // transaction are only spent on a lock that looks free).
+        let held = KvClient::new(self.channel.clone())
+            .range(RangeRequest {
+                key: key.clone(),
+                count_only: true,
+                ..RangeRequest::default()
+            })
+            .await
+            .map_err(status)?
+            .into_inner()
+            .count
+            > 0;
+        if held {
+            return Ok(None);
+        }
         let seconds = i64::try_from(ttl.as_millis().div_ceil(1000))
             .unwrap_or(i64::MAX)
             .max(1);
@@ -119,7 +137,6 @@ impl LockBackend for OnEtcd {
         if !lease.error.is_empty() {
             return Err(Error::unavailable(ID, format!("etcd: {}", lease.error)));
         }
-        let key = self.key(name);
         let created = KvClient::new(self.channel.clone())
             .txn(TxnRequest {
                 compare: vec![Compare {
@@ -147,13 +164,25 @@ impl LockBackend for OnEtcd {
             }
         };
         if !created.succeeded {
-            self.revoke(lease.id).await?;
+            // Taken meanwhile. The lease holds nothing; should revoking it fail, it lapses.
+            let _ = self.revoke(lease.id).await;
             return Ok(None);
         }
-        let revision = created.header.map_or(0, |h| h.revision);
+        // The revision that created the key is the fencing token: it only grows.
+        let token = created
+            .header
+            .and_then(|h| u64::try_from(h.revision).ok())
+            .filter(|revision| *revision > 0);
+        let Some(token) = token else {
+            let _ = self.revoke(lease.id).await;
+            return Err(Error::unavailable(
+                ID,
+                "etcd answered the lock's transaction without its revision",
+            ));
+        };
         Ok(Some(Grant {
             holder: lease.id.to_string(),
-            token: u64::try_from(revision).unwrap_or(0),
+            token,
         }))
     }
 

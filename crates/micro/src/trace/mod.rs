@@ -34,6 +34,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer as _;
 
 pub use layer::TraceLayer;
 pub use service::Trace;
@@ -98,18 +99,20 @@ where
     opentelemetry::global::set_tracer_provider(provider.clone());
     let _ = PROVIDER.set(provider);
     ENABLED.store(true, Ordering::Relaxed);
-    Some(tracing_opentelemetry::layer().with_tracer(tracer))
+    // Spans of info and above: every hop's own, never a library's internals (h2's frames).
+    Some(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+    )
 }
 
 /// For a process that logs nothing (the CLI): installs a subscriber that only exports spans,
 /// when an OTLP endpoint is set; whether it did.
 pub fn init_exporter_only(service: &str) -> bool {
     use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     match otel_layer(service) {
         Some(layer) => tracing_subscriber::registry()
-            .with(filter)
             .with(layer)
             .try_init()
             .is_ok(),

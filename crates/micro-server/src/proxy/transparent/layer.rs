@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Local, Transparent};
+use super::{Local, Resolutions, Transparent};
 use crate::proxy::ProxyService;
 
 /// Passes calls of services the server does not serve itself to their nodes (see the module
@@ -11,6 +11,7 @@ use crate::proxy::ProxyService;
 pub struct TransparentLayer {
     proxy: ProxyService,
     local: Arc<Local>,
+    resolutions: Arc<Resolutions>,
 }
 
 impl TransparentLayer {
@@ -19,6 +20,7 @@ impl TransparentLayer {
         Self {
             proxy,
             local: Arc::new(local),
+            resolutions: Arc::default(),
         }
     }
 }
@@ -31,6 +33,7 @@ impl<S> tower::Layer<S> for TransparentLayer {
             inner,
             proxy: self.proxy.clone(),
             local: self.local.clone(),
+            resolutions: self.resolutions.clone(),
         }
     }
 }

@@ -26,7 +26,11 @@ mod service;
 pub use layer::TransparentLayer;
 pub use service::Transparent;
 
-use std::collections::BTreeSet;
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use micro_core::{
     Error,
@@ -58,6 +62,43 @@ impl Local {
     }
 }
 
+/// How long a path's service, found by its proto service, is remembered.
+const RESOLVED_FOR: Duration = Duration::from_secs(1);
+
+/// The most resolutions remembered (then the memory starts over).
+const RESOLVED_CAP: usize = 1024;
+
+/// Recent answers to "which service registers this proto service in this namespace", so a
+/// stream of calls without a `micro-service` header reads the registry once a second, not once
+/// a call. Errors are not remembered.
+#[derive(Default)]
+pub(crate) struct Resolutions {
+    recent: Mutex<HashMap<(String, String), (Instant, String)>>,
+}
+
+impl Resolutions {
+    /// The remembered service for `grpc_service` in `namespace`, if still fresh at `now`.
+    pub(crate) fn get(&self, namespace: &str, grpc_service: &str, now: Instant) -> Option<String> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent
+            .get(&(namespace.to_owned(), grpc_service.to_owned()))
+            .filter(|(at, _)| now.saturating_duration_since(*at) < RESOLVED_FOR)
+            .map(|(_, service)| service.clone())
+    }
+
+    /// Remembers `service` for `grpc_service` in `namespace`, as of `now`.
+    pub(crate) fn put(&self, namespace: &str, grpc_service: &str, service: &str, now: Instant) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= RESOLVED_CAP {
+            recent.clear();
+        }
+        recent.insert(
+            (namespace.to_owned(), grpc_service.to_owned()),
+            (now, service.to_owned()),
+        );
+    }
+}
+
 /// Whether `service` registers the proto service `grpc_service`.
 fn registers(service: &micro_core::Service, grpc_service: &str) -> bool {
     service.endpoints.iter().any(|e| {
@@ -78,37 +119,54 @@ fn registers(service: &micro_core::Service, grpc_service: &str) -> bool {
     })
 }
 
-/// The one service of `services` that registers `grpc_service`, or why there is none.
-fn only_registrant(
-    services: &[micro_core::Service],
-    grpc_service: &str,
-    namespace: &str,
-) -> Result<String, Error> {
+/// Who registers a proto service in a namespace.
+#[derive(Debug, PartialEq, Eq)]
+enum Registrants {
+    /// Nobody.
+    None,
+    /// Exactly this service.
+    One(String),
+    /// These services (more than one).
+    Several(Vec<String>),
+}
+
+fn registrants(services: &[micro_core::Service], grpc_service: &str) -> Registrants {
     let names: BTreeSet<&str> = services
         .iter()
         .filter(|s| registers(s, grpc_service))
         .map(|s| s.name.as_str())
         .collect();
-    let mut names = names.into_iter();
-    match (names.next(), names.next()) {
-        (Some(one), None) => Ok(one.to_owned()),
-        (None, _) => Err(Error::not_found(
-            ID,
-            format!(
-                "no service in namespace {namespace:?} registers {grpc_service}; name one with the {SERVICE_HEADER} header"
-            ),
-        )),
-        (Some(first), Some(second)) => {
-            let all: Vec<&str> = [first, second].into_iter().chain(names).collect();
-            Err(Error::bad_request(
-                ID,
-                format!(
-                    "several services register {grpc_service} in namespace {namespace:?} ({}); name one with the {SERVICE_HEADER} header",
-                    all.join(", ")
-                ),
-            ))
-        }
+    let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+    match names.len() {
+        0 => Registrants::None,
+        1 => Registrants::One(names.remove(0)),
+        _ => Registrants::Several(names),
     }
+}
+
+fn none_registers(grpc_service: &str, namespace: &str) -> Error {
+    Error::not_found(
+        ID,
+        format!(
+            "no service in namespace {namespace:?} registers {grpc_service}; name one with the {SERVICE_HEADER} header"
+        ),
+    )
+}
+
+/// Several services register `grpc_service`; `shown` are those the caller may call (the rest
+/// are not named to it).
+fn several_register(grpc_service: &str, namespace: &str, shown: &[String]) -> Error {
+    let which = if shown.is_empty() {
+        String::new()
+    } else {
+        format!(" ({}, ...)", shown.join(", "))
+    };
+    Error::bad_request(
+        ID,
+        format!(
+            "several services register {grpc_service} in namespace {namespace:?}{which}; name one with the {SERVICE_HEADER} header"
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -131,19 +189,44 @@ mod tests {
     fn the_path_names_a_service_only_when_exactly_one_registers_it() {
         let one = [service("helloworld", "helloworld.Helloworld")];
         assert_eq!(
-            only_registrant(&one, "helloworld.Helloworld", "micro").unwrap(),
-            "helloworld"
+            registrants(&one, "helloworld.Helloworld"),
+            Registrants::One("helloworld".into())
         );
-        let none = only_registrant(&one, "other.Other", "micro").unwrap_err();
-        assert_eq!(none.code, 404, "{none}");
+        assert_eq!(registrants(&one, "other.Other"), Registrants::None);
         let two = [
             service("helloworld", "helloworld.Helloworld"),
             service("relay", "helloworld.Helloworld"),
             service("helloworld", "helloworld.Helloworld"),
         ];
-        let err = only_registrant(&two, "helloworld.Helloworld", "micro").unwrap_err();
-        assert_eq!(err.code, 400, "{err}");
-        assert!(err.detail.contains("helloworld, relay"), "{err}");
+        assert_eq!(
+            registrants(&two, "helloworld.Helloworld"),
+            Registrants::Several(vec!["helloworld".into(), "relay".into()])
+        );
+        let err = several_register("helloworld.Helloworld", "micro", &[]);
+        assert!(
+            !err.detail.contains("relay"),
+            "names nothing the caller may not call"
+        );
+    }
+
+    #[test]
+    fn resolutions_are_remembered_for_a_second() {
+        let resolutions = Resolutions::default();
+        let now = Instant::now();
+        resolutions.put("micro", "helloworld.Helloworld", "helloworld", now);
+        assert_eq!(
+            resolutions.get(
+                "micro",
+                "helloworld.Helloworld",
+                now + Duration::from_millis(999)
+            ),
+            Some("helloworld".into())
+        );
+        assert_eq!(
+            resolutions.get("micro", "helloworld.Helloworld", now + RESOLVED_FOR),
+            None
+        );
+        assert_eq!(resolutions.get("team", "helloworld.Helloworld", now), None);
     }
 
     #[test]

@@ -17,7 +17,10 @@ use micro_core::{
 use tonic::body::Body;
 use tower::ServiceExt;
 
-use super::{ID, Local, SERVICE_HEADER, only_registrant};
+use super::{
+    ID, Local, Registrants, Resolutions, SERVICE_HEADER, none_registers, registrants,
+    several_register,
+};
 use crate::{auth::Caller, proxy::ProxyService};
 
 /// See [`super::TransparentLayer`].
@@ -26,22 +29,7 @@ pub struct Transparent<S> {
     pub(super) inner: S,
     pub(super) proxy: ProxyService,
     pub(super) local: Arc<Local>,
-}
-
-/// `/pkg.Service/Method` as (`pkg.Service`, `Method`).
-fn split(path: &str) -> Option<(&str, &str)> {
-    path.strip_prefix('/')?.split_once('/')
-}
-
-/// The header's text; a value that is not text is refused.
-fn header<'a>(req: &'a http::Request<Body>, name: &str) -> Result<Option<&'a str>, Error> {
-    req.headers()
-        .get(name)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| Error::bad_request(ID, format!("the {name} header is not text")))
-        })
-        .transpose()
+    pub(super) resolutions: Arc<Resolutions>,
 }
 
 impl<S> tower::Service<http::Request<Body>> for Transparent<S>
@@ -62,7 +50,7 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let named = req.headers().contains_key(SERVICE_HEADER);
-        let local = split(req.uri().path())
+        let local = crate::grpc_path(req.uri().path())
             .is_none_or(|(grpc_service, _)| self.local.serves(grpc_service, named));
         // The clone is the ready one's twin; keep the ready one for this call (tower's rule).
         let clone = self.inner.clone();
@@ -71,8 +59,9 @@ where
             return Box::pin(inner.call(req));
         }
         let proxy = self.proxy.clone();
+        let resolutions = self.resolutions.clone();
         Box::pin(async move {
-            Ok(match forward(&proxy, req).await {
+            Ok(match forward(&proxy, &resolutions, req).await {
                 Ok(response) => response,
                 Err(e) => to_status(&e).into_http(),
             })
@@ -80,9 +69,41 @@ where
     }
 }
 
+/// The one service in the caller's namespace that registers `grpc_service`.
+async fn resolve(
+    proxy: &ProxyService,
+    resolutions: &Resolutions,
+    caller: &Caller,
+    grpc_service: &str,
+) -> Result<String, Error> {
+    let ns = &caller.namespace;
+    if let Some(service) = resolutions.get(ns, grpc_service, Instant::now()) {
+        return Ok(service);
+    }
+    let services = proxy.registry().list_services(ns).await?;
+    match registrants(&services, grpc_service) {
+        Registrants::One(service) => {
+            resolutions.put(ns, grpc_service, &service, Instant::now());
+            Ok(service)
+        }
+        Registrants::None => Err(none_registers(grpc_service, ns)),
+        Registrants::Several(names) => {
+            // Only the services the caller may call are named to it.
+            let mut shown = Vec::new();
+            for name in names {
+                if proxy.authorize(caller, &name, "*").await.is_ok() {
+                    shown.push(name);
+                }
+            }
+            Err(several_register(grpc_service, ns, &shown))
+        }
+    }
+}
+
 /// Resolves, checks and forwards one call; its answer, whatever the node said.
 async fn forward(
     proxy: &ProxyService,
+    resolutions: &Resolutions,
     mut req: http::Request<Body>,
 ) -> Result<http::Response<Body>, Error> {
     let caller = match req.extensions().get::<Caller>() {
@@ -91,9 +112,9 @@ async fn forward(
         None => Caller::unchecked(&crate::namespace::of_headers(req.headers())?),
     };
     let path = req.uri().path().to_owned();
-    let (grpc_service, method) = split(&path)
+    let (grpc_service, method) = crate::grpc_path(&path)
         .ok_or_else(|| Error::bad_request(ID, format!("{path:?} is not a gRPC method path")))?;
-    let service = match header(&req, SERVICE_HEADER)? {
+    let service = match crate::auth::guard::header(&req, SERVICE_HEADER)? {
         Some(name) => {
             micro_core::limits::name(ID, "service name", name)?;
             if crate::is_platform_service(name) {
@@ -106,10 +127,7 @@ async fn forward(
             }
             name.to_owned()
         }
-        None => {
-            let services = proxy.registry().list_services(&caller.namespace).await?;
-            only_registrant(&services, grpc_service, &caller.namespace)?
-        }
+        None => resolve(proxy, resolutions, &caller, grpc_service).await?,
     };
     let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
     let endpoint = format!("{short}.{method}");
@@ -118,14 +136,8 @@ async fn forward(
     // What the service sees: the caller's namespace and a token for it alone, and nothing a
     // caller could set to speak for the platform.
     let headers = req.headers_mut();
-    for name in [
-        AUTHORIZATION_HEADER,
-        NAMESPACE_HEADER,
-        SERVICE_HEADER,
-        crate::auth::PEER_HEADER,
-        crate::auth::PEER_PROOF_HEADER,
-    ] {
-        headers.remove(name);
+    for name in crate::proxy::PLATFORM_HEADERS.iter().chain(&["cookie"]) {
+        headers.remove(*name);
     }
     let namespace = http::HeaderValue::from_str(&caller.namespace)
         .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
