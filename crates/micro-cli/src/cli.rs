@@ -357,6 +357,10 @@ pub(crate) struct BenchArgs {
     /// text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub(crate) output: String,
+    /// Call the service's nodes from here with micro::Client (balanced, with its resilience),
+    /// not through the server's proxy: the nodes must be reachable from this machine
+    #[arg(long)]
+    pub(crate) direct: bool,
 }
 
 /// A call rate: a positive number of calls a second, at most a million.

@@ -91,3 +91,55 @@ fn micro_bench_loads_an_endpoint_and_reports() {
     assert_eq!(invalid.code, 1, "{invalid:?}");
     assert!(invalid.stderr.contains("not valid JSON"), "{invalid:?}");
 }
+
+/// `--direct` calls the nodes from the CLI's own process: every call reaches helloworld, and
+/// none goes through the server's proxy (whose call count stays where it was).
+#[test]
+fn micro_bench_direct_calls_the_nodes_not_the_proxy() {
+    let sb = Sandbox::with_server();
+    let hello = sb.helloworld(&[]);
+    let proxied = || {
+        let token = sb.token();
+        let metrics = micro_e2e::http(
+            sb.web.as_deref().unwrap(),
+            "GET",
+            "/metrics",
+            &[("Authorization", &format!("Bearer {token}"))],
+            "",
+        );
+        assert_eq!(metrics.status, 200, "{}", metrics.body);
+        metrics
+            .body
+            .lines()
+            .filter(|l| {
+                l.starts_with("rpc_client_call_duration_seconds_count")
+                    && l.contains("rpc_service=\"helloworld\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let before = proxied();
+    let report = json(&sb.micro(&[
+        "bench",
+        "helloworld",
+        "Helloworld.Call",
+        r#"{"name":"direct"}"#,
+        "--requests",
+        "100",
+        "--concurrency",
+        "4",
+        "--direct",
+        "--output",
+        "json",
+    ]));
+    assert_eq!(report["ok"], 100, "{report}");
+    assert!(hello.proc.count("Helloworld.Call request for direct") >= 100);
+    assert_eq!(proxied(), before, "no call went through the proxy");
+
+    let streaming = sb.micro(&["bench", "helloworld", "Helloworld.Stream", "--direct"]);
+    assert_eq!(streaming.code, 1, "{streaming:?}");
+    assert!(streaming.stderr.contains("streaming"), "{streaming:?}");
+    let missing = sb.micro(&["bench", "nothere", "X.Y", "--direct", "--requests", "1"]);
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert!(missing.stderr.contains("not found"), "{missing:?}");
+}

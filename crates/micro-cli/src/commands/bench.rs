@@ -1,5 +1,7 @@
 //! `micro bench SERVICE ENDPOINT [JSON]`: load generation through the server's proxy, the same
-//! path `micro call` takes.
+//! path `micro call` takes — or, with `--direct`, from this process straight to the service's
+//! nodes through `micro::Client` (found in the server's registry, the request transcoded once
+//! here), which is what a service calling another sees.
 //!
 //! `--concurrency` workers share one connection. Without `--rate` each starts its next call
 //! when the last one ends (a closed loop: the figures say how much the service can take); with
@@ -32,9 +34,21 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The slowest latency the histogram holds, in microseconds (longer ones count as this).
 const MAX_MICROS: u64 = 3_600_000_000;
 
+/// Where the calls go.
+enum Target {
+    /// Through the server's proxy (`micro.proxy.Proxy/Call`).
+    Proxy(ProxyClient<Channel>),
+    /// To the nodes, from here: the endpoint resolved and the request encoded once.
+    Direct {
+        proxy: micro_server::proxy::ProxyService,
+        resolved: micro_server::proxy::Resolved,
+        body: bytes::Bytes,
+    },
+}
+
 /// What the workers share.
 struct Run {
-    proxy: ProxyClient<Channel>,
+    target: Target,
     call: CallRequest,
     timeout: Duration,
     /// Calls started so far, against `--requests`.
@@ -77,8 +91,13 @@ pub(crate) async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), Failure> 
         interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
         tokio::sync::Mutex::new(interval)
     });
+    let target = if args.direct {
+        direct(ctx, args, &request).await?
+    } else {
+        Target::Proxy(ProxyClient::new(ctx.connect().await?))
+    };
     let run = Arc::new(Run {
-        proxy: ProxyClient::new(ctx.connect().await?),
+        target,
         call: CallRequest {
             service: args.service.clone(),
             endpoint: args.endpoint.clone(),
@@ -129,10 +148,85 @@ pub(crate) async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), Failure> 
     Ok(())
 }
 
+/// `--direct`: the endpoint resolved through the server's registry and the node's reflection,
+/// and the request encoded, once.
+async fn direct(
+    ctx: &Context,
+    args: &BenchArgs,
+    request: &serde_json::Value,
+) -> Result<Target, Failure> {
+    let registry: Arc<dyn micro_core::Registry> = Arc::new(ctx.registry().await?);
+    let proxy = micro_server::proxy::ProxyService::new(registry, micro::Strategy::default());
+    let resolved = proxy
+        .resolve(&ctx.namespace, &args.service, &args.endpoint)
+        .await
+        .map_err(crate::failure::call_failure)?;
+    if resolved.method.is_client_streaming() || resolved.method.is_server_streaming() {
+        return Err(Failure::new(format!(
+            "{} is a streaming endpoint; micro bench calls unary endpoints",
+            args.endpoint
+        )));
+    }
+    let body = micro::transcode::json_to_protobuf(&resolved.method.input(), &request.to_string())
+        .map_err(crate::failure::call_failure)?;
+    Ok(Target::Direct {
+        proxy,
+        resolved,
+        body,
+    })
+}
+
+/// One call to the target; its gRPC code when it failed.
+async fn call_once(
+    run: &Run,
+    proxy: &mut Option<ProxyClient<Channel>>,
+    namespace: &str,
+    token: Option<&str>,
+) -> Result<Result<(), tonic::Code>, Failure> {
+    match &run.target {
+        Target::Proxy(_) => {
+            let Some(proxy) = proxy else {
+                return Err(Failure::new("no proxy client"));
+            };
+            let mut request = micro::remote::namespaced(namespace, run.call.clone())
+                .map_err(|e| Failure::new(e.detail))?;
+            // The proxy enforces the timeout; give it a moment more to say so itself.
+            request.set_timeout(run.timeout + Duration::from_secs(2));
+            Ok(proxy.call(request).await.map(drop).map_err(|s| s.code()))
+        }
+        Target::Direct {
+            proxy,
+            resolved,
+            body,
+        } => {
+            let call = micro_server::proxy::JsonCall {
+                namespace,
+                service: &run.call.service,
+                endpoint: &run.call.endpoint,
+                json: "",
+                address: None,
+                metadata: Vec::new(),
+                timeout: Some(run.timeout),
+                token,
+                peer: None,
+            };
+            Ok(proxy
+                .call_protobuf(&call, resolved, body.clone())
+                .await
+                .map(drop)
+                .map_err(|e| micro::status::to_status(&e).code()))
+        }
+    }
+}
+
 /// Calls until the run is over.
 async fn worker(run: Arc<Run>, namespace: String) -> Result<Figures, Failure> {
     let mut figures = Figures::new()?;
-    let mut proxy = run.proxy.clone();
+    let mut proxy = match &run.target {
+        Target::Proxy(client) => Some(client.clone()),
+        Target::Direct { .. } => None,
+    };
+    let token = micro::auth::token();
     loop {
         if let Some(limit) = run.limit
             && run.started.fetch_add(1, Ordering::Relaxed) >= limit
@@ -146,21 +240,17 @@ async fn worker(run: Arc<Run>, namespace: String) -> Result<Figures, Failure> {
         if run.until.is_some_and(|until| due >= until) {
             break;
         }
-        let mut request = micro::remote::namespaced(&namespace, run.call.clone())
-            .map_err(|e| Failure::new(e.detail))?;
-        // The proxy enforces the timeout; give it a moment more to say so itself.
-        request.set_timeout(run.timeout + Duration::from_secs(2));
-        let answer = proxy.call(request).await;
+        let answer = call_once(&run, &mut proxy, &namespace, token.as_deref()).await?;
         let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
         figures
             .latency
             .saturating_record(micros.clamp(1, MAX_MICROS));
         run.done.fetch_add(1, Ordering::Relaxed);
-        if let Err(status) = answer {
+        if let Err(code) = answer {
             run.failed.fetch_add(1, Ordering::Relaxed);
             *figures
                 .errors
-                .entry(code_name(status.code()).to_owned())
+                .entry(code_name(code).to_owned())
                 .or_default() += 1;
         }
     }
