@@ -149,7 +149,12 @@ fn run_call_follow_update_restart_and_kill() {
         },
     );
     assert!(out.stdout.contains("Howdy Joe"), "{out:?}");
-    let nodes = sb.micro(&["get", "service", "hello-rt"]);
+    // Both instances come back (the first may answer before the second has registered), and
+    // no more.
+    let nodes = wait_for(Duration::from_secs(30), "both instances registered", || {
+        let nodes = sb.micro(&["get", "service", "hello-rt"]);
+        (nodes.stdout.matches("hello-rt-").count() >= 2).then_some(nodes)
+    });
     assert_eq!(
         nodes.stdout.matches("hello-rt-").count(),
         2,
