@@ -1,7 +1,9 @@
 //! The web dashboard: server-rendered HTML of what is registered, per namespace
 //! (`?namespace=`), with each service's nodes and endpoint schemas. No JavaScript.
 //!
-//! `/metrics` serves the platform's metrics to Prometheus (see [`crate::metrics`]).
+//! `/metrics` serves the platform's metrics to Prometheus (see [`crate::metrics`]), and
+//! `/metrics/targets` every service node's own metrics address (Prometheus HTTP service
+//! discovery).
 //!
 //! It is a door like the gateway: the caller is read the same way (`Authorization: Bearer`, or
 //! cookie `micro-token`), a namespace other than the token's (or `*`) is refused as there,
@@ -35,6 +37,7 @@ pub fn router(proxy: ProxyService) -> Router {
         .route("/", get(index))
         .route("/service/{name}", get(service))
         .route("/metrics", get(metrics))
+        .route("/metrics/targets", get(targets))
         .with_state(proxy)
 }
 
@@ -58,6 +61,47 @@ async fn metrics(State(proxy): State<ProxyService>, headers: HeaderMap) -> Respo
         proxy.metrics().render(),
     )
         .into_response()
+}
+
+/// Prometheus HTTP service discovery: every node, in every namespace, that serves its own
+/// metrics (every service built with the framework registers where: node metadata `metrics`),
+/// labelled with its service, version and node id — so one `http_sd_configs` job scrapes every
+/// service. Read by a platform admin only when auth is on, as `/metrics` is.
+async fn targets(State(proxy): State<ProxyService>, headers: HeaderMap) -> Response {
+    if proxy.authority().is_some() {
+        let allowed = http_caller(proxy.authority(), &headers, None, None)
+            .await
+            .and_then(|caller| caller.require_platform_admin("read the platform's metrics"));
+        if let Err(e) = allowed {
+            return failure(&e);
+        }
+    }
+    let services = match proxy
+        .registry()
+        .list_services(micro_core::metadata::ALL_NAMESPACES)
+        .await
+    {
+        Ok(services) => services,
+        Err(e) => return failure(&e),
+    };
+    let groups: Vec<serde_json::Value> = services
+        .iter()
+        .flat_map(|service| {
+            service.nodes.iter().filter_map(move |node| {
+                let path = node.metadata.get(micro::metrics::NODE_METRICS)?;
+                Some(serde_json::json!({
+                    "targets": [node.address],
+                    "labels": {
+                        "__metrics_path__": path,
+                        "micro_service": service.name,
+                        "micro_version": service.version,
+                        "micro_node": node.id,
+                    },
+                }))
+            })
+        })
+        .collect();
+    axum::Json(groups).into_response()
 }
 
 /// The caller, or the page that says why not.

@@ -53,6 +53,7 @@ pub mod events;
 pub mod failover;
 pub mod gate;
 pub mod limit;
+pub mod metrics;
 pub mod registry;
 pub mod remote;
 pub mod schema;

@@ -321,7 +321,15 @@ impl Service {
         if let Some(package) = package {
             node.metadata.insert(NODE_PACKAGE.to_owned(), package);
         }
+        node.metadata.insert(
+            crate::metrics::NODE_METRICS.to_owned(),
+            crate::metrics::METRICS_PATH.to_owned(),
+        );
         record.nodes.push(node);
+        let metrics = crate::metrics::ServiceMetrics::new(
+            &name,
+            self.handlers.iter().map(|h| (*h).to_owned()),
+        );
 
         let handlers = self.handlers.clone();
         let routes = with_platform_services(self.routes, &self.descriptor_sets, &handlers).await?;
@@ -341,6 +349,9 @@ impl Service {
         let max_in_flight = env.max_in_flight.or(self.max_in_flight);
         let server = tokio::spawn(async move {
             Server::builder()
+                // `GET /metrics` is plain HTTP/1.1 for Prometheus.
+                .accept_http1(true)
+                .layer(crate::metrics::MetricsLayer::new(metrics))
                 .layer(crate::trace::TraceLayer::grpc())
                 .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)

@@ -342,18 +342,39 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 /// Prometheus, scraping `targets` (`host:port`, path `/metrics`) every second, with `bearer`
 /// as its token if given.
 pub fn prometheus(targets: &[&str], bearer: Option<&str>) -> Engine {
+    prometheus_with_discovery(targets, bearer, None)
+}
+
+/// [`prometheus`], plus, with `discovery` (a URL), a job `services` that finds its targets by
+/// Prometheus HTTP service discovery there (asking with `bearer` too), every second.
+pub fn prometheus_with_discovery(
+    targets: &[&str],
+    bearer: Option<&str>,
+    discovery: Option<&str>,
+) -> Engine {
     let bin = binary("MICRO_PROMETHEUS_BIN", "prometheus", "Debian's prometheus");
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let config = dir.path().join("prometheus.yml");
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    let authorization = |indent: &str| {
+        bearer
+            .map(|t| format!("{indent}authorization:\n{indent}  credentials: '{t}'\n"))
+            .unwrap_or_default()
+    };
+    let services = discovery
+        .map(|url| {
+            format!(
+                "  - job_name: services\n    http_sd_configs:\n      - url: '{url}'\n        refresh_interval: 1s\n{}",
+                authorization("        ")
+            )
+        })
+        .unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: micro\n    metrics_path: /metrics\n{}    static_configs:\n      - targets: [{}]\n",
-            bearer
-                .map(|t| format!("    authorization:\n      credentials: '{t}'\n"))
-                .unwrap_or_default(),
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: micro\n    metrics_path: /metrics\n{}    static_configs:\n      - targets: [{}]\n{services}",
+            authorization("    "),
             targets.join(", ")
         ),
     )

@@ -1,5 +1,7 @@
 //! A real Prometheus scrapes a running platform: the calls made through the CLI's proxy and the
-//! gateway show up in its queries, by service, method and status code.
+//! gateway show up in its queries, by service, method and status code — as the platform made
+//! them, and as helloworld itself answered them (found through the server's HTTP service
+//! discovery).
 
 use std::time::Duration;
 
@@ -79,7 +81,38 @@ fn prometheus_scrapes_the_platform() {
         "OpenMetrics: {}",
         scrape.body
     );
-    let prometheus = engines::prometheus(&[&web], Some(&token));
+    // Service discovery: helloworld's own metrics address, an admin's to read.
+    assert_eq!(http(&web, "GET", "/metrics/targets", &[], "").status, 401);
+    let found = http(
+        &web,
+        "GET",
+        "/metrics/targets",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(found.status, 200, "{found:?}");
+    let groups: serde_json::Value = serde_json::from_str(&found.body).unwrap();
+    let hello = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["labels"]["micro_service"] == "helloworld")
+        .unwrap_or_else(|| panic!("helloworld among {groups}"));
+    assert_eq!(hello["labels"]["__metrics_path__"], "/metrics");
+    assert!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["labels"]["micro_service"] != "store"),
+        "the platform's own services are scraped at /metrics: {groups}"
+    );
+    let node = hello["targets"][0].as_str().unwrap().to_owned();
+    let own = http(&node, "GET", "/metrics", &[], "");
+    assert_eq!(own.status, 200, "{own:?}");
+    assert!(own.body.contains("rpc_server_call_duration_seconds_count"), "{}", own.body);
+    let discovery = format!("http://{web}/metrics/targets");
+    let prometheus = engines::prometheus_with_discovery(&[&web], Some(&token), Some(&discovery));
     let calls = r#"sum(rpc_client_call_duration_seconds_count{job="micro",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"})"#;
     let seen = wait_for(
         Duration::from_secs(30),
@@ -96,4 +129,17 @@ fn prometheus_scrapes_the_platform() {
     let ejected = r#"max(micro_client_node_ejected{namespace="micro"})"#;
     assert_eq!(query(&prometheus.address, ejected), Some(0.0));
     assert_eq!(query(&prometheus.address, "up{job=\"micro\"}"), Some(1.0));
+
+    // What helloworld itself answered, scraped from its own address.
+    let answered = r#"sum(rpc_server_call_duration_seconds_count{job="services",micro_service="helloworld",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"})"#;
+    let seen = wait_for(
+        Duration::from_secs(30),
+        "Prometheus to scrape helloworld",
+        || query(&prometheus.address, answered).filter(|n| *n >= 8.0),
+    );
+    assert_eq!(seen, 8.0, "helloworld answered the same 8 calls");
+    assert_eq!(
+        query(&prometheus.address, "up{job=\"services\"}"),
+        Some(1.0)
+    );
 }

@@ -1,0 +1,178 @@
+//! A service's own metrics: every [`Service`](crate::Service) counts the calls its handlers
+//! answer and serves them to Prometheus at `GET /metrics` on its own address (HTTP/1.1 or
+//! HTTP/2, OpenMetrics text), which it registers as node metadata `metrics`, so `micro
+//! server`'s service discovery (`/metrics/targets`) lists it and one Prometheus job scrapes
+//! every service.
+//!
+//! - `rpc_server_call_duration_seconds` (histogram), by `rpc_service` (the registered name),
+//!   `rpc_method` (`Helloworld.Call`) and `rpc_grpc_status_code`, named after OpenTelemetry's
+//!   RPC conventions: requests, errors and duration (RED). A call counts when its answer
+//!   begins — for a stream, when it opens. Health checks and reflection are not counted.
+//! - `rpc_server_calls_in_flight` (gauge): calls being handled.
+//!
+//! A method label only takes a method the service serves: a path of another proto service, or
+//! one the service answers `UNIMPLEMENTED`, counts as `_OTHER`, so no caller can grow the
+//! series. Reading the metrics is open to whoever reaches the node (as health checks are):
+//! they name methods and count calls, nothing else.
+
+mod layer;
+mod service;
+
+pub use layer::MetricsLayer;
+pub use service::Measured;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::AtomicI64},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// Where a service serves its metrics, and the node metadata key that says so.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// Node metadata: the path a node serves its metrics at.
+pub const NODE_METRICS: &str = "metrics";
+
+/// What a method label says for a path the service does not serve.
+const OTHER: &str = "_OTHER";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    rpc_system: &'static str,
+    rpc_service: String,
+    rpc_method: String,
+    rpc_grpc_status_code: i32,
+}
+
+type Histograms = Family<CallLabels, Histogram, fn() -> Histogram>;
+
+/// Latency buckets: 0.5 ms to about 16 s, doubling.
+fn histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// One service's metrics (cheap to clone; clones record into the same series).
+#[derive(Clone)]
+pub struct ServiceMetrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service: String,
+    /// The proto services it serves (`helloworld.Helloworld`).
+    serves: HashSet<String>,
+    registry: Registry,
+    calls: Histograms,
+    in_flight: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for ServiceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceMetrics")
+            .field("service", &self.inner.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceMetrics {
+    /// The metrics of `service`, which serves the proto services `serves`.
+    pub fn new(service: &str, serves: impl IntoIterator<Item = String>) -> Self {
+        let mut registry = Registry::default();
+        let calls: Histograms = Family::new_with_constructor(histogram);
+        registry.register_with_unit(
+            "rpc_server_call_duration",
+            "Calls the service answered, by method and gRPC status code",
+            prometheus_client::registry::Unit::Seconds,
+            calls.clone(),
+        );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "rpc_server_calls_in_flight",
+            "Calls being handled",
+            in_flight.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                service: service.to_owned(),
+                serves: serves.into_iter().collect(),
+                registry,
+                calls,
+                in_flight,
+            }),
+        }
+    }
+
+    /// The method label of a call of `grpc_service`/`method` answered with `code`.
+    fn method_label(&self, grpc_service: &str, method: &str, code: tonic::Code) -> String {
+        if code == tonic::Code::Unimplemented || !self.inner.serves.contains(grpc_service) {
+            return OTHER.to_owned();
+        }
+        let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
+        format!("{short}.{method}")
+    }
+
+    /// Records a call of `grpc_service`/`method` answered with `code` after `took`.
+    pub fn record(&self, grpc_service: &str, method: &str, code: tonic::Code, took: Duration) {
+        self.inner
+            .calls
+            .get_or_create(&CallLabels {
+                rpc_system: "grpc",
+                rpc_service: self.inner.service.clone(),
+                rpc_method: self.method_label(grpc_service, method, code),
+                rpc_grpc_status_code: code as i32,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_it_does_not_serve_are_one_label() {
+        let metrics = ServiceMetrics::new("helloworld", ["helloworld.Helloworld".to_owned()]);
+        let ms = Duration::from_millis(2);
+        metrics.record("helloworld.Helloworld", "Call", tonic::Code::Ok, ms);
+        metrics.record("helloworld.Helloworld", "Call", tonic::Code::NotFound, ms);
+        metrics.record(
+            "helloworld.Helloworld",
+            "Nope",
+            tonic::Code::Unimplemented,
+            ms,
+        );
+        for n in 0..100 {
+            metrics.record(&format!("x{n}.Y"), "Z", tonic::Code::Unimplemented, ms);
+        }
+        let text = metrics.render();
+        assert!(text.contains(r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"rpc_method="Helloworld.Call",rpc_grpc_status_code="5"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rpc_method="_OTHER",rpc_grpc_status_code="12"} 101"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
