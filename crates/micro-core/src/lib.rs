@@ -47,6 +47,7 @@ pub mod naming;
 pub mod registry;
 pub mod runtime;
 pub mod store;
+pub mod sync;
 
 pub use error::Error;
 pub use registry::{

@@ -25,12 +25,7 @@ use micro::client::{ClientStats, NodeHealth};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
-    metrics::{
-        counter::ConstCounter,
-        family::Family,
-        gauge::ConstGauge,
-        histogram::{Histogram, exponential_buckets},
-    },
+    metrics::{counter::ConstCounter, family::Family, gauge::ConstGauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -51,11 +46,6 @@ struct HttpLabels {
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-
-/// Latency buckets: 0.5 ms to about 16 s, doubling.
-fn histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-}
 
 /// The platform's metrics (cheap to clone; every clone records into the same series).
 #[derive(Clone)]
@@ -85,8 +75,10 @@ impl Metrics {
     /// Metrics whose client figures come from `clients`.
     pub fn new(clients: impl ClientSource) -> Self {
         let mut registry = Registry::default();
-        let calls: Histograms<CallLabels> = Family::new_with_constructor(histogram);
-        let http: Histograms<HttpLabels> = Family::new_with_constructor(histogram);
+        let calls: Histograms<CallLabels> =
+            Family::new_with_constructor(micro::metrics::latency_histogram);
+        let http: Histograms<HttpLabels> =
+            Family::new_with_constructor(micro::metrics::latency_histogram);
         registry.register(
             "rpc_client_call_duration_seconds",
             "Calls the platform made to services for its callers (proxy and gateway)",

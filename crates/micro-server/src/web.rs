@@ -45,13 +45,8 @@ pub fn router(proxy: ProxyService) -> Router {
 /// on, only a platform admin's token reads them: they name every namespace's services and
 /// nodes.
 async fn metrics(State(proxy): State<ProxyService>, headers: HeaderMap) -> Response {
-    if proxy.authority().is_some() {
-        let allowed = http_caller(proxy.authority(), &headers, None, None)
-            .await
-            .and_then(|caller| caller.require_platform_admin("read the platform's metrics"));
-        if let Err(e) = allowed {
-            return failure(&e);
-        }
+    if let Err(refused) = platform_admin(&proxy, &headers).await {
+        return refused;
     }
     (
         [(
@@ -68,13 +63,8 @@ async fn metrics(State(proxy): State<ProxyService>, headers: HeaderMap) -> Respo
 /// labelled with its service, version and node id — so one `http_sd_configs` job scrapes every
 /// service. Read by a platform admin only when auth is on, as `/metrics` is.
 async fn targets(State(proxy): State<ProxyService>, headers: HeaderMap) -> Response {
-    if proxy.authority().is_some() {
-        let allowed = http_caller(proxy.authority(), &headers, None, None)
-            .await
-            .and_then(|caller| caller.require_platform_admin("read the platform's metrics"));
-        if let Err(e) = allowed {
-            return failure(&e);
-        }
+    if let Err(refused) = platform_admin(&proxy, &headers).await {
+        return refused;
     }
     let services = match proxy
         .registry()
@@ -102,6 +92,19 @@ async fn targets(State(proxy): State<ProxyService>, headers: HeaderMap) -> Respo
         })
         .collect();
     axum::Json(groups).into_response()
+}
+
+/// With auth on, nothing but a platform admin's token reads the metrics pages: they name every
+/// namespace's services and nodes.
+async fn platform_admin(proxy: &ProxyService, headers: &HeaderMap) -> Result<(), Response> {
+    if proxy.authority().is_none() {
+        return Ok(());
+    }
+    http_caller(proxy.authority(), headers, None, None)
+        .await
+        .and_then(|caller| caller.require_platform_admin("read the platform's metrics"))
+        .map(drop)
+        .map_err(|e| failure(&e))
 }
 
 /// The caller, or the page that says why not.

@@ -110,7 +110,11 @@ fn prometheus_scrapes_the_platform() {
     let node = hello["targets"][0].as_str().unwrap().to_owned();
     let own = http(&node, "GET", "/metrics", &[], "");
     assert_eq!(own.status, 200, "{own:?}");
-    assert!(own.body.contains("rpc_server_call_duration_seconds_count"), "{}", own.body);
+    assert!(
+        own.body.contains("rpc_server_call_duration_seconds_count"),
+        "{}",
+        own.body
+    );
     let discovery = format!("http://{web}/metrics/targets");
     let prometheus = engines::prometheus_with_discovery(&[&web], Some(&token), Some(&discovery));
     let calls = r#"sum(rpc_client_call_duration_seconds_count{job="micro",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"})"#;
