@@ -78,11 +78,13 @@ async fn targets(State(proxy): State<ProxyService>, headers: HeaderMap) -> Respo
         .iter()
         .flat_map(|service| {
             service.nodes.iter().filter_map(move |node| {
-                let path = node.metadata.get(micro::metrics::NODE_METRICS)?;
+                // The metadata only says the node serves metrics; the path is always the
+                // framework's own, never one a tenant wrote.
+                node.metadata.get(micro::metrics::NODE_METRICS)?;
                 Some(serde_json::json!({
                     "targets": [node.address],
                     "labels": {
-                        "__metrics_path__": path,
+                        "__metrics_path__": micro::metrics::METRICS_PATH,
                         "micro_service": service.name,
                         "micro_version": service.version,
                         "micro_node": node.id,

@@ -25,7 +25,7 @@ use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use micro_core::{
     Error, Node, Registry, Service as ServiceRecord,
-    metadata::{NODE_PACKAGE, NODE_PROTOCOL},
+    metadata::{ENDPOINT_GRPC_SERVICE, NODE_PACKAGE, NODE_PROTOCOL},
 };
 use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
@@ -328,7 +328,11 @@ impl Service {
         record.nodes.push(node);
         let metrics = crate::metrics::ServiceMetrics::new(
             &name,
-            self.handlers.iter().map(|h| (*h).to_owned()),
+            record.endpoints.iter().filter_map(|e| {
+                let grpc_service = e.metadata.get(ENDPOINT_GRPC_SERVICE)?;
+                let (_, method) = e.name.split_once('.')?;
+                Some((grpc_service.clone(), method.to_owned()))
+            }),
         );
 
         let handlers = self.handlers.clone();

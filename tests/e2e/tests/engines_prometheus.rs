@@ -115,6 +115,15 @@ fn prometheus_scrapes_the_platform() {
         "{}",
         own.body
     );
+    // HTTP/1.1 reaches that page and nothing else: no browser can send a handler a call.
+    let call = http(
+        &node,
+        "POST",
+        "/helloworld.Helloworld/Call",
+        &[("Content-Type", "application/grpc")],
+        "",
+    );
+    assert_eq!(call.status, 505, "{call:?}");
     let discovery = format!("http://{web}/metrics/targets");
     let prometheus = engines::prometheus_with_discovery(&[&web], Some(&token), Some(&discovery));
     let calls = r#"sum(rpc_client_call_duration_seconds_count{job="micro",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"})"#;

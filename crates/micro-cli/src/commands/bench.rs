@@ -167,6 +167,24 @@ async fn direct(
             args.endpoint
         )));
     }
+    // The login goes to the nodes themselves: only as safely as the CLI sends it to a server.
+    if micro::auth::token().is_some() {
+        let client = proxy.client(&ctx.namespace);
+        let versions = client
+            .lookup(&args.service)
+            .await
+            .map_err(crate::failure::call_failure)?;
+        for node in versions.iter().flat_map(|v| &v.nodes) {
+            micro::tls::check_token_transport(
+                &node.address,
+                micro::tls::is_secure(&node.address),
+                micro::tls::insecure_allowed(),
+            )
+            .map_err(|e| {
+                Failure::new(format!("--direct to node {}: {}", node.address, e.detail))
+            })?;
+        }
+    }
     let body = micro::transcode::json_to_protobuf(&resolved.method.input(), &request.to_string())
         .map_err(crate::failure::call_failure)?;
     Ok(Target::Direct {

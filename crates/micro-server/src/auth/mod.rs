@@ -667,17 +667,23 @@ impl Authority {
 
     /// Deletes account `id` of `ns`; its tokens stop working at once.
     pub(crate) async fn delete_account(&self, ns: &str, id: &str) -> Result<(), Error> {
-        // Revoked first: if the account cannot be deleted after, its tokens are still void.
+        // Revoked first: if the account cannot be deleted after, its tokens are still void. And
+        // again after: a login that checked the old account meanwhile got the first new
+        // generation, which this voids.
         self.inner.accounts.get(ns, id).await?;
         self.inner.revocations.revoke(ns, id).await?;
-        self.inner.accounts.delete(ns, id).await
+        self.inner.accounts.delete(ns, id).await?;
+        self.inner.revocations.revoke(ns, id).await
     }
 
     /// Sets the secret of account `id` of `ns`; tokens issued before stop working.
     pub(crate) async fn set_secret(&self, ns: &str, id: &str, secret: &str) -> Result<(), Error> {
         self.inner.accounts.get(ns, id).await?;
         self.inner.revocations.revoke(ns, id).await?;
-        self.inner.accounts.set_secret(ns, id, secret).await
+        self.inner.accounts.set_secret(ns, id, secret).await?;
+        // Again after the change: a login with the old secret while it was being made got the
+        // first new generation, which this voids.
+        self.inner.revocations.revoke(ns, id).await
     }
 
     /// What the rules of the caller's namespace decide about `resource`: allowed, the rule that

@@ -10,16 +10,17 @@
 //! clock runs ahead can therefore not issue a token that outlives a revocation made through
 //! another (which a time stamp compared with a time stamp would allow).
 //!
-//! The record lives as long as a token can, and is held in memory, so the check on every call
-//! is one map read; the table is read again every second ([`REFRESH`]), so a revocation made
-//! through another server takes effect here within a second. Once the record lapses every token
-//! issued before it has expired, and counting starts again from 0. Records written by servers
-//! before generations (a unix-ms time) are still honoured until they lapse.
+//! A generation record never expires (one small record per account ever revoked), so the count
+//! never starts again and no earlier token can match a later generation. The table is held in
+//! memory, so the check on every call is one map read, and read again every second
+//! ([`REFRESH`]), so a revocation made through another server takes effect here within a
+//! second. Records written by servers before generations (a unix-ms time, living as long as a
+//! token) are still honoured until they lapse.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
-    time::Duration,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant},
 };
 
 use micro_core::{
@@ -51,12 +52,16 @@ fn parse(value: &[u8]) -> Option<Voided> {
     }
 }
 
+/// How long a revocation made here is kept in memory over a table read that may have begun
+/// before it was written.
+const RECENT: Duration = Duration::from_secs(5);
+
 /// Revoked accounts: `NS/ID` → what voids their tokens.
 pub(crate) struct Revocations {
     store: Arc<dyn Store>,
-    /// How long a revocation is kept: the longest a token lives, and a minute.
-    keep: Duration,
     voided: RwLock<HashMap<String, Voided>>,
+    /// Revocations made here lately, and when.
+    recent: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 fn key(ns: &str, id: &str) -> String {
@@ -64,11 +69,11 @@ fn key(ns: &str, id: &str) -> String {
 }
 
 impl Revocations {
-    pub(crate) fn new(store: Arc<dyn Store>, token_ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, _token_ttl: Duration) -> Self {
         Self {
             store,
-            keep: token_ttl.saturating_add(Duration::from_secs(60)),
             voided: RwLock::default(),
+            recent: Mutex::default(),
         }
     }
 
@@ -76,15 +81,18 @@ impl Revocations {
     /// now carries.
     pub(crate) async fn generation(&self, ns: &str, id: &str) -> Result<u64, Error> {
         Ok(match self.current(&key(ns, id)).await? {
-            Some((_, Voided::Below(generation))) => generation,
+            Some((_, Some(Voided::Below(generation)))) => generation,
             _ => 0,
         })
     }
 
-    /// The record at `key`, as stored and as read.
-    async fn current(&self, key: &str) -> Result<Option<(Vec<u8>, Voided)>, Error> {
+    /// The record at `key`: its bytes as stored, and what they say (`None`: unreadable).
+    async fn current(&self, key: &str) -> Result<Option<(Vec<u8>, Option<Voided>)>, Error> {
         match self.store.read(DATABASE, TABLE, key).await {
-            Ok(record) => Ok(parse(&record.value).map(|v| (record.value, v))),
+            Ok(record) => {
+                let said = parse(&record.value);
+                Ok(Some((record.value, said)))
+            }
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
         }
@@ -97,11 +105,13 @@ impl Revocations {
         loop {
             let current = self.current(&key).await?;
             let next = match &current {
-                Some((_, Voided::Below(generation))) => generation.saturating_add(1),
-                // A record of the old kind, or none: tokens so far have generation 0.
+                Some((_, Some(Voided::Below(generation)))) => generation.saturating_add(1),
+                // A record of the old kind, an unreadable one, or none: tokens so far have
+                // generation 0.
                 _ => 1,
             };
-            let record = Record::new(key.clone(), format!("g:{next}")).with_expiry(self.keep);
+            // Kept for good: the count must never start again (see the module docs).
+            let record = Record::new(key.clone(), format!("g:{next}"));
             let expected = current.as_ref().map(|(raw, _)| raw.as_slice());
             if self
                 .store
@@ -111,7 +121,11 @@ impl Revocations {
                 self.voided
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, Voided::Below(next));
+                    .insert(key.clone(), Voided::Below(next));
+                self.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, (next, Instant::now()));
                 return Ok(());
             }
         }
@@ -139,20 +153,22 @@ impl Revocations {
             .into_iter()
             .filter_map(|r| Some((r.key, parse(&r.value)?)))
             .collect();
-        let mut voided = self.voided.write().unwrap_or_else(|p| p.into_inner());
-        // Merged, not replaced: a revocation made here while the table was being read is kept
-        // (the store drops it when it lapses, and so does the next reload after that).
-        for (key, mine) in voided.drain() {
-            match (fresh.get(&key).copied(), mine) {
-                (Some(Voided::Below(theirs)), Voided::Below(mine)) if mine > theirs => {
-                    fresh.insert(key, Voided::Below(mine));
+        // The store is the truth; only what was revoked here in the last moments (which the
+        // read may have missed) is laid over it.
+        let now = Instant::now();
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.retain(|_, (_, at)| now.saturating_duration_since(*at) < RECENT);
+            for (key, (generation, _)) in recent.iter() {
+                match fresh.get(key) {
+                    Some(Voided::Below(theirs)) if theirs >= generation => {}
+                    _ => {
+                        fresh.insert(key.clone(), Voided::Below(*generation));
+                    }
                 }
-                (None, Voided::Below(_)) => {
-                    fresh.insert(key, mine);
-                }
-                _ => {}
             }
         }
+        let mut voided = self.voided.write().unwrap_or_else(|p| p.into_inner());
         *voided = fresh;
         Ok(())
     }
@@ -227,5 +243,38 @@ mod tests {
         here.revoke("ns", "ann").await.unwrap();
         assert!(here.voids("ns", "ann", 0, 9_999), "now by generation");
         assert!(!here.voids("ns", "ann", 1, 0));
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+    use micro_core::store::MemoryStore;
+
+    #[tokio::test]
+    async fn an_unreadable_record_is_replaced_not_spun_on() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        store
+            .write(DATABASE, TABLE, Record::new("ns/ann", "garbage"))
+            .await
+            .unwrap();
+        let here = Revocations::new(store, Duration::from_secs(60));
+        here.revoke("ns", "ann").await.unwrap();
+        assert_eq!(here.generation("ns", "ann").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_gone_from_the_store_is_gone_here_after_a_moment() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let here = Revocations::new(store.clone(), Duration::from_secs(60));
+        store
+            .write(DATABASE, TABLE, Record::new("ns/bob", "g:3"))
+            .await
+            .unwrap();
+        here.reload().await.unwrap();
+        assert!(here.voids("ns", "bob", 2, 0));
+        store.delete(DATABASE, TABLE, "ns/bob").await.unwrap();
+        here.reload().await.unwrap();
+        assert!(!here.voids("ns", "bob", 2, 0), "the table is the truth");
     }
 }

@@ -10,10 +10,11 @@
 //!   begins — for a stream, when it opens. Health checks and reflection are not counted.
 //! - `rpc_server_calls_in_flight` (gauge): calls being handled.
 //!
-//! A method label only takes a method the service serves: a path of another proto service, or
-//! one the service answers `UNIMPLEMENTED`, counts as `_OTHER`, so no caller can grow the
-//! series. Reading the metrics is open to whoever reaches the node (as health checks are):
-//! they name methods and count calls, nothing else.
+//! A method label only takes a method the service serves (from its descriptors): any other
+//! path counts as `_OTHER`, whatever the answer, so no caller can grow the series. Reading the
+//! metrics is open to whoever reaches the node (as health checks are): they name methods and
+//! count calls, nothing else. HTTP/1.1 reaches nothing but this page: any other HTTP/1.1
+//! request is answered 505, so a browser cannot send a handler a call.
 
 mod layer;
 mod service;
@@ -69,8 +70,8 @@ pub struct ServiceMetrics {
 
 struct Inner {
     service: String,
-    /// The proto services it serves (`helloworld.Helloworld`).
-    serves: HashSet<String>,
+    /// The methods it serves, as (`helloworld.Helloworld`, `Call`).
+    serves: HashSet<(String, String)>,
     registry: Registry,
     calls: Histograms,
     in_flight: Gauge<i64, AtomicI64>,
@@ -85,8 +86,8 @@ impl std::fmt::Debug for ServiceMetrics {
 }
 
 impl ServiceMetrics {
-    /// The metrics of `service`, which serves the proto services `serves`.
-    pub fn new(service: &str, serves: impl IntoIterator<Item = String>) -> Self {
+    /// The metrics of `service`, which serves the methods `serves` (proto service, method).
+    pub fn new(service: &str, serves: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut registry = Registry::default();
         let calls: Histograms = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
@@ -112,9 +113,15 @@ impl ServiceMetrics {
         }
     }
 
-    /// The method label of a call of `grpc_service`/`method` answered with `code`.
-    fn method_label(&self, grpc_service: &str, method: &str, code: tonic::Code) -> String {
-        if code == tonic::Code::Unimplemented || !self.inner.serves.contains(grpc_service) {
+    /// The method label of a call of `grpc_service`/`method`: the method, if it is one the
+    /// service serves, whatever the answer was (a refused call of a made-up method is still
+    /// `_OTHER`).
+    fn method_label(&self, grpc_service: &str, method: &str) -> String {
+        if !self
+            .inner
+            .serves
+            .contains(&(grpc_service.to_owned(), method.to_owned()))
+        {
             return OTHER.to_owned();
         }
         let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
@@ -128,7 +135,7 @@ impl ServiceMetrics {
             .get_or_create(&CallLabels {
                 rpc_system: "grpc",
                 rpc_service: self.inner.service.clone(),
-                rpc_method: self.method_label(grpc_service, method, code),
+                rpc_method: self.method_label(grpc_service, method),
                 rpc_grpc_status_code: code as i32,
             })
             .observe(took.as_secs_f64());
@@ -150,7 +157,10 @@ mod tests {
 
     #[test]
     fn methods_it_does_not_serve_are_one_label() {
-        let metrics = ServiceMetrics::new("helloworld", ["helloworld.Helloworld".to_owned()]);
+        let metrics = ServiceMetrics::new(
+            "helloworld",
+            [("helloworld.Helloworld".to_owned(), "Call".to_owned())],
+        );
         let ms = Duration::from_millis(2);
         metrics.record("helloworld.Helloworld", "Call", tonic::Code::Ok, ms);
         metrics.record("helloworld.Helloworld", "Call", tonic::Code::NotFound, ms);
@@ -163,6 +173,16 @@ mod tests {
         for n in 0..100 {
             metrics.record(&format!("x{n}.Y"), "Z", tonic::Code::Unimplemented, ms);
         }
+        // Refused before any handler (no token): a made-up method is still one label.
+        for n in 0..50 {
+            let method = format!("M{n}");
+            metrics.record(
+                "helloworld.Helloworld",
+                &method,
+                tonic::Code::Unauthenticated,
+                ms,
+            );
+        }
         let text = metrics.render();
         assert!(text.contains(r#"rpc_server_call_duration_seconds_count{rpc_system="grpc",rpc_service="helloworld",rpc_method="Helloworld.Call",rpc_grpc_status_code="0"} 1"#), "{text}");
         assert!(
@@ -171,6 +191,10 @@ mod tests {
         );
         assert!(
             text.contains(r#"rpc_method="_OTHER",rpc_grpc_status_code="12"} 101"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rpc_method="_OTHER",rpc_grpc_status_code="16"} 50"#),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

@@ -28,6 +28,65 @@ fn status_of(response: &http::Response<Body>) -> tonic::Code {
         .map_or(tonic::Code::Ok, tonic::Code::from_i32)
 }
 
+/// What an HTTP/1.1 request for anything but the metrics page gets: gRPC is HTTP/2, and a
+/// browser (which speaks HTTP/2 only over TLS) must not reach a handler.
+fn http1_refused() -> http::Response<Body> {
+    let mut response = http::Response::new(Body::new(http_body_util::Full::new(
+        bytes::Bytes::from_static(
+            b"gRPC needs HTTP/2; only GET /metrics is served over HTTP/1.1\n",
+        ),
+    )));
+    *response.status_mut() = http::StatusCode::HTTP_VERSION_NOT_SUPPORTED;
+    response
+}
+
+/// Counts a call in flight for as long as it lives, and records it as cancelled if it is
+/// dropped unanswered (the caller went away).
+struct InFlight {
+    metrics: ServiceMetrics,
+    grpc_service: String,
+    method: String,
+    started: Instant,
+    answered: bool,
+}
+
+impl InFlight {
+    fn begin(metrics: ServiceMetrics, grpc_service: String, method: String) -> Self {
+        metrics.inner.in_flight.inc();
+        Self {
+            metrics,
+            grpc_service,
+            method,
+            started: Instant::now(),
+            answered: false,
+        }
+    }
+
+    fn end(mut self, code: tonic::Code) {
+        self.answered = true;
+        self.metrics.record(
+            &self.grpc_service,
+            &self.method,
+            code,
+            self.started.elapsed(),
+        );
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.metrics.inner.in_flight.dec();
+        if !self.answered {
+            self.metrics.record(
+                &self.grpc_service,
+                &self.method,
+                tonic::Code::Cancelled,
+                self.started.elapsed(),
+            );
+        }
+    }
+}
+
 /// The metrics page.
 fn page(metrics: &ServiceMetrics) -> http::Response<Body> {
     let mut response = http::Response::new(Body::new(http_body_util::Full::new(
@@ -64,6 +123,9 @@ where
             let page = page(&self.metrics);
             return Box::pin(async move { Ok(page) });
         }
+        if request.version() < http::Version::HTTP_2 {
+            return Box::pin(async move { Ok(http1_refused()) });
+        }
         // The clone is the ready one's twin; keep the ready one for this call (tower's rule).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -77,15 +139,12 @@ where
         };
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            metrics.inner.in_flight.inc();
-            let started = Instant::now();
+            let in_flight = InFlight::begin(metrics, grpc_service, method);
             let answer = inner.call(request).await;
-            metrics.inner.in_flight.dec();
-            let code = match &answer {
+            in_flight.end(match &answer {
                 Ok(response) => status_of(response),
                 Err(_) => tonic::Code::Unknown,
-            };
-            metrics.record(&grpc_service, &method, code, started.elapsed());
+            });
             answer
         })
     }
