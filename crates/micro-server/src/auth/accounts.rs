@@ -43,6 +43,10 @@ struct Stored {
 struct Refresh {
     version: u32,
     account: String,
+    /// The account's generation when it was issued (see `revoked`): one of an older generation
+    /// is void, as access tokens are. 0 in records written before generations.
+    #[serde(default)]
+    generation: u64,
 }
 
 /// The accounts of every namespace.
@@ -419,11 +423,16 @@ impl Accounts {
     }
 
     /// A new refresh token for `account`.
-    pub(crate) async fn new_refresh(&self, account: &Account) -> Result<String, Error> {
+    pub(crate) async fn new_refresh(
+        &self,
+        account: &Account,
+        generation: u64,
+    ) -> Result<String, Error> {
         let token = self.random_string(32)?;
         let value = serde_json::to_vec(&Refresh {
             version: VERSION,
             account: account.id.clone(),
+            generation,
         })
         .map_err(internal)?;
         let key = digest(&token);
@@ -438,8 +447,8 @@ impl Accounts {
         Ok(format!("{}.{token}", account.issuer))
     }
 
-    /// The account a refresh token belongs to.
-    pub(crate) async fn redeem(&self, refresh: &str) -> Result<Account, Error> {
+    /// The account a refresh token belongs to, and the generation it was issued in.
+    pub(crate) async fn redeem(&self, refresh: &str) -> Result<(Account, u64), Error> {
         let refused = || {
             Error::unauthorized(
                 ID,
@@ -458,7 +467,7 @@ impl Accounts {
         };
         let refresh: Refresh = serde_json::from_slice(&record.value).map_err(internal)?;
         match self.get(ns, &refresh.account).await {
-            Ok(account) => Ok(account),
+            Ok(account) => Ok((account, refresh.generation)),
             Err(e) if e.code == 404 => Err(refused()),
             Err(e) => Err(e),
         }

@@ -775,6 +775,25 @@ impl Authority {
         })
     }
 
+    /// The account a refresh token stands for, unless it was revoked: one issued before the
+    /// account's secret changed, or before it was deleted (even if an account of the same id
+    /// was made since), is refused.
+    pub(crate) async fn redeem(&self, refresh: &str) -> Result<Account, Error> {
+        let (account, generation) = self.inner.accounts.redeem(refresh).await?;
+        let current = self
+            .inner
+            .revocations
+            .generation(&account.issuer, &account.id)
+            .await?;
+        if generation < current {
+            return Err(Error::unauthorized(
+                ID,
+                "the refresh token was revoked (its account's secret changed or it was deleted): log in again (micro login)",
+            ));
+        }
+        Ok(account)
+    }
+
     /// Fresh tokens for `account`.
     pub async fn tokens(&self, account: &Account) -> Result<Tokens, Error> {
         let created_ms = now_ms();
@@ -792,7 +811,7 @@ impl Authority {
                 .inner
                 .keys
                 .issue(account, created_ms, ttl, generation)?,
-            refresh_token: self.inner.accounts.new_refresh(account).await?,
+            refresh_token: self.inner.accounts.new_refresh(account, generation).await?,
             created,
             expiry: created.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
         })

@@ -157,7 +157,7 @@ impl auth_server::Auth for AuthService {
         let peer = self.authority.peer_of(&req);
         let body = req.into_inner();
         let account = if !body.refresh_token.is_empty() {
-            self.authority.accounts().redeem(&body.refresh_token).await
+            self.authority.redeem(&body.refresh_token).await
         } else if !body.id.is_empty() && !body.secret.is_empty() {
             self.authority
                 .login(&caller.namespace, &body.id, &body.secret, peer)
