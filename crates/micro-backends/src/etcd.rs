@@ -24,9 +24,9 @@ use micro_core::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use micro_proto::etcd as api;
+use micro_proto::etcd::{self as api, client, client::segment};
 
 use api::{
     DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
@@ -36,9 +36,6 @@ use api::{
 
 const ID: &str = "micro.registry";
 const ROOT: &str = "/micro/registry/";
-
-/// How long a call may wait for etcd before it answers 503.
-const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long nodes read back from etcd count as alive for the bookkeeping: etcd itself expires
 /// them, so this only has to outlast one read.
@@ -55,11 +52,6 @@ pub struct EtcdRegistry {
 struct Stored {
     namespace: String,
     service: Service,
-}
-
-/// `name` with `%` and `/` escaped, so it is one key segment.
-fn segment(name: &str) -> String {
-    name.replace('%', "%25").replace('/', "%2F")
 }
 
 fn namespace_prefix(namespace: &str) -> String {
@@ -111,32 +103,8 @@ fn decode(value: &[u8]) -> Option<Stored> {
 impl EtcdRegistry {
     /// Connects to the comma-separated etcd client `addresses` (`host:port` or URLs).
     pub async fn connect(addresses: &str) -> Result<Self, Error> {
-        let endpoints = addresses
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                let url = if a.contains("://") {
-                    a.to_owned()
-                } else {
-                    format!("http://{a}")
-                };
-                Endpoint::from_shared(url.clone())
-                    .map(|e| {
-                        e.connect_timeout(TIMEOUT)
-                            .timeout(TIMEOUT)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(10))
-                            .keep_alive_timeout(Duration::from_secs(5))
-                    })
-                    .map_err(|e| Error::bad_request(ID, format!("invalid etcd address {a:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if endpoints.is_empty() {
-            return Err(Error::bad_request(ID, "an etcd address is required"));
-        }
         let registry = Self {
-            channel: Channel::balance_list(endpoints.into_iter()),
+            channel: client::channel(addresses).map_err(|e| Error::bad_request(ID, e))?,
         };
         // Fail at start when etcd is not there, rather than at the first registration.
         registry.range(ROOT, true).await?;
@@ -311,9 +279,7 @@ impl Registry for EtcdRegistry {
         // The embedded registry's checks, on a scratch copy: one set of rules for every backend.
         RegistryState::new().register(namespace, service, ttl, Instant::now())?;
         self.check_totals(namespace, service).await?;
-        let seconds = i64::try_from(ttl.as_millis().div_ceil(1000))
-            .unwrap_or(i64::MAX)
-            .max(1);
+        let seconds = client::lease_seconds(ttl);
         let lease = LeaseClient::new(self.channel.clone())
             .lease_grant(LeaseGrantRequest {
                 ttl: seconds,

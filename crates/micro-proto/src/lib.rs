@@ -51,6 +51,60 @@ pub mod auth {
 pub mod etcd {
     #![allow(unreachable_pub, clippy::all)]
     tonic::include_proto!("etcdserverpb");
+
+    /// What every etcd client of micro shares: how a list of addresses becomes a channel, how a
+    /// name becomes one key segment, and how a TTL becomes a lease's whole seconds.
+    pub mod client {
+        use std::time::Duration;
+
+        use tonic::transport::{Channel, Endpoint};
+
+        /// How long a call may wait for etcd (connect, or answer) before it fails.
+        pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+        /// A channel balanced over the comma-separated client `addresses` (`host:port` or
+        /// URLs), connected on first use; an address that is not one, or none at all, is the
+        /// error's text.
+        pub fn channel(addresses: &str) -> Result<Channel, String> {
+            let endpoints = addresses
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    let url = if a.contains("://") {
+                        a.to_owned()
+                    } else {
+                        format!("http://{a}")
+                    };
+                    Endpoint::from_shared(url)
+                        .map(|e| {
+                            e.connect_timeout(TIMEOUT)
+                                .timeout(TIMEOUT)
+                                .tcp_nodelay(true)
+                                .http2_keep_alive_interval(Duration::from_secs(10))
+                                .keep_alive_timeout(Duration::from_secs(5))
+                        })
+                        .map_err(|e| format!("invalid etcd address {a:?}: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if endpoints.is_empty() {
+                return Err("an etcd address is required".to_owned());
+            }
+            Ok(Channel::balance_list(endpoints.into_iter()))
+        }
+
+        /// `name` with `%` and `/` escaped, so it is one key segment.
+        pub fn segment(name: &str) -> String {
+            name.replace('%', "%25").replace('/', "%2F")
+        }
+
+        /// A lease's TTL for `ttl`: whole seconds, rounded up, at least one.
+        pub fn lease_seconds(ttl: Duration) -> i64 {
+            i64::try_from(ttl.as_millis().div_ceil(1000))
+                .unwrap_or(i64::MAX)
+                .max(1)
+        }
+    }
 }
 
 /// The encoded `FileDescriptorSet` of every platform proto.

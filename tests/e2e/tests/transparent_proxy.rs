@@ -201,6 +201,17 @@ async fn a_plain_grpc_client_reaches_services_through_the_server() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("platform service"), "{err:?}");
+    // A name no service could have (too long, odd characters) is a clear 400, not a lookup.
+    for odd in ["a".repeat(4000), "..%2F..".to_owned(), "x y".to_owned()] {
+        let err = client
+            .call(with(t, Some(&odd), Request::new(hello("x"))))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.code(), Code::InvalidArgument | Code::NotFound),
+            "{odd:?}: {err:?}"
+        );
+    }
 
     // A second service registering helloworld.Helloworld: the path alone is ambiguous.
     let relay_account = sb.service_account("relay");

@@ -290,7 +290,7 @@ impl Authority {
             inner: Arc::new(Inner {
                 accounts: Accounts::new(store.clone()),
                 rules: RuleBook::new(store.clone()),
-                revocations: Revocations::new(store, options.token_ttl),
+                revocations: Revocations::new(store),
                 pair_logins: Throttle::new(5, Duration::from_secs(1), Duration::from_secs(60)),
                 account_logins: Throttle::new(50, Duration::from_secs(1), Duration::from_secs(10)),
                 peer_logins: Throttle::new(20, Duration::from_secs(1), Duration::from_secs(60)),

@@ -69,7 +69,7 @@ fn key(ns: &str, id: &str) -> String {
 }
 
 impl Revocations {
-    pub(crate) fn new(store: Arc<dyn Store>, _token_ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             voided: RwLock::default(),
@@ -182,8 +182,8 @@ mod tests {
     #[tokio::test]
     async fn tokens_of_an_earlier_generation_are_void_on_every_reader() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let here = Revocations::new(store.clone(), Duration::from_secs(60));
-        let there = Revocations::new(store, Duration::from_secs(60));
+        let here = Revocations::new(store.clone());
+        let there = Revocations::new(store);
         let before = here.generation("ns", "ann").await.unwrap();
         assert!(!here.voids("ns", "ann", before, 1_000));
         here.revoke("ns", "ann").await.unwrap();
@@ -209,8 +209,8 @@ mod tests {
     #[tokio::test]
     async fn a_clock_ahead_cannot_keep_a_revoked_token_alive() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let fast = Revocations::new(store.clone(), Duration::from_secs(60));
-        let slow = Revocations::new(store, Duration::from_secs(60));
+        let fast = Revocations::new(store.clone());
+        let slow = Revocations::new(store);
         let issued_far_ahead = i64::MAX / 2;
         let generation = fast.generation("ns", "ann").await.unwrap();
         slow.revoke("ns", "ann").await.unwrap();
@@ -221,8 +221,8 @@ mod tests {
     #[tokio::test]
     async fn revocations_through_two_servers_at_once_both_count() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let a = Revocations::new(store.clone(), Duration::from_secs(60));
-        let b = Revocations::new(store, Duration::from_secs(60));
+        let a = Revocations::new(store.clone());
+        let b = Revocations::new(store);
         let (ra, rb) = tokio::join!(a.revoke("ns", "ann"), b.revoke("ns", "ann"));
         ra.unwrap();
         rb.unwrap();
@@ -236,7 +236,7 @@ mod tests {
             .write(DATABASE, TABLE, Record::new("ns/ann", "5000"))
             .await
             .unwrap();
-        let here = Revocations::new(store, Duration::from_secs(60));
+        let here = Revocations::new(store);
         here.reload().await.unwrap();
         assert!(here.voids("ns", "ann", 0, 4_999));
         assert!(!here.voids("ns", "ann", 0, 5_000));
@@ -258,7 +258,7 @@ mod more_tests {
             .write(DATABASE, TABLE, Record::new("ns/ann", "garbage"))
             .await
             .unwrap();
-        let here = Revocations::new(store, Duration::from_secs(60));
+        let here = Revocations::new(store);
         here.revoke("ns", "ann").await.unwrap();
         assert_eq!(here.generation("ns", "ann").await.unwrap(), 1);
     }
@@ -266,7 +266,7 @@ mod more_tests {
     #[tokio::test]
     async fn a_record_gone_from_the_store_is_gone_here_after_a_moment() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let here = Revocations::new(store.clone(), Duration::from_secs(60));
+        let here = Revocations::new(store.clone());
         store
             .write(DATABASE, TABLE, Record::new("ns/bob", "g:3"))
             .await

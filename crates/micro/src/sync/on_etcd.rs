@@ -13,28 +13,24 @@ use async_trait::async_trait;
 use micro_core::Error;
 use micro_proto::etcd::{
     Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest, compare, kv_client::KvClient, lease_client::LeaseClient,
+    RangeRequest, RequestOp, TxnRequest,
+    client::{self, segment},
+    compare,
+    kv_client::KvClient,
+    lease_client::LeaseClient,
     request_op,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::backend::{Grant, LockBackend, Locks};
 
 const ID: &str = "micro.sync";
-
-/// How long a call may wait for etcd before it fails with a 503.
-const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The etcd-backed [`LockBackend`]: keys under `/micro/sync/NAMESPACE/TABLE/`.
 #[derive(Debug)]
 struct OnEtcd {
     channel: Channel,
     prefix: String,
-}
-
-/// `name` with `%` and `/` escaped, so it is one key segment.
-fn segment(name: &str) -> String {
-    name.replace('%', "%25").replace('/', "%2F")
 }
 
 fn status(e: tonic::Status) -> Error {
@@ -50,30 +46,8 @@ impl Locks {
     /// Locks on etcd at the comma-separated client `addresses` (`host:port` or URLs), kept
     /// apart by `namespace` and `table` as the store keeps its tables. Connects on first use.
     pub fn etcd(addresses: &str, namespace: &str, table: &str) -> Result<Self, Error> {
-        let endpoints = addresses
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| {
-                let url = if a.contains("://") {
-                    a.to_owned()
-                } else {
-                    format!("http://{a}")
-                };
-                Endpoint::from_shared(url)
-                    .map(|e| {
-                        e.connect_timeout(TIMEOUT)
-                            .timeout(TIMEOUT)
-                            .tcp_nodelay(true)
-                    })
-                    .map_err(|e| Error::bad_request(ID, format!("invalid etcd address {a:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if endpoints.is_empty() {
-            return Err(Error::bad_request(ID, "an etcd address is required"));
-        }
         Ok(Self::custom(OnEtcd {
-            channel: Channel::balance_list(endpoints.into_iter()),
+            channel: client::channel(addresses).map_err(|e| Error::bad_request(ID, e))?,
             prefix: format!("/micro/sync/{}/{}/", segment(namespace), segment(table)),
         }))
     }
@@ -123,9 +97,7 @@ impl LockBackend for OnEtcd {
         if held {
             return Ok(None);
         }
-        let seconds = i64::try_from(ttl.as_millis().div_ceil(1000))
-            .unwrap_or(i64::MAX)
-            .max(1);
+        let seconds = client::lease_seconds(ttl);
         let lease = LeaseClient::new(self.channel.clone())
             .lease_grant(LeaseGrantRequest {
                 ttl: seconds,
