@@ -4,7 +4,7 @@
 //! etcd, nats-server, PostgreSQL and Redis as `scripts/test` installs them (see
 //! `micro_e2e::engines`); each is started on a free port for the run.
 //!
-//! 16 callers in flight for every figure:
+//! 16 callers in flight for every figure, and 256 for the broker's second round:
 //! - broker, publish → deliver: `RemoteBroker` through `micro server` (its broker on NATS)
 //!   against `async-nats` publishing to the same nats-server, each publish awaited until the
 //!   server has it (a flush), one subscriber counting deliveries;
@@ -26,6 +26,9 @@ use micro_e2e::{
 };
 
 const IN_FLIGHT: usize = 16;
+
+/// The publishers of the broker's second round.
+const BROKER_IN_FLIGHT: usize = 256;
 
 type Call<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -166,47 +169,63 @@ async fn main() {
 
     println!("| operation | path | per s | p50 | p99 |\n|---|---|---|---|---|");
 
-    // Broker.
+    // Broker, at the callers' 16 in flight and at 256 (where the server's acknowledgement
+    // round trip no longer bounds the publishers).
     let conn = Connection::lazy(&on_pg.grpc_address().to_string()).expect("connection");
     let broker = RemoteBroker::over(conn.clone());
-    let subscription = broker
-        .subscribe("micro", "bench", None)
-        .await
-        .expect("subscribe");
-    let publishers = (0..IN_FLIGHT)
-        .map(|_| ServerPublisher {
-            broker: broker.clone(),
-        })
-        .collect();
-    let (through, through_delivered) = deliveries(
-        Box::pin(subscription.map(drop)),
-        publishers,
-        round,
-        server_publish,
-    )
-    .await;
     let raw = async_nats::connect(nats.address.as_str())
         .await
         .expect("nats");
-    let raw_subscription = raw.subscribe("raw.bench").await.expect("subscribe");
-    raw.flush().await.expect("flush");
-    let publishers = (0..IN_FLIGHT)
-        .map(|_| RawPublisher {
-            client: raw.clone(),
-        })
-        .collect();
-    let (direct, direct_delivered) = deliveries(
-        Box::pin(raw_subscription.map(drop)),
-        publishers,
-        round,
-        raw_publish,
-    )
-    .await;
-    row("broker publish", "server (gRPC) → NATS", &through);
-    row("broker publish", "async-nats direct", &direct);
-    println!(
-        "| broker delivered | server / direct | {through_delivered:.0} / {direct_delivered:.0} | | |"
-    );
+    let mut broker_ratios = Vec::new();
+    for in_flight in [IN_FLIGHT, BROKER_IN_FLIGHT] {
+        let subscription = broker
+            .subscribe("micro", "bench", None)
+            .await
+            .expect("subscribe");
+        let publishers = (0..in_flight)
+            .map(|_| ServerPublisher {
+                broker: broker.clone(),
+            })
+            .collect();
+        let (through, through_delivered) = deliveries(
+            Box::pin(subscription.map(drop)),
+            publishers,
+            round,
+            server_publish,
+        )
+        .await;
+        let raw_subscription = raw.subscribe("raw.bench").await.expect("subscribe");
+        raw.flush().await.expect("flush");
+        let publishers = (0..in_flight)
+            .map(|_| RawPublisher {
+                client: raw.clone(),
+            })
+            .collect();
+        let (direct, direct_delivered) = deliveries(
+            Box::pin(raw_subscription.map(drop)),
+            publishers,
+            round,
+            raw_publish,
+        )
+        .await;
+        row(
+            &format!("broker publish, {in_flight} in flight"),
+            "server (gRPC) → NATS",
+            &through,
+        );
+        row(
+            &format!("broker publish, {in_flight} in flight"),
+            "async-nats direct",
+            &direct,
+        );
+        println!(
+            "| broker delivered, {in_flight} in flight | server / direct | {through_delivered:.0} / {direct_delivered:.0} | | |"
+        );
+        broker_ratios.push(format!(
+            "{in_flight} in flight {:.2}",
+            through_delivered / direct_delivered
+        ));
+    }
 
     // Stores.
     let mut ratios = Vec::new();
@@ -239,8 +258,8 @@ async fn main() {
         ));
     }
     println!(
-        "\nbroker deliveries server/direct {:.2}; store server/direct {}",
-        through_delivered / direct_delivered,
+        "\nbroker deliveries server/direct: {}; store server/direct {}",
+        broker_ratios.join(", "),
         ratios.join("; ")
     );
     on_pg.stop().await;
