@@ -1,7 +1,7 @@
 //! Publishing over one stream per namespace (`micro.broker.Broker/PublishStream`): many
 //! publishers share it and each is told about its own message, a bad message fails alone (also
 //! among good ones in flight at once), and a token revoked while the stream is open stops it
-//! within a second.
+//! within a second — and so does every other stream it holds open (a subscription, a watch).
 
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use micro_proto::auth::{
     DeleteAccountRequest, GenerateRequest, TokenRequest, accounts_client::AccountsClient,
     auth_client::AuthClient,
 };
+use micro_proto::broker::{SubscribeRequest, broker_client::BrokerClient};
+use micro_proto::config::{WatchRequest, config_client::ConfigClient};
 
 fn bearer<T>(token: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
@@ -84,7 +86,7 @@ async fn concurrent_publishes_are_each_answered_and_a_bad_one_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_token_revoked_while_its_publish_stream_is_open_stops_it_within_a_second() {
+async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second() {
     let platform = micro_e2e::in_process::platform(true).await;
     let address = platform.grpc_address().to_string();
     let admin = micro_e2e::in_process::admin_token(&platform).await;
@@ -117,7 +119,35 @@ async fn a_token_revoked_while_its_publish_stream_is_open_stops_it_within_a_seco
         .token
         .unwrap()
         .access_token;
-    micro::auth::set_token(Some(token));
+    micro::auth::set_token(Some(token.clone()));
+    // Streams the account holds open: a subscription and a config watch.
+    let mut subscription = BrokerClient::connect(url.clone())
+        .await
+        .unwrap()
+        .subscribe(bearer(
+            &token,
+            SubscribeRequest {
+                topic: "t".into(),
+                queue: String::new(),
+            },
+        ))
+        .await
+        .expect("subscribes while the account lives")
+        .into_inner();
+    let mut watch = ConfigClient::connect(url.clone())
+        .await
+        .unwrap()
+        .watch(bearer(
+            &token,
+            WatchRequest {
+                path: "anything".into(),
+                secret: false,
+            },
+        ))
+        .await
+        .expect("watches while the account lives")
+        .into_inner();
+    watch.message().await.expect("the value now");
     let broker = RemoteBroker::new(&address).unwrap();
     broker
         .publish("micro", "t", Message::new("before"))
@@ -150,6 +180,24 @@ async fn a_token_revoked_while_its_publish_stream_is_open_stops_it_within_a_seco
     };
     assert_eq!(refused.code, 401, "{refused}");
     assert!(refused.detail.contains("revoked"), "{refused}");
+    // The subscription and the watch end too, with the same refusal.
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match subscription.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the subscription ended without saying why"),
+                Err(status) => break status,
+            }
+        }
+    })
+    .await
+    .expect("the subscription of a revoked token ends");
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(3), watch.message())
+        .await
+        .expect("the watch of a revoked token ends")
+        .unwrap_err();
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
 
     // With another token, the next publish opens a new stream.
     micro::auth::set_token(Some(admin));

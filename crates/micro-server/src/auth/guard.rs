@@ -10,9 +10,14 @@
 //! `Auth.Inspect`: no rule can take logging in away. Admins of the namespace (and of `micro`)
 //! manage accounts and rules whatever the rules say, so no rule change locks a namespace.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use futures::future::BoxFuture;
+use futures::{Stream, future::BoxFuture};
 use micro::gate::Admit;
 use micro_core::{Error, auth::Resource, metadata::NAMESPACE_HEADER};
 use tonic::body::Body;
@@ -66,8 +71,16 @@ impl Guard {
     }
 }
 
-/// The calls that live long enough to be checked again while they run (see [`Recheck`]).
-const RECHECKED: &[&str] = &["/micro.broker.Broker/PublishStream"];
+/// The calls that live long enough to be checked again while they run (see [`Recheck`]): the
+/// platform's streams.
+const RECHECKED: &[&str] = &[
+    "/micro.broker.Broker/PublishStream",
+    "/micro.broker.Broker/Subscribe",
+    "/micro.events.Events/Consume",
+    "/micro.config.Config/Watch",
+    "/micro.registry.Registry/Watch",
+    "/micro.runtime.Runtime/Logs",
+];
 
 /// What the guard does with a call to `path`.
 enum Check {
@@ -138,8 +151,8 @@ impl Admit for Guard {
 }
 
 /// The guard's check of one call, to be made again: a stream that lives long (a publish
-/// stream) asks it again now and then, so a token revoked, or a rule changed, while the stream
-/// is open takes effect on it too.
+/// stream, a subscription, a watch) asks it again every [`RECHECK_EVERY`], so a token revoked,
+/// or a rule changed, while the stream is open takes effect on it too.
 #[derive(Clone)]
 pub(crate) struct Recheck {
     authority: super::Authority,
@@ -152,6 +165,27 @@ impl Recheck {
     /// The guard's check of `req`, if a guard admitted it (none without one).
     pub(crate) fn of<T>(req: &tonic::Request<T>) -> Option<Self> {
         req.extensions().get::<Self>().cloned()
+    }
+
+    /// `stream`, ended with the refusal once `recheck` (if any) would no longer admit its
+    /// call; checked every [`RECHECK_EVERY`], the first time a period after it opened.
+    pub(crate) fn watch<T: Send + 'static>(
+        recheck: Option<Self>,
+        stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
+    ) -> Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>> {
+        let Some(recheck) = recheck else {
+            return stream;
+        };
+        let start = tokio::time::Instant::now() + RECHECK_EVERY;
+        let mut due = tokio::time::interval_at(start, RECHECK_EVERY);
+        due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Box::pin(Rechecked {
+            stream,
+            recheck,
+            due,
+            asking: None,
+            ended: false,
+        })
     }
 
     /// Whether the call would still be admitted now.
@@ -175,5 +209,53 @@ impl Caller {
             return Ok(caller.clone());
         }
         Ok(Caller::unchecked(&crate::namespace::from_metadata(req)?))
+    }
+}
+
+/// How often a long call is checked again.
+pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// A stream that ends with an error once its call is no longer admitted (see
+/// [`Recheck::watch`]).
+struct Rechecked<T> {
+    stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
+    recheck: Recheck,
+    due: tokio::time::Interval,
+    asking: Option<BoxFuture<'static, Result<(), Error>>>,
+    ended: bool,
+}
+
+impl<T> Stream for Rechecked<T> {
+    type Item = Result<T, tonic::Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            if let Some(asking) = &mut this.asking {
+                match asking.as_mut().poll(cx) {
+                    Poll::Ready(Err(e)) => {
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(micro::status::into_status(e))));
+                    }
+                    Poll::Ready(Ok(())) => this.asking = None,
+                    Poll::Pending => break,
+                }
+            }
+            if this.due.poll_tick(cx).is_pending() {
+                break;
+            }
+            let recheck = this.recheck.clone();
+            this.asking = Some(Box::pin(async move { recheck.again().await }));
+        }
+        match this.stream.as_mut().poll_next(cx) {
+            Poll::Ready(None) => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
+            other => other,
+        }
     }
 }

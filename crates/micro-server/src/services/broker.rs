@@ -1,6 +1,6 @@
 //! The `broker` platform service: `micro.broker.Broker` over any [`Broker`].
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use micro::{
@@ -13,10 +13,11 @@ const ID: &str = "micro.broker";
 use micro_proto::broker::{self as pb, broker_server};
 use tonic::{Request, Response, Status};
 
-use crate::{auth::guard::Recheck, namespace};
-
-/// How often an open publish stream asks the guard again whether its caller may publish.
-const RECHECK_EVERY: Duration = Duration::from_secs(1);
+use super::answer::{answer, answer_stream};
+use crate::{
+    auth::guard::{RECHECK_EVERY, Recheck},
+    namespace,
+};
 
 /// The messages a publish stream may hold unanswered before it stops reading: enough to keep
 /// a pipeline full, few enough to bound a caller's memory here.
@@ -59,11 +60,11 @@ impl broker_server::Broker for BrokerService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        self.publish_one(&ns, req.into_inner())
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::PublishResponse {}))
+        answer(req, namespace::of, |ns, body| async move {
+            self.publish_one(&ns, body).await?;
+            Ok(pb::PublishResponse {})
+        })
+        .await
     }
 
     type PublishStreamStream = AckStream;
@@ -76,9 +77,41 @@ impl broker_server::Broker for BrokerService {
         &self,
         req: Request<tonic::Streaming<pb::PublishRequest>>,
     ) -> Result<Response<AckStream>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let recheck = Recheck::of(&req);
-        let requests = req.into_inner();
+        let admit = |req: &Request<_>| Ok((namespace::of(req)?, Recheck::of(req)));
+        answer(req, admit, |(ns, recheck), requests| async move {
+            Ok(self.publish_stream_of(ns, recheck, requests))
+        })
+        .await
+    }
+
+    type SubscribeStream = MessageStream;
+
+    async fn subscribe(
+        &self,
+        req: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<MessageStream>, Status> {
+        answer_stream(req, namespace::of, |ns, body| async move {
+            let queue = (!body.queue.is_empty()).then_some(body.queue.as_str());
+            if let Some(queue) = queue {
+                limits::name(ID, "queue name", queue)?;
+            }
+            let messages = self.broker.subscribe(&ns, &body.topic, queue).await?;
+            let stream: MessageStream = Box::pin(messages.map(|m| Ok(message_to_pb(m))));
+            Ok(stream)
+        })
+        .await
+    }
+}
+
+impl BrokerService {
+    /// Publishes what comes on `requests` in `ns` (see `publish_stream`), asking `recheck`
+    /// again every second.
+    fn publish_stream_of(
+        &self,
+        ns: String,
+        recheck: Option<Recheck>,
+        requests: tonic::Streaming<pb::PublishRequest>,
+    ) -> AckStream {
         let service = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_WINDOW);
         tokio::spawn(async move {
@@ -118,30 +151,6 @@ impl broker_server::Broker for BrokerService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
-    }
-
-    type SubscribeStream = MessageStream;
-
-    async fn subscribe(
-        &self,
-        req: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<MessageStream>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        let queue = (!body.queue.is_empty()).then_some(body.queue.as_str());
-        if let Some(queue) = queue {
-            limits::name(ID, "queue name", queue).map_err(into_status)?;
-        }
-        let messages = self
-            .broker
-            .subscribe(&ns, &body.topic, queue)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(Box::pin(
-            messages.map(|m| Ok(message_to_pb(m))),
-        )))
+        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
     }
 }

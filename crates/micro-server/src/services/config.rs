@@ -5,10 +5,11 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use micro::{config::parse_value, status::into_status};
-use micro_core::config::Config;
+use micro_core::{Error, config::Config};
 use micro_proto::config::{self as pb, config_server};
 use tonic::{Request, Response, Status};
 
+use super::answer::{answer, answer_stream};
 use crate::namespace;
 
 /// Serves a config implementation over gRPC.
@@ -31,61 +32,58 @@ impl ConfigService {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
+/// Who may use config: an admin or a service of the namespace.
+fn user<T>(req: &Request<T>) -> Result<String, Error> {
+    namespace::user(req, "config")
+}
+
 #[tonic::async_trait]
 impl config_server::Config for ConfigService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        let ns = namespace::user(&req, "config").map_err(into_status)?;
-        let body = req.into_inner();
-        let value = self
-            .config
-            .get(&ns, &body.path, body.secret)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::GetResponse {
-            value: value.to_string(),
-        }))
+        answer(req, user, |ns, body| async move {
+            let value = self.config.get(&ns, &body.path, body.secret).await?;
+            Ok(pb::GetResponse {
+                value: value.to_string(),
+            })
+        })
+        .await
     }
 
     async fn set(&self, req: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
-        let ns = namespace::user(&req, "config").map_err(into_status)?;
-        let body = req.into_inner();
-        let value = parse_value(&body.value).map_err(into_status)?;
-        self.config
-            .set(&ns, &body.path, value, body.secret)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::SetResponse {}))
+        answer(req, user, |ns, body| async move {
+            let value = parse_value(&body.value)?;
+            self.config.set(&ns, &body.path, value, body.secret).await?;
+            Ok(pb::SetResponse {})
+        })
+        .await
     }
 
     async fn delete(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::user(&req, "config").map_err(into_status)?;
-        self.config
-            .delete(&ns, &req.into_inner().path)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::DeleteResponse {}))
+        answer(req, user, |ns, body| async move {
+            self.config.delete(&ns, &body.path).await?;
+            Ok(pb::DeleteResponse {})
+        })
+        .await
     }
 
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let ns = namespace::user(&req, "config").map_err(into_status)?;
-        let body = req.into_inner();
-        let changes = self
-            .config
-            .watch(&ns, &body.path, body.secret)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(Box::pin(changes.map(|item| match item {
-            Ok(Some(value)) => Ok(pb::WatchResponse {
-                value: value.to_string(),
-                exists: true,
-            }),
-            Ok(None) => Ok(pb::WatchResponse::default()),
-            Err(e) => Err(into_status(e)),
-        }))))
+        answer_stream(req, user, |ns, body| async move {
+            let changes = self.config.watch(&ns, &body.path, body.secret).await?;
+            let changes: WatchStream = Box::pin(changes.map(|item| match item {
+                Ok(Some(value)) => Ok(pb::WatchResponse {
+                    value: value.to_string(),
+                    exists: true,
+                }),
+                Ok(None) => Ok(pb::WatchResponse::default()),
+                Err(e) => Err(into_status(e)),
+            }));
+            Ok(changes)
+        })
+        .await
     }
 }

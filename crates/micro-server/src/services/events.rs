@@ -16,6 +16,7 @@ const ID: &str = "micro.events";
 use micro_proto::events::{self as pb, events_server};
 use tonic::{Request, Response, Status};
 
+use super::answer::{answer, answer_stream};
 use crate::namespace;
 
 /// Serves an events engine over gRPC.
@@ -44,23 +45,19 @@ impl events_server::Events for EventsService {
         &self,
         req: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        limits::value(ID, "payload", body.payload.len()).map_err(into_status)?;
-        limits::metadata(ID, body.metadata.iter()).map_err(into_status)?;
-        let event = self
-            .events
-            .publish(
-                &ns,
-                &body.topic,
-                body.payload,
-                body.metadata.into_iter().collect(),
-            )
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::PublishResponse {
-            event: Some(event_to_pb(event, "")),
-        }))
+        answer(req, namespace::of, |ns, body| async move {
+            limits::value(ID, "payload", body.payload.len())?;
+            limits::metadata(ID, body.metadata.iter())?;
+            let metadata = body.metadata.into_iter().collect();
+            let event = self
+                .events
+                .publish(&ns, &body.topic, body.payload, metadata)
+                .await?;
+            Ok(pb::PublishResponse {
+                event: Some(event_to_pb(event, "")),
+            })
+        })
+        .await
     }
 
     type ConsumeStream = EventStream;
@@ -69,53 +66,52 @@ impl events_server::Events for EventsService {
         &self,
         req: Request<pb::ConsumeRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        limits::duration_ms(ID, "ack_wait", body.ack_wait_ms, limits::MAX_DURATION)
-            .map_err(into_status)?;
-        if let Some(group) = (!body.group.is_empty()).then_some(&body.group) {
-            limits::name(ID, "group name", group).map_err(into_status)?;
-        }
-        let consumer = self
-            .events
-            .consume(&ns, &body.topic, options_from_pb(&body))
-            .await
-            .map_err(into_status)?;
-        let group = consumer.group.clone();
-        let hello = pb::Event {
-            topic: body.topic,
-            group: group.clone(),
-            ..Default::default()
-        };
-        let events = consumer.events.map(move |item| match item {
-            Ok(event) => Ok(event_to_pb(event, &group)),
-            Err(e) => Err(into_status(e)),
-        });
-        Ok(Response::new(Box::pin(
-            futures::stream::once(async { Ok(hello) }).chain(events),
-        )))
+        answer_stream(req, namespace::of, |ns, body| async move {
+            limits::duration_ms(ID, "ack_wait", body.ack_wait_ms, limits::MAX_DURATION)?;
+            if let Some(group) = (!body.group.is_empty()).then_some(&body.group) {
+                limits::name(ID, "group name", group)?;
+            }
+            let consumer = self
+                .events
+                .consume(&ns, &body.topic, options_from_pb(&body))
+                .await?;
+            let group = consumer.group.clone();
+            let hello = pb::Event {
+                topic: body.topic,
+                group: group.clone(),
+                ..Default::default()
+            };
+            let events = consumer.events.map(move |item| match item {
+                Ok(event) => Ok(event_to_pb(event, &group)),
+                Err(e) => Err(into_status(e)),
+            });
+            let stream: EventStream =
+                Box::pin(futures::stream::once(async { Ok(hello) }).chain(events));
+            Ok(stream)
+        })
+        .await
     }
 
     async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        self.events
-            .ack(&ns, &body.topic, &body.group, &body.id)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::AckResponse {}))
+        answer(req, namespace::of, |ns, body| async move {
+            self.events
+                .ack(&ns, &body.topic, &body.group, &body.id)
+                .await?;
+            Ok(pb::AckResponse {})
+        })
+        .await
     }
 
     async fn nack(
         &self,
         req: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        let ns = namespace::of(&req).map_err(into_status)?;
-        let body = req.into_inner();
-        self.events
-            .nack(&ns, &body.topic, &body.group, &body.id)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::AckResponse {}))
+        answer(req, namespace::of, |ns, body| async move {
+            self.events
+                .nack(&ns, &body.topic, &body.group, &body.id)
+                .await?;
+            Ok(pb::AckResponse {})
+        })
+        .await
     }
 }

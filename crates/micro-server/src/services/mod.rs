@@ -2,6 +2,7 @@
 //! auth), registered under its name like any other service and acting in the caller's
 //! namespace (see [`crate::namespace`]).
 
+mod answer;
 mod auth;
 mod broker;
 mod config;

@@ -8,6 +8,7 @@ use micro_core::{Error, Registry, limits, metadata::ALL_NAMESPACES};
 use micro_proto::registry::{self as pb, registry_server};
 use tonic::{Request, Response, Status};
 
+use super::answer::{answer, answer_stream};
 use crate::namespace;
 
 const ID: &str = "micro.registry";
@@ -30,18 +31,14 @@ impl RegistryService {
     }
 }
 
-fn ns<T>(req: &Request<T>) -> Result<String, Status> {
-    namespace::of(req).map_err(into_status)
-}
-
 /// Namespaces other than `list` must name one namespace.
-fn one_ns<T>(req: &Request<T>) -> Result<String, Status> {
-    let ns = ns(req)?;
+fn one_ns<T>(req: &Request<T>) -> Result<String, Error> {
+    let ns = namespace::of(req)?;
     if ns == ALL_NAMESPACES {
-        return Err(into_status(Error::bad_request(
+        return Err(Error::bad_request(
             ID,
             "`*` is only for listing services; name one namespace",
-        )));
+        ));
     }
     Ok(ns)
 }
@@ -54,109 +51,94 @@ impl registry_server::Registry for RegistryService {
         &self,
         req: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::GetServiceResponse>, Status> {
-        let ns = one_ns(&req)?;
-        let name = req.into_inner().service;
-        if name.is_empty() {
-            return Err(into_status(Error::bad_request(
-                ID,
-                "name the service to get",
-            )));
-        }
-        let services = self
-            .registry
-            .get_service(&ns, &name)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::GetServiceResponse {
-            services: services.iter().map(convert::service_to_pb).collect(),
-        }))
+        answer(req, one_ns, |ns, body| async move {
+            if body.service.is_empty() {
+                return Err(Error::bad_request(ID, "name the service to get"));
+            }
+            let services = self.registry.get_service(&ns, &body.service).await?;
+            Ok(pb::GetServiceResponse {
+                services: services.iter().map(convert::service_to_pb).collect(),
+            })
+        })
+        .await
     }
 
     async fn register(
         &self,
         req: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::EmptyResponse>, Status> {
-        let ns = one_ns(&req)?;
-        let body = req.into_inner();
-        let service = body
-            .service
-            .map(convert::service_from_pb)
-            .ok_or_else(|| into_status(Error::bad_request(ID, "register needs a service")))?;
-        not_the_platforms(&service.name)?;
-        let ttl = match body.ttl_ms {
-            0 => micro::service::DEFAULT_TTL,
-            ms => limits::duration_ms(ID, "ttl", ms, limits::MAX_DURATION).map_err(into_status)?,
-        };
-        self.registry
-            .register(&ns, &service, ttl)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::EmptyResponse {}))
+        answer(req, one_ns, |ns, body| async move {
+            let service = body
+                .service
+                .map(convert::service_from_pb)
+                .ok_or_else(|| Error::bad_request(ID, "register needs a service"))?;
+            not_the_platforms(&service.name)?;
+            let ttl = match body.ttl_ms {
+                0 => micro::service::DEFAULT_TTL,
+                ms => limits::duration_ms(ID, "ttl", ms, limits::MAX_DURATION)?,
+            };
+            self.registry.register(&ns, &service, ttl).await?;
+            Ok(pb::EmptyResponse {})
+        })
+        .await
     }
 
     async fn deregister(
         &self,
         req: Request<pb::DeregisterRequest>,
     ) -> Result<Response<pb::EmptyResponse>, Status> {
-        let ns = one_ns(&req)?;
-        let service = req
-            .into_inner()
-            .service
-            .map(convert::service_from_pb)
-            .ok_or_else(|| into_status(Error::bad_request(ID, "deregister needs a service")))?;
-        not_the_platforms(&service.name)?;
-        self.registry
-            .deregister(&ns, &service)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::EmptyResponse {}))
+        answer(req, one_ns, |ns, body| async move {
+            let service = body
+                .service
+                .map(convert::service_from_pb)
+                .ok_or_else(|| Error::bad_request(ID, "deregister needs a service"))?;
+            not_the_platforms(&service.name)?;
+            self.registry.deregister(&ns, &service).await?;
+            Ok(pb::EmptyResponse {})
+        })
+        .await
     }
 
     async fn list_services(
         &self,
         req: Request<pb::ListServicesRequest>,
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
-        let ns = ns(&req)?;
-        let services = self
-            .registry
-            .list_services(&ns)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::ListServicesResponse {
-            services: services.iter().map(convert::service_to_pb).collect(),
-        }))
+        answer(req, namespace::of, |ns, _| async move {
+            let services = self.registry.list_services(&ns).await?;
+            Ok(pb::ListServicesResponse {
+                services: services.iter().map(convert::service_to_pb).collect(),
+            })
+        })
+        .await
     }
 
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let ns = ns(&req)?;
-        let service = req.into_inner().service;
-        let filter = (!service.is_empty()).then_some(service.as_str());
-        let events = self
-            .registry
-            .watch(&ns, filter)
-            .await
-            .map_err(into_status)?;
-        let stream = events.map(|item| match item {
-            Ok(event) => Ok(pb::WatchResponse {
-                action: convert::action_to_str(event.action).to_owned(),
-                service: Some(convert::service_to_pb(&event.service)),
-            }),
-            Err(e) => Err(into_status(e)),
-        });
-        Ok(Response::new(Box::pin(stream)))
+        answer_stream(req, namespace::of, |ns, body| async move {
+            let filter = (!body.service.is_empty()).then_some(body.service.as_str());
+            let events = self.registry.watch(&ns, filter).await?;
+            let stream: WatchStream = Box::pin(events.map(|item| match item {
+                Ok(event) => Ok(pb::WatchResponse {
+                    action: convert::action_to_str(event.action).to_owned(),
+                    service: Some(convert::service_to_pb(&event.service)),
+                }),
+                Err(e) => Err(into_status(e)),
+            }));
+            Ok(stream)
+        })
+        .await
     }
 }
 
 /// Refuses the names of the platform's own services (`auth`, `store`, ...): a node registered
 /// under one would be sent the platform's calls (and the secrets sent to `auth`).
-fn not_the_platforms(name: &str) -> Result<(), Status> {
+fn not_the_platforms(name: &str) -> Result<(), Error> {
     if crate::is_platform_service(name) {
-        return Err(into_status(Error::forbidden(
+        return Err(Error::forbidden(
             ID,
             format!("the name {name:?} belongs to a platform service; choose another name"),
-        )));
+        ));
     }
     Ok(())
 }

@@ -16,7 +16,8 @@ use micro_proto::runtime::{self as pb, runtime_server};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::{namespace, runtime::LocalRuntime};
+use super::answer::answer;
+use crate::{auth::guard::Recheck, namespace, runtime::LocalRuntime};
 
 const ID: &str = "micro.runtime";
 
@@ -143,7 +144,7 @@ fn deployment_pb(d: Deployment) -> pb::Deployment {
 async fn detached(
     archive: PathBuf,
     change: impl Future<Output = Result<(), Error>> + Send + 'static,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     let result = match tokio::spawn(change).await {
         Ok(result) => result,
         Err(e) => Err(Error::internal(ID, format!("the runtime failed: {e}"))),
@@ -151,7 +152,12 @@ async fn detached(
     if result.is_err() && !archive.as_os_str().is_empty() {
         let _ = tokio::fs::remove_file(&archive).await;
     }
-    result.map_err(into_status)
+    result
+}
+
+/// Only an admin of `micro` may use the runtime.
+fn admin<T>(req: &Request<T>) -> Result<String, Error> {
+    namespace::platform_admin(req, "the runtime")
 }
 
 type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
@@ -162,7 +168,7 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::UploadResponse>, Status> {
-        namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
+        admin(&req).map_err(into_status)?;
         let (id, path) = self.runtime.new_upload();
         let mut chunks = req.into_inner();
         let fail = |e: std::io::Error| {
@@ -199,103 +205,100 @@ impl runtime_server::Runtime for RuntimeService {
         &self,
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::CreateResponse>, Status> {
-        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
-        let body = req.into_inner();
-        let spec = spec(body.spec).map_err(into_status)?;
-        let code = self.code(&body.upload, body.path).map_err(into_status)?;
-        let runtime = self.runtime.clone();
-        detached(code.archive.clone(), async move {
-            runtime.create(&ns, spec, code).await
+        answer(req, admin, |ns, body| async move {
+            let spec = spec(body.spec)?;
+            let code = self.code(&body.upload, body.path)?;
+            let runtime = self.runtime.clone();
+            detached(code.archive.clone(), async move {
+                runtime.create(&ns, spec, code).await
+            })
+            .await?;
+            Ok(pb::CreateResponse {})
         })
-        .await?;
-        Ok(Response::new(pb::CreateResponse {}))
+        .await
     }
 
     async fn read(
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
-        let name = req.into_inner().name;
-        let found = self
-            .runtime
-            .read(&ns, Some(name.as_str()).filter(|n| !n.is_empty()))
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::ReadResponse {
-            services: found.into_iter().map(deployment_pb).collect(),
-        }))
+        answer(req, admin, |ns, body| async move {
+            let name = Some(body.name.as_str()).filter(|n| !n.is_empty());
+            let found = self.runtime.read(&ns, name).await?;
+            Ok(pb::ReadResponse {
+                services: found.into_iter().map(deployment_pb).collect(),
+            })
+        })
+        .await
     }
 
     async fn update(
         &self,
         req: Request<pb::UpdateRequest>,
     ) -> Result<Response<pb::UpdateResponse>, Status> {
-        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
-        let body = req.into_inner();
-        let asked = body.spec.ok_or_else(|| {
-            into_status(Error::bad_request(
-                ID,
-                "the request has no spec: name the service",
-            ))
-        })?;
-        // What the update leaves empty keeps its current value.
-        let mut current = self
-            .runtime
-            .read(&ns, Some(&asked.name))
-            .await
-            .map_err(into_status)?
-            .remove(0)
-            .spec;
-        if !asked.version.is_empty() {
-            current.version = asked.version;
-        }
-        if !asked.source.is_empty() {
-            current.source = asked.source;
-        }
-        if asked.instances > 0 {
-            current.instances = asked.instances;
-        }
-        if !asked.env.is_empty() {
-            current.env = asked.env.into_iter().collect();
-        }
-        if !asked.args.is_empty() {
-            current.args = asked.args;
-        }
-        let code = if body.upload.is_empty() {
-            None
-        } else {
-            Some(self.code(&body.upload, body.path).map_err(into_status)?)
-        };
-        let runtime = self.runtime.clone();
-        let archive = code.as_ref().map(|c| c.archive.clone()).unwrap_or_default();
-        detached(
-            archive,
-            async move { runtime.update(&ns, current, code).await },
-        )
-        .await?;
-        Ok(Response::new(pb::UpdateResponse {}))
+        answer(req, admin, |ns, body| async move {
+            let asked = body.spec.ok_or_else(|| {
+                Error::bad_request(ID, "the request has no spec: name the service")
+            })?;
+            // What the update leaves empty keeps its current value.
+            let mut current = self
+                .runtime
+                .read(&ns, Some(&asked.name))
+                .await?
+                .remove(0)
+                .spec;
+            if !asked.version.is_empty() {
+                current.version = asked.version;
+            }
+            if !asked.source.is_empty() {
+                current.source = asked.source;
+            }
+            if asked.instances > 0 {
+                current.instances = asked.instances;
+            }
+            if !asked.env.is_empty() {
+                current.env = asked.env.into_iter().collect();
+            }
+            if !asked.args.is_empty() {
+                current.args = asked.args;
+            }
+            let code = if body.upload.is_empty() {
+                None
+            } else {
+                Some(self.code(&body.upload, body.path)?)
+            };
+            let runtime = self.runtime.clone();
+            let archive = code.as_ref().map(|c| c.archive.clone()).unwrap_or_default();
+            detached(
+                archive,
+                async move { runtime.update(&ns, current, code).await },
+            )
+            .await?;
+            Ok(pb::UpdateResponse {})
+        })
+        .await
     }
 
     async fn delete(
         &self,
         req: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
-        let runtime = self.runtime.clone();
-        let name = req.into_inner().name;
-        detached(
-            PathBuf::new(),
-            async move { runtime.delete(&ns, &name).await },
-        )
-        .await?;
-        Ok(Response::new(pb::DeleteResponse {}))
+        answer(req, admin, |ns, body| async move {
+            let runtime = self.runtime.clone();
+            detached(PathBuf::new(), async move {
+                runtime.delete(&ns, &body.name).await
+            })
+            .await?;
+            Ok(pb::DeleteResponse {})
+        })
+        .await
     }
 
     type LogsStream = LogsStream;
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
-        let ns = namespace::platform_admin(&req, "the runtime").map_err(into_status)?;
+        let ns = admin(&req).map_err(into_status)?;
+        let recheck = Recheck::of(&req);
         if req.metadata().get(FORWARDED_HEADER).is_none()
             && let Some(owner) = self
                 .runtime
@@ -303,7 +306,8 @@ impl runtime_server::Runtime for RuntimeService {
                 .await
                 .map_err(into_status)?
         {
-            return forward_logs(&owner, req).await;
+            let lines = forward_logs(&owner, req).await?.into_inner();
+            return Ok(Response::new(Recheck::watch(recheck, lines)));
         }
         let body = req.into_inner();
         let lines = self
@@ -319,12 +323,13 @@ impl runtime_server::Runtime for RuntimeService {
             )
             .await
             .map_err(into_status)?;
-        Ok(Response::new(Box::pin(lines.map(|line| {
+        let lines: LogsStream = Box::pin(lines.map(|line| {
             line.map(|l| pb::LogRecord {
                 timestamp_ms: millis(l.timestamp),
                 text: l.text,
             })
             .map_err(into_status)
-        }))))
+        }));
+        Ok(Response::new(Recheck::watch(recheck, lines)))
     }
 }

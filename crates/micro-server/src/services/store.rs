@@ -7,10 +7,7 @@
 
 use std::sync::Arc;
 
-use micro::{
-    status::into_status,
-    store::{order_from_str, record_from_pb, record_to_pb},
-};
+use micro::store::{order_from_str, record_from_pb, record_to_pb};
 use micro_core::{
     Error,
     store::{Query, Store},
@@ -18,6 +15,7 @@ use micro_core::{
 use micro_proto::store::{self as pb, store_server};
 use tonic::{Request, Response, Status};
 
+use super::answer::answer;
 use crate::namespace;
 
 const ID: &str = "micro.store";
@@ -43,13 +41,13 @@ impl StoreService {
 }
 
 /// The backend database of `requested` (default: the namespace) in `ns`.
-fn database(ns: &str, requested: &str) -> Result<String, Status> {
+fn database(ns: &str, requested: &str) -> Result<String, Error> {
     let db = if requested.is_empty() { ns } else { requested };
     if db.contains('/') {
-        return Err(into_status(Error::bad_request(
+        return Err(Error::bad_request(
             ID,
             format!("invalid database {db:?}: names may not contain /"),
-        )));
+        ));
     }
     Ok(format!("{ns}/{db}"))
 }
@@ -68,14 +66,19 @@ fn query(
     limit: u32,
     offset: u32,
     order: &str,
-) -> Result<Query, Status> {
+) -> Result<Query, Error> {
     Ok(Query {
         prefix: (!prefix.is_empty()).then_some(prefix),
         suffix: (!suffix.is_empty()).then_some(suffix),
         offset: offset as usize,
         limit: (limit > 0).then_some(limit as usize),
-        order: order_from_str(order).map_err(into_status)?,
+        order: order_from_str(order)?,
     })
+}
+
+/// Who may use the store: an admin or a service of the namespace.
+fn user<T>(req: &Request<T>) -> Result<String, Error> {
+    namespace::user(req, "the store")
 }
 
 #[tonic::async_trait]
@@ -84,11 +87,86 @@ impl store_server::Store for StoreService {
         &self,
         req: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let body = req.into_inner();
-        let db = database(&ns, &body.database)?;
-        let table = table(&body.table).to_owned();
-        let records = if body.key.is_empty() {
+        answer(req, user, |ns, body| async move {
+            let db = database(&ns, &body.database)?;
+            let table = table(&body.table);
+            let records = if body.key.is_empty() {
+                let query = query(
+                    body.prefix,
+                    body.suffix,
+                    body.limit,
+                    body.offset,
+                    &body.order,
+                )?;
+                self.store.find(&db, table, &query).await?
+            } else {
+                vec![self.store.read(&db, table, &body.key).await?]
+            };
+            Ok(pb::ReadResponse {
+                records: records.into_iter().map(record_to_pb).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        answer(req, user, |ns, body| async move {
+            let db = database(&ns, &body.database)?;
+            let record = body
+                .record
+                .ok_or_else(|| Error::bad_request(ID, "write needs a record {key, value}"))?;
+            if record.expiry_ms < 0 {
+                return Err(Error::bad_request(ID, "expiry_ms may not be negative"));
+            }
+            let record = record_from_pb(record);
+            micro_core::store::check_record(&record)?;
+            let table = table(&body.table);
+            let conditional = body.if_absent || body.if_value.is_some();
+            let written = match (body.if_absent, body.if_value) {
+                (true, Some(_)) => {
+                    return Err(Error::bad_request(
+                        ID,
+                        "a write is conditional on if_absent or on if_value, not both",
+                    ));
+                }
+                (true, None) => self.store.write_if(&db, table, record, None).await?,
+                (false, Some(old)) => self.store.write_if(&db, table, record, Some(&old)).await?,
+                (false, None) => {
+                    self.store.write(&db, table, record).await?;
+                    true
+                }
+            };
+            Ok(pb::WriteResponse {
+                written,
+                conditional,
+            })
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        req: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        answer(req, user, |ns, body| async move {
+            let db = database(&ns, &body.database)?;
+            self.store
+                .delete(&db, table(&body.table), &body.key)
+                .await?;
+            Ok(pb::DeleteResponse {})
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        req: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        answer(req, user, |ns, body| async move {
+            let db = database(&ns, &body.database)?;
             let query = query(
                 body.prefix,
                 body.suffix,
@@ -96,121 +174,39 @@ impl store_server::Store for StoreService {
                 body.offset,
                 &body.order,
             )?;
-            self.store
-                .find(&db, &table, &query)
-                .await
-                .map_err(into_status)?
-        } else {
-            vec![
-                self.store
-                    .read(&db, &table, &body.key)
-                    .await
-                    .map_err(into_status)?,
-            ]
-        };
-        Ok(Response::new(pb::ReadResponse {
-            records: records.into_iter().map(record_to_pb).collect(),
-        }))
-    }
-
-    async fn write(
-        &self,
-        req: Request<pb::WriteRequest>,
-    ) -> Result<Response<pb::WriteResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let body = req.into_inner();
-        let db = database(&ns, &body.database)?;
-        let record = body.record.ok_or_else(|| {
-            into_status(Error::bad_request(ID, "write needs a record {key, value}"))
-        })?;
-        if record.expiry_ms < 0 {
-            return Err(into_status(Error::bad_request(
-                ID,
-                "expiry_ms may not be negative",
-            )));
-        }
-        let record = record_from_pb(record);
-        micro_core::store::check_record(&record).map_err(into_status)?;
-        let table = table(&body.table);
-        let conditional = body.if_absent || body.if_value.is_some();
-        let written = match (body.if_absent, body.if_value) {
-            (true, Some(_)) => {
-                return Err(into_status(Error::bad_request(
-                    ID,
-                    "a write is conditional on if_absent or on if_value, not both",
-                )));
-            }
-            (true, None) => self.store.write_if(&db, table, record, None).await,
-            (false, Some(old)) => self.store.write_if(&db, table, record, Some(&old)).await,
-            (false, None) => self.store.write(&db, table, record).await.map(|()| true),
-        }
-        .map_err(into_status)?;
-        Ok(Response::new(pb::WriteResponse {
-            written,
-            conditional,
-        }))
-    }
-
-    async fn delete(
-        &self,
-        req: Request<pb::DeleteRequest>,
-    ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let body = req.into_inner();
-        let db = database(&ns, &body.database)?;
-        self.store
-            .delete(&db, table(&body.table), &body.key)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::DeleteResponse {}))
-    }
-
-    async fn list(
-        &self,
-        req: Request<pb::ListRequest>,
-    ) -> Result<Response<pb::ListResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let body = req.into_inner();
-        let db = database(&ns, &body.database)?;
-        let query = query(
-            body.prefix,
-            body.suffix,
-            body.limit,
-            body.offset,
-            &body.order,
-        )?;
-        let keys = self
-            .store
-            .list(&db, table(&body.table), &query)
-            .await
-            .map_err(into_status)?;
-        Ok(Response::new(pb::ListResponse { keys }))
+            let keys = self.store.list(&db, table(&body.table), &query).await?;
+            Ok(pb::ListResponse { keys })
+        })
+        .await
     }
 
     async fn databases(
         &self,
         req: Request<pb::DatabasesRequest>,
     ) -> Result<Response<pb::DatabasesResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let mine = format!("{ns}/");
-        let databases = self
-            .store
-            .databases()
-            .await
-            .map_err(into_status)?
-            .into_iter()
-            .filter_map(|d| d.strip_prefix(&mine).map(str::to_owned))
-            .collect();
-        Ok(Response::new(pb::DatabasesResponse { databases }))
+        answer(req, user, |ns, _| async move {
+            let mine = format!("{ns}/");
+            let databases = self
+                .store
+                .databases()
+                .await?
+                .into_iter()
+                .filter_map(|d| d.strip_prefix(&mine).map(str::to_owned))
+                .collect();
+            Ok(pb::DatabasesResponse { databases })
+        })
+        .await
     }
 
     async fn tables(
         &self,
         req: Request<pb::TablesRequest>,
     ) -> Result<Response<pb::TablesResponse>, Status> {
-        let ns = namespace::user(&req, "the store").map_err(into_status)?;
-        let db = database(&ns, &req.into_inner().database)?;
-        let tables = self.store.tables(&db).await.map_err(into_status)?;
-        Ok(Response::new(pb::TablesResponse { tables }))
+        answer(req, user, |ns, body| async move {
+            let db = database(&ns, &body.database)?;
+            let tables = self.store.tables(&db).await?;
+            Ok(pb::TablesResponse { tables })
+        })
+        .await
     }
 }
