@@ -26,7 +26,7 @@ use std::{
 use futures::future::BoxFuture;
 use micro_core::{
     Error,
-    auth::{Account, AccountType, bearer},
+    auth::{Account, bearer},
     metadata::AUTHORIZATION_HEADER,
 };
 use micro_proto::auth::{self as pb, auth_client::AuthClient};
@@ -291,7 +291,9 @@ impl Gate {
             }
         };
         let verdict = if answer.allowed {
-            Ok(answer.account.map(|a| Arc::new(account_of(a))))
+            Ok(answer
+                .account
+                .map(|a| Arc::new(crate::convert::auth::account_from_pb(a))))
         } else if answer.code == 401 {
             Err(Error::unauthorized("micro.auth", answer.detail))
         } else {
@@ -330,17 +332,6 @@ fn left(unix: i64) -> Duration {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     Duration::from_secs(u64::try_from(unix).unwrap_or(0).saturating_sub(now))
-}
-
-fn account_of(a: pb::Account) -> Account {
-    Account {
-        id: a.id,
-        name: a.name,
-        kind: AccountType::parse(&a.r#type).unwrap_or_default(),
-        issuer: a.issuer,
-        scopes: a.scopes,
-        metadata: a.metadata.into_iter().collect(),
-    }
 }
 
 #[cfg(test)]

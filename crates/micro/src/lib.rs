@@ -47,6 +47,7 @@ pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod convert;
 pub mod deadline;
 pub mod env;
 pub mod events;

@@ -15,12 +15,16 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use micro_core::{
     Error,
-    store::{self as core, Order, Query, Record},
+    store::{self as core, Query, Record},
 };
 use micro_proto::store::{self as pb, store_client::StoreClient};
 use tonic::transport::Channel;
 
-use crate::{env::Env, remote::Connection};
+use crate::{
+    convert::store::{order_to_str, record_from_pb, record_to_pb},
+    env::Env,
+    remote::Connection,
+};
 
 const ID: &str = "micro.store";
 
@@ -150,49 +154,6 @@ impl RemoteStore {
             conn,
             namespace: namespace.to_owned(),
         }
-    }
-}
-
-/// A record on the wire.
-pub fn record_to_pb(record: Record) -> pb::Record {
-    pb::Record {
-        key: record.key,
-        value: record.value,
-        metadata: record.metadata.into_iter().collect(),
-        expiry_ms: record.expiry.map_or(0, |d| {
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
-        }),
-    }
-}
-
-/// A record from the wire.
-pub fn record_from_pb(record: pb::Record) -> Record {
-    Record {
-        key: record.key,
-        value: record.value,
-        metadata: record.metadata.into_iter().collect(),
-        expiry: (record.expiry_ms > 0)
-            .then(|| Duration::from_millis(record.expiry_ms.unsigned_abs())),
-    }
-}
-
-/// The wire name of an order.
-pub fn order_to_str(order: Order) -> &'static str {
-    match order {
-        Order::Asc => "asc",
-        Order::Desc => "desc",
-    }
-}
-
-/// An order from the wire: `asc` (or empty) and `desc`.
-pub fn order_from_str(order: &str) -> Result<Order, Error> {
-    match order.trim().to_ascii_lowercase().as_str() {
-        "" | "asc" => Ok(Order::Asc),
-        "desc" => Ok(Order::Desc),
-        other => Err(Error::bad_request(
-            ID,
-            format!("unknown order {other:?}: use asc or desc"),
-        )),
     }
 }
 

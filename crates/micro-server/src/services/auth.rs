@@ -4,10 +4,12 @@
 
 use micro_core::{
     Error,
-    auth::{Access, Account, AccountType, Resource, Rule},
+    auth::{Account, AccountType, Resource},
 };
 use micro_proto::auth::{self as pb, accounts_server, auth_server, rules_server};
 use tonic::{Request, Response, Status};
+
+use micro::convert::auth::{account_to_pb, rule_from_pb, rule_to_pb};
 
 use super::answer::answer;
 use crate::auth::{Authority, Caller};
@@ -60,56 +62,6 @@ fn rfc3339(unix: i64) -> String {
     let at =
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     humantime::format_rfc3339_seconds(at).to_string()
-}
-
-fn account_to_pb(a: Account, secret: String) -> pb::Account {
-    pb::Account {
-        id: a.id,
-        name: a.name,
-        r#type: a.kind.as_str().to_owned(),
-        issuer: a.issuer,
-        scopes: a.scopes,
-        metadata: a.metadata.into_iter().collect(),
-        secret,
-    }
-}
-
-pub(crate) fn rule_to_pb(r: Rule) -> pb::Rule {
-    pb::Rule {
-        id: r.id,
-        scope: r.scope,
-        resource: Some(pb::Resource {
-            r#type: r.resource.kind,
-            name: r.resource.name,
-            endpoint: r.resource.endpoint,
-        }),
-        access: r.access.as_str().to_owned(),
-        priority: r.priority,
-    }
-}
-
-fn rule_from_pb(r: pb::Rule) -> Result<Rule, Error> {
-    let resource = r.resource.ok_or_else(|| {
-        Error::bad_request(
-            ID,
-            "a rule needs a resource {type, name, endpoint} (*:*:* for all)",
-        )
-    })?;
-    let resource = Resource::parse(&format!(
-        "{}:{}:{}",
-        resource.r#type, resource.name, resource.endpoint
-    ))?;
-    Ok(Rule {
-        id: r.id,
-        scope: r.scope,
-        resource,
-        access: Access::parse(if r.access.is_empty() {
-            "granted"
-        } else {
-            &r.access
-        })?,
-        priority: r.priority,
-    })
 }
 
 #[tonic::async_trait]

@@ -4,7 +4,7 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use micro::{
-    broker::{message_from_pb, message_to_pb},
+    convert::broker::{message_from_pb, message_to_pb},
     status::into_status,
 };
 use micro_core::{Error, broker::Broker, limits};

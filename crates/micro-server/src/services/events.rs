@@ -7,7 +7,7 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
 use micro::{
-    events::{event_to_pb, options_from_pb},
+    convert::events::{event_to_pb, options_from_pb},
     status::into_status,
 };
 use micro_core::{events::Events, limits};

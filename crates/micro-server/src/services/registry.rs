@@ -3,7 +3,7 @@
 use std::{pin::Pin, sync::Arc};
 
 use futures::{Stream, StreamExt};
-use micro::{registry::convert, status::into_status};
+use micro::{convert::registry as convert, status::into_status};
 use micro_core::{Error, Registry, limits, metadata::ALL_NAMESPACES};
 use micro_proto::registry::{self as pb, registry_server};
 use tonic::{Request, Response, Status};

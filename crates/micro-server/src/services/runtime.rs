@@ -4,17 +4,19 @@
 //! directory), so the CLI never assumes it shares a filesystem with the server; `Create` and
 //! `Update` then name the upload.
 
-use std::{path::PathBuf, pin::Pin, time::UNIX_EPOCH};
+use std::{path::PathBuf, pin::Pin};
 
 use futures::{Stream, StreamExt};
 use micro::status::into_status;
 use micro_core::{
     Error,
-    runtime::{Code, Deployment, LogOptions, Runtime, Spec},
+    runtime::{Code, LogOptions, Runtime},
 };
 use micro_proto::runtime::{self as pb, runtime_server};
 use tokio::io::AsyncWriteExt;
 use tonic::{Request, Response, Status, Streaming};
+
+use micro::convert::runtime::{deployment_to_pb, spec_from_pb};
 
 use super::answer::answer;
 use crate::{auth::guard::Recheck, namespace, runtime::LocalRuntime};
@@ -96,49 +98,6 @@ impl RuntimeService {
     }
 }
 
-/// A spec from the wire: an empty version is `latest`, zero instances is one.
-fn spec(pb: Option<pb::Spec>) -> Result<Spec, Error> {
-    let pb =
-        pb.ok_or_else(|| Error::bad_request(ID, "the request has no spec: name the service"))?;
-    let mut spec = Spec::new(pb.name, pb.source);
-    if !pb.version.is_empty() {
-        spec.version = pb.version;
-    }
-    spec.instances = pb.instances.max(1);
-    spec.env = pb.env.into_iter().collect();
-    spec.args = pb.args;
-    Ok(spec)
-}
-
-fn spec_pb(spec: Spec) -> pb::Spec {
-    pb::Spec {
-        name: spec.name,
-        version: spec.version,
-        source: spec.source,
-        env: spec.env.into_iter().collect(),
-        instances: spec.instances,
-        args: spec.args,
-    }
-}
-
-fn millis(time: std::time::SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn deployment_pb(d: Deployment) -> pb::Deployment {
-    pb::Deployment {
-        status: d.status.as_str().to_owned(),
-        build: d.build,
-        updated_ms: millis(d.updated),
-        restarts: d.restarts,
-        running: d.running,
-        error: d.error.unwrap_or_default(),
-        stage: d.stage.unwrap_or_default(),
-        spec: Some(spec_pb(d.spec)),
-    }
-}
-
 /// Runs `change` to the end even if the caller goes away (a half-done kill or update would
 /// leave the service stuck), then removes the upload `archive` if the change did not use it.
 async fn detached(
@@ -206,7 +165,7 @@ impl runtime_server::Runtime for RuntimeService {
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::CreateResponse>, Status> {
         answer(req, admin, |ns, body| async move {
-            let spec = spec(body.spec)?;
+            let spec = spec_from_pb(body.spec)?;
             let code = self.code(&body.upload, body.path)?;
             let runtime = self.runtime.clone();
             detached(code.archive.clone(), async move {
@@ -226,7 +185,7 @@ impl runtime_server::Runtime for RuntimeService {
             let name = Some(body.name.as_str()).filter(|n| !n.is_empty());
             let found = self.runtime.read(&ns, name).await?;
             Ok(pb::ReadResponse {
-                services: found.into_iter().map(deployment_pb).collect(),
+                services: found.into_iter().map(deployment_to_pb).collect(),
             })
         })
         .await
@@ -325,7 +284,7 @@ impl runtime_server::Runtime for RuntimeService {
             .map_err(into_status)?;
         let lines: LogsStream = Box::pin(lines.map(|line| {
             line.map(|l| pb::LogRecord {
-                timestamp_ms: millis(l.timestamp),
+                timestamp_ms: micro::convert::millis(l.timestamp),
                 text: l.text,
             })
             .map_err(into_status)

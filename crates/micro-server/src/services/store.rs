@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use micro::store::{order_from_str, record_from_pb, record_to_pb};
+use micro::convert::store::{order_from_str, record_from_pb, record_to_pb};
 use micro_core::{
     Error,
     store::{Query, Store},

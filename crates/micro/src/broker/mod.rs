@@ -16,7 +16,11 @@ use micro_core::{
 use micro_proto::broker::{self as pb, broker_client::BrokerClient};
 use tonic::transport::Channel;
 
-use crate::{env::Env, remote::Connection};
+use crate::{
+    convert::broker::{message_from_pb, message_to_pb},
+    env::Env,
+    remote::Connection,
+};
 
 mod pipe;
 
@@ -108,22 +112,6 @@ impl RemoteBroker {
             conn,
             pipes: pipe::Pipes::default(),
         }
-    }
-}
-
-/// A message on the wire.
-pub fn message_to_pb(message: Message) -> pb::Message {
-    pb::Message {
-        header: message.header.into_iter().collect(),
-        body: message.body,
-    }
-}
-
-/// A message from the wire.
-pub fn message_from_pb(message: pb::Message) -> Message {
-    Message {
-        header: message.header.into_iter().collect(),
-        body: message.body,
     }
 }
 

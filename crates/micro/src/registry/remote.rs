@@ -8,7 +8,7 @@ use micro_core::{Error, Registry, Service, Watcher};
 use micro_proto::registry::{self as pb, registry_client::RegistryClient};
 use tonic::transport::Channel;
 
-use super::convert::{event_from_pb, service_from_pb, service_to_pb};
+use crate::convert::registry::{event_from_pb, service_from_pb, service_to_pb};
 use crate::remote::Connection;
 
 const ID: &str = "micro.registry";

@@ -1,4 +1,4 @@
-//! Conversions between `micro.registry` wire messages and the domain types of `micro-core`.
+//! `micro.registry`: services, their nodes and endpoints, and watch events.
 
 use micro_core::{Endpoint, Node, Service, Value, WatchAction, WatchEvent};
 use micro_proto::registry as pb;
