@@ -27,34 +27,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tonic::transport::Channel;
 
-use crate::{env::Env, remote::Connection};
+use crate::{env::Env, namespaced::Namespaced, remote::Connection};
 
 const ID: &str = "micro.config";
 
 /// The config of one namespace.
-#[derive(Clone)]
-pub struct Config {
-    config: Arc<dyn core::Config>,
-    namespace: String,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
+pub type Config = Namespaced<dyn core::Config>;
 
 impl Config {
-    /// `config` in `namespace`.
-    pub fn new(config: Arc<dyn core::Config>, namespace: &str) -> Self {
-        Self {
-            config,
-            namespace: namespace.to_owned(),
-        }
-    }
-
     /// The config of `MICRO_NAMESPACE` on the server of `MICRO_SERVER_ADDRESS`.
     pub fn from_env() -> Result<Self, Error> {
         let env = Env::read();
@@ -87,7 +67,7 @@ impl Config {
 
     /// The value at `path` (secrets revealed); `None` when missing.
     pub async fn value(&self, path: &str) -> Result<Option<Value>, Error> {
-        match self.config.get(&self.namespace, path, true).await {
+        match self.backend().get(self.namespace(), path, true).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.code == 404 => Ok(None),
             Err(e) => Err(e),
@@ -96,17 +76,19 @@ impl Config {
 
     /// Sets `path` (objects merge leaf by leaf).
     pub async fn set(&self, path: &str, value: Value) -> Result<(), Error> {
-        self.config.set(&self.namespace, path, value, false).await
+        self.backend()
+            .set(self.namespace(), path, value, false)
+            .await
     }
 
     /// Removes `path`.
     pub async fn delete(&self, path: &str) -> Result<(), Error> {
-        self.config.delete(&self.namespace, path).await
+        self.backend().delete(self.namespace(), path).await
     }
 
     /// The value at `path` now, then after each change (secrets revealed).
     pub async fn watch(&self, path: &str) -> Result<ConfigWatcher, Error> {
-        self.config.watch(&self.namespace, path, true).await
+        self.backend().watch(self.namespace(), path, true).await
     }
 }
 

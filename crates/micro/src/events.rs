@@ -29,35 +29,16 @@ use tonic::transport::Channel;
 use crate::{
     convert::events::{event_from_pb, options_to_pb},
     env::Env,
+    namespaced::Namespaced,
     remote::Connection,
 };
 
 const ID: &str = "micro.events";
 
 /// Durable events in one namespace.
-#[derive(Clone)]
-pub struct Events {
-    events: Arc<dyn core::Events>,
-    namespace: String,
-}
-
-impl std::fmt::Debug for Events {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
+pub type Events = Namespaced<dyn core::Events>;
 
 impl Events {
-    /// `events` in `namespace`.
-    pub fn new(events: Arc<dyn core::Events>, namespace: &str) -> Self {
-        Self {
-            events,
-            namespace: namespace.to_owned(),
-        }
-    }
-
     /// The events of the server of `MICRO_SERVER_ADDRESS`, in `MICRO_NAMESPACE`.
     pub fn from_env() -> Result<Self, Error> {
         let env = Env::read();
@@ -87,27 +68,29 @@ impl Events {
         mut metadata: BTreeMap<String, String>,
     ) -> Result<Event, Error> {
         crate::trace::inject_message(&mut metadata);
-        self.events
-            .publish(&self.namespace, topic, payload, metadata)
+        self.backend()
+            .publish(self.namespace(), topic, payload, metadata)
             .await
     }
 
     /// Consumes `topic`.
     pub async fn consume(&self, topic: &str, options: ConsumeOptions) -> Result<Consumer, Error> {
-        self.events.consume(&self.namespace, topic, options).await
+        self.backend()
+            .consume(self.namespace(), topic, options)
+            .await
     }
 
     /// Acks `event`, delivered to `consumer`.
     pub async fn ack(&self, consumer: &Consumer, event: &Event) -> Result<(), Error> {
-        self.events
-            .ack(&self.namespace, &event.topic, &consumer.group, &event.id)
+        self.backend()
+            .ack(self.namespace(), &event.topic, &consumer.group, &event.id)
             .await
     }
 
     /// Nacks `event`: it is delivered again at once.
     pub async fn nack(&self, consumer: &Consumer, event: &Event) -> Result<(), Error> {
-        self.events
-            .nack(&self.namespace, &event.topic, &consumer.group, &event.id)
+        self.backend()
+            .nack(self.namespace(), &event.topic, &consumer.group, &event.id)
             .await
     }
 }

@@ -55,6 +55,7 @@ pub mod failover;
 pub mod gate;
 pub mod limit;
 pub mod metrics;
+pub mod namespaced;
 pub mod registry;
 pub mod remote;
 pub mod schema;

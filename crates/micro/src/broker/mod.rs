@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 use crate::{
     convert::broker::{message_from_pb, message_to_pb},
     env::Env,
+    namespaced::Namespaced,
     remote::Connection,
 };
 
@@ -27,29 +28,9 @@ mod pipe;
 const ID: &str = "micro.broker";
 
 /// Pub/sub in one namespace.
-#[derive(Clone)]
-pub struct Broker {
-    broker: Arc<dyn core::Broker>,
-    namespace: String,
-}
-
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("namespace", &self.namespace)
-            .finish_non_exhaustive()
-    }
-}
+pub type Broker = Namespaced<dyn core::Broker>;
 
 impl Broker {
-    /// `broker` in `namespace`.
-    pub fn new(broker: Arc<dyn core::Broker>, namespace: &str) -> Self {
-        Self {
-            broker,
-            namespace: namespace.to_owned(),
-        }
-    }
-
     /// The broker of the server of `MICRO_SERVER_ADDRESS`, in `MICRO_NAMESPACE`.
     pub fn from_env() -> Result<Self, Error> {
         let env = Env::read();
@@ -67,7 +48,9 @@ impl Broker {
     /// Publishes `message` to `topic`, carrying the current trace (see [`crate::trace`]).
     pub async fn publish(&self, topic: &str, mut message: Message) -> Result<(), Error> {
         crate::trace::inject_message(&mut message.header);
-        self.broker.publish(&self.namespace, topic, message).await
+        self.backend()
+            .publish(self.namespace(), topic, message)
+            .await
     }
 
     /// Publishes `value` as JSON to `topic`.
@@ -87,7 +70,9 @@ impl Broker {
 
     /// Subscribes to `topic`, sharing its messages with the other members of `queue` if given.
     pub async fn subscribe(&self, topic: &str, queue: Option<&str>) -> Result<Subscription, Error> {
-        self.broker.subscribe(&self.namespace, topic, queue).await
+        self.backend()
+            .subscribe(self.namespace(), topic, queue)
+            .await
     }
 }
 
