@@ -31,14 +31,14 @@ pub mod web;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
-use micro::{Strategy, schema};
+use micro::{Strategy, schema, service::Registration};
 use micro_core::{
     Error, Node, Service,
     metadata::{DEFAULT_NAMESPACE, NODE_PACKAGE, NODE_PROTOCOL},
 };
 use prost_reflect::DescriptorPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tonic::transport::Server;
+use tonic::{service::Routes, transport::Server};
 
 pub use auth::{AuthOptions, Authority, Checked};
 pub use backends::{Engine, Engines};
@@ -140,8 +140,10 @@ pub struct Platform {
     stop: watch::Sender<bool>,
     /// Served until `stop`, then awaited.
     tasks: Vec<JoinHandle<()>>,
-    /// Endless (reaper, heartbeats): aborted on `stop`.
+    /// Endless (reaper, refreshes): aborted on `stop`.
     background: Vec<JoinHandle<()>>,
+    /// The platform services' records, taken off the registry on `stop`.
+    registration: Registration,
     runtime: runtime::LocalRuntime,
     /// The runtime's directory when there is no home: removed with the platform.
     _scratch: Option<tempfile::TempDir>,
@@ -166,8 +168,10 @@ impl Platform {
     /// Stops serving and waits for calls in flight — at most [`STOP_GRACE`]: streams that
     /// never end on their own (a client's registry watch, a subscription) are then closed.
     pub async fn stop(self) {
-        // Services first, while the registry still answers their deregistration.
+        // Services first, while the registry still answers their deregistration; then this
+        // server's own records, so no caller picks it once it stops answering.
         self.runtime.shutdown().await;
+        self.registration.stop().await;
         let _ = self.stop.send(true);
         for task in self.background {
             task.abort();
@@ -287,10 +291,6 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         registry.clone(),
     )?;
 
-    let health = serving_health().await;
-    let (reflection, reflection_alpha) =
-        micro::service::reflection(&[micro_proto::FILE_DESCRIPTOR_SET])?;
-
     let (stop, mut stop_rx) = watch::channel(false);
     let incoming = listener::grpc_incoming(listener, options.limits);
     let proxy = ProxyService::with_authority(registry.clone(), options.strategy, authority.clone());
@@ -317,6 +317,23 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     });
     let (auth_server, accounts_server, rules_server) =
         AuthService::new(authority.clone()).into_servers();
+    let routes = Routes::new(auth_server)
+        .add_service(accounts_server)
+        .add_service(rules_server)
+        .add_service(RegistryService::new(registry.clone()).into_server())
+        .add_service(StoreService::new(backends.store.clone()).into_server())
+        .add_service(ConfigService::new(backends.config.clone()).into_server())
+        .add_service(BrokerService::new(backends.broker.clone()).into_server())
+        .add_service(EventsService::new(backends.events.clone()).into_server())
+        .add_service(RuntimeService::new(runtime.clone()).into_server())
+        .add_service(proxy.clone().into_server());
+    let served: Vec<&'static str> = PLATFORM_SERVICES
+        .iter()
+        .flat_map(|(_, services)| services.iter().copied())
+        .chain(["micro.proxy.Proxy"])
+        .collect();
+    let routes =
+        micro::service::introspected(routes, &[micro_proto::FILE_DESCRIPTOR_SET], &served).await?;
     let mut builder = Server::builder();
     if let Some(tls) = &tls {
         builder = builder
@@ -343,19 +360,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
                     .chain(["micro.proxy.Proxy".to_owned()]),
             ),
         ))
-        .add_service(auth_server)
-        .add_service(accounts_server)
-        .add_service(rules_server)
-        .add_service(RegistryService::new(registry.clone()).into_server())
-        .add_service(StoreService::new(backends.store.clone()).into_server())
-        .add_service(ConfigService::new(backends.config.clone()).into_server())
-        .add_service(BrokerService::new(backends.broker.clone()).into_server())
-        .add_service(EventsService::new(backends.events.clone()).into_server())
-        .add_service(RuntimeService::new(runtime.clone()).into_server())
-        .add_service(proxy.into_server())
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(reflection_alpha);
+        .add_routes(routes);
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -369,7 +374,8 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     });
 
     let advertised = micro::service::advertise(grpc_address).to_string();
-    let mut records = platform_records(&advertised)?;
+    let server_id = new_server_id();
+    let mut records = platform_records(&advertised, &server_id)?;
     if tls.is_some() {
         // This process's proxy dials its own nodes over TLS; others learn it from the metadata.
         micro::tls::mark_secure(&advertised);
@@ -384,23 +390,19 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         // Named by address and process: hosts with default flags all advertise 127.0.0.1:8081.
         background.push(runtime.share(runtime::SharedRecords::new(
             backends.store.clone(),
-            format!("{advertised} ({})", server_id()),
+            format!("{advertised} ({server_id})"),
             advertised.clone(),
         )));
     }
     background.extend(backends.tasks);
-    for record in records {
-        registry
-            .register(DEFAULT_NAMESPACE, &record, micro::service::DEFAULT_TTL)
-            .await?;
-        background.push(tokio::spawn(micro::service::heartbeat(
-            registry.clone(),
-            DEFAULT_NAMESPACE.to_owned(),
-            record,
-            micro::service::DEFAULT_TTL,
-            micro::service::DEFAULT_INTERVAL,
-        )));
-    }
+    let registration = Registration::start(
+        registry.clone(),
+        DEFAULT_NAMESPACE,
+        records,
+        micro::service::DEFAULT_TTL,
+        micro::service::DEFAULT_INTERVAL,
+    )
+    .await?;
     tasks.push(server);
     // Services that were running start again once the platform answers them.
     runtime.resume()?;
@@ -411,6 +413,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         stop,
         tasks,
         background,
+        registration,
         runtime,
         _scratch: scratch,
     })
@@ -445,16 +448,6 @@ async fn listen(address: &str) -> Result<(TcpListener, SocketAddr), Error> {
         .local_addr()
         .map_err(|e| Error::internal(ID, format!("failed to read the bound address: {e}")))?;
     Ok((listener, bound))
-}
-
-/// `grpc.health.v1` reporting the server as SERVING.
-async fn serving_health()
--> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    service
 }
 
 /// The platform services: registry name and gRPC services.
@@ -498,14 +491,14 @@ fn grpc_names() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// This server process's id among every server sharing a registry.
-fn server_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned())
+/// A new id for a platform among every server sharing a registry: one per [`start`], so two
+/// platforms in one process (tests, benches) are two servers too.
+fn new_server_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
 }
 
 /// The platform services as registry records: name, endpoints with schemas, this node.
-fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
+fn platform_records(address: &str, server_id: &str) -> Result<Vec<Service>, Error> {
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
     let mut records = Vec::new();
@@ -520,7 +513,7 @@ fn platform_records(address: &str) -> Result<Vec<Service>, Error> {
             package = descriptor.package_name().to_owned();
         }
         // Unique among every server sharing a registry, on any machine.
-        let mut node = Node::new(format!("{name}-{}", server_id()), address);
+        let mut node = Node::new(format!("{name}-{server_id}"), address);
         node.metadata
             .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
         node.metadata.insert(NODE_PACKAGE.to_owned(), package);

@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use micro_core::{
+    Registry,
     config::Config,
     events::{ConsumeOptions, Events},
     store::{Query, Record, Store},
@@ -508,4 +509,52 @@ async fn key_files_keep_the_keys_off_the_engines() {
             .contains("not the key file the other servers use"),
         "{out:?}"
     );
+}
+
+/// A server stopped cleanly takes its platform services' nodes off the shared registry at once,
+/// so no caller picks it after it stops answering (a killed one's lapse at their TTL).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_stopped_cleanly_leaves_the_shared_registry_at_once() {
+    let (etcd, nats, redis) = (engines::etcd(), engines::nats(), engines::redis());
+    let start = || {
+        micro_server::start(micro_server::Options {
+            address: "127.0.0.1:0".into(),
+            api_address: None,
+            web_address: None,
+            auth: micro_server::AuthOptions {
+                enabled: false,
+                ..Default::default()
+            },
+            engines: micro_server::Engines {
+                registry: micro_server::Engine::Etcd(etcd.address.clone()),
+                broker: micro_server::Engine::Nats(nats.address.clone()),
+                events: micro_server::Engine::Nats(nats.address.clone()),
+                store: micro_server::Engine::Redis(redis.address.clone()),
+            },
+            ..Default::default()
+        })
+    };
+    let a = start().await.expect("server a");
+    let b = start().await.expect("server b");
+    let registry = micro::registry::RemoteRegistry::new(&a.grpc_address().to_string()).unwrap();
+    let nodes = |services: Vec<micro_core::Service>| -> BTreeSet<String> {
+        services
+            .into_iter()
+            .flat_map(|s| s.nodes)
+            .map(|n| n.address)
+            .collect()
+    };
+    let both = nodes(registry.get_service("micro", "store").await.unwrap());
+    let (a_at, b_at) = (a.grpc_address().to_string(), b.grpc_address().to_string());
+    assert_eq!(
+        both,
+        BTreeSet::from([a_at.clone(), b_at]),
+        "both serve the store"
+    );
+
+    b.stop().await;
+    let left = nodes(registry.get_service("micro", "store").await.unwrap());
+    assert_eq!(left, BTreeSet::from([a_at]), "b left as it stopped");
+    drop(registry);
+    a.stop().await;
 }

@@ -39,6 +39,12 @@ use crate::{
     schema,
 };
 
+mod introspection;
+mod registration;
+
+pub use introspection::{introspected, reflection};
+pub use registration::{Registration, heartbeat};
+
 const ID: &str = "micro.service";
 
 /// Default registration TTL.
@@ -220,12 +226,12 @@ impl Service {
         crate::init_tracing_as(&name);
         let running = self.start().await?;
         tracing::info!(
-            service = %running.record.name,
+            service = %running.record().name,
             address = %running.address,
             "serving; stop with Ctrl-C"
         );
         shutdown_signal().await;
-        tracing::info!(service = %running.record.name, "stopping: deregistering, then draining calls in flight");
+        tracing::info!(service = %running.record().name, "stopping: deregistering, then draining calls in flight");
         let stopped = running.stop().await;
         crate::trace::shutdown().await;
         stopped
@@ -336,7 +342,7 @@ impl Service {
         );
 
         let handlers = self.handlers.clone();
-        let routes = with_platform_services(self.routes, &self.descriptor_sets, &handlers).await?;
+        let routes = introspected(self.routes, &self.descriptor_sets, &handlers).await?;
         let checker = if has_platform {
             Some(Connection::lazy(&platform)?)
         } else {
@@ -391,20 +397,12 @@ impl Service {
             }));
         }
 
-        register_with_retry(&*registry, &namespace, &record, ttl).await?;
-        let heartbeat = tokio::spawn(heartbeat(
-            registry.clone(),
-            namespace.clone(),
-            record.clone(),
-            ttl,
-            interval,
-        ));
+        let registration =
+            Registration::start(registry, &namespace, vec![record], ttl, interval).await?;
         Ok(Running {
             address,
-            record,
+            registration,
             namespace,
-            registry,
-            heartbeat,
             server,
             stop: stop_tx,
             subscriptions,
@@ -415,10 +413,8 @@ impl Service {
 /// A started service.
 pub struct Running {
     address: SocketAddr,
-    record: ServiceRecord,
+    registration: Registration,
     namespace: String,
-    registry: Arc<dyn Registry>,
-    heartbeat: JoinHandle<()>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     stop: watch::Sender<bool>,
     subscriptions: Vec<JoinHandle<()>>,
@@ -428,7 +424,7 @@ impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
             .field("address", &self.address)
-            .field("service", &self.record.name)
+            .field("service", &self.record().name)
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
@@ -442,25 +438,15 @@ impl Running {
 
     /// What was registered.
     pub fn record(&self) -> &ServiceRecord {
-        &self.record
+        &self.registration.records()[0]
     }
 
     /// Deregisters, stops accepting, and waits for the calls in flight to finish.
     pub async fn stop(self) -> Result<(), Error> {
-        self.heartbeat.abort();
         for subscription in &self.subscriptions {
             subscription.abort();
         }
-        let deregistered = tokio::time::timeout(
-            Duration::from_secs(5),
-            self.registry.deregister(&self.namespace, &self.record),
-        )
-        .await;
-        match deregistered {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("failed to deregister: {e}"),
-            Err(_) => tracing::warn!("failed to deregister within 5s"),
-        }
+        self.registration.stop().await;
         let _ = self.stop.send(true);
         match self.server.await {
             Ok(Ok(())) => Ok(()),
@@ -479,105 +465,12 @@ fn decode_pool(sets: &[&'static [u8]]) -> Result<DescriptorPool, Error> {
     Ok(pool)
 }
 
-/// Adds health (every handler SERVING) and reflection (v1 and v1alpha) to the routes.
-async fn with_platform_services(
-    routes: Routes,
-    sets: &[&'static [u8]],
-    handlers: &[&'static str],
-) -> Result<Routes, Error> {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    for handler in handlers {
-        reporter
-            .set_service_status(*handler, tonic_health::ServingStatus::Serving)
-            .await;
-    }
-    reporter
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let (v1, v1alpha) = reflection(sets)?;
-    Ok(routes
-        .add_service(health)
-        .add_service(v1)
-        .add_service(v1alpha))
-}
-
-/// gRPC reflection, v1 and v1alpha (grpcurl and older clients ask for the latter), over the
-/// given encoded descriptor sets.
-pub fn reflection(
-    sets: &[&'static [u8]],
-) -> Result<
-    (
-        tonic_reflection::server::v1::ServerReflectionServer<
-            impl tonic_reflection::server::v1::ServerReflection,
-        >,
-        tonic_reflection::server::v1alpha::ServerReflectionServer<
-            impl tonic_reflection::server::v1alpha::ServerReflection,
-        >,
-    ),
-    Error,
-> {
-    let mut v1 = tonic_reflection::server::Builder::configure();
-    let mut v1alpha = tonic_reflection::server::Builder::configure();
-    for set in sets {
-        v1 = v1.register_encoded_file_descriptor_set(set);
-        v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
-    }
-    let failed = |e: tonic_reflection::server::Error| {
-        Error::internal(ID, format!("failed to build the reflection service: {e}"))
-    };
-    Ok((
-        v1.build_v1().map_err(failed)?,
-        v1alpha.build_v1alpha().map_err(failed)?,
-    ))
-}
-
 /// The address others should dial: the bound one, with an unspecified IP replaced by loopback.
 pub fn advertise(local: SocketAddr) -> SocketAddr {
     if local.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), local.port())
     } else {
         local
-    }
-}
-
-async fn register_with_retry(
-    registry: &dyn Registry,
-    namespace: &str,
-    record: &ServiceRecord,
-    ttl: Duration,
-) -> Result<(), Error> {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        match registry.register(namespace, record, ttl).await {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 5 && e.code >= 500 => {
-                tracing::warn!("registration attempt {attempt} failed: {e}; retrying in {delay:?}");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Re-registers `record` every `every`, starting one interval from now: call it after the
-/// first registration. Runs until aborted; a failed heartbeat is logged and tried again next tick.
-pub async fn heartbeat(
-    registry: Arc<dyn Registry>,
-    namespace: String,
-    record: ServiceRecord,
-    ttl: Duration,
-    every: Duration,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        if let Err(e) = registry.register(&namespace, &record, ttl).await {
-            tracing::warn!(service = %record.name, "heartbeat failed: {e}");
-        }
     }
 }
 
