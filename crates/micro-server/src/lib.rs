@@ -374,7 +374,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     });
 
     let advertised = micro::service::advertise(grpc_address).to_string();
-    let server_id = new_server_id();
+    let server_id = server_id(options.home.as_deref())?;
     let mut records = platform_records(&advertised, &server_id)?;
     if tls.is_some() {
         // This process's proxy dials its own nodes over TLS; others learn it from the metadata.
@@ -387,10 +387,10 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let mut background = vec![authority.spawn_refresh()];
     if backends.shared {
         // Every server's deployments in `micro status`, wherever it is asked.
-        // Named by address and process: hosts with default flags all advertise 127.0.0.1:8081.
+        // Known by id: hosts with default flags all advertise 127.0.0.1:8081.
         background.push(runtime.share(runtime::SharedRecords::new(
             backends.store.clone(),
-            format!("{advertised} ({server_id})"),
+            server_id.clone(),
             advertised.clone(),
         )));
     }
@@ -405,7 +405,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     .await?;
     tasks.push(server);
     // Services that were running start again once the platform answers them.
-    runtime.resume()?;
+    runtime.resume().await?;
     Ok(Platform {
         grpc_address,
         api_address,
@@ -491,10 +491,42 @@ fn grpc_names() -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// A new id for a platform among every server sharing a registry: one per [`start`], so two
-/// platforms in one process (tests, benches) are two servers too.
-fn new_server_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+/// This server's id among every server sharing a registry and a runtime. It is kept in the
+/// server's home, so a restarted server knows its own records (the services it claimed, its
+/// nodes); a platform without a home gets a new one per [`start`], so two platforms in one
+/// process (tests, benches) are two servers too.
+fn server_id(home: Option<&std::path::Path>) -> Result<String, Error> {
+    let new = || uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let Some(home) = home else {
+        return Ok(new());
+    };
+    let files = micro_backends::ServerFiles::new(home);
+    let path = files.dir().join("id");
+    let unreadable = |e: std::io::Error| {
+        Error::internal(
+            ID,
+            format!("cannot keep the server's id in {}: {e}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if is_server_id(id.trim()) => return Ok(id.trim().to_owned()),
+        // A damaged id is replaced: the worst is that this server's old records lapse.
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unreadable(e)),
+    }
+    let id = new();
+    std::fs::create_dir_all(files.dir()).map_err(unreadable)?;
+    std::fs::write(&path, &id).map_err(unreadable)?;
+    Ok(id)
+}
+
+/// Whether `id` is what [`server_id`] makes: 12 lowercase hex digits.
+fn is_server_id(id: &str) -> bool {
+    id.len() == 12
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The platform services as registry records: name, endpoints with schemas, this node.

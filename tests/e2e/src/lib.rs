@@ -385,6 +385,20 @@ impl Sandbox {
         }
     }
 
+    /// Waits for a line of the running server's output containing `needle` (panics without
+    /// a server).
+    pub fn wait_server_line(&mut self, needle: &str) -> String {
+        self.server
+            .as_mut()
+            .expect("a sandbox with a server")
+            .wait_line(needle)
+    }
+
+    /// How many lines of the running server's output so far contain `needle`.
+    pub fn server_log_count(&self, needle: &str) -> usize {
+        self.server.as_ref().map_or(0, |s| s.count(needle))
+    }
+
     /// The server address (panics without a server).
     pub fn address(&self) -> &str {
         self.address.as_deref().expect("a sandbox with a server")

@@ -558,3 +558,64 @@ async fn a_server_stopped_cleanly_leaves_the_shared_registry_at_once() {
     drop(registry);
     a.stop().await;
 }
+
+/// A server restarted on shared engines claims its services again before it runs them: its own
+/// (named by the id it keeps in its home, whatever its new port) it resumes at once; one another
+/// server took while it was down stays there and is not run twice.
+#[test]
+fn a_restarted_server_resumes_its_own_services_and_leaves_taken_ones() {
+    let shared = shared(engines::redis());
+    let (mut a, b) = (server(&shared), server(&shared));
+    let flags: Vec<&str> = shared.flags.iter().map(String::as_str).collect();
+    a.login("admin", "micro");
+    b.login("admin", "micro");
+    let work = tempfile::tempdir().unwrap();
+    let in_dir = |sb: &Sandbox, args: &[&str]| {
+        let mut cmd = sb.micro_command(args);
+        cmd.current_dir(work.path());
+        micro_e2e::run(cmd)
+    };
+    let out = in_dir(&a, &["new", "hello-sh"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = in_dir(&a, &["run", "./hello-sh"]);
+    assert_eq!(out.code, 0, "micro run through A: {out:?}");
+    let running_on = |sb: &Sandbox| {
+        let out = sb.micro(&["status"]);
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some("hello-sh") && l.contains("running"))
+            .map(str::to_owned)
+    };
+    micro_e2e::wait_for(Duration::from_secs(15), "hello-sh running", || {
+        running_on(&b)
+    });
+
+    // Killed and restarted at once (on new ports): its claim is still live, and its own.
+    a.kill_server();
+    a.start_server_with(&flags);
+    a.login("admin", "micro");
+    micro_e2e::wait_for(Duration::from_secs(30), "hello-sh resumed on A", || {
+        running_on(&a)
+    });
+    // A runs it itself: its logs are A's own, not forwarded to its dead former address.
+    let out = a.micro(&["logs", "hello-sh"]);
+    assert_eq!(out.code, 0, "A serves the logs of what it runs: {out:?}");
+    assert_eq!(a.server_log_count("not resumed here"), 0);
+
+    // Killed again and left down until its claim lapses; B takes the name meanwhile.
+    a.kill_server();
+    micro_e2e::wait_for(Duration::from_secs(30), "A's claim lapsed", || {
+        running_on(&b).is_none().then_some(())
+    });
+    let out = in_dir(&b, &["run", "./hello-sh"]);
+    assert_eq!(out.code, 0, "micro run through B: {out:?}");
+    a.start_server_with(&flags);
+    let line = a.wait_server_line("not resumed here");
+    assert!(line.contains("hello-sh"), "{line}");
+    a.login("admin", "micro");
+    let out = a.micro(&["logs", "hello-sh"]);
+    assert_eq!(
+        out.code, 0,
+        "A forwards the logs to B, which runs it: {out:?}"
+    );
+}

@@ -266,8 +266,10 @@ impl LocalRuntime {
     }
 
     /// Starts again what `services.json` says was running: from its built executable when that
-    /// is still there, else by building its source again.
-    pub fn resume(&self) -> Result<(), Error> {
+    /// is still there, else by building its source again. On shared engines each name is
+    /// claimed first; one another server took while this one was down is left to it (logged)
+    /// and forgotten here.
+    pub async fn resume(&self) -> Result<(), Error> {
         let path = self.inner.root.join("services.json");
         let saved: Vec<Saved> = match std::fs::read(&path) {
             Ok(bytes) => parse_saved(&bytes).map_err(|e| {
@@ -288,6 +290,21 @@ impl LocalRuntime {
             }
         };
         for entry in saved {
+            // On shared engines the name is claimed again first: another server may have taken
+            // it while this one was down, and then it runs there, not here too.
+            if let Some(shared) = self.inner.shared.get()
+                && let Err(e) = shared.claim(&entry.namespace, &entry.spec).await
+            {
+                if e.code != 409 {
+                    return Err(e);
+                }
+                tracing::warn!(
+                    namespace = %entry.namespace,
+                    service = %entry.spec.name,
+                    "not resumed here: {e}"
+                );
+                continue;
+            }
             let deployed =
                 self.inner
                     .deployed(&entry.namespace, entry.spec, entry.path, entry.build);

@@ -34,7 +34,9 @@ const LIVES: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(crate) struct SharedRecords {
     store: Arc<dyn Store>,
-    /// This server, as its records name it: its address and process.
+    /// This server's id, kept across its restarts: which records are its own.
+    id: String,
+    /// This server, as its records name it to people: its address and id.
     server: String,
     /// This server's gRPC address, where other servers forward calls for its services.
     address: String,
@@ -43,6 +45,9 @@ pub(crate) struct SharedRecords {
 /// A deployment as published.
 #[derive(Serialize, Deserialize)]
 struct Published {
+    /// Absent from records of servers that predate ids: they are told by `server`.
+    #[serde(default)]
+    id: String,
     server: String,
     /// Absent from records of servers that predate forwarding.
     #[serde(default)]
@@ -61,17 +66,30 @@ fn key(namespace: &str, name: &str) -> String {
 }
 
 impl SharedRecords {
-    pub(crate) fn new(store: Arc<dyn Store>, server: String, address: String) -> Self {
+    /// The records of the server `id` at `address` (its gRPC address) on `store`.
+    pub(crate) fn new(store: Arc<dyn Store>, id: String, address: String) -> Self {
         Self {
             store,
-            server,
+            server: format!("{address} ({id})"),
+            id,
             address,
+        }
+    }
+
+    /// Whether `published` is this server's own — also from before it restarted, on another
+    /// port.
+    fn mine(&self, published: &Published) -> bool {
+        if published.id.is_empty() {
+            published.server == self.server
+        } else {
+            published.id == self.id
         }
     }
 
     /// This server's record of `deployment`.
     fn record_of(&self, deployment: &Deployment) -> Published {
         Published {
+            id: self.id.clone(),
             server: self.server.clone(),
             address: self.address.clone(),
             spec: deployment.spec.clone(),
@@ -115,7 +133,7 @@ impl SharedRecords {
                 }
             };
             if let Some((_, holder)) = &current
-                && holder.server != self.server
+                && !self.mine(holder)
             {
                 tracing::warn!(
                     service = %d.spec.name,
@@ -137,7 +155,7 @@ impl SharedRecords {
     pub(crate) async fn forget(&self, namespace: &str, name: &str) {
         let key = key(namespace, name);
         if let Ok(Some((raw, holder))) = self.read(&key).await
-            && holder.server == self.server
+            && self.mine(&holder)
         {
             // The store has no conditional delete: the record is rewritten, only if still ours,
             // to expire at once.
@@ -209,7 +227,7 @@ impl SharedRecords {
         Ok(records
             .into_iter()
             .filter_map(|r| serde_json::from_slice::<Published>(&r.value).ok())
-            .filter(|p| p.server != self.server)
+            .filter(|p| !self.mine(p))
             .collect())
     }
 
@@ -243,7 +261,7 @@ impl SharedRecords {
                 Err(e) => return Err(e),
             };
             return match holder {
-                Some(p) if p.server == self.server => Ok(()),
+                Some(p) if self.mine(&p) => Ok(()),
                 Some(p) => Err(Error::conflict(
                     "micro.runtime",
                     format!(
@@ -272,7 +290,7 @@ mod tests {
     use super::*;
 
     fn server(store: &Arc<dyn Store>, name: &str) -> SharedRecords {
-        SharedRecords::new(store.clone(), format!("{name} (1)"), name.to_owned())
+        SharedRecords::new(store.clone(), format!("{name}-id"), name.to_owned())
     }
 
     #[tokio::test(start_paused = true)]
