@@ -41,7 +41,7 @@ enum Target {
     /// To the nodes, from here: the endpoint resolved and the request encoded once.
     Direct {
         proxy: micro_server::proxy::ProxyService,
-        resolved: micro_server::proxy::Resolved,
+        target: Box<micro_server::proxy::Target>,
         body: bytes::Bytes,
     },
 }
@@ -157,11 +157,20 @@ async fn direct(
 ) -> Result<Target, Failure> {
     let registry: Arc<dyn micro_core::Registry> = Arc::new(ctx.registry().await?);
     let proxy = micro_server::proxy::ProxyService::new(registry, micro::Strategy::default());
-    let resolved = proxy
-        .resolve(&ctx.namespace, &args.service, &args.endpoint)
+    let mut caller = micro_server::auth::Caller::unchecked(&ctx.namespace);
+    caller.token = micro::auth::token();
+    let mut target = proxy
+        .target(
+            caller,
+            &args.service,
+            &args.endpoint,
+            micro_server::proxy::Fallback::Exact,
+        )
         .await
         .map_err(crate::failure::call_failure)?;
-    if resolved.method.is_client_streaming() || resolved.method.is_server_streaming() {
+    target.timeout = Some(args.request_timeout);
+    let method = target.resolved.method.clone();
+    if method.is_client_streaming() || method.is_server_streaming() {
         return Err(Failure::new(format!(
             "{} is a streaming endpoint; micro bench calls unary endpoints",
             args.endpoint
@@ -185,11 +194,11 @@ async fn direct(
             })?;
         }
     }
-    let body = micro::transcode::json_to_protobuf(&resolved.method.input(), &request.to_string())
+    let body = micro::transcode::json_to_protobuf(&method.input(), &request.to_string())
         .map_err(crate::failure::call_failure)?;
     Ok(Target::Direct {
         proxy,
-        resolved,
+        target: Box::new(target),
         body,
     })
 }
@@ -199,7 +208,6 @@ async fn call_once(
     run: &Run,
     proxy: &mut Option<ProxyClient<Channel>>,
     namespace: &str,
-    token: Option<&str>,
 ) -> Result<Result<(), tonic::Code>, Failure> {
     match &run.target {
         Target::Proxy(_) => {
@@ -214,26 +222,13 @@ async fn call_once(
         }
         Target::Direct {
             proxy,
-            resolved,
+            target,
             body,
-        } => {
-            let call = micro_server::proxy::JsonCall {
-                namespace,
-                service: &run.call.service,
-                endpoint: &run.call.endpoint,
-                json: "",
-                address: None,
-                metadata: Vec::new(),
-                timeout: Some(run.timeout),
-                token,
-                peer: None,
-            };
-            Ok(proxy
-                .call_protobuf(&call, resolved, body.clone())
-                .await
-                .map(drop)
-                .map_err(|e| micro::status::to_status(&e).code()))
-        }
+        } => Ok(proxy
+            .call_protobuf(target, body.clone())
+            .await
+            .map(drop)
+            .map_err(|e| micro::status::to_status(&e).code())),
     }
 }
 
@@ -244,7 +239,6 @@ async fn worker(run: Arc<Run>, namespace: String) -> Result<Figures, Failure> {
         Target::Proxy(client) => Some(client.clone()),
         Target::Direct { .. } => None,
     };
-    let token = micro::auth::token();
     loop {
         if let Some(limit) = run.limit
             && run.started.fetch_add(1, Ordering::Relaxed) >= limit
@@ -258,7 +252,7 @@ async fn worker(run: Arc<Run>, namespace: String) -> Result<Figures, Failure> {
         if run.until.is_some_and(|until| due >= until) {
             break;
         }
-        let answer = call_once(&run, &mut proxy, &namespace, token.as_deref()).await?;
+        let answer = call_once(&run, &mut proxy, &namespace).await?;
         let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
         figures
             .latency

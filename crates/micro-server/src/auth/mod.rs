@@ -98,8 +98,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// A caller nobody checked (auth off, or a service served without the guard).
-    pub(crate) fn unchecked(namespace: &str) -> Self {
+    /// A caller nobody checked (auth off, a service served without the guard, or a process
+    /// calling nodes itself, as `micro bench --direct` does).
+    pub fn unchecked(namespace: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
             account: None,

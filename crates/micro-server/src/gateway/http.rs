@@ -14,7 +14,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use micro_core::{Error, metadata::DEFAULT_NAMESPACE, naming};
+use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ use super::{
 };
 use crate::{
     auth::Caller,
-    proxy::{JsonCall, ProxyService, Resolved},
+    proxy::{Fallback, ProxyService, Target},
 };
 
 const ID: &str = "micro.api";
@@ -170,33 +170,6 @@ pub(crate) async fn http_caller(
     auth.caller(authorization.or(cookie), asked).await
 }
 
-/// A resolved endpoint and who is calling it.
-#[derive(Clone)]
-pub(crate) struct Target {
-    pub(crate) caller: Caller,
-    /// The caller's `Timeout` header: the call's deadline, passed on hop by hop.
-    pub(crate) timeout: Option<std::time::Duration>,
-    pub(crate) service: String,
-    pub(crate) endpoint: String,
-    pub(crate) resolved: Resolved,
-}
-
-impl Target {
-    pub(crate) fn call<'a>(&'a self, json: &'a str) -> JsonCall<'a> {
-        JsonCall {
-            namespace: &self.caller.namespace,
-            service: &self.service,
-            endpoint: &self.endpoint,
-            json,
-            address: None,
-            metadata: Vec::new(),
-            timeout: self.timeout,
-            token: self.caller.token.as_deref(),
-            peer: self.caller.peer,
-        }
-    }
-}
-
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -244,38 +217,27 @@ async fn dispatch(
     let timeout = request::timeout(&parts.headers)?;
     let (mut target, bindings, body_rule) = match matched {
         Some(m) => {
-            let resolved = match proxy
-                .resolve(&namespace, &m.rule.service, &m.rule.endpoint)
-                .await
-            {
-                Ok(resolved) => resolved,
-                Err(e) => {
-                    // Say nothing of what exists to a caller who may not call it.
-                    proxy
-                        .authorize(&caller, &m.rule.service, &m.rule.endpoint)
-                        .await?;
-                    return Err(e);
-                }
-            };
-            let target = Target {
-                caller,
-                timeout: None,
-                service: m.rule.service,
-                endpoint: m.rule.endpoint,
-                resolved,
-            };
+            let target = proxy
+                .target(caller, &m.rule.service, &m.rule.endpoint, Fallback::Exact)
+                .await?;
             (target, m.bindings, Some(m.rule.body))
         }
-        None => (
-            resolve(proxy, parts.uri.path(), caller).await?,
-            Vec::new(),
-            None,
-        ),
+        None => {
+            let path = parts.uri.path();
+            let route =
+                route(path).ok_or_else(|| Error::not_found(ID, format!("no service at {path}")))?;
+            let target = proxy
+                .target(
+                    caller,
+                    &route.service,
+                    &route.endpoint,
+                    Fallback::OnlyProtoService,
+                )
+                .await?;
+            (target, Vec::new(), None)
+        }
     };
     target.timeout = timeout;
-    proxy
-        .authorize(&target.caller, &target.service, &target.endpoint)
-        .await?;
     if parts.headers.contains_key(header::UPGRADE) {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
             .await
@@ -311,7 +273,7 @@ async fn dispatch(
             ID,
             format!(
                 "{} reads a stream of requests; connect with a WebSocket",
-                target.endpoint
+                target.endpoint()
             ),
         ));
     }
@@ -322,7 +284,7 @@ async fn dispatch(
                 ID,
                 format!(
                     "{} is a streaming endpoint; send JSON or connect with a WebSocket",
-                    target.endpoint
+                    target.endpoint()
                 ),
             ));
         }
@@ -339,11 +301,10 @@ async fn dispatch(
         Some(Some(field)) => BodyInto::Field(field),
     };
     let json = request::assemble(&method.input(), &body, into, &bindings, &query)?.to_string();
-    let call = target.call(&json);
     if method.is_server_streaming() {
         let message = micro::transcode::json_to_protobuf(&method.input(), &json)?;
         let responses = proxy
-            .stream_resolved(&call, &target.resolved, futures::stream::iter([message]))
+            .stream(&target, futures::stream::iter([message]))
             .await?;
         return Ok(if stream::wants_sse(&parts.headers) {
             stream::sse(responses)
@@ -351,51 +312,7 @@ async fn dispatch(
             stream::ndjson(responses)
         });
     }
-    Ok(axum::Json(proxy.call_resolved(&call, &target.resolved).await?).into_response())
-}
-
-/// Resolves the path's route in `namespace`.
-async fn resolve(proxy: &ProxyService, path: &str, caller: Caller) -> Result<Target, Error> {
-    let route = route(path).ok_or_else(|| Error::not_found(ID, format!("no service at {path}")))?;
-    let namespace = &caller.namespace;
-    let mut endpoint = route.endpoint;
-    let found = resolve_route(proxy, namespace, &route.service, &mut endpoint).await;
-    let resolved = match found {
-        Ok(resolved) => resolved,
-        Err(e) => {
-            // Say nothing of what exists to a caller who may not call it.
-            proxy.authorize(&caller, &route.service, &endpoint).await?;
-            return Err(e);
-        }
-    };
-    Ok(Target {
-        caller,
-        timeout: None,
-        service: route.service,
-        endpoint,
-        resolved,
-    })
-}
-
-/// Resolves `service` and `endpoint` (which may become the service's only proto service's).
-async fn resolve_route(
-    proxy: &ProxyService,
-    namespace: &str,
-    service: &str,
-    endpoint: &mut String,
-) -> Result<Resolved, Error> {
-    match proxy.resolve(namespace, service, endpoint).await {
-        Ok(r) => Ok(r),
-        Err(e) if e.code == 404 && !e.detail.starts_with("Service") => {
-            // `/helloworld/call` reaches the service's only proto service, whatever its name.
-            let fallback = single_proto_service(proxy, namespace, service, endpoint)
-                .await
-                .ok_or(e)?;
-            *endpoint = fallback;
-            proxy.resolve(namespace, service, endpoint).await
-        }
-        Err(e) => Err(e),
-    }
+    Ok(axum::Json(proxy.call_json(&target, &json).await?).into_response())
 }
 
 /// A protobuf body goes to the service as it is; the answer comes back the same way.
@@ -421,10 +338,7 @@ async fn passthrough(
             ),
         ));
     }
-    let call = target.call("");
-    let answer = proxy
-        .call_protobuf(&call, &target.resolved, message)
-        .await?;
+    let answer = proxy.call_protobuf(target, message).await?;
     let (content_type, bytes) = match encoding {
         Encoding::Grpc => {
             let mut framed = Vec::with_capacity(answer.len() + 5);
@@ -457,21 +371,6 @@ fn unframe(body: &Bytes) -> Result<Bytes, Error> {
         return Err(bad("the length prefix does not match the body"));
     }
     Ok(body.slice(5..))
-}
-
-/// `X.Method` for the service's only proto service `X`, if it has exactly one.
-async fn single_proto_service(
-    proxy: &ProxyService,
-    ns: &str,
-    service: &str,
-    endpoint: &str,
-) -> Option<String> {
-    let (_, method) = endpoint.split_once('.')?;
-    let versions = proxy.client_for(ns, service).lookup(service).await.ok()?;
-    match naming::proto_services(versions.iter().flat_map(|v| &v.endpoints)).as_slice() {
-        [only] => Some(format!("{only}.{}", naming::title(method))),
-        _ => None,
-    }
 }
 
 fn error_response(err: &Error) -> Response {

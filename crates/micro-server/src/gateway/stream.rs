@@ -27,8 +27,7 @@ use micro_core::Error;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::http::Target;
-use crate::proxy::{JsonStream, ProxyService};
+use crate::proxy::{JsonStream, ProxyService, Target};
 
 /// How many client messages may wait for the service before the socket stops reading.
 const WS_BUFFER: usize = 16;
@@ -120,11 +119,7 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
         }
     });
 
-    let call = target.call("");
-    let outcome = match proxy
-        .stream_resolved(&call, &target.resolved, ReceiverStream::new(inbound))
-        .await
-    {
+    let outcome = match proxy.stream(&target, ReceiverStream::new(inbound)).await {
         Ok(mut responses) => loop {
             tokio::select! {
                 item = responses.next() => match item {

@@ -1,8 +1,14 @@
 //! The gRPC proxy: JSON in, a standard gRPC call to the service, JSON out.
 
 mod descriptors;
+mod invoke;
+mod resolve;
 mod service;
+mod target;
 pub mod transparent;
 
 pub use descriptors::DescriptorCache;
-pub use service::{JsonCall, JsonStream, MAX_CLIENTS, PLATFORM_HEADERS, ProxyService, Resolved};
+pub use invoke::JsonStream;
+pub use resolve::{Fallback, Resolved, Unresolved};
+pub use service::{MAX_CLIENTS, PLATFORM_HEADERS, ProxyService};
+pub use target::Target;

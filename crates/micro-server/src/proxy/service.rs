@@ -1,42 +1,26 @@
-//! [`ProxyService`]: `micro.proxy.Proxy`, and the resolution every JSON edge shares.
+//! [`ProxyService`]: what every JSON door calls through — a [`Client`] per namespace, the
+//! descriptor cache and the auth it checks with — and `micro.proxy.Proxy`, the CLI's door.
 //!
-//! Resolution turns (namespace, service, endpoint) into a gRPC path and the request and response
-//! descriptors: the registry (through a per-namespace [`Client`] and its cache) says which
-//! versions exist and what endpoints they registered, and the service's own reflection (cached)
-//! supplies the descriptors to transcode with.
+//! A call takes one path whichever door it comes through: a [`Target`] (resolve, then the
+//! rules, see `target`), then an invocation (see `invoke`).
 
 use std::{
     collections::HashMap,
     pin::Pin,
-    str::FromStr,
     sync::{Arc, Mutex},
-    time::Duration,
-    time::Instant,
 };
 
-use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http::uri::PathAndQuery;
-use micro::{
-    Client, Strategy,
-    client::ServiceChannel,
-    codec::BytesCodec,
-    status::{from_status, to_status},
-    transcode,
-};
+use micro::{Client, Strategy, status::to_status, transcode};
 use micro_core::{
     Error, Registry,
     auth::Resource,
-    metadata::{AUTHORIZATION_HEADER, DEFAULT_NAMESPACE, ENDPOINT_GRPC_SERVICE, NAMESPACE_HEADER},
+    metadata::{AUTHORIZATION_HEADER, DEFAULT_NAMESPACE, NAMESPACE_HEADER},
 };
 use micro_proto::proxy::{self as pb, proxy_server};
-use prost_reflect::MethodDescriptor;
-use tonic::{
-    Request, Response, Status,
-    metadata::{MetadataKey, MetadataValue},
-};
+use tonic::{Request, Response, Status};
 
-use super::DescriptorCache;
+use super::{DescriptorCache, Fallback, Target};
 use crate::{
     auth::{Authority, Caller},
     metrics::{ClientSource, Metrics},
@@ -57,30 +41,6 @@ pub const PLATFORM_HEADERS: &[&str] = &[
     super::transparent::SERVICE_HEADER,
     crate::services::FORWARDED_HEADER,
 ];
-
-/// Metadata the JSON proxy sets itself: a caller may not choose them.
-const RESERVED: &[&str] = &[
-    NAMESPACE_HEADER,
-    AUTHORIZATION_HEADER,
-    crate::auth::PEER_HEADER,
-    crate::auth::PEER_PROOF_HEADER,
-    super::transparent::SERVICE_HEADER,
-    crate::services::FORWARDED_HEADER,
-    "content-type",
-    "te",
-    "host",
-    "user-agent",
-    "cookie",
-];
-
-/// An endpoint ready to call.
-#[derive(Debug, Clone)]
-pub struct Resolved {
-    /// `/<package>.<Service>/<Method>`.
-    pub path: PathAndQuery,
-    /// Request and response descriptors.
-    pub method: MethodDescriptor,
-}
 
 /// Calls any registered endpoint with JSON.
 #[derive(Clone)]
@@ -260,285 +220,10 @@ impl ProxyService {
             .clone()
     }
 
-    /// Finds `endpoint` (`Service.Method`) of `service` and its descriptors.
-    pub async fn resolve(
-        &self,
-        namespace: &str,
-        service: &str,
-        endpoint: &str,
-    ) -> Result<Resolved, Error> {
-        let client = self.client_for(namespace, service);
-        let versions = client.lookup(service).await.map_err(|e| {
-            if e.code == 404 {
-                Error::not_found(ID, format!("Service \"{service}\" not found"))
-            } else {
-                e
-            }
-        })?;
-        let Some((version, registered)) = versions
-            .iter()
-            .find_map(|v| v.endpoint(endpoint).map(|e| (v, e)))
-        else {
-            let mut names: Vec<&str> = versions
-                .iter()
-                .flat_map(|v| v.endpoints.iter().map(|e| e.name.as_str()))
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            return Err(Error::not_found(
-                ID,
-                format!(
-                    "Endpoint \"{endpoint}\" not found on service \"{service}\"; it has: {}",
-                    if names.is_empty() {
-                        "no endpoints".to_owned()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ));
-        };
-        let (_, method_name) = endpoint.split_once('.').unwrap_or(("", endpoint));
-        let grpc_service = match registered.metadata.get(ENDPOINT_GRPC_SERVICE) {
-            Some(s) => s.clone(),
-            None => {
-                // Registered without our metadata: the package from node metadata, else none.
-                let package = version
-                    .nodes
-                    .iter()
-                    .find_map(|n| n.metadata.get(micro_core::metadata::NODE_PACKAGE))
-                    .map(|p| format!("{p}."))
-                    .unwrap_or_default();
-                format!(
-                    "{package}{}",
-                    endpoint.split_once('.').map_or(endpoint, |(s, _)| s)
-                )
-            }
-        };
-        let pool = self
-            .inner
-            .descriptors
-            .get(&client, namespace, version, &grpc_service)
-            .await?;
-        let method = pool
-            .get_service_by_name(&grpc_service)
-            .and_then(|s| s.methods().find(|m| m.name() == method_name))
-            .ok_or_else(|| {
-                Error::not_found(
-                    ID,
-                    format!("service \"{service}\" serves no method {grpc_service}/{method_name}"),
-                )
-            })?;
-        let path =
-            PathAndQuery::from_str(&format!("/{grpc_service}/{method_name}")).map_err(|e| {
-                Error::bad_request(
-                    ID,
-                    format!("endpoint {endpoint:?} does not make a gRPC path: {e}"),
-                )
-            })?;
-        Ok(Resolved { path, method })
+    /// The cache of services' descriptors.
+    pub(crate) fn descriptors(&self) -> &DescriptorCache {
+        &self.inner.descriptors
     }
-
-    /// Calls a unary endpoint with a JSON request and returns the JSON response.
-    pub async fn call_json(&self, call: JsonCall<'_>) -> Result<serde_json::Value, Error> {
-        let resolved = self
-            .resolve(call.namespace, call.service, call.endpoint)
-            .await?;
-        self.call_resolved(&call, &resolved).await
-    }
-
-    /// [`Self::call_json`] for an endpoint already resolved.
-    pub async fn call_resolved(
-        &self,
-        call: &JsonCall<'_>,
-        resolved: &Resolved,
-    ) -> Result<serde_json::Value, Error> {
-        if resolved.method.is_client_streaming() || resolved.method.is_server_streaming() {
-            return Err(Error::bad_request(
-                ID,
-                format!(
-                    "{} is a streaming endpoint; use micro stream",
-                    call.endpoint
-                ),
-            ));
-        }
-        let body = transcode::json_to_protobuf(&resolved.method.input(), call.json)?;
-        let response = self.call_protobuf(call, resolved, body).await?;
-        transcode::protobuf_to_json(&resolved.method.output(), &response)
-    }
-
-    /// A unary call with an encoded request message; answers the encoded response. The
-    /// call's `json` is ignored.
-    pub async fn call_protobuf(
-        &self,
-        call: &JsonCall<'_>,
-        resolved: &Resolved,
-        message: Bytes,
-    ) -> Result<Bytes, Error> {
-        let (mut grpc, request) = self.prepare(call, message).await?;
-        let started = Instant::now();
-        let answer = grpc.unary(request, resolved.path.clone(), BytesCodec).await;
-        self.measure(call, &answer, started);
-        Ok(answer
-            .map_err(|s| from_status(call.service, &s))?
-            .into_inner())
-    }
-
-    /// Opens a stream to any kind of endpoint: `requests` are the protobuf request messages
-    /// (one for a server-streaming endpoint), and the answer yields each response as JSON as
-    /// it arrives. The stream ends after the service's last message, or with its error.
-    pub async fn stream_resolved<S>(
-        &self,
-        call: &JsonCall<'_>,
-        resolved: &Resolved,
-        requests: S,
-    ) -> Result<JsonStream, Error>
-    where
-        S: Stream<Item = Bytes> + Send + 'static,
-    {
-        let (mut grpc, request) = self.prepare(call, requests).await?;
-        let service = call.service.to_owned();
-        let output = resolved.method.output();
-        // A stream counts once, when it opens (its length is the caller's business).
-        let started = Instant::now();
-        let opened = grpc
-            .streaming(request, resolved.path.clone(), BytesCodec)
-            .await;
-        self.measure(call, &opened, started);
-        let responses = opened.map_err(|s| from_status(&service, &s))?.into_inner();
-        Ok(Box::pin(responses.map(move |item| match item {
-            Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
-            Err(status) => Err(from_status(&service, &status)),
-        })))
-    }
-
-    /// Records a call that began at `started` and ended with `answer` in the metrics.
-    fn measure<T>(&self, call: &JsonCall<'_>, answer: &Result<T, Status>, started: Instant) {
-        let code = answer
-            .as_ref()
-            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
-        self.inner
-            .metrics
-            .call(call.service, call.endpoint, code, started.elapsed());
-    }
-
-    /// A ready gRPC client for the call's target and the request with the call's metadata.
-    async fn prepare<T>(
-        &self,
-        call: &JsonCall<'_>,
-        message: T,
-    ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
-        let client = self.client_for(call.namespace, call.service);
-        let channel = match call.address {
-            Some(address) => {
-                // Only a node the service registered: the server dials nothing else for a
-                // caller.
-                let versions = client.lookup(call.service).await?;
-                if !versions
-                    .iter()
-                    .flat_map(|v| &v.nodes)
-                    .any(|n| n.address == address)
-                {
-                    return Err(Error::bad_request(
-                        ID,
-                        format!(
-                            "{address:?} is not a registered node of service \"{}\"",
-                            call.service
-                        ),
-                    ));
-                }
-                client.node(address)
-            }
-            None => client.service(call.service),
-        };
-        let channel = match call.timeout {
-            Some(t) => channel.with_timeout(t),
-            None => channel,
-        };
-        let mut grpc = tonic::client::Grpc::new(channel);
-        let mut request = Request::new(message);
-        // The service sees who is calling and in which namespace, as the proxy did.
-        let ns = MetadataValue::try_from(call.namespace)
-            .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
-        request.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        // The platform's own services get the caller's token; any other service one that opens
-        // it alone, which it cannot replay elsewhere — or none, never the caller's own.
-        let token = match (call.token, &self.inner.authority) {
-            (Some(token), Some(authority)) if !crate::is_platform_service(call.service) => {
-                authority.pass_on(token, call.namespace, call.service)
-            }
-            (token, _) => token.map(str::to_owned),
-        };
-        if let Some(token) = token {
-            let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
-            request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
-        }
-        for (k, v) in &call.metadata {
-            let lower = k.to_ascii_lowercase();
-            if RESERVED.contains(&lower.as_str())
-                || lower.starts_with("grpc-")
-                || lower.starts_with(':')
-            {
-                return Err(Error::bad_request(
-                    ID,
-                    format!("metadata {k:?} is set by the proxy, not by the caller"),
-                ));
-            }
-            let key = MetadataKey::from_str(&lower)
-                .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
-            let value = MetadataValue::try_from(v.as_str())
-                .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
-            request.metadata_mut().insert(key, value);
-        }
-        // Only to the platform's own services: a tenant's service must not collect proofs to
-        // replay.
-        if let (Some(peer), Some(authority)) = (call.peer, &self.inner.authority)
-            && crate::is_platform_service(call.service)
-            && let (Ok(ip), Ok(proof)) = (
-                MetadataValue::try_from(peer.to_string()),
-                MetadataValue::try_from(authority.vouch(peer)),
-            )
-        {
-            request.metadata_mut().insert(crate::auth::PEER_HEADER, ip);
-            request
-                .metadata_mut()
-                .insert(crate::auth::PEER_PROOF_HEADER, proof);
-        }
-        grpc.ready().await.map_err(|e| {
-            Error::unavailable(
-                ID,
-                format!("service \"{}\" is not ready: {e}", call.service),
-            )
-        })?;
-        Ok((grpc, request))
-    }
-}
-
-/// Responses of a streaming call, as JSON.
-pub type JsonStream = Pin<Box<dyn Stream<Item = Result<serde_json::Value, Error>> + Send>>;
-
-/// One JSON call through the proxy.
-#[derive(Debug, Clone)]
-pub struct JsonCall<'a> {
-    /// The caller's namespace.
-    pub namespace: &'a str,
-    /// The service name.
-    pub service: &'a str,
-    /// `Service.Method`.
-    pub endpoint: &'a str,
-    /// The request JSON.
-    pub json: &'a str,
-    /// A node to call instead of selecting one.
-    pub address: Option<&'a str>,
-    /// Metadata for the service.
-    pub metadata: Vec<(String, String)>,
-    /// Per-call timeout.
-    pub timeout: Option<Duration>,
-    /// The caller's token, passed on to the service.
-    pub token: Option<&'a str>,
-    /// Where the caller is, passed on (with this process's proof) so that the platform counts
-    /// failed logins per real peer, not per gateway.
-    pub peer: Option<std::net::IpAddr>,
 }
 
 #[tonic::async_trait]
@@ -549,11 +234,14 @@ impl proxy_server::Proxy for ProxyService {
     ) -> Result<Response<pb::CallResponse>, Status> {
         let caller = proxied_caller(&req)?;
         let body = req.into_inner();
-        let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
-        self.authorize(&caller, call.service, call.endpoint)
+        let target = self
+            .target_of(caller, &body)
             .await
             .map_err(|e| to_status(&e))?;
-        let json = self.call_json(call).await.map_err(|e| to_status(&e))?;
+        let json = self
+            .call_json(&target, &body.json)
+            .await
+            .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::CallResponse {
             json: json.to_string(),
         }))
@@ -567,27 +255,23 @@ impl proxy_server::Proxy for ProxyService {
     ) -> Result<Response<Self::StreamStream>, Status> {
         let caller = proxied_caller(&req)?;
         let body = req.into_inner();
-        let call = call_of(&caller, &body).map_err(|e| to_status(&e))?;
-        self.authorize(&caller, call.service, call.endpoint)
+        let target = self
+            .target_of(caller, &body)
             .await
             .map_err(|e| to_status(&e))?;
-        let resolved = self
-            .resolve(&caller.namespace, call.service, call.endpoint)
-            .await
-            .map_err(|e| to_status(&e))?;
-        if resolved.method.is_client_streaming() {
+        if target.resolved.method.is_client_streaming() {
             return Err(to_status(&Error::bad_request(
                 ID,
                 format!(
                     "{} reads a stream of requests; call it over the gateway's WebSocket",
-                    call.endpoint
+                    target.endpoint()
                 ),
             )));
         }
-        let request = transcode::json_to_protobuf(&resolved.method.input(), call.json)
+        let request = transcode::json_to_protobuf(&target.resolved.method.input(), &body.json)
             .map_err(|e| to_status(&e))?;
         let responses = self
-            .stream_resolved(&call, &resolved, futures::stream::iter([request]))
+            .stream(&target, futures::stream::iter([request]))
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(Box::pin(responses.map(|item| {
@@ -606,28 +290,17 @@ fn proxied_caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     Ok(caller)
 }
 
-/// The [`JsonCall`] a proxy request describes.
-fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall<'a>, Error> {
-    if body.service.is_empty() || body.endpoint.is_empty() {
-        return Err(Error::bad_request(
-            ID,
-            "a call needs a service and an endpoint",
-        ));
-    }
-    micro_core::limits::metadata(ID, body.metadata.iter())?;
-    Ok(JsonCall {
-        namespace: &caller.namespace,
-        service: &body.service,
-        endpoint: &body.endpoint,
-        json: &body.json,
-        address: (!body.address.is_empty()).then_some(body.address.as_str()),
-        metadata: body
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        peer: caller.peer,
-        timeout: match body.timeout_ms {
+impl ProxyService {
+    /// The [`Target`] a proxy request names, with its node, metadata and timeout.
+    async fn target_of(&self, caller: Caller, body: &pb::CallRequest) -> Result<Target, Error> {
+        if body.service.is_empty() || body.endpoint.is_empty() {
+            return Err(Error::bad_request(
+                ID,
+                "a call needs a service and an endpoint",
+            ));
+        }
+        micro_core::limits::metadata(ID, body.metadata.iter())?;
+        let timeout = match body.timeout_ms {
             0 => None,
             ms => Some(micro_core::limits::duration_ms(
                 ID,
@@ -635,9 +308,19 @@ fn call_of<'a>(caller: &'a Caller, body: &'a pb::CallRequest) -> Result<JsonCall
                 ms,
                 micro_core::limits::MAX_DURATION,
             )?),
-        },
-        token: caller.token.as_deref(),
-    })
+        };
+        let mut target = self
+            .target(caller, &body.service, &body.endpoint, Fallback::Exact)
+            .await?;
+        target.timeout = timeout;
+        target.address = (!body.address.is_empty()).then(|| body.address.clone());
+        target.metadata = body
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(target)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,192 @@
+//! Invoking a [`Target`]: the gRPC call to a node of the service, with the platform's metadata
+//! (namespace, a passed-on token, the caller's peer for platform services) and the caller's
+//! own, counted in the proxy's metrics. Unary with JSON or with an encoded message, or a stream
+//! of any kind; the requests and answers are transcoded next to the call.
+
+use std::{pin::Pin, str::FromStr, time::Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use micro::{client::ServiceChannel, codec::BytesCodec, status::from_status, transcode};
+use micro_core::{
+    Error,
+    metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
+};
+use tonic::{
+    Request, Status,
+    metadata::{MetadataKey, MetadataValue},
+};
+
+use super::{ProxyService, Target};
+
+const ID: &str = "micro.proxy";
+
+/// Metadata the proxy sets itself: a caller may not choose them.
+const RESERVED: &[&str] = &[
+    NAMESPACE_HEADER,
+    AUTHORIZATION_HEADER,
+    crate::auth::PEER_HEADER,
+    crate::auth::PEER_PROOF_HEADER,
+    super::transparent::SERVICE_HEADER,
+    crate::services::FORWARDED_HEADER,
+    "content-type",
+    "te",
+    "host",
+    "user-agent",
+    "cookie",
+];
+
+/// Responses of a streaming call, as JSON.
+pub type JsonStream = Pin<Box<dyn Stream<Item = Result<serde_json::Value, Error>> + Send>>;
+
+impl ProxyService {
+    /// Calls a unary endpoint with a JSON request; answers the JSON response.
+    pub async fn call_json(&self, target: &Target, json: &str) -> Result<serde_json::Value, Error> {
+        let method = &target.resolved.method;
+        if method.is_client_streaming() || method.is_server_streaming() {
+            return Err(Error::bad_request(
+                ID,
+                format!(
+                    "{} is a streaming endpoint; use micro stream",
+                    target.endpoint()
+                ),
+            ));
+        }
+        let body = transcode::json_to_protobuf(&method.input(), json)?;
+        let response = self.call_protobuf(target, body).await?;
+        transcode::protobuf_to_json(&method.output(), &response)
+    }
+
+    /// Calls a unary endpoint with an encoded request message; answers the encoded response.
+    pub async fn call_protobuf(&self, target: &Target, message: Bytes) -> Result<Bytes, Error> {
+        let (mut grpc, request) = self.prepare(target, message).await?;
+        let started = Instant::now();
+        let answer = grpc
+            .unary(request, target.resolved.path.clone(), BytesCodec)
+            .await;
+        self.measure(target, &answer, started);
+        Ok(answer
+            .map_err(|s| from_status(&target.service, &s))?
+            .into_inner())
+    }
+
+    /// Opens a stream to any kind of endpoint: `requests` are the protobuf request messages
+    /// (one for a server-streaming endpoint), and the answer yields each response as JSON as
+    /// it arrives. The stream ends after the service's last message, or with its error.
+    pub async fn stream<S>(&self, target: &Target, requests: S) -> Result<JsonStream, Error>
+    where
+        S: Stream<Item = Bytes> + Send + 'static,
+    {
+        let (mut grpc, request) = self.prepare(target, requests).await?;
+        let service = target.service.clone();
+        let output = target.resolved.method.output();
+        // A stream counts once, when it opens (its length is the caller's business).
+        let started = Instant::now();
+        let opened = grpc
+            .streaming(request, target.resolved.path.clone(), BytesCodec)
+            .await;
+        self.measure(target, &opened, started);
+        let responses = opened.map_err(|s| from_status(&service, &s))?.into_inner();
+        Ok(Box::pin(responses.map(move |item| match item {
+            Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
+            Err(status) => Err(from_status(&service, &status)),
+        })))
+    }
+
+    /// Records a call that began at `started` and ended with `answer` in the metrics.
+    fn measure<T>(&self, target: &Target, answer: &Result<T, Status>, started: Instant) {
+        let code = answer
+            .as_ref()
+            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        self.metrics()
+            .call(&target.service, target.endpoint(), code, started.elapsed());
+    }
+
+    /// A ready gRPC client for the target and the request with the call's metadata.
+    async fn prepare<T>(
+        &self,
+        target: &Target,
+        message: T,
+    ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
+        let namespace = target.namespace();
+        let service = target.service.as_str();
+        let client = self.client_for(namespace, service);
+        let channel = match &target.address {
+            Some(address) => {
+                // Only a node the service registered: the server dials nothing else for a
+                // caller.
+                let versions = client.lookup(service).await?;
+                if !versions
+                    .iter()
+                    .flat_map(|v| &v.nodes)
+                    .any(|n| &n.address == address)
+                {
+                    return Err(Error::bad_request(
+                        ID,
+                        format!("{address:?} is not a registered node of service \"{service}\""),
+                    ));
+                }
+                client.node(address)
+            }
+            None => client.service(service),
+        };
+        let channel = match target.timeout {
+            Some(t) => channel.with_timeout(t),
+            None => channel,
+        };
+        let mut grpc = tonic::client::Grpc::new(channel);
+        let mut request = Request::new(message);
+        // The service sees who is calling and in which namespace, as the proxy did.
+        let ns = MetadataValue::try_from(namespace)
+            .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
+        request.metadata_mut().insert(NAMESPACE_HEADER, ns);
+        // The platform's own services get the caller's token; any other service one that opens
+        // it alone, which it cannot replay elsewhere — or none, never the caller's own.
+        let token = match (target.caller.token.as_deref(), self.authority()) {
+            (Some(token), Some(authority)) if !crate::is_platform_service(service) => {
+                authority.pass_on(token, namespace, service)
+            }
+            (token, _) => token.map(str::to_owned),
+        };
+        if let Some(token) = token {
+            let bearer = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
+            request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
+        }
+        for (k, v) in &target.metadata {
+            let lower = k.to_ascii_lowercase();
+            if RESERVED.contains(&lower.as_str())
+                || lower.starts_with("grpc-")
+                || lower.starts_with(':')
+            {
+                return Err(Error::bad_request(
+                    ID,
+                    format!("metadata {k:?} is set by the proxy, not by the caller"),
+                ));
+            }
+            let key = MetadataKey::from_str(&lower)
+                .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
+            let value = MetadataValue::try_from(v.as_str())
+                .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
+            request.metadata_mut().insert(key, value);
+        }
+        // Only to the platform's own services: a tenant's service must not collect proofs to
+        // replay.
+        if let (Some(peer), Some(authority)) = (target.caller.peer, self.authority())
+            && crate::is_platform_service(service)
+            && let (Ok(ip), Ok(proof)) = (
+                MetadataValue::try_from(peer.to_string()),
+                MetadataValue::try_from(authority.vouch(peer)),
+            )
+        {
+            request.metadata_mut().insert(crate::auth::PEER_HEADER, ip);
+            request
+                .metadata_mut()
+                .insert(crate::auth::PEER_PROOF_HEADER, proof);
+        }
+        grpc.ready().await.map_err(|e| {
+            Error::unavailable(ID, format!("service \"{service}\" is not ready: {e}"))
+        })?;
+        Ok((grpc, request))
+    }
+}
