@@ -63,6 +63,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod tls;
 pub mod trace;
 pub mod transcode;

@@ -7,6 +7,7 @@
 
 use std::{fmt::Write as _, time::Duration};
 
+use micro::text::Scalar;
 use micro_core::{
     Registry, Service,
     naming::{self, title},
@@ -324,34 +325,15 @@ fn set(object: &mut Map<String, Value>, path: &[&Field], value: Value) {
     }
 }
 
-/// `raw` as the JSON the field's type wants.
+/// `raw` as the JSON the field's type wants, by the rules every door shares
+/// ([`micro::text`]): a repeated field's flag adds its comma list's items.
 fn typed(field: &Field, raw: &str) -> Result<Value, String> {
-    if let Some(item) = field.r#type.strip_prefix("repeated ") {
-        let item = Field {
-            r#type: item.to_owned(),
-            ..field.clone()
-        };
-        return raw
-            .split(',')
-            .map(|part| typed(&item, part.trim()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array);
+    match field.r#type.strip_prefix("repeated ") {
+        Some(item) => Scalar::of_type_name(item, is_enum(field))
+            .items(raw)
+            .map(Value::Array),
+        None => Scalar::of_type_name(&field.r#type, is_enum(field)).value(raw),
     }
-    let wrong = |what: &str| format!("expected {what}, got {raw:?}");
-    Ok(match field.r#type.as_str() {
-        "string" | "bytes" => Value::String(raw.to_owned()),
-        "bool" => Value::Bool(raw.parse().map_err(|_| wrong("true or false"))?),
-        "int32" | "sint32" | "sfixed32" | "int64" | "sint64" | "sfixed64" => {
-            Value::from(raw.parse::<i64>().map_err(|_| wrong("an integer"))?)
-        }
-        "uint32" | "fixed32" | "uint64" | "fixed64" => Value::from(
-            raw.parse::<u64>()
-                .map_err(|_| wrong("a non-negative integer"))?,
-        ),
-        "double" | "float" => Value::from(raw.parse::<f64>().map_err(|_| wrong("a number"))?),
-        _ if is_enum(field) => Value::String(raw.to_owned()),
-        _ => serde_json::from_str(raw).map_err(|_| wrong("JSON"))?,
-    })
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! The request message a gateway call sends, as pure logic: the JSON body merged with the query
 //! parameters, each parameter typed by the endpoint's schema.
 //!
-//! `a=1&b[c]=x` → `{"a":1,"b":{"c":"x"}}`. A parameter whose field is a number or a bool is sent
-//! as one when it parses (else as the string, so the transcoder names the field); a repeated
-//! field collects every occurrence; for any other field the last occurrence wins. Nothing here
-//! can panic on client input: every mistake is an [`Error`] with status 400.
+//! `a=1&b[c]=x` → `{"a":1,"b":{"c":"x"}}`. Each parameter is typed by its field by the rules
+//! every door shares ([`micro::text`], the CLI's flags too): a number or bool that does not
+//! parse is a 400 naming the parameter; a repeated field collects every occurrence and comma
+//! list; for any other field the last occurrence wins. Nothing here can panic on client input:
+//! every mistake is an [`Error`] with status 400.
 
 use std::time::Duration;
 
+use micro::text::Scalar;
 use micro_core::{Error, limits};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
@@ -77,7 +79,8 @@ pub(crate) fn assemble(
     for (field, raw) in bindings {
         limits::path_parts(ID, "bound field", field.split('.').count())?;
         let path: Vec<&str> = field.split('.').collect();
-        insert(&mut request, Some(input), &path, raw);
+        insert(&mut request, Some(input), &path, raw)
+            .map_err(|why| Error::bad_request(ID, format!("path field {field:?}: {why}")))?;
     }
     if query.len() > limits::MAX_QUERY_PARAMS {
         return Err(Error::bad_request(
@@ -108,7 +111,8 @@ pub(crate) fn assemble(
                 format!("query parameter {key:?} is not a field name; use a, a.b or a[b]"),
             )
         })?;
-        insert(&mut request, Some(input), &path, raw);
+        insert(&mut request, Some(input), &path, raw)
+            .map_err(|why| Error::bad_request(ID, format!("query parameter {key:?}: {why}")))?;
     }
     Ok(Value::Object(request))
 }
@@ -129,34 +133,43 @@ fn key_path(key: &str) -> Option<Vec<&str>> {
     (!path.iter().any(|p| p.is_empty() || p.contains(['[', ']']))).then_some(path)
 }
 
-/// Sets `path` in `object` to `raw`, typed by the field it names in `message` (when known).
+/// Sets `path` in `object` to `raw`, typed by the field it names in `message` (when known) by
+/// the rules every door shares ([`micro::text`]); what was expected instead when it does not
+/// parse.
 fn insert(
     object: &mut Map<String, Value>,
     message: Option<&MessageDescriptor>,
     path: &[&str],
     raw: &str,
-) {
+) -> Result<(), String> {
     let Some((first, rest)) = path.split_first() else {
-        return;
+        return Ok(());
     };
     let field = message.and_then(|m| field_named(m, first));
     if rest.is_empty() {
-        let value = field
-            .as_ref()
-            .map_or_else(|| Value::String(raw.to_owned()), |f| typed(&f.kind(), raw));
-        match (
-            field.as_ref().is_some_and(FieldDescriptor::is_list),
-            object.get_mut(*first),
-        ) {
-            (true, Some(Value::Array(items))) => items.push(value),
-            (true, _) => {
-                object.insert((*first).to_owned(), Value::Array(vec![value]));
+        match &field {
+            Some(f) if f.is_list() => {
+                let more = Scalar::of_kind(&f.kind()).items(raw)?;
+                match object.get_mut(*first) {
+                    Some(Value::Array(items)) => items.extend(more),
+                    _ => {
+                        object.insert((*first).to_owned(), Value::Array(more));
+                    }
+                }
             }
-            (false, _) => {
-                object.insert((*first).to_owned(), value);
+            // A map named without a key takes JSON, as a message does.
+            Some(f) if f.is_map() => {
+                object.insert((*first).to_owned(), Scalar::Message.value(raw)?);
+            }
+            Some(f) => {
+                object.insert((*first).to_owned(), Scalar::of_kind(&f.kind()).value(raw)?);
+            }
+            // Not a field of the request: left as text, for the transcoder to name.
+            None => {
+                object.insert((*first).to_owned(), Value::String(raw.to_owned()));
             }
         }
-        return;
+        return Ok(());
     }
     // A nested message, or a map whose key is the next part.
     let nested = field.as_ref().and_then(|f| match f.kind() {
@@ -173,13 +186,14 @@ fn insert(
         })
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(child) = child else {
-        return;
+        return Ok(());
     };
     match nested {
         Some(MapOrMessage::Message(m)) => insert(child, Some(&m), rest, raw),
         Some(MapOrMessage::Map(entry)) if rest.len() == 1 => {
-            let value = entry.map_entry_value_field().kind();
-            child.insert(rest[0].to_owned(), typed(&value, raw));
+            let value = Scalar::of_kind(&entry.map_entry_value_field().kind()).value(raw)?;
+            child.insert(rest[0].to_owned(), value);
+            Ok(())
         }
         _ => insert(child, None, rest, raw),
     }
@@ -194,30 +208,6 @@ fn field_named(message: &MessageDescriptor, name: &str) -> Option<FieldDescripto
     message
         .get_field_by_name(name)
         .or_else(|| message.get_field_by_json_name(name))
-}
-
-/// A query value as the JSON its field's type wants; left a string when it does not parse, so
-/// the transcoder reports the field.
-pub(crate) fn typed(kind: &Kind, raw: &str) -> Value {
-    let string = || Value::String(raw.to_owned());
-    match kind {
-        Kind::Bool => raw.parse::<bool>().map_or_else(|_| string(), Value::Bool),
-        Kind::Double | Kind::Float => raw
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(string, Value::Number),
-        Kind::Int32
-        | Kind::Sint32
-        | Kind::Sfixed32
-        | Kind::Int64
-        | Kind::Sint64
-        | Kind::Sfixed64 => raw.parse::<i64>().map_or_else(|_| string(), Value::from),
-        Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
-            raw.parse::<u64>().map_or_else(|_| string(), Value::from)
-        }
-        _ => string(),
-    }
 }
 
 /// The longest `Timeout` a caller may ask for.
@@ -335,9 +325,14 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_does_not_parse_stays_a_string() {
-        let built = build(&input(), b"", &q(&[("timeout_ms", "soon")])).unwrap();
-        assert_eq!(built, json!({"timeout_ms": "soon"}));
+    fn a_value_that_does_not_parse_is_a_400_naming_the_parameter() {
+        let err = build(&input(), b"", &q(&[("timeout_ms", "soon")])).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(
+            err.detail.contains("\"timeout_ms\"") && err.detail.contains("integer"),
+            "{}",
+            err.detail
+        );
     }
 
     #[test]
