@@ -327,7 +327,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         .add_service(EventsService::new(backends.events.clone()).into_server())
         .add_service(RuntimeService::new(runtime.clone()).into_server())
         .add_service(proxy.clone().into_server());
-    let served: Vec<&'static str> = PLATFORM_SERVICES
+    let served: Vec<&'static str> = services::names::PLATFORM_SERVICES
         .iter()
         .flat_map(|(_, services)| services.iter().copied())
         .chain(["micro.proxy.Proxy"])
@@ -350,12 +350,12 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         .layer(micro::undecodable::UndecodableLayer)
         .layer(micro::gate::AdmitLayer::new(auth::guard::Guard::new(
             authority.clone(),
-            grpc_names(),
+            services::names::grpc_names(),
         )))
         .layer(proxy::transparent::TransparentLayer::new(
             proxy.clone(),
             proxy::transparent::Local::new(
-                grpc_names()
+                services::names::grpc_names()
                     .into_keys()
                     .chain(["micro.proxy.Proxy".to_owned()]),
             ),
@@ -450,45 +450,12 @@ async fn listen(address: &str) -> Result<(TcpListener, SocketAddr), Error> {
     Ok((listener, bound))
 }
 
-/// The platform services: registry name and gRPC services.
-const PLATFORM_SERVICES: &[(&str, &[&str])] = &[
-    ("registry", &["micro.registry.Registry"]),
-    ("store", &["micro.store.Store"]),
-    ("config", &["micro.config.Config"]),
-    ("broker", &["micro.broker.Broker"]),
-    ("events", &["micro.events.Events"]),
-    ("runtime", &["micro.runtime.Runtime"]),
-    (
-        "auth",
-        &["micro.auth.Auth", "micro.auth.Accounts", "micro.auth.Rules"],
-    ),
-];
-
-/// Whether `name` is one of the platform's services.
-pub(crate) fn is_platform_service(name: &str) -> bool {
-    PLATFORM_SERVICES
-        .iter()
-        .any(|(platform, _)| *platform == name)
-}
-
 /// `/pkg.Service/Method` as (`pkg.Service`, `Method`): exactly two non-empty parts, so every
 /// door that decides by a call's path (the guard, the transparent proxy) reads it alike.
 pub(crate) fn grpc_path(path: &str) -> Option<(&str, &str)> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     (!service.is_empty() && !method.is_empty() && !method.contains('/'))
         .then_some((service, method))
-}
-
-/// gRPC service → registered name, for the auth guard's resources.
-fn grpc_names() -> std::collections::HashMap<String, String> {
-    PLATFORM_SERVICES
-        .iter()
-        .flat_map(|(name, services)| {
-            services
-                .iter()
-                .map(|s| ((*s).to_owned(), (*name).to_owned()))
-        })
-        .collect()
 }
 
 /// This server's id among every server sharing a registry and a runtime. It is kept in the
@@ -534,7 +501,7 @@ fn platform_records(address: &str, server_id: &str) -> Result<Vec<Service>, Erro
     let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET)
         .map_err(|e| Error::internal(ID, format!("invalid platform descriptors: {e}")))?;
     let mut records = Vec::new();
-    for (name, grpc_services) in PLATFORM_SERVICES {
+    for (name, grpc_services) in services::names::PLATFORM_SERVICES {
         let mut record = Service::new(*name, "latest");
         let mut package = String::new();
         for grpc_service in *grpc_services {

@@ -114,7 +114,7 @@ fn parse_template(path: &str) -> Option<Template> {
     });
     let claims_its_own = matches!(
         segments.first(),
-        Some(Segment::Literal(first)) if !crate::is_platform_service(first) && first != "openapi.json"
+        Some(Segment::Literal(first)) if !crate::services::names::is_platform_service(first) && first != "openapi.json"
     );
     (segments.len() <= MAX_SEGMENTS && rest_only_last && claims_its_own)
         .then_some(Template { segments, verb })

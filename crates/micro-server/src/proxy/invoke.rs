@@ -143,7 +143,9 @@ impl ProxyService {
         // The platform's own services get the caller's token; any other service one that opens
         // it alone, which it cannot replay elsewhere — or none, never the caller's own.
         let token = match (target.caller.token.as_deref(), self.authority()) {
-            (Some(token), Some(authority)) if !crate::is_platform_service(service) => {
+            (Some(token), Some(authority))
+                if !crate::services::names::is_platform_service(service) =>
+            {
                 authority.pass_on(token, namespace, service)
             }
             (token, _) => token.map(str::to_owned),
@@ -173,7 +175,7 @@ impl ProxyService {
         // Only to the platform's own services: a tenant's service must not collect proofs to
         // replay.
         if let (Some(peer), Some(authority)) = (target.caller.peer, self.authority())
-            && crate::is_platform_service(service)
+            && crate::services::names::is_platform_service(service)
             && let (Ok(ip), Ok(proof)) = (
                 MetadataValue::try_from(peer.to_string()),
                 MetadataValue::try_from(authority.vouch(peer)),

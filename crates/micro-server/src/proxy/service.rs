@@ -186,7 +186,7 @@ impl ProxyService {
     /// namespace is never picked instead, so it cannot pose as the platform (and take the
     /// secrets sent to `auth`).
     pub fn client_for(&self, namespace: &str, service: &str) -> Client {
-        if crate::is_platform_service(service) {
+        if crate::services::names::is_platform_service(service) {
             self.client(DEFAULT_NAMESPACE)
         } else {
             self.client(namespace)

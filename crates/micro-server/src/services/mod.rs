@@ -7,6 +7,7 @@ mod auth;
 mod broker;
 mod config;
 mod events;
+pub(crate) mod names;
 mod registry;
 mod runtime;
 mod store;

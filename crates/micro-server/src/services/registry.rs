@@ -134,7 +134,7 @@ impl registry_server::Registry for RegistryService {
 /// Refuses the names of the platform's own services (`auth`, `store`, ...): a node registered
 /// under one would be sent the platform's calls (and the secrets sent to `auth`).
 fn not_the_platforms(name: &str) -> Result<(), Error> {
-    if crate::is_platform_service(name) {
+    if crate::services::names::is_platform_service(name) {
         return Err(Error::forbidden(
             ID,
             format!("the name {name:?} belongs to a platform service; choose another name"),

@@ -117,7 +117,7 @@ async fn forward(
     let service = match crate::auth::guard::header(&req, SERVICE_HEADER)? {
         Some(name) => {
             micro_core::limits::name(ID, "service name", name)?;
-            if crate::is_platform_service(name) {
+            if crate::services::names::is_platform_service(name) {
                 return Err(Error::bad_request(
                     ID,
                     format!(
