@@ -4,7 +4,10 @@
 //! next call. A node whose connection broke under a call (a frozen process stops answering
 //! HTTP/2 pings; a reset) is suspect: it gets no calls until a probe says whether it still
 //! answers — a healthy node is back within the probe's round trip, a frozen one is ejected.
-//! Timeouts eject a node after [`CONSECUTIVE`] in a row. An ejected node gets no calls; when
+//! Timeouts eject a node after [`CONSECUTIVE`] in a row, or when they are at least
+//! [`FAILURE_RATE`] of the node's calls in a [`WINDOW`] of at least [`RATE_MIN_CALLS`] calls (a
+//! node that times out every other call never fails five in a row). An ejected node gets no
+//! calls; when
 //! its back-off has passed, the breaker asks for one probe (a health check the client sends,
 //! never a caller's request). A probe that is answered closes the breaker; one that is not
 //! ejects the node again for twice as long, up to [`MAX_BACKOFF`].
@@ -19,6 +22,15 @@ use tokio::time::Instant;
 
 /// Failures in a row (other than connection failures) that eject a node.
 pub(crate) const CONSECUTIVE: u32 = 5;
+
+/// The share of a window's calls that, timing out, ejects a node.
+pub(crate) const FAILURE_RATE: f64 = 0.5;
+
+/// The calls a window needs before its failure rate counts.
+pub(crate) const RATE_MIN_CALLS: u32 = 20;
+
+/// How long a window of calls lasts.
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
 
 /// The first ejection's length.
 pub(crate) const BASE_BACKOFF: Duration = Duration::from_secs(1);
@@ -55,6 +67,8 @@ pub(crate) enum State {
 pub(crate) struct Breaker {
     state: State,
     consecutive: u32,
+    /// The current window of calls: when it began, its calls, its failures.
+    window: Option<(Instant, u32, u32)>,
     /// Ejections since the node was last healthy, for the back-off.
     ejections: u32,
 }
@@ -64,6 +78,7 @@ impl Default for Breaker {
         Self {
             state: State::Closed,
             consecutive: 0,
+            window: None,
             ejections: 0,
         }
     }
@@ -90,11 +105,13 @@ impl Breaker {
             Outcome::Answered => {
                 self.consecutive = 0;
                 self.ejections = 0;
+                self.count(now, false);
                 false
             }
             Outcome::Failed => {
                 self.consecutive += 1;
-                if self.consecutive >= CONSECUTIVE {
+                let too_many = self.count(now, true);
+                if self.consecutive >= CONSECUTIVE || too_many {
                     self.eject(now);
                     return true;
                 }
@@ -136,7 +153,22 @@ impl Breaker {
         }
     }
 
+    /// Counts a call in the window (a new one if the last is over); whether the window's
+    /// failure rate now ejects the node.
+    fn count(&mut self, now: Instant, failed: bool) -> bool {
+        let (start, calls, failures) = match self.window {
+            Some((start, calls, failures)) if now.duration_since(start) < WINDOW => {
+                (start, calls, failures)
+            }
+            _ => (now, 0, 0),
+        };
+        let (calls, failures) = (calls + 1, failures + u32::from(failed));
+        self.window = Some((start, calls, failures));
+        calls >= RATE_MIN_CALLS && f64::from(failures) >= FAILURE_RATE * f64::from(calls)
+    }
+
     fn eject(&mut self, now: Instant) {
+        self.window = None;
         let doublings = self.ejections.min(16);
         self.ejections = self.ejections.saturating_add(1);
         let backoff = BASE_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF);
@@ -179,6 +211,49 @@ mod tests {
         assert!(b.allows());
         assert!(b.record(Instant::now(), Outcome::Failed));
         assert!(!b.allows());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_failing_every_other_call_is_ejected_by_its_failure_rate() {
+        let mut b = Breaker::default();
+        let mut ejected = false;
+        for n in 0..RATE_MIN_CALLS {
+            let outcome = if n % 2 == 0 {
+                Outcome::Answered
+            } else {
+                Outcome::Failed
+            };
+            ejected |= b.record(Instant::now(), outcome);
+        }
+        assert!(ejected, "half the window's calls failed");
+        assert!(!b.allows());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_spread_over_windows_or_below_the_rate_do_not_eject() {
+        let mut b = Breaker::default();
+        // One in three fails: below the rate, however many calls.
+        for n in 0..3 * RATE_MIN_CALLS {
+            let outcome = if n % 3 == 0 {
+                Outcome::Failed
+            } else {
+                Outcome::Answered
+            };
+            assert!(!b.record(Instant::now(), outcome), "call {n}");
+        }
+        // Every other call fails, but each window sees too few calls to judge.
+        for n in 0..4 * RATE_MIN_CALLS {
+            let outcome = if n % 2 == 0 {
+                Outcome::Answered
+            } else {
+                Outcome::Failed
+            };
+            assert!(!b.record(Instant::now(), outcome), "call {n}");
+            if n % (RATE_MIN_CALLS / 2) == 0 {
+                tokio::time::advance(WINDOW).await;
+            }
+        }
+        assert!(b.allows());
     }
 
     #[tokio::test(start_paused = true)]
