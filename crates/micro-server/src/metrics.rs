@@ -12,6 +12,8 @@
 //! - `micro_client_*`: what each namespace's client knows — retries, retries the budget
 //!   refused, ejections, calls refused at once because every node was ejected, and per node its
 //!   breaker state, calls in flight and latency estimate.
+//! - the process's CPU, memory, open files and start time, and the tokio runtime's workers,
+//!   tasks and queue ([`micro::metrics::Process`], as every service has them).
 //!
 //! Labels only take values that exist on the platform (a resolved service and endpoint, a
 //! known method, a status code, a namespace the proxy keeps a client for — at most
@@ -90,6 +92,7 @@ impl Metrics {
             http.clone(),
         );
         registry.register_collector(Box::new(Clients(Box::new(clients))));
+        registry.register_collector(Box::new(micro::metrics::Process));
         Self {
             inner: Arc::new(Inner {
                 registry,

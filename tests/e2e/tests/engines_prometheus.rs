@@ -155,4 +155,23 @@ fn prometheus_scrapes_the_platform() {
         query(&prometheus.address, "up{job=\"services\"}"),
         Some(1.0)
     );
+
+    // Process and runtime gauges, from the server and from the service alike.
+    for job in ["micro", "services"] {
+        for gauge in [
+            "process_resident_memory_bytes",
+            "process_cpu_seconds_total",
+            "tokio_runtime_workers",
+        ] {
+            let value = query(
+                &prometheus.address,
+                &format!("max({gauge}{{job=\"{job}\"}})"),
+            );
+            // A light process may not have used a whole clock tick of CPU yet.
+            assert!(
+                value.is_some_and(|v| v > 0.0 || gauge == "process_cpu_seconds_total"),
+                "{gauge} of {job}: {value:?}"
+            );
+        }
+    }
 }

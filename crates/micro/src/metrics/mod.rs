@@ -9,6 +9,8 @@
 //!   RPC conventions: requests, errors and duration (RED). A call counts when its answer
 //!   begins — for a stream, when it opens. Health checks and reflection are not counted.
 //! - `rpc_server_calls_in_flight` (gauge): calls being handled.
+//! - the process's CPU, memory, open files and start time, and the tokio runtime's workers,
+//!   tasks and queue (see [`Process`]).
 //!
 //! A method label only takes a method the service serves (from its descriptors): any other
 //! path counts as `_OTHER`, whatever the answer, so no caller can grow the series. Reading the
@@ -17,9 +19,11 @@
 //! request is answered 505, so a browser cannot send a handler a call.
 
 mod layer;
+mod process;
 mod service;
 
 pub use layer::MetricsLayer;
+pub use process::Process;
 pub use service::Measured;
 
 use std::{
@@ -89,6 +93,7 @@ impl ServiceMetrics {
     /// The metrics of `service`, which serves the methods `serves` (proto service, method).
     pub fn new(service: &str, serves: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut registry = Registry::default();
+        registry.register_collector(Box::new(Process));
         let calls: Histograms = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "rpc_server_call_duration",
