@@ -13,13 +13,19 @@
 //! When the platform cannot answer, the call is refused with 503 (fail closed): a service never
 //! runs a handler for a caller nobody checked. Health and reflection are open to all.
 //!
-//! The tower plumbing is [`AdmitLayer`], around anything that can [`Admit`] a call: the server
-//! puts its own guard in front of the platform services with it too.
+//! The tower plumbing is [`AdmitLayer`] (`layer`) and [`Admitted`] (`service`), around anything
+//! that can [`Admit`] a call: the server puts its own guard in front of the platform services
+//! with it too. What is remembered, and for how long, is `answers`: logic that takes `now`.
+
+mod answers;
+mod layer;
+mod service;
+
+pub use layer::AdmitLayer;
+pub use service::Admitted;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-    task::{Context, Poll},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -32,14 +38,13 @@ use micro_core::{
 use micro_proto::auth::{self as pb, auth_client::AuthClient};
 use tonic::body::Body;
 
-use crate::{remote::Connection, status::to_status};
+use answers::Answers;
+
+use crate::remote::Connection;
 
 /// How long an answer is reused: the longest a rule change, a deleted account or a changed
 /// secret takes to reach a service (a second, as on the platform's own doors).
 pub const REMEMBER: Duration = Duration::from_secs(1);
-
-/// At most this many answers are remembered (then the expired are dropped, or all).
-const CAP: usize = 4096;
 
 /// How long the platform has to answer before the call is refused with 503.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,102 +52,12 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longer tokens are refused without asking (ours are well under 1 KiB).
 const TOKEN_MAX: usize = 8 * 1024;
 
-/// What the platform said about one endpoint and token.
-#[derive(Clone)]
-struct Answer {
-    verdict: Result<Option<Arc<Account>>, Error>,
-    until: Instant,
-}
-
-/// gRPC path → token ("" for none) → answer.
-type Answers = HashMap<String, HashMap<String, Answer>>;
-
 /// Decides, before a handler runs, whether a call goes in: the part that differs between a
 /// service's gate and the platform's own guard in front of its services. It may leave what it
 /// learnt (the caller) in the request's extensions.
 pub trait Admit: Send + Sync + 'static {
     /// `Ok` lets the call in; an error is the answer the caller gets instead, as a gRPC status.
     fn admit<'a>(&'a self, req: &'a mut http::Request<Body>) -> BoxFuture<'a, Result<(), Error>>;
-}
-
-/// A tower layer that puts an [`Admit`] in front of every handler of a tonic server
-/// (`Server::builder().layer(AdmitLayer::new(admit))`).
-pub struct AdmitLayer<A> {
-    admit: Arc<A>,
-}
-
-impl<A> AdmitLayer<A> {
-    /// `admit` in front of every handler.
-    pub fn new(admit: A) -> Self {
-        Self {
-            admit: Arc::new(admit),
-        }
-    }
-}
-
-impl<A> Clone for AdmitLayer<A> {
-    fn clone(&self) -> Self {
-        Self {
-            admit: self.admit.clone(),
-        }
-    }
-}
-
-impl<A, S> tower::Layer<S> for AdmitLayer<A> {
-    type Service = Admitted<S, A>;
-
-    fn layer(&self, inner: S) -> Admitted<S, A> {
-        Admitted {
-            inner,
-            admit: self.admit.clone(),
-        }
-    }
-}
-
-/// A handler behind an [`Admit`].
-pub struct Admitted<S, A> {
-    inner: S,
-    admit: Arc<A>,
-}
-
-impl<S: Clone, A> Clone for Admitted<S, A> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            admit: self.admit.clone(),
-        }
-    }
-}
-
-impl<S, A> tower::Service<http::Request<Body>> for Admitted<S, A>
-where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    A: Admit,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
-        // The clone is the ready one's twin; keep the ready one for this call (tower's rule).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let admit = self.admit.clone();
-        Box::pin(async move {
-            match admit.admit(&mut req).await {
-                Ok(()) => inner.call(req).await,
-                Err(e) => Ok(to_status(&e).into_http()),
-            }
-        })
-    }
 }
 
 /// A service's check of its callers (see the module docs).
@@ -154,7 +69,7 @@ pub(crate) struct Gate {
     handlers: Vec<&'static str>,
     /// The platform that answers; none lets every call in (a service without a platform).
     server: Option<Connection>,
-    answers: RwLock<Answers>,
+    answers: Mutex<Answers>,
 }
 
 impl Gate {
@@ -171,7 +86,7 @@ impl Gate {
             namespace: namespace.to_owned(),
             handlers,
             server,
-            answers: RwLock::new(HashMap::new()),
+            answers: Mutex::new(Answers::default()),
         }
     }
 }
@@ -216,7 +131,12 @@ impl Admit for Gate {
                 return Ok(());
             };
             let token = caller_token(req.headers())?.unwrap_or("");
-            let account = match self.remembered(path, token) {
+            let remembered = self.answers.lock().unwrap_or_else(|p| p.into_inner()).get(
+                Instant::now(),
+                path,
+                token,
+            );
+            let account = match remembered {
                 Some(verdict) => verdict,
                 None => self.ask(server, path, token, endpoint).await,
             }?;
@@ -240,13 +160,6 @@ fn endpoint<'a>(path: &'a str, handlers: &[&str]) -> Option<(&'a str, &'a str)> 
 }
 
 impl Gate {
-    /// The answer remembered for `path` and `token`, if it is still good.
-    fn remembered(&self, path: &str, token: &str) -> Option<Result<Option<Arc<Account>>, Error>> {
-        let answers = self.answers.read().unwrap_or_else(|p| p.into_inner());
-        let answer = answers.get(path)?.get(token)?;
-        (Instant::now() < answer.until).then(|| answer.verdict.clone())
-    }
-
     /// Asks the platform, and remembers its answer (not a failure to get one).
     async fn ask(
         &self,
@@ -299,27 +212,13 @@ impl Gate {
         } else {
             Err(Error::forbidden("micro.auth", answer.detail))
         };
-        let mut until = Instant::now() + REMEMBER;
-        if answer.expiry > 0 {
-            until = until.min(Instant::now() + left(answer.expiry));
-        }
-        let mut answers = self.answers.write().unwrap_or_else(|p| p.into_inner());
-        if answers.values().map(HashMap::len).sum::<usize>() >= CAP {
-            // The expired go first; if that is not enough, everything.
-            let now = Instant::now();
-            for by_token in answers.values_mut() {
-                by_token.retain(|_, a| a.until > now);
-            }
-            if answers.values().map(HashMap::len).sum::<usize>() >= CAP {
-                answers.clear();
-            }
-        }
-        answers.entry(path.to_owned()).or_default().insert(
-            token.to_owned(),
-            Answer {
-                verdict: verdict.clone(),
-                until,
-            },
+        let expires = (answer.expiry > 0).then(|| left(answer.expiry));
+        self.answers.lock().unwrap_or_else(|p| p.into_inner()).put(
+            Instant::now(),
+            path,
+            token,
+            verdict.clone(),
+            expires,
         );
         verdict
     }
