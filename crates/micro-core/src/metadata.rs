@@ -28,6 +28,11 @@ pub const ENDPOINT_GRPC_SERVICE: &str = "grpc_service";
 /// Endpoint metadata key: `server`, `client` or `bidi` for streaming endpoints; absent for unary.
 pub const ENDPOINT_STREAM: &str = "stream";
 
+/// Endpoint metadata key: `true` for a method the proto marks safe to repeat
+/// (`option idempotency_level = IDEMPOTENT` or `NO_SIDE_EFFECTS`); a client may send such a
+/// call again on another node when a connection breaks under it.
+pub const ENDPOINT_IDEMPOTENT: &str = "idempotent";
+
 /// Endpoint metadata: the method's `google.api.http` rules, one per line as
 /// `METHOD /path/{template} [BODY]` (BODY is `*`, a field name, or absent for none).
 pub const ENDPOINT_HTTP: &str = "http";

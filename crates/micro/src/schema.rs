@@ -7,7 +7,7 @@
 
 use micro_core::{
     Endpoint, Value,
-    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_HTTP, ENDPOINT_STREAM},
+    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_HTTP, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM},
 };
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor, ServiceDescriptor,
@@ -40,6 +40,11 @@ pub fn endpoints(service: &ServiceDescriptor) -> Vec<Endpoint> {
                     .metadata
                     .insert(ENDPOINT_STREAM.to_owned(), kind.to_owned());
             }
+            if idempotent(&method) {
+                endpoint
+                    .metadata
+                    .insert(ENDPOINT_IDEMPOTENT.to_owned(), "true".to_owned());
+            }
             let rules = http_rules(&method);
             if !rules.is_empty() {
                 endpoint
@@ -49,6 +54,20 @@ pub fn endpoints(service: &ServiceDescriptor) -> Vec<Endpoint> {
             endpoint
         })
         .collect()
+}
+
+/// Whether the proto marks `method` safe to repeat (`idempotency_level` `NO_SIDE_EFFECTS` or
+/// `IDEMPOTENT`).
+fn idempotent(method: &MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    let level = method
+        .method_descriptor_proto()
+        .options
+        .as_ref()
+        .and_then(|o| o.idempotency_level);
+    level.is_some_and(|l| {
+        l == IdempotencyLevel::NoSideEffects as i32 || l == IdempotencyLevel::Idempotent as i32
+    })
 }
 
 /// The method's `(google.api.http)` rules, with their additional bindings, as

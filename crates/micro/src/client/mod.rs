@@ -18,7 +18,10 @@
 //! A call that never reached a node is tried on the next one, at most three nodes in all, with a
 //! short jittered back-off — and only while the client's retry budget lasts (tower's
 //! `TpsBudget`: retries may add 20 % to the calls of the last ten seconds, plus ten a second),
-//! so an outage cannot turn into a retry storm. A call that reached a node is never repeated.
+//! so an outage cannot turn into a retry storm. A call that reached a node is repeated only when
+//! the service's proto marks the method safe to repeat (`idempotency_level` `NO_SIDE_EFFECTS` or
+//! `IDEMPOTENT`, registered as endpoint metadata `idempotent`) and the connection broke before
+//! an answer: its request is kept for that, and goes to the next node within the same budget.
 //! Connections are kept per node address and shared by every service channel of the client;
 //! [`Client::stats`] says what the client has seen.
 //!
@@ -323,9 +326,11 @@ impl Client {
     }
 
     /// The addresses to try for a call, best first; none when every node is ejected.
-    async fn candidates(&self, target: &Target) -> Result<Vec<String>, Status> {
+    /// The nodes to try, in order, and whether the service marks the method at `path` safe to
+    /// repeat (see [`repeatable`]).
+    async fn candidates(&self, target: &Target, path: &str) -> Result<(Vec<String>, bool), Status> {
         let (name, filter) = match target {
-            Target::Address(address) => return Ok(vec![address.to_string()]),
+            Target::Address(address) => return Ok((vec![address.to_string()], false)),
             Target::Service(name, filter) => (name, filter),
         };
         let entry = self
@@ -382,6 +387,7 @@ impl Client {
                 .map(|i| addresses[i].to_owned())
                 .collect();
         ordered.truncate(MAX_ATTEMPTS);
+        let repeatable = repeatable(&entry.services, path);
         if ordered.is_empty() {
             self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(to_status(&Error::unavailable(
@@ -393,7 +399,7 @@ impl Client {
                 ),
             )));
         }
-        Ok(ordered)
+        Ok((ordered, repeatable))
     }
 
     /// Sends the health-check probe the breaker of `address` asked for. However the probe
@@ -447,12 +453,27 @@ impl Client {
             crate::auth::from_env().await.map_err(|e| to_status(&e))?;
         }
         self.inner.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let candidates = self.candidates(&target).await?;
+        let (candidates, repeatable) = self.candidates(&target, request.uri().path()).await?;
         self.inner.budget.deposit();
         let (parts, body) = request.into_parts();
-        let slot = Slot::new(body);
+        // A call safe to repeat keeps its request, so it can go to another node even after one
+        // read it; any other's body goes to one node at most.
+        let replayed = |bytes: &bytes::Bytes| Body::new(http_body_util::Full::new(bytes.clone()));
+        let (replay, mut slot) = if repeatable && candidates.len() > 1 {
+            let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
+            let slot = Slot::new(replayed(&bytes));
+            (Some(bytes), slot)
+        } else {
+            (None, Slot::new(body))
+        };
         let mut last = String::new();
+        let tries = candidates.len();
         for (tried, address) in candidates.into_iter().enumerate() {
+            if let Some(bytes) = &replay
+                && !slot.untouched()
+            {
+                slot = Slot::new(replayed(bytes));
+            }
             if tried > 0 {
                 if !self.inner.budget.withdraw() {
                     self.inner
@@ -507,6 +528,13 @@ impl Client {
                     self.disconnect(&address);
                     last = format!("{address}: {err}");
                 }
+                Err(err) if replay.is_some() && tried + 1 < tries => {
+                    // It may have run, but the service says that is harmless: the next node.
+                    tracing::debug!(%address, error = %err, "connection lost; the call is safe to repeat");
+                    watch.end(Outcome::Lost, false);
+                    self.disconnect(&address);
+                    last = format!("{address}: the connection was lost ({err})");
+                }
                 Err(err) => {
                     // It may have run: not repeated. The node is probed before it gets
                     // another call.
@@ -531,6 +559,29 @@ impl Client {
             format!("could not reach {what} ({last})"),
         )))
     }
+}
+
+/// Whether a version of the service marks the method at `path` (`/pkg.Svc/Method`) safe to
+/// repeat — idempotent, and sending one request (a client stream is never replayed).
+fn repeatable(services: &[micro_core::Service], path: &str) -> bool {
+    use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
+    services.iter().flat_map(|s| &s.endpoints).any(|e| {
+        e.metadata
+            .get(ENDPOINT_IDEMPOTENT)
+            .is_some_and(|v| v == "true")
+            && !matches!(
+                e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
+                Some("client" | "bidi")
+            )
+            && e.metadata
+                .get(ENDPOINT_GRPC_SERVICE)
+                .zip(e.name.split_once('.'))
+                .is_some_and(|(grpc_service, (_, method))| {
+                    path.strip_prefix('/')
+                        .and_then(|p| p.split_once('/'))
+                        .is_some_and(|(s, m)| s == grpc_service && m == method)
+                })
+    })
 }
 
 /// Whether `err` is the channel giving up at the call's `grpc-timeout`.
