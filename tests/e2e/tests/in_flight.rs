@@ -140,7 +140,7 @@ async fn a_call_safe_to_repeat_goes_to_another_node_when_its_node_dies_mid_call(
     record.name = "mixed".into();
     record.nodes = vec![
         micro_core::Node::new("mixed-stuck", &relayed),
-        micro_core::Node::new("mixed-healthy", &healthy.address().to_string()),
+        micro_core::Node::new("mixed-healthy", healthy.address().to_string()),
     ];
     let registry = micro::registry::RemoteRegistry::new(&server).expect("registry");
     micro::Registry::register(&registry, "micro", &record, Duration::from_secs(60))
