@@ -479,6 +479,7 @@ fn server_id(home: Option<&std::path::Path>) -> Result<String, Error> {
         Ok(id) if is_server_id(id.trim()) => return Ok(id.trim().to_owned()),
         // A damaged id is replaced: the worst is that this server's old records lapse.
         Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(unreadable(e)),
     }
@@ -486,6 +487,12 @@ fn server_id(home: Option<&std::path::Path>) -> Result<String, Error> {
     std::fs::create_dir_all(files.dir()).map_err(unreadable)?;
     std::fs::write(&path, &id).map_err(unreadable)?;
     Ok(id)
+}
+
+/// Eight hex digits drawn once per process.
+fn process_nonce() -> &'static str {
+    static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NONCE.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned())
 }
 
 /// Whether `id` is what [`server_id`] makes: 12 lowercase hex digits.
@@ -511,8 +518,9 @@ fn platform_records(address: &str, server_id: &str) -> Result<Vec<Service>, Erro
             record.endpoints.extend(schema::endpoints(&descriptor));
             package = descriptor.package_name().to_owned();
         }
-        // Unique among every server sharing a registry, on any machine.
-        let mut node = Node::new(format!("{name}-{server_id}"), address);
+        // Unique among every server sharing a registry, on any machine — and among processes
+        // that share a home (and so an id) by mistake: one may never deregister another's.
+        let mut node = Node::new(format!("{name}-{server_id}-{}", process_nonce()), address);
         node.metadata
             .insert(NODE_PROTOCOL.to_owned(), "grpc".to_owned());
         node.metadata.insert(NODE_PACKAGE.to_owned(), package);

@@ -8,7 +8,8 @@
 //! - A repeated field takes every occurrence, and each occurrence may be a comma list
 //!   (`--tags=a,b --tags c`, `?tags=a,b&tags=c`: three items), as Micro's CLI reads repeated
 //!   flags. An item with a comma in it goes in a JSON request instead.
-//! - A field of a message type takes JSON text.
+//! - A field of a message type takes JSON text; the well-known types that are not objects in
+//!   JSON take their own text (`Timestamp`, `Duration`, `FieldMask`, the wrappers).
 
 use prost_reflect::Kind;
 use serde_json::Value;
@@ -46,8 +47,23 @@ impl Scalar {
             "uint32" | "fixed32" | "uint64" | "fixed64" => Self::Unsigned,
             "double" | "float" => Self::Float,
             _ if is_enum => Self::Enum,
-            _ => Self::Message,
+            _ => Self::well_known(name).unwrap_or(Self::Message),
         }
+    }
+
+    /// The well-known types whose JSON is not an object: the wrappers are their scalar, and a
+    /// `Timestamp` (`2024-01-01T00:00:00Z`), `Duration` (`1.5s`) or `FieldMask` (`a,b.c`) is
+    /// text.
+    fn well_known(full_name: &str) -> Option<Self> {
+        Some(match full_name.strip_prefix("google.protobuf.")? {
+            "StringValue" | "Timestamp" | "Duration" | "FieldMask" => Self::String,
+            "BytesValue" => Self::Bytes,
+            "BoolValue" => Self::Bool,
+            "Int32Value" | "Int64Value" => Self::Signed,
+            "UInt32Value" | "UInt64Value" => Self::Unsigned,
+            "DoubleValue" | "FloatValue" => Self::Float,
+            _ => return None,
+        })
     }
 
     /// The kind of a field described by `kind`.
@@ -65,7 +81,7 @@ impl Scalar {
             Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => Self::Unsigned,
             Kind::Double | Kind::Float => Self::Float,
             Kind::Enum(_) => Self::Enum,
-            Kind::Message(_) => Self::Message,
+            Kind::Message(m) => Self::well_known(m.full_name()).unwrap_or(Self::Message),
         }
     }
 
@@ -147,5 +163,17 @@ mod tests {
         assert_eq!(Scalar::of_type_name("Colour", true), Scalar::Enum);
         assert_eq!(Scalar::of_type_name("pkg.Msg", false), Scalar::Message);
         assert_eq!(Scalar::of_kind(&Kind::Fixed32), Scalar::Unsigned);
+        assert_eq!(
+            Scalar::of_type_name("google.protobuf.Timestamp", false),
+            Scalar::String
+        );
+        assert_eq!(
+            Scalar::of_type_name("google.protobuf.Int64Value", false),
+            Scalar::Signed
+        );
+        assert_eq!(
+            Scalar::of_type_name("google.protobuf.Struct", false),
+            Scalar::Message
+        );
     }
 }

@@ -12,7 +12,7 @@ use micro_proto::auth::{
     DeleteAccountRequest, GenerateRequest, TokenRequest, accounts_client::AccountsClient,
     auth_client::AuthClient,
 };
-use micro_proto::broker::{SubscribeRequest, broker_client::BrokerClient};
+use micro_proto::broker::{PublishRequest, SubscribeRequest, broker_client::BrokerClient};
 use micro_proto::config::{WatchRequest, config_client::ConfigClient};
 
 fn bearer<T>(token: &str, msg: T) -> tonic::Request<T> {
@@ -207,5 +207,64 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
         .expect("a new stream with the new token");
     micro::auth::set_token(None);
     drop(broker);
+    platform.stop().await;
+}
+
+/// A stream outlives the token it opened with: a subscription opened with a token that then
+/// expires keeps delivering (revocation and rules still end it, see above).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_outlives_the_expiry_of_the_token_it_opened_with() {
+    let platform = micro_server::start(micro_server::Options {
+        address: "127.0.0.1:0".into(),
+        api_address: None,
+        web_address: None,
+        auth: micro_server::AuthOptions {
+            enabled: true,
+            token_ttl: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("platform");
+    let url = format!("http://{}", platform.grpc_address());
+    let short_lived = micro_e2e::in_process::admin_token(&platform).await;
+    let mut subscription = BrokerClient::connect(url.clone())
+        .await
+        .unwrap()
+        .subscribe(bearer(
+            &short_lived,
+            SubscribeRequest {
+                topic: "long".into(),
+                queue: String::new(),
+            },
+        ))
+        .await
+        .expect("subscribed")
+        .into_inner();
+    // Past the token's expiry, and past a recheck or two.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let fresh = micro_e2e::in_process::admin_token(&platform).await;
+    let mut publisher = BrokerClient::connect(url).await.unwrap();
+    publisher
+        .publish(bearer(
+            &fresh,
+            PublishRequest {
+                topic: "long".into(),
+                message: Some(micro_proto::broker::Message {
+                    header: Default::default(),
+                    body: b"still here".to_vec(),
+                }),
+            },
+        ))
+        .await
+        .expect("published");
+    let message = tokio::time::timeout(Duration::from_secs(5), subscription.message())
+        .await
+        .expect("delivered in time")
+        .expect("the stream lives")
+        .expect("a message");
+    assert_eq!(message.body, b"still here");
+    drop((subscription, publisher));
     platform.stop().await;
 }

@@ -134,6 +134,7 @@ impl Admit for Guard {
                 .contains(&req.uri().path())
                 .then(|| -> Result<Recheck, Error> {
                     Ok(Recheck {
+                        opened: super::now(),
                         authority: self.authority.clone(),
                         authorization: token.map(str::to_owned),
                         namespace: header(req, NAMESPACE_HEADER)?.map(str::to_owned),
@@ -155,6 +156,8 @@ impl Admit for Guard {
 /// or a rule changed, while the stream is open takes effect on it too.
 #[derive(Clone)]
 pub(crate) struct Recheck {
+    /// When the call was let in (Unix seconds): the token's expiry is judged then, not again.
+    opened: i64,
     authority: super::Authority,
     authorization: Option<String>,
     namespace: Option<String>,
@@ -188,11 +191,29 @@ impl Recheck {
         })
     }
 
-    /// Whether the call would still be admitted now.
+    /// Whether the call would still be admitted now: its token not revoked, the rules still
+    /// letting it through. The token's own expiry is not judged again — a stream outlives the
+    /// token it opened with — and neither is a failure to decide (a store that does not answer
+    /// this second): only a refusal (401, 403) is an error here.
     pub(crate) async fn again(&self) -> Result<(), Error> {
+        match self.decide().await {
+            Err(e) if e.code == 401 || e.code == 403 => Err(e),
+            Err(e) => {
+                tracing::warn!("cannot check an open stream's caller again: {e}");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    async fn decide(&self) -> Result<(), Error> {
         let caller = self
             .authority
-            .caller(self.authorization.as_deref(), self.namespace.as_deref())
+            .caller_as_of(
+                self.authorization.as_deref(),
+                self.namespace.as_deref(),
+                self.opened,
+            )
             .await?;
         if let Some(resource) = &self.resource {
             self.authority.authorize(&caller, resource).await?;

@@ -332,7 +332,19 @@ impl Authority {
         authorization: Option<&str>,
         asked: Option<&str>,
     ) -> Result<Caller, Error> {
-        let caller = self.identify(authorization, asked)?;
+        self.caller_as_of(authorization, asked, now()).await
+    }
+
+    /// [`Self::caller`] with the token's expiry judged at `at` (Unix seconds): a stream let in
+    /// at `at` is checked again for revocation and rules, not for the token's age — it outlives
+    /// the token it opened with, as a connection outlives its login.
+    pub(crate) async fn caller_as_of(
+        &self,
+        authorization: Option<&str>,
+        asked: Option<&str>,
+        at: i64,
+    ) -> Result<Caller, Error> {
+        let caller = self.identify(authorization, asked, at)?;
         // An account's own namespace exists (it holds the account), and an admin of `micro`
         // acts wherever it likes; a caller without an account needs a namespace that exists.
         if caller.enforced && caller.account.is_none() {
@@ -342,14 +354,19 @@ impl Authority {
     }
 
     /// [`Self::caller`] without the look-up of the namespace.
-    fn identify(&self, authorization: Option<&str>, asked: Option<&str>) -> Result<Caller, Error> {
+    fn identify(
+        &self,
+        authorization: Option<&str>,
+        asked: Option<&str>,
+        at: i64,
+    ) -> Result<Caller, Error> {
         let asked = asked.map(str::trim).filter(|ns| !ns.is_empty());
         if let Some(ns) = asked {
             check_namespace(ns)?;
         }
         let token = authorization.map(bearer).unwrap_or("");
         // Without auth, or without a token: nobody, in the namespace asked for.
-        let Some((account, _)) = self.holder(token)? else {
+        let Some((account, _)) = self.holder_at(token, None, at)? else {
             if asked == Some(ALL_NAMESPACES) && self.enabled() {
                 return Err(Error::unauthorized(
                     ID,
@@ -392,14 +409,19 @@ impl Authority {
     /// The account `token` stands for, with the token's expiry (unix seconds); `None` without a
     /// token or with auth off, 401 for a token that does not hold or was revoked.
     fn holder(&self, token: &str) -> Result<Option<(Account, i64)>, Error> {
-        self.holder_at(token, None)
+        self.holder_at(token, None, now())
     }
 
     /// [`Self::holder`] at a door that is `door` (`NAMESPACE/SERVICE`, a service's own door
     /// asking `Auth.Check`) or the platform's (`None`): a token passed on to one service opens
     /// that service's door and no other.
-    fn holder_at(&self, token: &str, door: Option<&str>) -> Result<Option<(Account, i64)>, Error> {
-        let Some(holder) = self.verified(token)? else {
+    fn holder_at(
+        &self,
+        token: &str,
+        door: Option<&str>,
+        at: i64,
+    ) -> Result<Option<(Account, i64)>, Error> {
+        let Some(holder) = self.verified(token, at)? else {
             return Ok(None);
         };
         if let Some(audience) = &holder.audience
@@ -415,11 +437,11 @@ impl Authority {
 
     /// What `token` says, if it holds and was not revoked; `None` without a token or with auth
     /// off. A token passed on to one service (with an audience) is answered as it is.
-    fn verified(&self, token: &str) -> Result<Option<tokens::Holder>, Error> {
+    fn verified(&self, token: &str, at: i64) -> Result<Option<tokens::Holder>, Error> {
         if token.is_empty() || !self.enabled() {
             return Ok(None);
         }
-        let holder = self.inner.keys.verify_at(token, now())?;
+        let holder = self.inner.keys.verify_at(token, at)?;
         let account = &holder.account;
         if self.inner.revocations.voids(
             &account.issuer,
@@ -451,7 +473,7 @@ impl Authority {
         {
             return Some(made.clone());
         }
-        let holder = self.verified(token).ok().flatten()?;
+        let holder = self.verified(token, now()).ok().flatten()?;
         if holder.audience.is_some() {
             return None;
         }
@@ -745,7 +767,7 @@ impl Authority {
             });
         }
         let here = format!("{namespace}/{}", resource.name);
-        let verified = self.holder_at(bearer(token), Some(&here));
+        let verified = self.holder_at(bearer(token), Some(&here), now());
         let (account, expiry) = match verified {
             Ok(Some((account, expiry))) => (Some(account), expiry),
             Ok(None) => (None, 0),

@@ -59,7 +59,9 @@ impl ProxyService {
 
     /// Calls a unary endpoint with an encoded request message; answers the encoded response.
     pub async fn call_protobuf(&self, target: &Target, message: Bytes) -> Result<Bytes, Error> {
-        let (mut grpc, request) = self.prepare(target, message).await?;
+        let (mut grpc, mut request) = self.prepare(target, message).await?;
+        // The message is here, whole: the client may keep it to send again.
+        request.extensions_mut().insert(micro::client::InMemory);
         let started = Instant::now();
         let answer = grpc
             .unary(request, target.resolved.path.clone(), BytesCodec)

@@ -60,6 +60,8 @@ pub enum Unresolved {
     NoMethod {
         /// The service.
         service: String,
+        /// The endpoint registered for it (`Service.Method`).
+        endpoint: String,
         /// `pkg.Service/Method`.
         method: String,
     },
@@ -72,6 +74,16 @@ pub enum Unresolved {
     },
     /// The registry or the service's reflection failed.
     Failed(Error),
+}
+
+impl Unresolved {
+    /// The endpoint the resolution got to before it failed, when it found one registered.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            Self::NoMethod { endpoint, .. } | Self::BadName { endpoint, .. } => Some(endpoint),
+            _ => None,
+        }
+    }
 }
 
 impl From<Unresolved> for Error {
@@ -95,7 +107,9 @@ impl From<Unresolved> for Error {
                     }
                 ),
             ),
-            Unresolved::NoMethod { service, method } => Error::not_found(
+            Unresolved::NoMethod {
+                service, method, ..
+            } => Error::not_found(
                 ID,
                 format!("service \"{service}\" serves no method {method}"),
             ),
@@ -158,6 +172,7 @@ impl ProxyService {
             .and_then(|s| s.methods().find(|m| m.name() == method_name))
             .ok_or_else(|| Unresolved::NoMethod {
                 service: service.to_owned(),
+                endpoint: endpoint.clone(),
                 method: format!("{grpc_service}/{method_name}"),
             })?;
         let path =

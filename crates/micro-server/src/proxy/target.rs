@@ -41,8 +41,10 @@ impl Target {
 
 impl ProxyService {
     /// Resolves `endpoint` of `service` for `caller` (trying `fallback`), and checks the rules
-    /// for the endpoint found. When none is found, the rules are asked about the one named
-    /// first: a caller they refuse hears that, and nothing of what exists.
+    /// for the endpoint called. An exact name is checked before anything is looked up, so a
+    /// caller the rules refuse costs no lookup and learns nothing of what exists. A name the
+    /// fallback may change is checked once resolved, for the endpoint found — or, when nothing
+    /// was found, for the one the resolution got to, before its error is told.
     pub async fn target(
         &self,
         caller: Caller,
@@ -50,25 +52,26 @@ impl ProxyService {
         endpoint: &str,
         fallback: Fallback,
     ) -> Result<Target, Error> {
-        match self
-            .resolve(&caller.namespace, service, endpoint, fallback)
-            .await
-        {
-            Ok(resolved) => {
-                self.authorize(&caller, service, &resolved.endpoint).await?;
-                Ok(Target {
-                    caller,
-                    service: service.to_owned(),
-                    resolved,
-                    timeout: None,
-                    address: None,
-                    metadata: Vec::new(),
-                })
-            }
-            Err(unresolved) => {
-                self.authorize(&caller, service, endpoint).await?;
-                Err(unresolved.into())
-            }
+        if fallback == Fallback::Exact {
+            self.authorize(&caller, service, endpoint).await?;
         }
+        let resolved = self
+            .resolve(&caller.namespace, service, endpoint, fallback)
+            .await;
+        if fallback != Fallback::Exact {
+            let reached = match &resolved {
+                Ok(resolved) => resolved.endpoint.as_str(),
+                Err(unresolved) => unresolved.endpoint().unwrap_or(endpoint),
+            };
+            self.authorize(&caller, service, reached).await?;
+        }
+        Ok(Target {
+            caller,
+            service: service.to_owned(),
+            resolved: resolved?,
+            timeout: None,
+            address: None,
+            metadata: Vec::new(),
+        })
     }
 }

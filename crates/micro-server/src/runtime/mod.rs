@@ -296,14 +296,21 @@ impl LocalRuntime {
                 && let Err(e) = shared.claim(&entry.namespace, &entry.spec).await
             {
                 if e.code != 409 {
-                    return Err(e);
-                }
-                tracing::warn!(
+                    // Undecided (the store did not answer): run it, as before claims; the next
+                    // publish settles which server holds the name.
+                    tracing::warn!(
+                        namespace = %entry.namespace,
+                        service = %entry.spec.name,
+                        "resumed without a claim: {e}"
+                    );
+                } else {
+                    tracing::warn!(
                     namespace = %entry.namespace,
                     service = %entry.spec.name,
                     "not resumed here: {e}"
-                );
-                continue;
+                    );
+                    continue;
+                }
             }
             let deployed =
                 self.inner

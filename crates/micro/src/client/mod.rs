@@ -76,6 +76,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many nodes are tried for one call.
 const MAX_ATTEMPTS: usize = 3;
 
+/// Marks a request whose body its sender already holds in memory (the JSON proxy's, made from
+/// the caller's decoded message): keeping it to send again, if the method is safe to repeat,
+/// costs nothing more, however the client was built.
+#[derive(Debug, Clone, Copy)]
+pub struct InMemory;
+
+/// The largest request of a caller's a client acting for callers keeps to send again.
+const PASSED_ON_REPLAY_MAX: u64 = 64 * 1024;
+
 /// The back-off before the first retry (doubled for the next, with full jitter).
 const RETRY_BACKOFF: Duration = Duration::from_millis(5);
 
@@ -454,12 +463,20 @@ impl Client {
         }
         self.inner.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (candidates, repeatable) = self.candidates(&target, request.uri().path()).await?;
+        let in_memory = request.extensions().get::<InMemory>().is_some();
         self.inner.budget.deposit();
         let (parts, body) = request.into_parts();
         // A call safe to repeat keeps its request, so it can go to another node even after one
         // read it; any other's body goes to one node at most.
         let replayed = |bytes: &bytes::Bytes| Body::new(http_body_util::Full::new(bytes.clone()));
-        let (replay, mut slot) = if repeatable && candidates.len() > 1 {
+        // A caller's request passed on (the proxies) is kept only when it says it is small: a
+        // caller must not make this process hold what flow control would have held back.
+        let small = http_body::Body::size_hint(&body)
+            .upper()
+            .is_some_and(|n| n <= PASSED_ON_REPLAY_MAX);
+        let keep =
+            repeatable && candidates.len() > 1 && (self.inner.own_identity || in_memory || small);
+        let (replay, mut slot) = if keep {
             let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
             let slot = Slot::new(replayed(&bytes));
             (Some(bytes), slot)
@@ -561,11 +578,22 @@ impl Client {
     }
 }
 
-/// Whether a version of the service marks the method at `path` (`/pkg.Svc/Method`) safe to
-/// repeat — idempotent, and sending one request (a client stream is never replayed).
+/// Whether the service marks the method at `path` (`/pkg.Svc/Method`) safe to repeat: every
+/// version that registers it says it is idempotent and takes one request (a client stream is
+/// never replayed) — during a roll-out, a version that dropped the mark wins.
 fn repeatable(services: &[micro_core::Service], path: &str) -> bool {
     use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
-    services.iter().flat_map(|s| &s.endpoints).any(|e| {
+    let Some((grpc_service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
+    else {
+        return false;
+    };
+    let mut registering = services.iter().flat_map(|s| &s.endpoints).filter(|e| {
+        e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
+            && e.name.split_once('.').is_some_and(|(_, m)| m == method)
+    });
+    let mut any = false;
+    let all = registering.all(|e| {
+        any = true;
         e.metadata
             .get(ENDPOINT_IDEMPOTENT)
             .is_some_and(|v| v == "true")
@@ -573,15 +601,8 @@ fn repeatable(services: &[micro_core::Service], path: &str) -> bool {
                 e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
                 Some("client" | "bidi")
             )
-            && e.metadata
-                .get(ENDPOINT_GRPC_SERVICE)
-                .zip(e.name.split_once('.'))
-                .is_some_and(|(grpc_service, (_, method))| {
-                    path.strip_prefix('/')
-                        .and_then(|p| p.split_once('/'))
-                        .is_some_and(|(s, m)| s == grpc_service && m == method)
-                })
-    })
+    });
+    any && all
 }
 
 /// Whether `err` is the channel giving up at the call's `grpc-timeout`.
@@ -833,5 +854,52 @@ impl tower::Service<http::Request<Body>> for Core {
                 Err(_) => Err(to_status(&Error::timeout(ID, "Request timed out"))),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use micro_core::{
+        Endpoint, Service,
+        metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM},
+    };
+
+    use super::repeatable;
+
+    fn version(version: &str, marks: &[(&str, &str)]) -> Service {
+        let mut service = Service::new("hw", version);
+        let mut endpoint = Endpoint::new("Helloworld.Call");
+        endpoint
+            .metadata
+            .insert(ENDPOINT_GRPC_SERVICE.into(), "helloworld.Helloworld".into());
+        for (k, v) in marks {
+            endpoint.metadata.insert((*k).into(), (*v).into());
+        }
+        service.endpoints.push(endpoint);
+        service
+    }
+
+    #[test]
+    fn only_a_method_every_version_marks_safe_is_repeated() {
+        let path = "/helloworld.Helloworld/Call";
+        let marked = version("v1", &[(ENDPOINT_IDEMPOTENT, "true")]);
+        assert!(repeatable(std::slice::from_ref(&marked), path));
+        assert!(!repeatable(
+            std::slice::from_ref(&marked),
+            "/helloworld.Helloworld/Other"
+        ));
+        assert!(!repeatable(
+            std::slice::from_ref(&marked),
+            "/other.Helloworld/Call"
+        ));
+        assert!(!repeatable(&[], path));
+        // A roll-out where v2 dropped the mark, or made the method a client stream.
+        let unmarked = version("v2", &[]);
+        assert!(!repeatable(&[marked.clone(), unmarked], path));
+        let streaming = version(
+            "v2",
+            &[(ENDPOINT_IDEMPOTENT, "true"), (ENDPOINT_STREAM, "bidi")],
+        );
+        assert!(!repeatable(&[marked, streaming], path));
     }
 }

@@ -72,9 +72,11 @@ impl Registration {
 
     /// Stops the heartbeats and deregisters every record (waiting at most 5 s; a failure is
     /// logged, and the records then lapse at their TTL).
-    pub async fn stop(self) {
-        for heartbeat in &self.heartbeats {
+    pub async fn stop(mut self) {
+        // Ended before the records go: a heartbeat under way must not bring one back.
+        for heartbeat in std::mem::take(&mut self.heartbeats) {
             heartbeat.abort();
+            let _ = heartbeat.await;
         }
         let deregistered = tokio::time::timeout(DEREGISTER_WITHIN, async {
             for record in &self.records {
