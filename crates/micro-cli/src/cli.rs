@@ -321,6 +321,12 @@ pub(crate) struct CallArgs {
     /// Request metadata, k=v (repeatable)
     #[arg(long = "metadata", value_name = "K=V")]
     pub(crate) metadata: Vec<String>,
+    /// Only nodes of this version
+    #[arg(long)]
+    pub(crate) version: Option<String>,
+    /// Only nodes whose metadata has k=v, e.g. track=canary (repeatable)
+    #[arg(long = "select", value_name = "K=V")]
+    pub(crate) select: Vec<String>,
     /// How long to wait for the answer
     #[arg(long = "request-timeout", default_value = "5s", value_parser = bounded_duration)]
     pub(crate) request_timeout: std::time::Duration,

@@ -107,6 +107,7 @@ pub(crate) async fn run(ctx: &Context, args: &BenchArgs) -> Result<(), Failure> 
             timeout_ms: u64::try_from(args.request_timeout.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
+            ..Default::default()
         },
         timeout: args.request_timeout,
         started: AtomicU64::new(0),

@@ -60,13 +60,7 @@ pub(crate) async fn run_stream(ctx: &Context, args: &CallArgs) -> Result<(), Fai
 fn request(args: &CallArgs) -> Result<CallRequest, Failure> {
     let request: serde_json::Value = serde_json::from_str(&args.request)
         .map_err(|e| Failure::new(format!("The request is not valid JSON: {e}")))?;
-    let mut metadata = HashMap::new();
-    for pair in &args.metadata {
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Failure::new(format!("--metadata takes key=value, got {pair:?}")))?;
-        metadata.insert(k.trim().to_owned(), v.to_owned());
-    }
+    let metadata = pairs(&args.metadata, "--metadata")?;
     Ok(CallRequest {
         service: args.service.clone(),
         endpoint: args.endpoint.clone(),
@@ -76,7 +70,21 @@ fn request(args: &CallArgs) -> Result<CallRequest, Failure> {
         timeout_ms: u64::try_from(args.request_timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1),
+        version: args.version.clone().unwrap_or_default(),
+        selector: pairs(&args.select, "--select")?,
     })
+}
+
+/// `key=value` arguments of `flag` as a map.
+fn pairs(args: &[String], flag: &str) -> Result<HashMap<String, String>, Failure> {
+    let mut map = HashMap::new();
+    for pair in args {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| Failure::new(format!("{flag} takes key=value, got {pair:?}")))?;
+        map.insert(k.trim().to_owned(), v.to_owned());
+    }
+    Ok(map)
 }
 
 fn failure(status: &tonic::Status) -> Failure {

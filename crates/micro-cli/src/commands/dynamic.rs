@@ -79,6 +79,7 @@ pub(crate) async fn run(ctx: &Context, words: &[String]) -> Result<(), Failure> 
         address: String::new(),
         metadata: Default::default(),
         timeout_ms: u64::try_from(TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+        ..Default::default()
     };
     match found
         .metadata

@@ -130,7 +130,10 @@ impl ProxyService {
                 }
                 client.node(address)
             }
-            None => client.service(service),
+            None => match &target.filter {
+                Some(filter) => client.service(service).with_filter(filter.clone()),
+                None => client.service(service),
+            },
         };
         let channel = match target.timeout {
             Some(t) => channel.with_timeout(t),

@@ -283,6 +283,27 @@ impl proxy_server::Proxy for ProxyService {
     }
 }
 
+/// The node filter a caller asks for: a version and metadata pairs, bounded like metadata;
+/// `None` when it asks for nothing.
+pub(crate) fn filter(
+    version: &str,
+    selector: &HashMap<String, String>,
+) -> Result<Option<micro::client::Filter>, Error> {
+    micro_core::limits::metadata(ID, selector.iter())?;
+    let mut filter = micro::client::Filter::default();
+    let mut any = false;
+    if !version.is_empty() {
+        micro_core::limits::name(ID, "version", version)?;
+        filter = filter.version(version);
+        any = true;
+    }
+    for (key, value) in selector {
+        filter = filter.metadata(key, value);
+        any = true;
+    }
+    Ok(any.then_some(filter))
+}
+
 /// Who is calling through the proxy, and from where (for the platform's login throttle).
 fn proxied_caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     let mut caller = Caller::of(req).map_err(|e| to_status(&e))?;
@@ -319,6 +340,7 @@ impl ProxyService {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        target.filter = filter(&body.version, &body.selector)?;
         Ok(target)
     }
 }

@@ -25,6 +25,8 @@ pub struct Target {
     pub address: Option<String>,
     /// Metadata for the service (never what only the platform sets).
     pub metadata: Vec<(String, String)>,
+    /// Which nodes may take the call (a version, node metadata); `None` admits all.
+    pub filter: Option<micro::client::Filter>,
 }
 
 impl Target {
@@ -72,6 +74,7 @@ impl ProxyService {
             timeout: None,
             address: None,
             metadata: Vec::new(),
+            filter: None,
         })
     }
 }
