@@ -17,24 +17,13 @@ use tonic::{
     metadata::{MetadataKey, MetadataValue},
 };
 
-use super::{ProxyService, Target};
+use super::{PLATFORM_HEADERS, ProxyService, Target};
 
 const ID: &str = "micro.proxy";
 
-/// Metadata the proxy sets itself: a caller may not choose them.
-const RESERVED: &[&str] = &[
-    NAMESPACE_HEADER,
-    AUTHORIZATION_HEADER,
-    crate::auth::PEER_HEADER,
-    crate::auth::PEER_PROOF_HEADER,
-    super::transparent::SERVICE_HEADER,
-    crate::services::FORWARDED_HEADER,
-    "content-type",
-    "te",
-    "host",
-    "user-agent",
-    "cookie",
-];
+/// Metadata the transport sets: a caller may not choose them either (besides the platform's
+/// own, [`PLATFORM_HEADERS`]).
+const TRANSPORT_HEADERS: &[&str] = &["content-type", "te", "host", "user-agent", "cookie"];
 
 /// Responses of a streaming call, as JSON.
 pub type JsonStream = Pin<Box<dyn Stream<Item = Result<serde_json::Value, Error>> + Send>>;
@@ -162,7 +151,8 @@ impl ProxyService {
         }
         for (k, v) in &target.metadata {
             let lower = k.to_ascii_lowercase();
-            if RESERVED.contains(&lower.as_str())
+            if PLATFORM_HEADERS.contains(&lower.as_str())
+                || TRANSPORT_HEADERS.contains(&lower.as_str())
                 || lower.starts_with("grpc-")
                 || lower.starts_with(':')
             {
