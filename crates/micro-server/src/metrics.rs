@@ -76,7 +76,7 @@ pub trait ClientSource: Send + Sync + 'static {
 impl Metrics {
     /// Metrics whose client figures come from `clients`.
     pub fn new(clients: impl ClientSource) -> Self {
-        let mut registry = Registry::default();
+        let mut registry = micro::metrics::registry();
         let calls: Histograms<CallLabels> =
             Family::new_with_constructor(micro::metrics::latency_histogram);
         let http: Histograms<HttpLabels> =
@@ -92,7 +92,6 @@ impl Metrics {
             http.clone(),
         );
         registry.register_collector(Box::new(Clients(Box::new(clients))));
-        registry.register_collector(Box::new(micro::metrics::Process));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -128,11 +127,7 @@ impl Metrics {
 
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
-            out.clear();
-        }
-        out
+        micro::metrics::render(&self.inner.registry)
     }
 }
 

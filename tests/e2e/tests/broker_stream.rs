@@ -242,21 +242,41 @@ async fn a_subscription_outlives_the_expiry_of_the_token_it_opened_with() {
         .await
         .expect("subscribed")
         .into_inner();
-    // Past the token's expiry, and past a recheck or two.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let fresh = micro_e2e::in_process::admin_token(&platform).await;
+    // Until the token has expired (the server refuses it for a new call)...
     let mut publisher = BrokerClient::connect(url).await.unwrap();
+    let message = |body: &str| PublishRequest {
+        topic: "long".into(),
+        message: Some(micro_proto::broker::Message {
+            header: Default::default(),
+            body: body.as_bytes().to_vec(),
+        }),
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        match publisher
+            .publish(bearer(&short_lived, message("probe")))
+            .await
+        {
+            Ok(_) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "the token never expired"
+                );
+                // Drain what the probe delivered, so only the last message is waited for.
+                let _ = subscription.message().await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+                break;
+            }
+        }
+    }
+    // ...and for one recheck of the open stream after that (they come every second).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let fresh = micro_e2e::in_process::admin_token(&platform).await;
     publisher
-        .publish(bearer(
-            &fresh,
-            PublishRequest {
-                topic: "long".into(),
-                message: Some(micro_proto::broker::Message {
-                    header: Default::default(),
-                    body: b"still here".to_vec(),
-                }),
-            },
-        ))
+        .publish(bearer(&fresh, message("still here")))
         .await
         .expect("published");
     let message = tokio::time::timeout(Duration::from_secs(5), subscription.message())

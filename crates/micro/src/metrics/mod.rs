@@ -92,8 +92,7 @@ impl std::fmt::Debug for ServiceMetrics {
 impl ServiceMetrics {
     /// The metrics of `service`, which serves the methods `serves` (proto service, method).
     pub fn new(service: &str, serves: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(Process));
+        let mut registry = registry();
         let calls: Histograms = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "rpc_server_call_duration",
@@ -148,12 +147,25 @@ impl ServiceMetrics {
 
     /// The metrics in the OpenMetrics text format.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.inner.registry).is_err() {
-            out.clear();
-        }
-        out
+        render(&self.inner.registry)
     }
+}
+
+/// A registry for a process's metrics, holding the process and runtime gauges ([`Process`])
+/// already: every metrics page of the platform starts from one.
+pub fn registry() -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Process));
+    registry
+}
+
+/// `registry` in the OpenMetrics text format (empty if a collector fails to encode).
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -159,10 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_scrape_has_the_process_and_runtime_figures() {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(Process));
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = super::super::render(&super::super::registry());
         for name in [
             "process_cpu_seconds_total ",
             "process_resident_memory_bytes ",
