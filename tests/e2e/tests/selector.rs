@@ -64,6 +64,17 @@ async fn the_cli_and_the_gateway_call_only_the_nodes_asked_for() {
         .await
         .unwrap();
     assert_eq!(rsp.status, 400, "{rsp:?}");
+    // A stranger's longest and most numerous asks are refused, not searched for.
+    let long: &'static str = "v".repeat(micro_core::limits::MAX_NAME + 1).leak();
+    let rsp = gateway(vec![("Micro-Version", long)]).await.unwrap();
+    assert_eq!(rsp.status, 400, "{rsp:?}");
+    let many: &'static str = (0..=micro_core::limits::MAX_METADATA)
+        .map(|n| format!("k{n}=v"))
+        .collect::<Vec<_>>()
+        .join(",")
+        .leak();
+    let rsp = gateway(vec![("Micro-Select", many)]).await.unwrap();
+    assert_eq!(rsp.status, 400, "{rsp:?}");
 
     let mut cli = Sandbox::new();
     cli.address = Some(server.clone());
