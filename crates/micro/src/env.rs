@@ -35,6 +35,9 @@ pub struct Env {
     /// `MICRO_MAX_IN_FLIGHT`: the most calls the service's handlers take at once (see
     /// [`crate::limit`]); default none.
     pub max_in_flight: Option<usize>,
+    /// `MICRO_MAX_RATE`: the most calls a second the service's handlers take (see
+    /// [`crate::limit`]); default none.
+    pub max_rate: Option<u32>,
 }
 
 impl Env {
@@ -53,12 +56,16 @@ impl Env {
             auth_id: var(ENV_AUTH_ID),
             auth_secret: var(ENV_AUTH_SECRET),
             max_in_flight: count(ENV_MAX_IN_FLIGHT),
+            max_rate: count(ENV_MAX_RATE).map(|r| u32::try_from(r).unwrap_or(u32::MAX)),
         }
     }
 }
 
 /// `MICRO_MAX_IN_FLIGHT`.
 pub const ENV_MAX_IN_FLIGHT: &str = "MICRO_MAX_IN_FLIGHT";
+
+/// `MICRO_MAX_RATE`.
+pub const ENV_MAX_RATE: &str = "MICRO_MAX_RATE";
 
 fn count(name: &str) -> Option<usize> {
     let raw = var(name)?;

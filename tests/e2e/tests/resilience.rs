@@ -501,6 +501,180 @@ async fn a_service_at_its_limit_sheds_calls_with_resource_exhausted() {
     platform.stop().await;
 }
 
+/// Rate limits on both sides. A service limited to 5 calls a second answers the calls of a
+/// burst beyond its tokens at once with `RESOURCE_EXHAUSTED` saying when to try again (429
+/// with `Retry-After` at the gateway); a client limited to 1 call in flight and 2 a second
+/// refuses the calls beyond on its own, and the node never sees them. A bucket refills while
+/// the test runs, so the counts are bounded by the time taken, not fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_and_client_limits_refuse_at_once_with_resource_exhausted() {
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let handler = || {
+        let seen = seen.clone();
+        let release = release.clone();
+        helloworld_server::HelloworldServer::new(call_only(
+            move |req: tonic::Request<helloworld::Request>| {
+                let seen = seen.clone();
+                let release = release.clone();
+                async move {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    if req.get_ref().name == "hold" {
+                        release.acquire().await.expect("open").forget();
+                    }
+                    Ok(tonic::Response::new(helloworld::Response {
+                        msg: "ok".into(),
+                    }))
+                }
+            },
+        ))
+    };
+    let mut nodes = Vec::new();
+    for (name, rate) in [("metered", Some(5)), ("open", None)] {
+        let service = micro::Service::new(name).descriptors(DESCRIPTORS);
+        let service = match rate {
+            Some(rate) => service.max_rate(rate),
+            None => service,
+        };
+        nodes.push(
+            service
+                .handle(handler())
+                .server(server.clone())
+                .start()
+                .await
+                .expect("service"),
+        );
+    }
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    // At most what a bucket of `per_second` holds, plus what `elapsed` refilled.
+    let most = |per_second: f64, elapsed: Duration| {
+        (per_second + (elapsed.as_secs_f64() * per_second).ceil()) as usize
+    };
+
+    // The service's rate.
+    let client = micro::Client::builder(registry.clone()).build();
+    let mut hello = HelloworldClient::new(client.service("metered"));
+    let started = Instant::now();
+    let mut refused = Vec::new();
+    for _ in 0..20 {
+        if let Err(status) = hello.call(helloworld::Request::default()).await {
+            refused.push(status);
+        }
+    }
+    let served = 20 - refused.len();
+    assert!(
+        (5..=most(5.0, started.elapsed())).contains(&served),
+        "{served} served"
+    );
+    assert!(
+        !refused.is_empty(),
+        "a burst of 20 met no limit of 5 a second"
+    );
+    for status in &refused {
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status
+                .message()
+                .contains("the service is at its limit of 5 calls a second; try again in"),
+            "{status:?}"
+        );
+    }
+    let api = platform.api_address().expect("gateway").to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..10)
+            .map(|_| {
+                http(
+                    &api,
+                    "POST",
+                    "/metered/call",
+                    &[("Content-Type", "application/json")],
+                    "{}",
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("gateway calls");
+    let limited = answers
+        .iter()
+        .find(|rsp| rsp.status == 429)
+        .expect("the gateway met the limit");
+    assert!(
+        limited
+            .headers
+            .iter()
+            .any(|(name, value)| name == "retry-after" && value == "1"),
+        "{limited:?}"
+    );
+    assert!(limited.body.contains("calls a second"), "{limited:?}");
+    drop((hello, client));
+
+    // The client's own limits, met before anything is sent, on a service with none.
+    let limited = micro::Client::builder(registry)
+        .max_in_flight(1)
+        .max_rate(2)
+        .build();
+    let started = Instant::now();
+    let before = seen.load(Ordering::SeqCst);
+    let mut holder = HelloworldClient::new(limited.service("open"));
+    let held = tokio::spawn(async move {
+        holder
+            .call(helloworld::Request {
+                name: "hold".into(),
+            })
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.load(Ordering::SeqCst) == before {
+        assert!(Instant::now() < deadline, "the held call never arrived");
+        tokio::task::yield_now().await;
+    }
+    let mut hello = HelloworldClient::new(limited.service("open"));
+    let status = hello
+        .call(helloworld::Request::default())
+        .await
+        .expect_err("one in flight already");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("this client is at its limit of 1 calls in flight"),
+        "{status:?}"
+    );
+    release.add_permits(1);
+    held.await.expect("task").expect("the held call is served");
+    let mut served = 1;
+    let mut refused = Vec::new();
+    for _ in 0..6 {
+        match hello.call(helloworld::Request::default()).await {
+            Ok(_) => served += 1,
+            Err(status) => refused.push(status),
+        }
+    }
+    assert!(served <= most(2.0, started.elapsed()), "{served} served");
+    assert!(!refused.is_empty(), "7 calls met no limit of 2 a second");
+    for status in &refused {
+        assert!(
+            status
+                .message()
+                .contains("this client is at its limit of 2 calls a second"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        before + served,
+        "the client's refusals reached the node"
+    );
+    drop((hello, limited));
+    for node in nodes {
+        let _ = node.stop().await;
+    }
+    platform.stop().await;
+}
+
 /// go-micro's selector filters: a call can be held to a version, or to nodes with given
 /// metadata, and balancing works among the nodes that pass; none passing is a clear not-found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -405,12 +405,19 @@ fn unframe(body: &Bytes) -> Result<Bytes, Error> {
 fn error_response(err: &Error) -> Response {
     let status =
         StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         err.to_json(),
     )
-        .into_response()
+        .into_response();
+    // A limit's refusal: a rate refills within a second, and a place in flight frees sooner.
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn cors(request: &HeaderMap, response: &mut HeaderMap) {

@@ -147,6 +147,8 @@ pub struct ClientBuilder {
     timeout: Duration,
     own_identity: bool,
     wrappers: crate::wrap::Wrappers<crate::wrap::Channel>,
+    max_in_flight: Option<usize>,
+    max_rate: Option<u32>,
 }
 
 impl ClientBuilder {
@@ -175,6 +177,21 @@ impl ClientBuilder {
         self
     }
 
+    /// At most `max` calls in flight from this client, to every service together; one beyond
+    /// fails at once with `RESOURCE_EXHAUSTED`, sent nowhere (see [`crate::limit`]).
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = Some(max);
+        self
+    }
+
+    /// At most `per_second` calls a second from this client, to every service together (a
+    /// burst of one second's worth after a quiet spell); one beyond fails at once with
+    /// `RESOURCE_EXHAUSTED` saying when to try again, sent nowhere (see [`crate::limit`]).
+    pub fn max_rate(mut self, per_second: u32) -> Self {
+        self.max_rate = Some(per_second);
+        self
+    }
+
     /// Wraps every call in `layer`, any tower layer (see [`crate::wrap`]): it sees the whole
     /// call, discovery, balancing and retries included. Wrappers run in the order added, the
     /// first outermost. They are applied to each channel (`client.service(..)`): a layer
@@ -194,7 +211,14 @@ impl ClientBuilder {
     }
 
     /// The client.
-    pub fn build(self) -> Client {
+    pub fn build(mut self) -> Client {
+        // Innermost of the wrappers, so that a user's wrapper sees the calls it refuses.
+        if self.max_in_flight.is_some() || self.max_rate.is_some() {
+            self.wrappers.push(crate::limit::LimitLayer::client(
+                self.max_in_flight,
+                self.max_rate,
+            ));
+        }
         Client {
             inner: Arc::new(Inner {
                 cache: Cache::new(self.registry, self.namespace),
@@ -231,6 +255,8 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             own_identity: true,
             wrappers: Default::default(),
+            max_in_flight: None,
+            max_rate: None,
         }
     }
 

@@ -1,15 +1,18 @@
-//! [`Limit`]: answers `RESOURCE_EXHAUSTED` when the service has all the calls it may have. Its
-//! future holds the call's permit until the handler's answer is ready; there is no error of its
-//! own (a refusal is an answer).
+//! [`Limit`]: answers `RESOURCE_EXHAUSTED` when the calls in flight or the calls this second are
+//! at their limit. Its future holds the call's place until the inner answer is ready; there is
+//! no error of its own (a refusal is an answer).
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use futures::future::{BoxFuture, FutureExt};
 use tokio::sync::Semaphore;
 use tonic::body::Body;
+
+use super::Rate;
 
 /// Health checks and reflection are never shed: they are cheap, and without them the
 /// platform could neither probe the node nor describe its endpoints to the gateway.
@@ -18,11 +21,47 @@ fn exempt(request: &http::Request<Body>) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
+/// Whose limits these are: the refusal says so, since a caller acts differently on its own
+/// client's limit than on a service's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Whose {
+    Service,
+    Client,
+}
+
+impl Whose {
+    fn subject(self) -> &'static str {
+        match self {
+            Whose::Service => "the service is",
+            Whose::Client => "this client is",
+        }
+    }
+}
+
+/// The limits one layer shares among every service it makes.
+#[derive(Debug)]
+pub(super) struct Limits {
+    pub(super) whose: Whose,
+    pub(super) in_flight: Option<(Semaphore, usize)>,
+    pub(super) rate: Option<Mutex<Rate>>,
+}
+
+impl Limits {
+    fn none(&self) -> bool {
+        self.in_flight.is_none() && self.rate.is_none()
+    }
+
+    fn refusal(&self, why: String) -> http::Response<Body> {
+        tonic::Status::resource_exhausted(format!("{} at its limit of {why}", self.whose.subject()))
+            .into_http()
+    }
+}
+
 /// See [`super::LimitLayer`].
 #[derive(Debug, Clone)]
 pub struct Limit<S> {
     pub(super) inner: S,
-    pub(super) permits: Option<(Arc<Semaphore>, usize)>,
+    pub(super) limits: Arc<Limits>,
 }
 
 impl<S> tower::Service<http::Request<Body>> for Limit<S>
@@ -40,25 +79,59 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Some((permits, max)) = self.permits.as_ref().filter(|_| !exempt(&request)) else {
+        let limits = &self.limits;
+        if limits.none() || exempt(&request) {
             return self.inner.call(request).boxed();
-        };
-        match permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let answer = self.inner.call(request);
-                async move {
-                    let answer = answer.await;
-                    drop(permit);
-                    answer
+        }
+        // The place in flight first: a call refused for it then takes no token of the rate.
+        let permit = match &limits.in_flight {
+            Some((permits, max)) => match permits.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let refusal =
+                        limits.refusal(format!("{max} calls in flight; try again shortly"));
+                    return futures::future::ready(Ok(refusal)).boxed();
                 }
-                .boxed()
-            }
-            Err(_) => {
-                let status = tonic::Status::resource_exhausted(format!(
-                    "the service is at its limit of {max} calls in flight; try again shortly"
+            },
+            None => None,
+        };
+        if let Some(rate) = &limits.rate {
+            let mut rate = rate.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(wait) = rate.admit(Instant::now()) {
+                let wait = wait.max(Duration::from_millis(1));
+                let refusal = limits.refusal(format!(
+                    "{} calls a second; try again in {} ms",
+                    rate.per_second(),
+                    wait.as_millis()
                 ));
-                futures::future::ready(Ok(status.into_http())).boxed()
+                return futures::future::ready(Ok(refusal)).boxed();
             }
+        }
+        // Held as a count, not a borrow: the answer outlives this call.
+        if let Some(permit) = permit {
+            permit.forget();
+        }
+        let answer = self.inner.call(request);
+        let held = limits
+            .in_flight
+            .is_some()
+            .then(|| Release(self.limits.clone()));
+        async move {
+            let answer = answer.await;
+            drop(held);
+            answer
+        }
+        .boxed()
+    }
+}
+
+/// Gives the place in flight back when the answer is ready, or when the call is dropped.
+struct Release(Arc<Limits>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some((permits, _)) = &self.0.in_flight {
+            permits.add_permits(1);
         }
     }
 }

@@ -70,6 +70,7 @@ pub struct Service {
     subscriptions: Vec<Subscriber>,
     wrappers: crate::wrap::Wrappers<crate::wrap::Handler>,
     max_in_flight: Option<usize>,
+    max_rate: Option<u32>,
 }
 
 /// What a subscriber does with each message.
@@ -115,6 +116,7 @@ impl Service {
             subscriptions: Vec::new(),
             wrappers: Default::default(),
             max_in_flight: None,
+            max_rate: None,
         }
     }
 
@@ -122,6 +124,14 @@ impl Service {
     /// `RESOURCE_EXHAUSTED` (see [`crate::limit`]). `MICRO_MAX_IN_FLIGHT` overrides it.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = Some(max);
+        self
+    }
+
+    /// At most `per_second` calls a second in the handlers (a burst of one second's worth
+    /// after a quiet spell); a call beyond is answered at once with `RESOURCE_EXHAUSTED`
+    /// saying when to try again (see [`crate::limit`]). `MICRO_MAX_RATE` overrides it.
+    pub fn max_rate(mut self, per_second: u32) -> Self {
+        self.max_rate = Some(per_second);
         self
     }
 
@@ -357,6 +367,7 @@ impl Service {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let wrappers = self.wrappers.clone();
         let max_in_flight = env.max_in_flight.or(self.max_in_flight);
+        let max_rate = env.max_rate.or(self.max_rate);
         let server = tokio::spawn(async move {
             Server::builder()
                 // `GET /metrics` is plain HTTP/1.1 for Prometheus.
@@ -366,7 +377,7 @@ impl Service {
                 .layer(crate::deadline::DeadlineLayer)
                 .layer(crate::undecodable::UndecodableLayer)
                 .layer(gate)
-                .layer(crate::limit::LimitLayer::new(max_in_flight))
+                .layer(crate::limit::LimitLayer::service(max_in_flight, max_rate))
                 .layer(crate::wrap::Wrapped(wrappers))
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async move {
