@@ -197,7 +197,7 @@ impl Context {
 
     /// A request carrying the namespace, and the login once [`Self::connect`] has loaded it.
     pub(crate) fn request<T>(&self, msg: T) -> Result<tonic::Request<T>, Failure> {
-        micro::remote::namespaced(&self.namespace, msg)
+        micro::remote::namespaced(&self.namespace, msg, &micro::auth::Credentials::process())
             .map_err(|_| Failure::new(format!("Invalid namespace {:?}", self.namespace)))
     }
 

@@ -1,14 +1,16 @@
-//! This process's identity on the platform: the access token every call to the server (and to
-//! other services) carries as `authorization: Bearer TOKEN`.
+//! Identities on the platform: [`Credentials`], the access token a connection's calls carry as
+//! `authorization: Bearer TOKEN`.
 //!
-//! One process, one identity: a service started by `micro run` logs in with the account the
-//! runtime made for it (`MICRO_AUTH_ID` / `MICRO_AUTH_SECRET`) and keeps its token fresh on its
-//! own (`keep_fresh`); the CLI sets the token it saved at `micro login`. Every remote client
-//! of this crate ([`Connection`], [`Client`](crate::Client)) reads it
-//! from here, so none of them needs to be told.
+//! Each [`Connection`] (and so each remote client over it) and each [`Client`](crate::Client)
+//! carries a `Credentials` value, and adds its token to every call it makes; one process can
+//! hold several identities at once, one per connection. By default they all share the
+//! process's own, [`Credentials::process`]: a service started by `micro run` logs in with the
+//! account the runtime made for it (`MICRO_AUTH_ID` / `MICRO_AUTH_SECRET`) and keeps that token
+//! fresh (`keep_fresh`); the CLI sets the token it saved at `micro login`. A session started
+//! with [`start_session`] keeps the credentials of the connection it was given fresh.
 
 use std::{
-    sync::RwLock,
+    sync::{Arc, LazyLock, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -20,25 +22,76 @@ use micro_proto::auth::{self as pb, auth_client::AuthClient};
 
 use crate::remote::Connection;
 
-static TOKEN: RwLock<Option<String>> = RwLock::new(None);
+/// An identity: the access token the calls of whoever holds it carry (none: anonymous). A
+/// handle — clones share the token, so the task that refreshes it reaches every holder.
+///
+/// ```no_run
+/// # async fn f(admin_token: String) -> Result<(), micro::Error> {
+/// use std::sync::Arc;
+/// use micro::{auth::Credentials, registry::RemoteRegistry, remote::Connection, store::RemoteStore};
+///
+/// let admin = Credentials::new(Some(admin_token));
+/// let conn = Connection::lazy("127.0.0.1:8081")?.with_credentials(admin.clone());
+/// let store = RemoteStore::over(conn.clone(), "micro");
+/// let client = micro::Client::builder(Arc::new(RemoteRegistry::over(conn)))
+///     .credentials(admin)
+///     .build();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Credentials(Arc<RwLock<Option<String>>>);
 
-/// Sets (or clears) the access token this process's calls carry.
-pub fn set_token(token: Option<String>) {
-    *TOKEN.write().unwrap_or_else(|p| p.into_inner()) = token;
-}
+static PROCESS: LazyLock<Credentials> = LazyLock::new(Credentials::default);
 
-/// The access token this process's calls carry, if any.
-pub fn token() -> Option<String> {
-    TOKEN.read().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-/// Adds `authorization: Bearer TOKEN` to `headers` when this process has a token.
-pub fn authorize(headers: &mut http::HeaderMap) {
-    if let Some(token) = token()
-        && let Ok(value) = http::HeaderValue::try_from(format!("Bearer {token}"))
-    {
-        headers.insert(AUTHORIZATION_HEADER, value);
+impl Credentials {
+    /// An identity of its own, holding `token` (`None`: anonymous until [`set`](Self::set)).
+    pub fn new(token: Option<String>) -> Self {
+        Self(Arc::new(RwLock::new(token)))
     }
+
+    /// The process's own identity, which every connection and client carries unless given
+    /// another (see the module docs).
+    pub fn process() -> Self {
+        PROCESS.clone()
+    }
+
+    /// Whether this is the process's own identity.
+    pub fn is_process(&self) -> bool {
+        Arc::ptr_eq(&self.0, &PROCESS.0)
+    }
+
+    /// Sets (or clears) the token.
+    pub fn set(&self, token: Option<String>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token;
+    }
+
+    /// The token, if any.
+    pub fn token(&self) -> Option<String> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Adds `authorization: Bearer TOKEN` to `headers` when there is a token.
+    pub fn authorize(&self, headers: &mut http::HeaderMap) {
+        if let Some(value) = self.bearer() {
+            headers.insert(AUTHORIZATION_HEADER, value);
+        }
+    }
+
+    /// `Bearer TOKEN` as a header value, when there is a token that makes one.
+    pub fn bearer(&self) -> Option<http::HeaderValue> {
+        let token = self.0.read().unwrap_or_else(|p| p.into_inner());
+        http::HeaderValue::try_from(format!("Bearer {}", token.as_deref()?)).ok()
+    }
+}
+
+/// Sets (or clears) the token of this process's own identity ([`Credentials::process`]).
+pub fn set_token(token: Option<String>) {
+    PROCESS.set(token);
+}
+
+/// The token of this process's own identity, if any.
+pub fn token() -> Option<String> {
+    PROCESS.token()
 }
 
 /// The account of the caller whose request a handler is serving, when the caller sent a valid
@@ -167,7 +220,8 @@ pub async fn from_env() -> Result<(), Error> {
 }
 
 /// Logs in with `id` and `secret` (retrying for a few seconds while the server is not up yet),
-/// sets the token, and returns the task that keeps it fresh until aborted.
+/// sets the token on the connection's credentials, and returns the task that keeps it fresh
+/// until aborted.
 pub async fn start_session(
     conn: Connection,
     namespace: String,
@@ -187,7 +241,7 @@ pub async fn start_session(
             Err(e) => return Err(e),
         }
     };
-    set_token(Some(first.access_token.clone()));
+    conn.credentials().set(Some(first.access_token.clone()));
     Ok(tokio::spawn(keep_fresh(conn, namespace, by_secret, first)))
 }
 
@@ -210,7 +264,7 @@ async fn keep_fresh(conn: Connection, namespace: String, by_secret: Login, mut t
             };
             match fresh {
                 Ok(t) => {
-                    set_token(Some(t.access_token.clone()));
+                    conn.credentials().set(Some(t.access_token.clone()));
                     tokens = t;
                     break;
                 }

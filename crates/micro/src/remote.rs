@@ -1,5 +1,6 @@
 //! [`Connection`]: what every remote client of a platform service shares — one lazily
-//! connected channel to the server, the namespace header, and the mapping of a failed call to
+//! connected channel to the server, the identity its calls carry ([`Credentials`]), the
+//! namespace header, and the mapping of a failed call to
 //! the platform error (an unreachable server reads `Failed to connect to micro server at …`).
 
 use std::time::Duration;
@@ -10,15 +11,16 @@ use micro_core::{
 };
 use tonic::transport::{Channel, Endpoint};
 
-use crate::status::from_status;
+use crate::{auth::Credentials, status::from_status};
 
-/// A channel to a micro server.
+/// A channel to a micro server, and the identity its calls carry.
 #[derive(Debug, Clone)]
 pub struct Connection {
     channel: Channel,
     address: String,
     /// Over TLS (see [`crate::tls`]).
     secure: bool,
+    credentials: Credentials,
 }
 
 impl Connection {
@@ -41,6 +43,7 @@ impl Connection {
             channel,
             address: addresses.join(","),
             secure,
+            credentials: Credentials::process(),
         })
     }
 
@@ -50,7 +53,20 @@ impl Connection {
             channel,
             address: address.to_owned(),
             secure: crate::tls::enabled(),
+            credentials: Credentials::process(),
         }
+    }
+
+    /// The same connection, its calls carrying `credentials` instead of the process's own
+    /// identity: one process, several identities (see [`crate::auth`]).
+    pub fn with_credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The identity this connection's calls carry.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
     }
 
     /// The channel.
@@ -63,14 +79,17 @@ impl Connection {
         &self.address
     }
 
-    /// `msg` as a request in `namespace`, carrying this process's token (logging in first from
-    /// `MICRO_AUTH_ID` and `MICRO_AUTH_SECRET` on the first call, see [`crate::auth`]).
+    /// `msg` as a request in `namespace`, carrying the connection's token (for the process's
+    /// own identity, logging in first from `MICRO_AUTH_ID` and `MICRO_AUTH_SECRET` on the first
+    /// call, see [`crate::auth`]).
     pub async fn request<T>(&self, namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
-        crate::auth::from_env().await?;
-        if crate::auth::token().is_some() {
+        if self.credentials.is_process() {
+            crate::auth::from_env().await?;
+        }
+        if self.credentials.token().is_some() {
             self.check_secrets_transport()?;
         }
-        namespaced(namespace, msg)
+        namespaced(namespace, msg, &self.credentials)
     }
 
     /// One call of a platform service `id`: `msg` as a request in `namespace` (with this
@@ -120,16 +139,21 @@ impl Connection {
     }
 }
 
-/// `msg` as a request carrying `namespace` in `micro-namespace` metadata, and this process's
-/// token (see [`crate::auth`]).
-pub fn namespaced<T>(namespace: &str, msg: T) -> Result<tonic::Request<T>, Error> {
+/// `msg` as a request carrying `namespace` in `micro-namespace` metadata, and the token of
+/// `credentials` (see [`crate::auth`]).
+pub fn namespaced<T>(
+    namespace: &str,
+    msg: T,
+    credentials: &Credentials,
+) -> Result<tonic::Request<T>, Error> {
     let mut req = tonic::Request::new(msg);
     let ns = namespace.parse().map_err(|_| {
         Error::bad_request("micro.client", format!("invalid namespace {namespace:?}"))
     })?;
     req.metadata_mut().insert(NAMESPACE_HEADER, ns);
-    if let Some(token) = crate::auth::token()
-        && let Ok(bearer) = format!("Bearer {token}").parse()
+    if let Some(bearer) = credentials
+        .bearer()
+        .and_then(|v| tonic::metadata::MetadataValue::try_from(v.as_bytes()).ok())
     {
         req.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
     }

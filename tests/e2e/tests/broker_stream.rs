@@ -119,7 +119,7 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
         .token
         .unwrap()
         .access_token;
-    micro::auth::set_token(Some(token.clone()));
+    let identity = micro::auth::Credentials::new(Some(token.clone()));
     // Streams the account holds open: a subscription and a config watch.
     let mut subscription = BrokerClient::connect(url.clone())
         .await
@@ -148,7 +148,11 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
         .expect("watches while the account lives")
         .into_inner();
     watch.message().await.expect("the value now");
-    let broker = RemoteBroker::new(&address).unwrap();
+    let broker = RemoteBroker::over(
+        micro::remote::Connection::lazy(&address)
+            .unwrap()
+            .with_credentials(identity.clone()),
+    );
     broker
         .publish("micro", "t", Message::new("before"))
         .await
@@ -200,12 +204,11 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
     assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
 
     // With another token, the next publish opens a new stream.
-    micro::auth::set_token(Some(admin));
+    identity.set(Some(admin));
     broker
         .publish("micro", "t", Message::new("as admin"))
         .await
         .expect("a new stream with the new token");
-    micro::auth::set_token(None);
     drop(broker);
     platform.stop().await;
 }

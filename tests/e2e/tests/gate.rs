@@ -239,3 +239,118 @@ async fn a_called_service_gets_a_token_that_opens_it_alone() {
     let _ = spy.stop().await;
     platform.stop().await;
 }
+
+/// One process, several identities: each connection and each client carries its own
+/// credentials, side by side, and the process's own identity is left alone. The platform and
+/// the services judge each call by the identity it came with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_holds_several_identities_at_once() {
+    use micro::{
+        auth::{Credentials, Login},
+        remote::Connection,
+    };
+    use micro_proto::auth::{
+        GenerateRequest, ListAccountsRequest, accounts_client::AccountsClient,
+        auth_client::AuthClient,
+    };
+
+    let platform = platform(true).await;
+    let address = platform.grpc_address().to_string();
+    let admin = Credentials::new(Some(admin_token(&platform).await));
+    let as_admin = Connection::lazy(&address)
+        .expect("connection")
+        .with_credentials(admin.clone());
+    let request = as_admin
+        .request(
+            "micro",
+            GenerateRequest {
+                id: "reader".into(),
+                secret: "pw-reader".into(),
+                scopes: vec!["reader".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a request");
+    AuthClient::new(as_admin.channel())
+        .generate(request)
+        .await
+        .expect("the admin makes an account");
+    let reader = Credentials::new(None);
+    let as_reader = Connection::lazy(&address)
+        .expect("connection")
+        .with_credentials(reader.clone());
+    let tokens = micro::auth::login(
+        &as_reader,
+        "micro",
+        &Login::Secret {
+            id: "reader".into(),
+            secret: "pw-reader".into(),
+        },
+    )
+    .await
+    .expect("the reader logs in");
+    reader.set(Some(tokens.access_token));
+
+    // The platform: only the admin's connection may list accounts.
+    let list = |conn: Connection| async move {
+        let request = conn
+            .request("micro", ListAccountsRequest::default())
+            .await
+            .expect("a request");
+        AccountsClient::new(conn.channel()).list(request).await
+    };
+    let (listed, refused) = tokio::join!(list(as_admin.clone()), list(as_reader.clone()));
+    assert!(listed.is_ok(), "{listed:?}");
+    let refused = refused.expect_err("a reader lists no accounts");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // A service: each client's calls arrive as its own account, and the process's own
+    // (anonymous) identity as nobody.
+    let service = micro::Service::new("whoami")
+        .descriptors(DESCRIPTORS)
+        .handle(helloworld_server::HelloworldServer::new(who_am_i()))
+        .server(address.clone())
+        .start()
+        .await
+        .expect("whoami");
+    let registry = std::sync::Arc::new(micro::registry::RemoteRegistry::over(as_admin.clone()));
+    let who = |credentials: Option<Credentials>| {
+        let builder = micro::Client::builder(registry.clone());
+        let client = match credentials {
+            Some(credentials) => builder.credentials(credentials),
+            None => builder,
+        }
+        .build();
+        async move {
+            let mut hello = HelloworldClient::new(client.service("whoami"));
+            hello
+                .call(helloworld::Request { name: "x".into() })
+                .await
+                .expect("called")
+                .into_inner()
+                .msg
+        }
+    };
+    let (a, r, p) = tokio::join!(
+        who(Some(admin.clone())),
+        who(Some(reader.clone())),
+        who(None)
+    );
+    assert_eq!(
+        (a.as_str(), r.as_str(), p.as_str()),
+        ("admin", "reader", "nobody")
+    );
+    assert_eq!(
+        micro::auth::token(),
+        None,
+        "the process's identity was touched"
+    );
+
+    // Credentials are a handle: a new token reaches every holder's next call.
+    reader.set(admin.token());
+    assert_eq!(who(Some(reader)).await, "admin");
+    drop((registry, as_admin, as_reader));
+    let _ = service.stop().await;
+    platform.stop().await;
+}

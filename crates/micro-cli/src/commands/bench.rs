@@ -215,8 +215,12 @@ async fn call_once(
             let Some(proxy) = proxy else {
                 return Err(Failure::new("no proxy client"));
             };
-            let mut request = micro::remote::namespaced(namespace, run.call.clone())
-                .map_err(|e| Failure::new(e.detail))?;
+            let mut request = micro::remote::namespaced(
+                namespace,
+                run.call.clone(),
+                &micro::auth::Credentials::process(),
+            )
+            .map_err(|e| Failure::new(e.detail))?;
             // The proxy enforces the timeout; give it a moment more to say so itself.
             request.set_timeout(run.timeout + Duration::from_secs(2));
             Ok(proxy.call(request).await.map(drop).map_err(|s| s.code()))

@@ -145,8 +145,10 @@ impl Pipes {
         client: &BrokerClient<Channel>,
         namespace: &str,
     ) -> Result<Option<mpsc::Sender<Job>>, Error> {
-        crate::auth::from_env().await?;
-        let token = crate::auth::token();
+        if conn.credentials().is_process() {
+            crate::auth::from_env().await?;
+        }
+        let token = conn.credentials().token();
         if let Some(pipe) = lock(&self.open).get(namespace)
             && !pipe.jobs.is_closed()
             && pipe.token == token

@@ -108,8 +108,8 @@ struct Inner {
     nodes: Nodes,
     budget: TpsBudget,
     counters: Counters,
-    /// Whether a call without a token of its own carries this process's.
-    own_identity: bool,
+    /// The identity a call without a token of its own carries; `None` on behalf of callers.
+    credentials: Option<crate::auth::Credentials>,
     wrappers: crate::wrap::Wrappers<crate::wrap::Channel>,
 }
 
@@ -145,7 +145,7 @@ pub struct ClientBuilder {
     namespace: String,
     strategy: Strategy,
     timeout: Duration,
-    own_identity: bool,
+    credentials: Option<crate::auth::Credentials>,
     wrappers: crate::wrap::Wrappers<crate::wrap::Channel>,
     max_in_flight: Option<usize>,
     max_rate: Option<u32>,
@@ -173,7 +173,14 @@ impl ClientBuilder {
     /// Calls carry only the caller's own token, never this process's (a proxy or gateway that
     /// calls on behalf of others must not lend them its identity).
     pub fn on_behalf_of_callers(mut self) -> Self {
-        self.own_identity = false;
+        self.credentials = None;
+        self
+    }
+
+    /// Calls without a token of their own carry `credentials` instead of the process's own
+    /// identity (see [`crate::auth`]): one process, several identities.
+    pub fn credentials(mut self, credentials: crate::auth::Credentials) -> Self {
+        self.credentials = Some(credentials);
         self
     }
 
@@ -228,7 +235,7 @@ impl ClientBuilder {
                 nodes: Nodes::default(),
                 budget: TpsBudget::new(BUDGET_TTL, BUDGET_MIN_PER_SEC, BUDGET_RATIO),
                 counters: Counters::default(),
-                own_identity: self.own_identity,
+                credentials: self.credentials,
                 wrappers: self.wrappers,
             }),
         }
@@ -253,7 +260,7 @@ impl Client {
             namespace: metadata::DEFAULT_NAMESPACE.to_owned(),
             strategy: Strategy::default(),
             timeout: DEFAULT_TIMEOUT,
-            own_identity: true,
+            credentials: Some(crate::auth::Credentials::process()),
             wrappers: Default::default(),
             max_in_flight: None,
             max_rate: None,
@@ -484,7 +491,12 @@ impl Client {
         request: http::Request<Body>,
         deadline: Instant,
     ) -> Result<http::Response<Body>, Status> {
-        if self.inner.own_identity {
+        if self
+            .inner
+            .credentials
+            .as_ref()
+            .is_some_and(crate::auth::Credentials::is_process)
+        {
             crate::auth::from_env().await.map_err(|e| to_status(&e))?;
         }
         self.inner.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -500,8 +512,9 @@ impl Client {
         let small = http_body::Body::size_hint(&body)
             .upper()
             .is_some_and(|n| n <= PASSED_ON_REPLAY_MAX);
-        let keep =
-            repeatable && candidates.len() > 1 && (self.inner.own_identity || in_memory || small);
+        let keep = repeatable
+            && candidates.len() > 1
+            && (self.inner.credentials.is_some() || in_memory || small);
         let (replay, mut slot) = if keep {
             let bytes = http_body_util::BodyExt::collect(body).await?.to_bytes();
             let slot = Slot::new(replayed(&bytes));
@@ -535,12 +548,12 @@ impl Client {
             *attempt.uri_mut() = parts.uri.clone();
             *attempt.version_mut() = parts.version;
             *attempt.headers_mut() = parts.headers.clone();
-            if self.inner.own_identity
+            if let Some(credentials) = &self.inner.credentials
                 && !attempt
                     .headers()
                     .contains_key(micro_core::metadata::AUTHORIZATION_HEADER)
             {
-                crate::auth::authorize(attempt.headers_mut());
+                credentials.authorize(attempt.headers_mut());
             }
             *attempt.extensions_mut() = parts.extensions.clone();
             // What is left now, not what was left when the call began.
