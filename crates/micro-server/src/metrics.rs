@@ -103,6 +103,9 @@ impl Metrics {
 
     /// A call to `endpoint` of `service` that ended with gRPC status `code` after `took`.
     pub fn call(&self, service: &str, endpoint: &str, code: tonic::Code, took: Duration) {
+        if !micro::metrics::recording() {
+            return;
+        }
         self.inner
             .calls
             .get_or_create(&CallLabels {
@@ -116,6 +119,9 @@ impl Metrics {
 
     /// An HTTP request answered with `status` after `took`.
     pub fn http(&self, method: &http::Method, status: u16, took: Duration) {
+        if !micro::metrics::recording() {
+            return;
+        }
         self.inner
             .http
             .get_or_create(&HttpLabels {

@@ -65,6 +65,18 @@ async fn a_plain_grpc_client_reaches_services_through_the_server() {
         .expect("found by helloworld.Helloworld");
     assert_eq!(answer.into_inner().msg, "Hello bob");
 
+    // The same node filters as the gateway's: a version nobody runs finds no node.
+    let mut filtered = with(t, None, Request::new(hello("cy")));
+    filtered
+        .metadata_mut()
+        .insert("micro-version", MetadataValue::from_static("no-such"));
+    let err = client
+        .call(filtered)
+        .await
+        .expect_err("no node of that version");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().contains("no-such"), "{err:?}");
+
     // Streams pass through untouched: server streaming, and a bidirectional ping-pong.
     let mut responses = client
         .stream(with(t, None, Request::new(StreamingRequest { count: 5 })))

@@ -170,34 +170,6 @@ pub(crate) async fn http_caller(
     auth.caller(authorization.or(cookie), asked).await
 }
 
-/// The nodes a caller asks for: `Micro-Version: v2` and `Micro-Select: track=canary,zone=a`
-/// (node metadata pairs), as `micro call --version --select` does.
-fn node_filter(headers: &HeaderMap) -> Result<Option<micro::client::Filter>, Error> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| {
-                v.to_str()
-                    .map_err(|_| Error::bad_request(ID, format!("the {name} header is not text")))
-            })
-            .transpose()
-    };
-    let version = text("micro-version")?.unwrap_or("").trim().to_owned();
-    let mut selector = std::collections::HashMap::new();
-    if let Some(select) = text("micro-select")? {
-        for pair in select.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = pair.split_once('=').ok_or_else(|| {
-                Error::bad_request(
-                    ID,
-                    format!("Micro-Select takes key=value pairs, comma-separated; got {pair:?}"),
-                )
-            })?;
-            selector.insert(k.trim().to_owned(), v.trim().to_owned());
-        }
-    }
-    crate::proxy::filter(&version, &selector)
-}
-
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
@@ -266,7 +238,7 @@ async fn dispatch(
         }
     };
     target.timeout = timeout;
-    target.filter = node_filter(&parts.headers)?;
+    target.filter = crate::proxy::node_filter(&parts.headers)?;
     if parts.headers.contains_key(header::UPGRADE) {
         let upgrade = WebSocketUpgrade::from_request_parts(parts, &())
             .await

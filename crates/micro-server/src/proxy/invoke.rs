@@ -7,17 +7,20 @@ use std::{pin::Pin, str::FromStr, time::Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use micro::{client::ServiceChannel, codec::BytesCodec, status::from_status, transcode};
+use micro::{
+    client::{Filter, ServiceChannel},
+    codec::BytesCodec,
+    status::from_status,
+    transcode,
+};
 use micro_core::{
     Error,
     metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
 };
-use tonic::{
-    Request, Status,
-    metadata::{MetadataKey, MetadataValue},
-};
+use tonic::{Request, Status, metadata::MetadataMap};
 
 use super::{PLATFORM_HEADERS, ProxyService, Target};
+use crate::auth::Caller;
 
 const ID: &str = "micro.proxy";
 
@@ -99,56 +102,21 @@ impl ProxyService {
         target: &Target,
         message: T,
     ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
-        let namespace = target.namespace();
         let service = target.service.as_str();
-        let client = self.client_for(namespace, service);
-        let channel = match &target.address {
-            Some(address) => {
-                // Only a node the service registered: the server dials nothing else for a
-                // caller.
-                let versions = client.lookup(service).await?;
-                if !versions
-                    .iter()
-                    .flat_map(|v| &v.nodes)
-                    .any(|n| &n.address == address)
-                {
-                    return Err(Error::bad_request(
-                        ID,
-                        format!("{address:?} is not a registered node of service \"{service}\""),
-                    ));
-                }
-                client.node(address)
-            }
-            None => match &target.filter {
-                Some(filter) => client.service(service).with_filter(filter.clone()),
-                None => client.service(service),
-            },
-        };
+        let channel = self
+            .channel(
+                &target.caller.namespace,
+                service,
+                target.address.as_deref(),
+                target.filter.as_ref(),
+            )
+            .await?;
         let channel = match target.timeout {
             Some(t) => channel.with_timeout(t),
             None => channel,
         };
         let mut grpc = tonic::client::Grpc::new(channel);
-        let mut request = Request::new(message);
-        // The service sees who is calling and in which namespace, as the proxy did.
-        let ns = MetadataValue::try_from(namespace)
-            .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
-        request.metadata_mut().insert(NAMESPACE_HEADER, ns);
-        // The platform's own services get the caller's token; any other service one that opens
-        // it alone, which it cannot replay elsewhere — or none, never the caller's own.
-        let token = match (target.caller.token.as_deref(), self.authority()) {
-            (Some(token), Some(authority))
-                if !crate::services::names::is_platform_service(service) =>
-            {
-                authority.pass_on(token, namespace, service)
-            }
-            (token, _) => token.map(str::to_owned),
-        };
-        if let Some(token) = token {
-            let bearer = MetadataValue::try_from(format!("Bearer {token}"))
-                .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
-            request.metadata_mut().insert(AUTHORIZATION_HEADER, bearer);
-        }
+        let mut headers = http::HeaderMap::new();
         for (k, v) in &target.metadata {
             let lower = k.to_ascii_lowercase();
             if PLATFORM_HEADERS.contains(&lower.as_str())
@@ -161,29 +129,91 @@ impl ProxyService {
                     format!("metadata {k:?} is set by the proxy, not by the caller"),
                 ));
             }
-            let key = MetadataKey::from_str(&lower)
+            let key = http::HeaderName::from_str(&lower)
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata key {k:?}")))?;
-            let value = MetadataValue::try_from(v.as_str())
+            let value = http::HeaderValue::from_str(v)
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
-            request.metadata_mut().insert(key, value);
+            headers.insert(key, value);
         }
-        // Only to the platform's own services: a tenant's service must not collect proofs to
-        // replay.
-        if let (Some(peer), Some(authority)) = (target.caller.peer, self.authority())
-            && crate::services::names::is_platform_service(service)
-            && let (Ok(ip), Ok(proof)) = (
-                MetadataValue::try_from(peer.to_string()),
-                MetadataValue::try_from(authority.vouch(peer)),
-            )
-        {
-            request.metadata_mut().insert(crate::auth::PEER_HEADER, ip);
-            request
-                .metadata_mut()
-                .insert(crate::auth::PEER_PROOF_HEADER, proof);
-        }
+        self.platform_metadata(&target.caller, service, &mut headers)?;
+        let mut request = Request::new(message);
+        *request.metadata_mut() = MetadataMap::from_headers(headers);
         grpc.ready().await.map_err(|e| {
             Error::unavailable(ID, format!("service \"{service}\" is not ready: {e}"))
         })?;
         Ok((grpc, request))
+    }
+
+    /// The channel a call to `service` in `namespace` goes on: to the node at `address` (one
+    /// the service registered, never another: the server dials nothing else for a caller), or
+    /// balanced over the nodes that pass `filter`.
+    pub(crate) async fn channel(
+        &self,
+        namespace: &str,
+        service: &str,
+        address: Option<&str>,
+        filter: Option<&Filter>,
+    ) -> Result<ServiceChannel, Error> {
+        let client = self.client_for(namespace, service);
+        Ok(match (address, filter) {
+            (Some(address), _) => {
+                let versions = client.lookup(service).await?;
+                if !versions
+                    .iter()
+                    .flat_map(|v| &v.nodes)
+                    .any(|n| n.address == address)
+                {
+                    return Err(Error::bad_request(
+                        ID,
+                        format!("{address:?} is not a registered node of service \"{service}\""),
+                    ));
+                }
+                client.node(address)
+            }
+            (None, Some(filter)) => client.service(service).with_filter(filter.clone()),
+            (None, None) => client.service(service),
+        })
+    }
+
+    /// Sets what a service sees of the caller on a call passed on to it, in `headers` that
+    /// hold none of the platform's own: the caller's namespace; the caller's token for the
+    /// platform's own services, and for any other service one that opens it alone, which it
+    /// cannot replay elsewhere (never the caller's own); and, for platform services only, the
+    /// caller's address vouched for by this server.
+    pub(crate) fn platform_metadata(
+        &self,
+        caller: &Caller,
+        service: &str,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), Error> {
+        let namespace = caller.namespace.as_str();
+        let ns = http::HeaderValue::from_str(namespace)
+            .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
+        headers.insert(NAMESPACE_HEADER, ns);
+        let platform = crate::services::names::is_platform_service(service);
+        let token = match (caller.token.as_deref(), self.authority()) {
+            (Some(token), Some(authority)) if !platform => {
+                authority.pass_on(token, namespace, service)
+            }
+            (token, _) => token.map(str::to_owned),
+        };
+        if let Some(token) = token {
+            let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
+            headers.insert(AUTHORIZATION_HEADER, bearer);
+        }
+        // Only to the platform's own services: a tenant's service must not collect proofs to
+        // replay.
+        if let (Some(peer), Some(authority)) = (caller.peer, self.authority())
+            && platform
+            && let (Ok(ip), Ok(proof)) = (
+                http::HeaderValue::from_str(&peer.to_string()),
+                http::HeaderValue::from_str(&authority.vouch(peer)),
+            )
+        {
+            headers.insert(crate::auth::PEER_HEADER, ip);
+            headers.insert(crate::auth::PEER_PROOF_HEADER, proof);
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,6 @@ pub mod transparent;
 pub use descriptors::DescriptorCache;
 pub use invoke::JsonStream;
 pub use resolve::{Fallback, Resolved, Unresolved};
-pub(crate) use service::filter;
 pub use service::{MAX_CLIENTS, PLATFORM_HEADERS, ProxyService};
+pub(crate) use service::{filter, node_filter};
 pub use target::Target;

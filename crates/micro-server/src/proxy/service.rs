@@ -304,6 +304,37 @@ pub(crate) fn filter(
     Ok(any.then_some(filter))
 }
 
+/// The nodes a caller asks for: `Micro-Version: v2` and `Micro-Select: track=canary,zone=a`
+/// (node metadata pairs), as `micro call --version --select` does — HTTP headers at the
+/// gateway, gRPC metadata at the transparent proxy.
+pub(crate) fn node_filter(
+    headers: &http::HeaderMap,
+) -> Result<Option<micro::client::Filter>, Error> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| Error::bad_request(ID, format!("the {name} header is not text")))
+            })
+            .transpose()
+    };
+    let version = text("micro-version")?.unwrap_or("").trim().to_owned();
+    let mut selector = std::collections::HashMap::new();
+    if let Some(select) = text("micro-select")? {
+        for pair in select.split(',').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                Error::bad_request(
+                    ID,
+                    format!("Micro-Select takes key=value pairs, comma-separated; got {pair:?}"),
+                )
+            })?;
+            selector.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+    }
+    crate::proxy::filter(&version, &selector)
+}
+
 /// Who is calling through the proxy, and from where (for the platform's login throttle).
 fn proxied_caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     let mut caller = Caller::of(req).map_err(|e| to_status(&e))?;

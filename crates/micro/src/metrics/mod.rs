@@ -28,7 +28,10 @@ pub use service::Measured;
 
 use std::{
     collections::HashSet,
-    sync::{Arc, atomic::AtomicI64},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicI64, Ordering},
+    },
     time::Duration,
 };
 
@@ -41,6 +44,20 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Whether this process counts calls (on unless [`set_recording`] turned it off).
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
+/// Turns this process's counting of calls on or off — every service's, the gateway's and the
+/// proxy's — to measure what it costs (the gateway bench does). Off, the pages still serve
+/// the process gauges and what was counted before.
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
+}
 
 /// Where a service serves its metrics, and the node metadata key that says so.
 pub const METRICS_PATH: &str = "/metrics";

@@ -134,7 +134,7 @@ where
             .and_then(|p| p.split_once('/'))
             .filter(|(service, _)| !service.starts_with("grpc."))
             .map(|(service, method)| (service.to_owned(), method.to_owned()));
-        let Some((grpc_service, method)) = measured else {
+        let Some((grpc_service, method)) = measured.filter(|_| super::recording()) else {
             return Box::pin(inner.call(request));
         };
         let metrics = self.metrics.clone();

@@ -45,9 +45,16 @@ pub const TRACEPARENT: &str = "traceparent";
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// Whether this process exports spans (an OTLP endpoint was set when tracing started).
+/// Whether this process exports spans (an OTLP endpoint was set when tracing started, and
+/// [`set_enabled`] did not pause it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// Pauses (`false`) or resumes making and exporting spans, once an exporter is set up; no
+/// effect without one. For measuring what tracing costs (the gateway bench does).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on && PROVIDER.get().is_some(), Ordering::Relaxed);
 }
 
 fn configured() -> bool {

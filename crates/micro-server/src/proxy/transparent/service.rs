@@ -10,10 +10,7 @@ use std::{
 
 use futures::future::BoxFuture;
 use micro::status::to_status;
-use micro_core::{
-    Error,
-    metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
-};
+use micro_core::Error;
 use tonic::body::Body;
 use tower::ServiceExt;
 
@@ -132,30 +129,25 @@ async fn forward(
     let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
     let endpoint = format!("{short}.{method}");
     proxy.authorize(&caller, &service, &endpoint).await?;
+    // The nodes the caller asks for, as at the gateway: `micro-version`, `micro-select`.
+    let filter = crate::proxy::node_filter(req.headers())?;
 
-    // What the service sees: the caller's namespace and a token for it alone, and nothing a
-    // caller could set to speak for the platform.
+    // What the service sees: the caller's metadata, less anything only the platform or the
+    // proxy sets, and the platform's own for this caller (the same as every door's).
     let headers = req.headers_mut();
-    for name in crate::proxy::PLATFORM_HEADERS.iter().chain(&["cookie"]) {
+    for name in
+        crate::proxy::PLATFORM_HEADERS
+            .iter()
+            .chain(&["cookie", "micro-version", "micro-select"])
+    {
         headers.remove(*name);
     }
-    let namespace = http::HeaderValue::from_str(&caller.namespace)
-        .map_err(|_| Error::bad_request(ID, "invalid namespace"))?;
-    headers.insert(NAMESPACE_HEADER, namespace);
-    let token = match (&caller.token, proxy.authority()) {
-        (Some(token), Some(authority)) => authority.pass_on(token, &caller.namespace, &service),
-        _ => None,
-    };
-    if let Some(token) = token {
-        let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| Error::unauthorized(ID, "the token is not valid header text"))?;
-        headers.insert(AUTHORIZATION_HEADER, bearer);
-    }
+    proxy.platform_metadata(&caller, &service, headers)?;
     req.extensions_mut().clear();
 
     let channel = proxy
-        .client_for(&caller.namespace, &service)
-        .service(&service);
+        .channel(&caller.namespace, &service, None, filter.as_ref())
+        .await?;
     let started = Instant::now();
     let answer = channel.oneshot(req).await;
     let code = match &answer {
