@@ -1,6 +1,7 @@
 //! The HTTP gateway against calling helloworld directly over gRPC, same run.
 //!
-//! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds).
+//! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds, and
+//! `--observability` for the cost of metrics and tracing alone).
 //!
 //! In one process: the platform (`micro_server::start`, gateway on 127.0.0.1:0) and helloworld
 //! as a Micro service registered with it. Two figures:
@@ -59,6 +60,8 @@ fn row(name: &str, f: Figures) {
 
 /// Marks the child run (the one with an exporter).
 const CHILD: &str = "--traced-child";
+/// Marks a child run that measures metrics and tracing alone.
+const ONLY_OBSERVABILITY: &str = "--only-observability";
 
 /// Counts the spans exported to it.
 #[derive(Clone, Default)]
@@ -86,7 +89,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let seconds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(3);
     if args.iter().any(|a| a == CHILD) {
-        return bench(seconds);
+        return bench(seconds, args.iter().any(|a| a == ONLY_OBSERVABILITY));
     }
     // The parent: an OTLP receiver, and the bench run as a child that exports to it.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -103,25 +106,36 @@ fn main() {
             )
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let status = std::process::Command::new(std::env::current_exe().expect("this bench"))
-        .arg(CHILD)
-        .arg(seconds.to_string())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
-        .env("OTEL_BSP_MAX_QUEUE_SIZE", "262144")
-        .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8192")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .status()
-        .expect("the bench's child");
-    assert!(status.success(), "the bench failed: {status}");
-    println!(
-        "{:<22} {:>10}   (spans the OTLP receiver got from the traced rounds)",
-        "spans exported",
-        receiver.0.load(Ordering::Relaxed)
-    );
+    // Every span exported, then one trace in a hundred (the standard sampler variables).
+    for (sampler, only) in [(None, false), (Some("0.01"), true)] {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"));
+        child
+            .arg(CHILD)
+            .arg(seconds.to_string())
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_MAX_QUEUE_SIZE", "262144")
+            .env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8192")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        if let Some(ratio) = sampler {
+            child
+                .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                .env("OTEL_TRACES_SAMPLER_ARG", ratio);
+        }
+        if only || args.iter().any(|a| a == "--observability") {
+            child.arg(ONLY_OBSERVABILITY);
+        }
+        receiver.0.store(0, Ordering::Relaxed);
+        let status = child.status().expect("the bench's child");
+        assert!(status.success(), "the bench failed: {status}");
+        println!(
+            "{:<22} {:>10}   (spans the OTLP receiver got)",
+            "spans exported",
+            receiver.0.load(Ordering::Relaxed)
+        );
+    }
 }
 
-fn bench(seconds: u64) {
-    let round = Duration::from_secs(seconds);
+fn bench(seconds: u64, only_observability: bool) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         assert!(
@@ -158,74 +172,99 @@ fn bench(seconds: u64) {
         let warm = Duration::from_millis(300);
         closed_loop(callers(8), warm, call_hello).await;
         let (_, conns) = closed_loop(conns, warm, via_gateway).await;
-
-        println!(
-            "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
-        );
-        println!(
-            "{:<22} {:>10} {:>10} {:>10}",
-            format!("{IN_FLIGHT} in flight"),
-            "calls/s",
-            "p50",
-            "p99"
-        );
-        let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
-        let (g1, conns) = closed_loop(conns, round, via_gateway).await;
-        let (g2, conns) = closed_loop(conns, round, via_gateway).await;
-        let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
-        let (d, g) = (d1.merge(d2), g1.merge(g2));
-        row("direct gRPC", d);
-        row("gateway HTTP/JSON", g);
-        println!(
-            "{:<22} {:>10.3}   (target >= 0.5)",
-            "ratio gateway/direct",
-            g.per_sec / d.per_sec
-        );
-
-        println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
-        let mut one = conns.into_iter().next().expect("a connection");
-        let mut client = grpc.clone();
-        let d = fixed_rate(&mut client, RATE, round, call_hello).await;
-        let g = fixed_rate(&mut one, RATE, round, via_gateway).await;
-        row("direct gRPC", d);
-        row("gateway HTTP/JSON", g);
-        let added = g.p50.saturating_sub(d.p50);
-        println!(
-            "{:<22} {:>21.3?}   (target <= 300µs)",
-            "added latency p50", added
-        );
-
-        println!("\nmetrics and tracing, gateway at {IN_FLIGHT} in flight, 2 rounds each");
-        let observed = |on: bool| {
-            micro::metrics::set_recording(on);
-            micro::trace::set_enabled(on);
+        let conns = if only_observability {
+            conns
+        } else {
+            compare(&grpc, conns, seconds).await
         };
-        let mut conns = vec![one];
-        for _ in 1..IN_FLIGHT {
-            conns.push(GatewayClient::connect(&api, None).await);
-        }
-        observed(false);
-        let (off1, conns) = closed_loop(conns, round, via_gateway).await;
-        observed(true);
-        let (on1, conns) = closed_loop(conns, round, via_gateway).await;
-        observed(false);
-        let (off2, conns) = closed_loop(conns, round, via_gateway).await;
-        observed(true);
-        let (on2, conns) = closed_loop(conns, round, via_gateway).await;
-        observed(false);
-        drop(conns);
-        let (off, on) = (off1.merge(off2), on1.merge(on2));
-        row("both off", off);
-        row("both on", on);
-        println!(
-            "{:<22} {:>10.3}   (target >= 0.95; {:.0} traced calls)",
-            "ratio on/off",
-            on.per_sec / off.per_sec,
-            (on1.per_sec + on2.per_sec) * seconds as f64
-        );
+        observability(conns, seconds).await;
         micro::trace::shutdown().await;
-
+        drop(grpc);
         service.stop().await.expect("stop helloworld");
         platform.stop().await;
     });
+}
+
+/// Direct gRPC against the gateway: throughput, then added latency at a fixed rate.
+async fn compare(
+    grpc: &HelloworldClient<tonic::transport::Channel>,
+    conns: Vec<GatewayClient>,
+    seconds: u64,
+) -> Vec<GatewayClient> {
+    let round = Duration::from_secs(seconds);
+    let callers = |n: usize| vec![grpc.clone(); n];
+    println!(
+        "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>10}",
+        format!("{IN_FLIGHT} in flight"),
+        "calls/s",
+        "p50",
+        "p99"
+    );
+    let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
+    let (g1, conns) = closed_loop(conns, round, via_gateway).await;
+    let (g2, conns) = closed_loop(conns, round, via_gateway).await;
+    let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
+    let (d, g) = (d1.merge(d2), g1.merge(g2));
+    row("direct gRPC", d);
+    row("gateway HTTP/JSON", g);
+    println!(
+        "{:<22} {:>10.3}   (target >= 0.5)",
+        "ratio gateway/direct",
+        g.per_sec / d.per_sec
+    );
+
+    println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
+    let mut conns = conns;
+    let mut one = conns.pop().expect("a connection");
+    let mut client = grpc.clone();
+    let d = fixed_rate(&mut client, RATE, round, call_hello).await;
+    let g = fixed_rate(&mut one, RATE, round, via_gateway).await;
+    row("direct gRPC", d);
+    row("gateway HTTP/JSON", g);
+    let added = g.p50.saturating_sub(d.p50);
+    println!(
+        "{:<22} {:>21.3?}   (target <= 300µs)",
+        "added latency p50", added
+    );
+
+    conns.push(one);
+    conns
+}
+
+/// The gateway's throughput with metrics and tracing off, metrics alone, and both; rounds in
+/// the order A B C C B A, so drift evens out.
+async fn observability(conns: Vec<GatewayClient>, seconds: u64) {
+    let round = Duration::from_secs(seconds);
+    let sampled = std::env::var("OTEL_TRACES_SAMPLER_ARG").unwrap_or_else(|_| "1".into());
+    println!(
+        "\nmetrics and tracing (sampling {sampled} of traces), gateway at {IN_FLIGHT} in flight, 2 rounds each"
+    );
+    let configure = |metrics: bool, traces: bool| {
+        micro::metrics::set_recording(metrics);
+        micro::trace::set_enabled(traces);
+    };
+    let settings = [(false, false), (true, false), (true, true)];
+    let mut figures: Vec<Option<Figures>> = vec![None; settings.len()];
+    let mut conns = conns;
+    for i in [0, 1, 2, 2, 1, 0] {
+        let (metrics, traces) = settings[i];
+        configure(metrics, traces);
+        let (f, back) = closed_loop(conns, round, via_gateway).await;
+        conns = back;
+        figures[i] = Some(figures[i].map_or(f, |g: Figures| g.merge(f)));
+    }
+    configure(true, false);
+    let [off, metrics, both] = [figures[0], figures[1], figures[2]].map(|f| f.expect("measured"));
+    row("both off", off);
+    row("metrics", metrics);
+    row("metrics and traces", both);
+    println!(
+        "{:<22} {:>10.3}   (metrics alone {:.3}; target >= 0.95)",
+        "ratio on/off",
+        both.per_sec / off.per_sec,
+        metrics.per_sec / off.per_sec
+    );
 }

@@ -291,3 +291,180 @@ async fn a_subscription_outlives_the_expiry_of_the_token_it_opened_with() {
     drop((subscription, publisher));
     platform.stop().await;
 }
+
+/// A service's stream that never ends: one message every 50 ms; counts the streams opened.
+struct Endless(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+type Responses<T> = std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl micro_e2e::helloworld::helloworld_server::Helloworld for Endless {
+    async fn call(
+        &self,
+        _: tonic::Request<micro_e2e::helloworld::Request>,
+    ) -> Result<tonic::Response<micro_e2e::helloworld::Response>, tonic::Status> {
+        Err(tonic::Status::unimplemented("streams only"))
+    }
+
+    type StreamStream = Responses<micro_e2e::helloworld::StreamingResponse>;
+    async fn stream(
+        &self,
+        _: tonic::Request<micro_e2e::helloworld::StreamingRequest>,
+    ) -> Result<tonic::Response<Self::StreamStream>, tonic::Status> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+            Duration::from_millis(50),
+        ));
+        Ok(tonic::Response::new(Box::pin(ticks.enumerate().map(
+            |(count, _)| {
+                Ok(micro_e2e::helloworld::StreamingResponse {
+                    count: count as i64,
+                })
+            },
+        ))))
+    }
+
+    type PingPongStream = Responses<micro_e2e::helloworld::Pong>;
+    async fn ping_pong(
+        &self,
+        _: tonic::Request<tonic::Streaming<micro_e2e::helloworld::Ping>>,
+    ) -> Result<tonic::Response<Self::PingPongStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("streams only"))
+    }
+}
+
+/// The streams a caller opens to a service through the platform's doors — the proxy's
+/// `Stream` (`micro stream`) and the gateway's server-sent events — are checked again while
+/// they run, as the platform's own streams are: revoking the caller's token ends them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() {
+    use micro_proto::proxy::{CallRequest, proxy_client::ProxyClient};
+
+    let platform = micro_e2e::in_process::platform(true).await;
+    let address = platform.grpc_address().to_string();
+    let api = platform.api_address().expect("gateway").to_string();
+    let admin = micro_e2e::in_process::admin_token(&platform).await;
+    let url = format!("http://{address}");
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = micro::Service::new("endless")
+        .descriptors(micro_e2e::helloworld::DESCRIPTORS)
+        .handle(
+            micro_e2e::helloworld::helloworld_server::HelloworldServer::new(Endless(
+                opened.clone(),
+            )),
+        )
+        .server(address.clone())
+        .start()
+        .await
+        .expect("endless");
+    AuthClient::connect(url.clone())
+        .await
+        .unwrap()
+        .generate(bearer(
+            &admin,
+            GenerateRequest {
+                id: "watcher".into(),
+                secret: "pw-watcher".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("an account");
+    let token = AuthClient::connect(url.clone())
+        .await
+        .unwrap()
+        .token(TokenRequest {
+            id: "watcher".into(),
+            secret: "pw-watcher".into(),
+            refresh_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .access_token;
+
+    let mut proxied = ProxyClient::connect(url.clone())
+        .await
+        .unwrap()
+        .stream(bearer(
+            &token,
+            CallRequest {
+                service: "endless".into(),
+                endpoint: "Helloworld.Stream".into(),
+                json: "{}".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("streams while the account lives")
+        .into_inner();
+    proxied
+        .message()
+        .await
+        .expect("a message")
+        .expect("the stream is open");
+    let sse = tokio::task::spawn_blocking({
+        let token = token.clone();
+        move || {
+            micro_e2e::http(
+                &api,
+                "POST",
+                "/endless/Helloworld/Stream",
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Accept", "text/event-stream"),
+                    ("Authorization", &format!("Bearer {token}")),
+                ],
+                "{}",
+            )
+        }
+    });
+    let started = tokio::time::Instant::now();
+    while opened.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the gateway's stream never opened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    AccountsClient::connect(url)
+        .await
+        .unwrap()
+        .delete(bearer(
+            &admin,
+            DeleteAccountRequest {
+                id: "watcher".into(),
+            },
+        ))
+        .await
+        .expect("deleted");
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match proxied.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the proxied stream ended without saying why"),
+                Err(status) => break status,
+            }
+        }
+    })
+    .await
+    .expect("the proxied stream of a revoked token ends");
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    assert!(ended.message().contains("revoked"), "{ended:?}");
+    let sse = tokio::time::timeout(Duration::from_secs(3), sse)
+        .await
+        .expect("the gateway's stream of a revoked token ends")
+        .expect("the request");
+    assert_eq!(sse.status, 200, "{sse:?}");
+    assert!(
+        sse.body.contains("event: error") && sse.body.contains("revoked"),
+        "{}",
+        sse.body
+    );
+    drop(proxied);
+    let _ = service.stop().await;
+    platform.stop().await;
+}

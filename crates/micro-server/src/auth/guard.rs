@@ -170,12 +170,39 @@ impl Recheck {
         req.extensions().get::<Self>().cloned()
     }
 
+    /// The check of a call a door passes on to a service (the proxy's streams, the gateway's
+    /// SSE and WebSocket streams): `caller`'s token, in its namespace, for `resource`, as of
+    /// now; none for a caller nobody checked (auth off).
+    pub(crate) fn passed_on(
+        authority: &super::Authority,
+        caller: &Caller,
+        resource: Resource,
+    ) -> Option<Self> {
+        caller.enforced.then(|| Self {
+            opened: super::now(),
+            authority: authority.clone(),
+            authorization: caller.token.clone(),
+            namespace: Some(caller.namespace.clone()),
+            resource: Some(resource),
+        })
+    }
+
     /// `stream`, ended with the refusal once `recheck` (if any) would no longer admit its
     /// call; checked every [`RECHECK_EVERY`], the first time a period after it opened.
     pub(crate) fn watch<T: Send + 'static>(
         recheck: Option<Self>,
         stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
     ) -> Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>> {
+        Self::watch_with(recheck, stream, micro::status::into_status)
+    }
+
+    /// [`watch`](Self::watch) for a stream whose errors are `E`, the refusal made one by
+    /// `refuse`.
+    pub(crate) fn watch_with<T: Send + 'static, E: Send + 'static>(
+        recheck: Option<Self>,
+        stream: Pin<Box<dyn Stream<Item = Result<T, E>> + Send>>,
+        refuse: fn(Error) -> E,
+    ) -> Pin<Box<dyn Stream<Item = Result<T, E>> + Send>> {
         let Some(recheck) = recheck else {
             return stream;
         };
@@ -188,6 +215,7 @@ impl Recheck {
             due,
             asking: None,
             ended: false,
+            refuse,
         })
     }
 
@@ -238,16 +266,17 @@ pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// A stream that ends with an error once its call is no longer admitted (see
 /// [`Recheck::watch`]).
-struct Rechecked<T> {
-    stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
+struct Rechecked<T, E> {
+    stream: Pin<Box<dyn Stream<Item = Result<T, E>> + Send>>,
     recheck: Recheck,
     due: tokio::time::Interval,
     asking: Option<BoxFuture<'static, Result<(), Error>>>,
     ended: bool,
+    refuse: fn(Error) -> E,
 }
 
-impl<T> Stream for Rechecked<T> {
-    type Item = Result<T, tonic::Status>;
+impl<T, E> Stream for Rechecked<T, E> {
+    type Item = Result<T, E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -259,7 +288,7 @@ impl<T> Stream for Rechecked<T> {
                 match asking.as_mut().poll(cx) {
                     Poll::Ready(Err(e)) => {
                         this.ended = true;
-                        return Poll::Ready(Some(Err(micro::status::into_status(e))));
+                        return Poll::Ready(Some(Err((this.refuse)(e))));
                     }
                     Poll::Ready(Ok(())) => this.asking = None,
                     Poll::Pending => break,

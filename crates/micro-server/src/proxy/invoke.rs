@@ -15,12 +15,13 @@ use micro::{
 };
 use micro_core::{
     Error,
+    auth::Resource,
     metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
 };
 use tonic::{Request, Status, metadata::MetadataMap};
 
 use super::{PLATFORM_HEADERS, ProxyService, Target};
-use crate::auth::Caller;
+use crate::auth::{Caller, guard::Recheck};
 
 const ID: &str = "micro.proxy";
 
@@ -81,10 +82,20 @@ impl ProxyService {
             .await;
         self.measure(target, &opened, started);
         let responses = opened.map_err(|s| from_status(&service, &s))?.into_inner();
-        Ok(Box::pin(responses.map(move |item| match item {
+        let json: JsonStream = Box::pin(responses.map(move |item| match item {
             Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
             Err(status) => Err(from_status(&service, &status)),
-        })))
+        }));
+        // A stream lives long: it ends once the caller could no longer open it (a token
+        // revoked, a rule changed), as the platform's own streams do.
+        let recheck = self.authority().and_then(|authority| {
+            Recheck::passed_on(
+                authority,
+                &target.caller,
+                Resource::service(&target.service, target.endpoint()),
+            )
+        });
+        Ok(Recheck::watch_with(recheck, json, std::convert::identity))
     }
 
     /// Records a call that began at `started` and ended with `answer` in the metrics.
