@@ -89,10 +89,10 @@ impl TraceService for Receiver {
 /// the CLI's root → the server's span for the proxy call → its call to relay → relay's server
 /// span → relay's call to helloworld → helloworld's server span. Its trace id and spans, or
 /// what is missing so far.
-fn chain(all: &[Seen]) -> Result<(Vec<u8>, Vec<Seen>), String> {
+fn chain(all: &[Seen], known: &[Vec<u8>]) -> Result<(Vec<u8>, Vec<Seen>), String> {
     let root = all
         .iter()
-        .find(|s| s.service == "micro-cli" && s.parent.is_empty())
+        .find(|s| s.service == "micro-cli" && s.parent.is_empty() && !known.contains(&s.trace_id))
         .ok_or("no root span from the CLI yet")?;
     let spans: Vec<Seen> = all
         .iter()
@@ -168,7 +168,7 @@ fn one_trace_crosses_the_cli_the_server_and_two_services() {
     // Each process exports every 100 ms; the spans of a call arrive within a few batches.
     let started = std::time::Instant::now();
     let (trace_id, _spans) = loop {
-        match chain(&receiver.spans.lock().unwrap()) {
+        match chain(&receiver.spans.lock().unwrap(), &[]) {
             Ok(found) => break found,
             Err(missing) if started.elapsed() > Duration::from_secs(15) => {
                 panic!("one trace through the four processes: {missing}")
@@ -183,4 +183,56 @@ fn one_trace_crosses_the_cli_the_server_and_two_services() {
     assert!(line.contains(&trace_hex), "{line} has trace_id {trace_hex}");
     let line = relay.proc.wait_line("consumed a relayed message");
     assert!(line.contains(&trace_hex), "{line} has trace_id {trace_hex}");
+
+    // A trace its caller does not sample (`traceparent` flags 00) gets no span anywhere, and
+    // every hop passes it on as it came, so no hop starts a trace of its own for the call.
+    let unsampled = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = micro_e2e::http(
+        sb.api.as_deref().expect("gateway"),
+        "POST",
+        "/relay/call",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {}", sb.token())),
+            (
+                "traceparent",
+                &format!("00-{unsampled}-00f067aa0ba902b7-00"),
+            ),
+        ],
+        r#"{"name":"quiet"}"#,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.contains("Hello quiet"), "{answer:?}");
+    // Then a sampled call: once its spans are in, the unsampled call's would be too.
+    let mut call = sb.micro_command(&["call", "relay", "Helloworld.Call", r#"{"name":"again"}"#]);
+    call.envs(otel);
+    assert_eq!(micro_e2e::run(call).code, 0);
+    let started = std::time::Instant::now();
+    let (second, _) = loop {
+        match chain(
+            &receiver.spans.lock().unwrap(),
+            std::slice::from_ref(&trace_id),
+        ) {
+            Ok(found) => break found,
+            Err(missing) if started.elapsed() > Duration::from_secs(15) => {
+                panic!("the second sampled trace: {missing}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let spans = receiver.spans.lock().unwrap();
+    assert!(
+        !spans.iter().any(|s| hex(&s.trace_id) == unsampled),
+        "a span of the unsampled trace was exported"
+    );
+    let calls: Vec<&Seen> = spans
+        .iter()
+        .filter(|s| s.name == "helloworld.Helloworld/Call" || s.name == "relayed process")
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .all(|s| s.trace_id == trace_id || s.trace_id == second),
+        "a hop started a trace of its own for the unsampled call: {calls:#?}"
+    );
 }

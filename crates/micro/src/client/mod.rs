@@ -811,8 +811,7 @@ impl tower::Service<http::Request<Body>> for ServiceChannel {
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         // A span for the call, a child of the caller's, and its `traceparent` on the request
         // (nothing at all when tracing is off).
-        let span = crate::trace::client_span(request.uri().path());
-        crate::trace::inject(&span, request.headers_mut());
+        let span = crate::trace::client(&mut request);
         let call = match &mut self.wrapped {
             Some(wrapped) => {
                 // Read here, in the caller's task: a wrapper may run the call in another.

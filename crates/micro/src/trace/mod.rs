@@ -17,6 +17,7 @@
 //! (else the service's name), and the batch exporter's standard `OTEL_BSP_*` variables apply.
 
 mod layer;
+mod sampler;
 mod service;
 
 use std::{
@@ -37,13 +38,50 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer as _;
 
 pub use layer::TraceLayer;
+pub use sampler::Sampling;
 pub use service::Trace;
 
 /// The W3C trace-context header.
 pub const TRACEPARENT: &str = "traceparent";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+tokio::task_local! {
+    /// The trace context of the call this task serves when the trace is not sampled: no span
+    /// was made for it, and the calls it makes carry this context on, still unsampled, so no
+    /// hop downstream makes a span for it either.
+    static UNSAMPLED: opentelemetry::trace::SpanContext;
+}
+
+/// Runs `f` with `context`, an unsampled trace's, as the one its calls pass on.
+fn unsampled<F: Future>(
+    context: opentelemetry::trace::SpanContext,
+    f: F,
+) -> tokio::task::futures::TaskLocalFuture<opentelemetry::trace::SpanContext, F> {
+    UNSAMPLED.scope(context, f)
+}
+
+/// The trace context a call made now passes on when `span` is none: an unsampled caller's,
+/// or the current span's.
+fn context_of(span: &tracing::Span) -> Context {
+    if !span.is_none() {
+        return span.context();
+    }
+    match UNSAMPLED.try_with(Clone::clone) {
+        Ok(unsampled) => Context::new().with_remote_span_context(unsampled),
+        Err(_) => tracing::Span::current().context(),
+    }
+}
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
+static SAMPLING: OnceLock<Sampling> = OnceLock::new();
+
+/// For a trace that begins here: its context, unsampled, when the sampler does not keep it;
+/// `None` when it does (a span is made, and records).
+fn begin_unsampled() -> Option<opentelemetry::trace::SpanContext> {
+    let sampling = SAMPLING.get()?;
+    let trace_id = Sampling::new_trace_id();
+    (!sampling.samples(trace_id)).then(|| Sampling::unsampled(trace_id))
+}
 
 /// Whether this process exports spans (an OTLP endpoint was set when tracing started, and
 /// [`set_enabled`] did not pause it).
@@ -91,7 +129,13 @@ where
         .ok()
         .filter(|n| !n.trim().is_empty())
         .unwrap_or_else(|| service.to_owned());
+    // New traces are sampled where they begin (see `sampler`); a span is only ever made for
+    // one that is kept, or for a caller's that was.
+    let _ = SAMPLING.set(Sampling::from_env());
     let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+        )))
         .with_batch_exporter(exporter)
         .with_resource(
             opentelemetry_sdk::Resource::builder()
@@ -198,12 +242,13 @@ impl Extractor for MapReader<'_> {
     }
 }
 
-/// Puts `span`'s trace context on outgoing `headers` (`traceparent`), when tracing is on.
+/// Puts `span`'s trace context on outgoing `headers` (`traceparent`), when tracing is on; for
+/// no span, the context of the call being served (an unsampled one passed on as it came).
 pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     if !enabled() {
         return;
     }
-    let cx = span.context();
+    let cx = context_of(span);
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut HeaderInjector(headers));
     });
@@ -214,7 +259,7 @@ pub fn inject_message(header: &mut BTreeMap<String, String>) {
     if !enabled() || header.contains_key(TRACEPARENT) {
         return;
     }
-    let cx = tracing::Span::current().context();
+    let cx = context_of(&tracing::Span::none());
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut MapCarrier(header))
     });
@@ -241,6 +286,16 @@ pub fn consumer_span(topic: &str, header: &BTreeMap<String, String>) -> tracing:
     if !enabled() {
         return tracing::Span::none();
     }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(header)));
+    let publisher = parent.span().span_context().clone();
+    let kept = if publisher.is_valid() {
+        publisher.is_sampled()
+    } else {
+        begin_unsampled().is_none()
+    };
+    if !kept {
+        return tracing::Span::none();
+    }
     let span = tracing::info_span!(
         "consume",
         otel.name = %format!("{topic} process"),
@@ -248,15 +303,40 @@ pub fn consumer_span(topic: &str, header: &BTreeMap<String, String>) -> tracing:
         messaging.destination.name = %topic,
         trace_id = tracing::field::Empty,
     );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(header)));
     continue_trace(&span, parent);
     span
 }
 
-/// A span for one outgoing call to `path` (`/pkg.Service/Method`), a child of the current
-/// span; a disabled span when tracing is off.
-pub fn client_span(path: &str) -> tracing::Span {
+/// The span for one outgoing call, `request` (to `/pkg.Service/Method`), a child of the
+/// current span, with its `traceparent` put on the request. A disabled span when tracing is
+/// off, or when the trace is not sampled: then only the `traceparent` goes (flags `00`), so
+/// the hops after make no span either.
+pub fn client<B>(request: &mut http::Request<B>) -> tracing::Span {
     if !enabled() {
+        return tracing::Span::none();
+    }
+    let (path, headers) = (request.uri().path().to_owned(), request.headers_mut());
+    let span = client_span(&path, headers);
+    inject(&span, headers);
+    span
+}
+
+fn client_span(path: &str, headers: &mut http::HeaderMap) -> tracing::Span {
+    if UNSAMPLED.try_with(|_| ()).is_ok() {
+        return tracing::Span::none();
+    }
+    let current = tracing::Span::current();
+    if current.is_none() {
+        // The trace begins with this call.
+        if let Some(context) = begin_unsampled() {
+            let cx = Context::new().with_remote_span_context(context);
+            opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(&cx, &mut HeaderInjector(headers));
+            });
+            return tracing::Span::none();
+        }
+    } else if !current.context().span().span_context().is_sampled() {
+        // A span of a trace nobody records (a caller's flag said so): no child either.
         return tracing::Span::none();
     }
     let (service, method) = split_path(path);

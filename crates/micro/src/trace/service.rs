@@ -1,9 +1,14 @@
-//! [`Trace`]: the service that runs each request's handler in a server span. Its future is
-//! `tracing`'s instrumented future; there is no error of its own. With tracing off the span is
-//! a disabled one, which costs next to nothing.
+//! [`Trace`]: the service that runs each request's handler in a server span — or, when the
+//! caller's trace is not sampled, in no span, with the caller's trace context in scope so the
+//! calls the handler makes pass it on, still unsampled. Its future is either of those; there
+//! is no error of its own. With tracing off the span is a disabled one, which costs next to
+//! nothing.
 
 use std::task::{Context, Poll};
 
+use futures::future::Either;
+use opentelemetry::trace::TraceContextExt;
+use tokio::task::futures::TaskLocalFuture;
 use tracing::{Instrument, instrument::Instrumented};
 
 use super::layer::Kind;
@@ -25,7 +30,11 @@ fn clip(path: &str) -> &str {
     }
 }
 
-fn span_for<B>(kind: Kind, request: &http::Request<B>) -> tracing::Span {
+fn span_for<B>(
+    kind: Kind,
+    request: &http::Request<B>,
+    parent: opentelemetry::Context,
+) -> tracing::Span {
     let path = clip(request.uri().path());
     let span = match kind {
         Kind::Grpc => {
@@ -49,7 +58,7 @@ fn span_for<B>(kind: Kind, request: &http::Request<B>) -> tracing::Span {
             trace_id = tracing::field::Empty,
         ),
     };
-    super::continue_trace(&span, super::extract(request.headers()));
+    super::continue_trace(&span, parent);
     span
 }
 
@@ -59,18 +68,32 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Instrumented<S::Future>;
+    type Future = Either<
+        Instrumented<S::Future>,
+        TaskLocalFuture<opentelemetry::trace::SpanContext, S::Future>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let span = if super::enabled() {
-            span_for(self.kind, &request)
+        if !super::enabled() {
+            return Either::Left(self.inner.call(request).instrument(tracing::Span::none()));
+        }
+        let parent = super::extract(request.headers());
+        let caller = parent.span().span_context().clone();
+        let unsampled = if caller.is_valid() {
+            (!caller.is_sampled()).then_some(caller)
         } else {
-            tracing::Span::none()
+            // The trace begins here: the sampler decides, once, for every hop.
+            super::begin_unsampled()
         };
-        self.inner.call(request).instrument(span)
+        if let Some(context) = unsampled {
+            // Nobody records this trace: make no span, pass the context on.
+            return Either::Right(super::unsampled(context, self.inner.call(request)));
+        }
+        let span = span_for(self.kind, &request, parent);
+        Either::Left(self.inner.call(request).instrument(span))
     }
 }
