@@ -26,6 +26,7 @@ mod namespace;
 pub mod proxy;
 pub mod runtime;
 mod services;
+mod stopping;
 mod tls;
 pub mod web;
 
@@ -294,6 +295,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let (stop, mut stop_rx) = watch::channel(false);
     let incoming = listener::grpc_incoming(listener, options.limits);
     let proxy = ProxyService::with_authority(registry.clone(), options.strategy, authority.clone());
+    proxy.stops_with(stopping::Stopping::new(stop.subscribe()));
     let mut tasks = Vec::new();
     let api_address = api.map(|(listener, address)| {
         tasks.push(listener::serve_http(
@@ -351,6 +353,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
         .layer(micro::gate::AdmitLayer::new(auth::guard::Guard::new(
             authority.clone(),
             services::names::grpc_names(),
+            stopping::Stopping::new(stop.subscribe()),
         )))
         .layer(proxy::transparent::TransparentLayer::new(
             proxy.clone(),

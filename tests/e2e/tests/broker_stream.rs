@@ -468,3 +468,88 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
     let _ = service.stop().await;
     platform.stop().await;
 }
+
+/// A server that stops ends the streams callers hold open through it — a subscription, a
+/// config watch, a service's stream through the proxy — at once with `UNAVAILABLE`, so its
+/// stop does not wait out the grace period and the callers reconnect elsewhere at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
+    use micro_proto::proxy::{CallRequest, proxy_client::ProxyClient};
+
+    let platform = micro_e2e::in_process::platform(false).await;
+    let address = platform.grpc_address().to_string();
+    let url = format!("http://{address}");
+    let service = micro::Service::new("endless")
+        .descriptors(micro_e2e::helloworld::DESCRIPTORS)
+        .handle(
+            micro_e2e::helloworld::helloworld_server::HelloworldServer::new(Endless(
+                Default::default(),
+            )),
+        )
+        .server(address.clone())
+        .start()
+        .await
+        .expect("endless");
+    let mut subscription = BrokerClient::connect(url.clone())
+        .await
+        .unwrap()
+        .subscribe(SubscribeRequest {
+            topic: "t".into(),
+            queue: String::new(),
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    let mut watch = ConfigClient::connect(url.clone())
+        .await
+        .unwrap()
+        .watch(WatchRequest {
+            path: "anything".into(),
+            secret: false,
+        })
+        .await
+        .expect("watching")
+        .into_inner();
+    watch.message().await.expect("the value now");
+    let mut proxied = ProxyClient::connect(url)
+        .await
+        .unwrap()
+        .stream(CallRequest {
+            service: "endless".into(),
+            endpoint: "Helloworld.Stream".into(),
+            json: "{}".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("a service stream")
+        .into_inner();
+    proxied.message().await.expect("a message");
+
+    let started = std::time::Instant::now();
+    platform.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < micro_server::STOP_GRACE / 2,
+        "the stop waited {took:?} for the open streams"
+    );
+    let ended = |status: tonic::Status| {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("stopping"), "{status:?}");
+    };
+    ended(
+        subscription
+            .message()
+            .await
+            .expect_err("the subscription ends"),
+    );
+    ended(watch.message().await.expect_err("the watch ends"));
+    loop {
+        match proxied.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the proxied stream ended without saying why"),
+            Err(status) => break ended(status),
+        }
+    }
+    drop((subscription, watch, proxied));
+    let _ = service.stop().await;
+}

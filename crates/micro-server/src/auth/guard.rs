@@ -37,11 +37,21 @@ pub(crate) struct Guard {
     authority: Authority,
     /// gRPC service (`micro.store.Store`) → registered name (`store`).
     names: HashMap<String, String>,
+    /// The platform's stop, left on the long calls it admits.
+    stopping: crate::stopping::Stopping,
 }
 
 impl Guard {
-    pub(crate) fn new(authority: Authority, names: HashMap<String, String>) -> Self {
-        Self { authority, names }
+    pub(crate) fn new(
+        authority: Authority,
+        names: HashMap<String, String>,
+        stopping: crate::stopping::Stopping,
+    ) -> Self {
+        Self {
+            authority,
+            names,
+            stopping,
+        }
     }
 
     fn check(&self, path: &str, names_a_service: bool) -> Check {
@@ -145,6 +155,8 @@ impl Admit for Guard {
             req.extensions_mut().insert(caller);
             if let Some(recheck) = recheck {
                 req.extensions_mut().insert(recheck);
+                // A long call ends when the server stops, too.
+                req.extensions_mut().insert(self.stopping.clone());
             }
             Ok(())
         })

@@ -95,7 +95,12 @@ impl ProxyService {
                 Resource::service(&target.service, target.endpoint()),
             )
         });
-        Ok(Recheck::watch_with(recheck, json, std::convert::identity))
+        let json = Recheck::watch_with(recheck, json, std::convert::identity);
+        Ok(crate::stopping::Stopping::end(
+            self.stopping(),
+            json,
+            std::convert::identity,
+        ))
     }
 
     /// Records a call that began at `started` and ended with `answer` in the metrics.

@@ -55,6 +55,8 @@ struct Inner {
     descriptors: DescriptorCache,
     authority: Option<Authority>,
     metrics: Metrics,
+    /// The platform's stop, which ends the streams the proxy opened.
+    stopping: std::sync::OnceLock<crate::stopping::Stopping>,
 }
 
 /// The figures of a proxy's clients, for its metrics (a weak reference: the metrics live in
@@ -108,8 +110,19 @@ impl ProxyService {
                 descriptors: DescriptorCache::default(),
                 authority,
                 metrics: Metrics::new(ProxyClients(weak.clone())),
+                stopping: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Ends the streams this proxy opens when `stopping` fires (the platform's stop).
+    pub(crate) fn stops_with(&self, stopping: crate::stopping::Stopping) {
+        let _ = self.inner.stopping.set(stopping);
+    }
+
+    /// The stop signal streams end with, if the platform gave one.
+    pub(crate) fn stopping(&self) -> Option<crate::stopping::Stopping> {
+        self.inner.stopping.get().cloned()
     }
 
     /// The platform's metrics, which this proxy's calls are recorded in.

@@ -11,7 +11,7 @@ use micro::status::into_status;
 use micro_core::Error;
 use tonic::{Request, Response, Status};
 
-use crate::auth::guard::Recheck;
+use crate::{auth::guard::Recheck, stopping::Stopping};
 
 /// Answers `req`: `admit` reads what the method needs of the caller from the request (a
 /// refusal is the answer), then `handle` gets that and the request's body.
@@ -35,7 +35,7 @@ pub(crate) type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send
 
 /// Answers `req` with a stream, as [`answer`] does, which the guard's check of the call is
 /// made on again while it lives (see [`Recheck::watch`]): a token revoked or a rule changed
-/// ends it.
+/// ends it, and so does the server stopping (see [`Stopping`]).
 pub(crate) async fn answer_stream<T, A, I, Fut>(
     req: Request<T>,
     admit: impl FnOnce(&Request<T>) -> Result<A, Error>,
@@ -46,6 +46,8 @@ where
     I: Send + 'static,
 {
     let recheck = Recheck::of(&req);
+    let stopping = Stopping::of(&req);
     let stream = answer(req, admit, handle).await?.into_inner();
-    Ok(Response::new(Recheck::watch(recheck, stream)))
+    let stream = Recheck::watch(recheck, stream);
+    Ok(Response::new(Stopping::end(stopping, stream, into_status)))
 }

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use micro::convert::runtime::{deployment_to_pb, spec_from_pb};
 
 use super::answer::answer;
-use crate::{auth::guard::Recheck, namespace, runtime::LocalRuntime};
+use crate::{auth::guard::Recheck, namespace, runtime::LocalRuntime, stopping::Stopping};
 
 const ID: &str = "micro.runtime";
 
@@ -258,6 +258,7 @@ impl runtime_server::Runtime for RuntimeService {
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
         let ns = admin(&req).map_err(into_status)?;
         let recheck = Recheck::of(&req);
+        let stopping = Stopping::of(&req);
         if req.metadata().get(FORWARDED_HEADER).is_none()
             && let Some(owner) = self
                 .runtime
@@ -266,7 +267,8 @@ impl runtime_server::Runtime for RuntimeService {
                 .map_err(into_status)?
         {
             let lines = forward_logs(&owner, req).await?.into_inner();
-            return Ok(Response::new(Recheck::watch(recheck, lines)));
+            let lines = Recheck::watch(recheck, lines);
+            return Ok(Response::new(Stopping::end(stopping, lines, into_status)));
         }
         let body = req.into_inner();
         let lines = self
@@ -289,6 +291,7 @@ impl runtime_server::Runtime for RuntimeService {
             })
             .map_err(into_status)
         }));
-        Ok(Response::new(Recheck::watch(recheck, lines)))
+        let lines = Recheck::watch(recheck, lines);
+        Ok(Response::new(Stopping::end(stopping, lines, into_status)))
     }
 }
