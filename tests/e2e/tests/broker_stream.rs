@@ -405,6 +405,7 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
         .await
         .expect("a message")
         .expect("the stream is open");
+    let mut transparent = transparent_stream(&address, Some(&token)).await;
     let sse = tokio::task::spawn_blocking({
         let token = token.clone();
         move || {
@@ -422,7 +423,7 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
         }
     });
     let started = tokio::time::Instant::now();
-    while opened.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+    while opened.load(std::sync::atomic::Ordering::SeqCst) < 3 {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "the gateway's stream never opened"
@@ -452,6 +453,11 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
     })
     .await
     .expect("the proxied stream of a revoked token ends");
+    assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
+    assert!(ended.message().contains("revoked"), "{ended:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(3), last_word(&mut transparent))
+        .await
+        .expect("the transparent stream of a revoked token ends");
     assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
     assert!(ended.message().contains("revoked"), "{ended:?}");
     let sse = tokio::time::timeout(Duration::from_secs(3), sse)
@@ -524,6 +530,7 @@ async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
         .expect("a service stream")
         .into_inner();
     proxied.message().await.expect("a message");
+    let mut transparent = transparent_stream(&address, None).await;
 
     let started = std::time::Instant::now();
     platform.stop().await;
@@ -550,6 +557,51 @@ async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
             Err(status) => break ended(status),
         }
     }
-    drop((subscription, watch, proxied));
+    ended(last_word(&mut transparent).await);
+    drop((subscription, watch, proxied, transparent));
     let _ = service.stop().await;
+}
+
+/// `endless`'s stream through the server's transparent proxy (a plain gRPC client calling the
+/// service's own method at the server's address), its first message read.
+async fn transparent_stream(
+    address: &str,
+    token: Option<&str>,
+) -> tonic::Streaming<micro_e2e::helloworld::StreamingResponse> {
+    let mut client = micro_e2e::helloworld::helloworld_client::HelloworldClient::connect(format!(
+        "http://{address}"
+    ))
+    .await
+    .unwrap();
+    let mut request = tonic::Request::new(micro_e2e::helloworld::StreamingRequest { count: 0 });
+    request
+        .metadata_mut()
+        .insert("micro-service", "endless".parse().unwrap());
+    if let Some(token) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let mut stream = client
+        .stream(request)
+        .await
+        .expect("a stream through the transparent proxy")
+        .into_inner();
+    stream
+        .message()
+        .await
+        .expect("a message")
+        .expect("the stream is open");
+    stream
+}
+
+/// How a stream ends: the status after its messages.
+async fn last_word<T>(stream: &mut tonic::Streaming<T>) -> tonic::Status {
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without saying why"),
+            Err(status) => break status,
+        }
+    }
 }

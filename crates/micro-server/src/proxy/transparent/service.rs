@@ -8,9 +8,10 @@ use std::{
     time::Instant,
 };
 
+use futures::StreamExt;
 use futures::future::BoxFuture;
-use micro::status::to_status;
-use micro_core::Error;
+use micro::status::{into_status, to_status};
+use micro_core::{Error, auth::Resource};
 use tonic::body::Body;
 use tower::ServiceExt;
 
@@ -18,7 +19,11 @@ use super::{
     ID, Local, Registrants, Resolutions, SERVICE_HEADER, none_registers, registrants,
     several_register,
 };
-use crate::{auth::Caller, proxy::ProxyService};
+use crate::{
+    auth::{Caller, guard::Recheck},
+    proxy::ProxyService,
+    stopping::Stopping,
+};
 
 /// See [`super::TransparentLayer`].
 #[derive(Clone)]
@@ -161,5 +166,55 @@ async fn forward(
     proxy
         .metrics()
         .call(&service, &endpoint, code, started.elapsed());
-    Ok(answer.unwrap_or_else(|status| status.into_http()))
+    Ok(match answer {
+        Ok(response) => watched(proxy, &caller, &service, &endpoint, response),
+        Err(status) => status.into_http(),
+    })
 }
+
+/// The node's answer, its body ended with a gRPC status in trailers once the caller could no
+/// longer make the call (a token revoked, a rule changed) or the server stops — what every
+/// door does with the streams it passes on. A unary answer ends long before either is asked.
+fn watched(
+    proxy: &ProxyService,
+    caller: &Caller,
+    service: &str,
+    endpoint: &str,
+    response: http::Response<Body>,
+) -> http::Response<Body> {
+    let recheck = proxy.authority().and_then(|authority| {
+        Recheck::passed_on(authority, caller, Resource::service(service, endpoint))
+    });
+    let stopping = proxy.stopping();
+    if recheck.is_none() && stopping.is_none() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let frames: Frames = Box::pin(http_body_util::BodyStream::new(body));
+    let frames = Recheck::watch_with(recheck, frames, into_status);
+    let frames = Stopping::end(stopping, frames, into_status);
+    // An error — a refusal, the stop, or the node's stream breaking — is told the gRPC way,
+    // in trailers, and is the body's last frame.
+    let frames = frames.scan(false, |ended, item| {
+        let frame = match item {
+            _ if *ended => None,
+            Ok(frame) => Some(Ok::<_, tonic::Status>(frame)),
+            Err(status) => {
+                *ended = true;
+                let mut trailers = http::HeaderMap::new();
+                if status.add_header(&mut trailers).is_err() {
+                    // A message that makes no header: the code alone.
+                    let _ = tonic::Status::new(status.code(), "").add_header(&mut trailers);
+                }
+                Some(Ok(http_body::Frame::trailers(trailers)))
+            }
+        };
+        futures::future::ready(frame)
+    });
+    http::Response::from_parts(parts, Body::new(http_body_util::StreamBody::new(frames)))
+}
+
+/// A body's frames, as a stream.
+type Frames = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<http_body::Frame<bytes::Bytes>, tonic::Status>> + Send>,
+>;
