@@ -38,8 +38,19 @@ use crate::remote::Connection;
 ///     .build();
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Credentials(Arc<RwLock<Option<String>>>);
+
+/// Never the token: a connection or client printed for debugging must not leak it.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.read().unwrap_or_else(|p| p.into_inner()).is_some();
+        f.debug_tuple("Credentials")
+            .field(&if set { "<token>" } else { "<none>" })
+            .field(&if self.is_process() { "process" } else { "own" })
+            .finish()
+    }
+}
 
 static PROCESS: LazyLock<Credentials> = LazyLock::new(Credentials::default);
 

@@ -42,12 +42,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     .chars()
     .take(64)
     .collect();
-    let span = tracing::info_span!(
-        "micro",
-        otel.name = %format!("micro {word}"),
-        otel.kind = "client",
-    );
-    let result = tracing::Instrument::instrument(dispatch(cli), span).await;
+    let span = || {
+        tracing::info_span!(
+            "micro",
+            otel.name = %format!("micro {word}"),
+            otel.kind = "client",
+        )
+    };
+    // The command begins a trace: kept as the sampler says.
+    let result = micro::trace::root(span, dispatch(cli)).await;
     micro::trace::shutdown().await;
     result
 }

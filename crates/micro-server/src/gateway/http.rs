@@ -383,8 +383,9 @@ fn error_response(err: &Error) -> Response {
         err.to_json(),
     )
         .into_response();
-    // A limit's refusal: a rate refills within a second, and a place in flight frees sooner.
-    if status == StatusCode::TOO_MANY_REQUESTS {
+    // A service's limit: a rate refills within a second, and a place in flight frees sooner.
+    // (The login throttle, `micro.auth`, says itself how long it holds.)
+    if status == StatusCode::TOO_MANY_REQUESTS && err.id != "micro.auth" {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

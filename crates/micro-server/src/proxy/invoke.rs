@@ -86,8 +86,12 @@ impl ProxyService {
             Ok(bytes) => transcode::protobuf_to_json(&output, &bytes),
             Err(status) => Err(from_status(&service, &status)),
         }));
-        // A stream lives long: it ends once the caller could no longer open it (a token
-        // revoked, a rule changed), as the platform's own streams do.
+        // An answer stream lives long: it ends once the caller could no longer open it (a token
+        // revoked, a rule changed), or the server stops, as the platform's own streams do. A
+        // single answer (a unary endpoint over a WebSocket) is let finish.
+        if !target.resolved.method.is_server_streaming() {
+            return Ok(json);
+        }
         let recheck = self.authority().and_then(|authority| {
             Recheck::passed_on(
                 authority,

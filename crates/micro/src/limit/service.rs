@@ -107,15 +107,13 @@ where
                 return futures::future::ready(Ok(refusal)).boxed();
             }
         }
-        // Held as a count, not a borrow: the answer outlives this call.
-        if let Some(permit) = permit {
+        // Held as a count, not a borrow: the answer outlives this call. Given back by
+        // `Release` whatever happens next, a panic in the inner `call` included.
+        let held = permit.map(|permit| {
             permit.forget();
-        }
+            Release(self.limits.clone())
+        });
         let answer = self.inner.call(request);
-        let held = limits
-            .in_flight
-            .is_some()
-            .then(|| Release(self.limits.clone()));
         async move {
             let answer = answer.await;
             drop(held);

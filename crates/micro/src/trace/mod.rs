@@ -45,33 +45,6 @@ pub use service::Trace;
 pub const TRACEPARENT: &str = "traceparent";
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-
-tokio::task_local! {
-    /// The trace context of the call this task serves when the trace is not sampled: no span
-    /// was made for it, and the calls it makes carry this context on, still unsampled, so no
-    /// hop downstream makes a span for it either.
-    static UNSAMPLED: opentelemetry::trace::SpanContext;
-}
-
-/// Runs `f` with `context`, an unsampled trace's, as the one its calls pass on.
-fn unsampled<F: Future>(
-    context: opentelemetry::trace::SpanContext,
-    f: F,
-) -> tokio::task::futures::TaskLocalFuture<opentelemetry::trace::SpanContext, F> {
-    UNSAMPLED.scope(context, f)
-}
-
-/// The trace context a call made now passes on when `span` is none: an unsampled caller's,
-/// or the current span's.
-fn context_of(span: &tracing::Span) -> Context {
-    if !span.is_none() {
-        return span.context();
-    }
-    match UNSAMPLED.try_with(Clone::clone) {
-        Ok(unsampled) => Context::new().with_remote_span_context(unsampled),
-        Err(_) => tracing::Span::current().context(),
-    }
-}
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 static SAMPLING: OnceLock<Sampling> = OnceLock::new();
 
@@ -81,6 +54,50 @@ fn begin_unsampled() -> Option<opentelemetry::trace::SpanContext> {
     let sampling = SAMPLING.get()?;
     let trace_id = Sampling::new_trace_id();
     (!sampling.samples(trace_id)).then(|| Sampling::unsampled(trace_id))
+}
+
+/// Runs `f` with `context`, an unsampled trace's, as the current OpenTelemetry context: the
+/// calls it makes pass it on (see [`context_of`]), and a span the handler opens itself becomes
+/// its child, unsampled too, rather than the root of a trace of its own.
+fn unsampled<F: Future>(
+    context: opentelemetry::trace::SpanContext,
+    f: F,
+) -> opentelemetry::context::WithContext<F> {
+    use opentelemetry::context::FutureExt as _;
+    f.with_context(Context::new().with_remote_span_context(context))
+}
+
+/// Runs `f`, work that begins a trace (a CLI command, a job outside any request), in the root
+/// span `span` makes — or, when the sampler does not keep the trace, in no span, its calls
+/// passing the unsampled context on.
+pub fn root<F: Future>(
+    span: impl FnOnce() -> tracing::Span,
+    f: F,
+) -> futures::future::Either<
+    tracing::instrument::Instrumented<F>,
+    opentelemetry::context::WithContext<F>,
+> {
+    use tracing::Instrument as _;
+    if enabled()
+        && let Some(context) = begin_unsampled()
+    {
+        return futures::future::Either::Right(unsampled(context, f));
+    }
+    futures::future::Either::Left(f.instrument(span()))
+}
+
+/// The trace context a call made now passes on when `span` is none: the current span's, or
+/// else the current OpenTelemetry context (an unsampled caller's, see [`unsampled`]).
+fn context_of(span: &tracing::Span) -> Context {
+    if !span.is_none() {
+        return span.context();
+    }
+    let current = tracing::Span::current();
+    if current.is_none() {
+        Context::current()
+    } else {
+        current.context()
+    }
 }
 
 /// Whether this process exports spans (an OTLP endpoint was set when tracing started, and
@@ -286,15 +303,15 @@ pub fn consumer_span(topic: &str, header: &BTreeMap<String, String>) -> tracing:
     if !enabled() {
         return tracing::Span::none();
     }
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(header)));
-    let publisher = parent.span().span_context().clone();
-    let kept = if publisher.is_valid() {
-        publisher.is_sampled()
-    } else {
-        begin_unsampled().is_none()
-    };
-    if !kept {
-        return tracing::Span::none();
+    let mut parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&MapReader(header)));
+    if !parent.span().span_context().is_valid()
+        && let Some(unsampled) = begin_unsampled()
+    {
+        // A trace begins here, and is not kept: the span is made under its unsampled context,
+        // so it records nothing and the handler's calls pass that context on. (A message is
+        // rarer than a call; the span is cheap enough here.)
+        parent = Context::new().with_remote_span_context(unsampled);
     }
     let span = tracing::info_span!(
         "consume",
@@ -322,11 +339,13 @@ pub fn client<B>(request: &mut http::Request<B>) -> tracing::Span {
 }
 
 fn client_span(path: &str, headers: &mut http::HeaderMap) -> tracing::Span {
-    if UNSAMPLED.try_with(|_| ()).is_ok() {
-        return tracing::Span::none();
-    }
     let current = tracing::Span::current();
     if current.is_none() {
+        if Context::current().span().span_context().is_valid() {
+            // Inside the call of an unsampled caller (see `unsampled`): no span, its context
+            // goes on.
+            return tracing::Span::none();
+        }
         // The trace begins with this call.
         if let Some(context) = begin_unsampled() {
             let cx = Context::new().with_remote_span_context(context);

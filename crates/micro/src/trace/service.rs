@@ -1,14 +1,13 @@
 //! [`Trace`]: the service that runs each request's handler in a server span — or, when the
-//! caller's trace is not sampled, in no span, with the caller's trace context in scope so the
-//! calls the handler makes pass it on, still unsampled. Its future is either of those; there
+//! trace is not sampled, in no span, with its trace context as the current OpenTelemetry
+//! context so the calls the handler makes pass it on, still unsampled. Its future is either of those; there
 //! is no error of its own. With tracing off the span is a disabled one, which costs next to
 //! nothing.
 
 use std::task::{Context, Poll};
 
 use futures::future::Either;
-use opentelemetry::trace::TraceContextExt;
-use tokio::task::futures::TaskLocalFuture;
+use opentelemetry::{context::WithContext, trace::TraceContextExt};
 use tracing::{Instrument, instrument::Instrumented};
 
 use super::layer::Kind;
@@ -68,10 +67,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<
-        Instrumented<S::Future>,
-        TaskLocalFuture<opentelemetry::trace::SpanContext, S::Future>,
-    >;
+    type Future = Either<Instrumented<S::Future>, WithContext<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -11,7 +11,11 @@ use std::{
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use micro::status::{into_status, to_status};
-use micro_core::{Error, auth::Resource};
+use micro_core::{
+    Error,
+    auth::Resource,
+    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_STREAM},
+};
 use tonic::body::Body;
 use tower::ServiceExt;
 
@@ -166,9 +170,40 @@ async fn forward(
     proxy
         .metrics()
         .call(&service, &endpoint, code, started.elapsed());
+    // Asked before the answer is looked at: a borrowed body may not cross the await.
+    let streams =
+        answer.is_ok() && streams_back(proxy, &caller, &service, grpc_service, &endpoint).await;
     Ok(match answer {
-        Ok(response) => watched(proxy, &caller, &service, &endpoint, response),
+        Ok(response) if streams => watched(proxy, &caller, &service, &endpoint, response),
+        Ok(response) => response,
         Err(status) => status.into_http(),
+    })
+}
+
+/// Whether the service registered the method as one that answers with a stream (`server` or
+/// `bidi`): only such an answer lives long enough to be checked again, or cut at the stop. A
+/// unary answer under way when the server stops is let finish, as its grace allows.
+async fn streams_back(
+    proxy: &ProxyService,
+    caller: &Caller,
+    service: &str,
+    grpc_service: &str,
+    endpoint: &str,
+) -> bool {
+    let Ok(versions) = proxy
+        .client_for(&caller.namespace, service)
+        .lookup(service)
+        .await
+    else {
+        return false;
+    };
+    versions.iter().flat_map(|v| &v.endpoints).any(|e| {
+        e.name == endpoint
+            && e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
+            && matches!(
+                e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
+                Some("server" | "bidi")
+            )
     })
 }
 
@@ -186,7 +221,9 @@ fn watched(
         Recheck::passed_on(authority, caller, Resource::service(service, endpoint))
     });
     let stopping = proxy.stopping();
-    if recheck.is_none() && stopping.is_none() {
+    // An answer that is all headers (an error at once) stays so: it has no stream to watch.
+    if (recheck.is_none() && stopping.is_none()) || http_body::Body::is_end_stream(response.body())
+    {
         return response;
     }
     let (parts, body) = response.into_parts();
