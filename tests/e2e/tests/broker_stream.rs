@@ -15,6 +15,40 @@ use micro_proto::auth::{
 use micro_proto::broker::{PublishRequest, SubscribeRequest, broker_client::BrokerClient};
 use micro_proto::config::{WatchRequest, config_client::ConfigClient};
 
+/// Makes the account `id` (with `scopes`) as `admin` at the server `url`, and logs it in: its
+/// access token.
+async fn account_token(url: &str, admin: &str, id: &str, scopes: &[&str]) -> String {
+    let secret = format!("pw-{id}");
+    AuthClient::connect(url.to_owned())
+        .await
+        .unwrap()
+        .generate(bearer(
+            admin,
+            GenerateRequest {
+                id: id.into(),
+                secret: secret.clone(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("an account");
+    AuthClient::connect(url.to_owned())
+        .await
+        .unwrap()
+        .token(TokenRequest {
+            id: id.into(),
+            secret,
+            refresh_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token
+        .unwrap()
+        .access_token
+}
+
 fn bearer<T>(token: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     req.metadata_mut()
@@ -91,34 +125,7 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
     let address = platform.grpc_address().to_string();
     let admin = micro_e2e::in_process::admin_token(&platform).await;
     let url = format!("http://{address}");
-    AuthClient::connect(url.clone())
-        .await
-        .unwrap()
-        .generate(bearer(
-            &admin,
-            GenerateRequest {
-                id: "publisher".into(),
-                secret: "pw-publisher".into(),
-                scopes: vec!["admin".into()],
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("an account");
-    let token = AuthClient::connect(url.clone())
-        .await
-        .unwrap()
-        .token(TokenRequest {
-            id: "publisher".into(),
-            secret: "pw-publisher".into(),
-            refresh_token: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token
-        .unwrap()
-        .access_token;
+    let token = account_token(&url, &admin, "publisher", &["admin"]).await;
     let identity = micro::auth::Credentials::new(Some(token.clone()));
     // Streams the account holds open: a subscription and a config watch.
     let mut subscription = BrokerClient::connect(url.clone())
@@ -357,33 +364,7 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
         .start()
         .await
         .expect("endless");
-    AuthClient::connect(url.clone())
-        .await
-        .unwrap()
-        .generate(bearer(
-            &admin,
-            GenerateRequest {
-                id: "watcher".into(),
-                secret: "pw-watcher".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("an account");
-    let token = AuthClient::connect(url.clone())
-        .await
-        .unwrap()
-        .token(TokenRequest {
-            id: "watcher".into(),
-            secret: "pw-watcher".into(),
-            refresh_token: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token
-        .unwrap()
-        .access_token;
+    let token = account_token(&url, &admin, "watcher", &[]).await;
 
     let mut proxied = ProxyClient::connect(url.clone())
         .await
