@@ -122,6 +122,9 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
     let outcome = match proxy.stream(&target, ReceiverStream::new(inbound)).await {
         Ok(mut responses) => loop {
             tokio::select! {
+                // A request that did not transcode first: it is why the stream ends.
+                biased;
+                Some(err) = reader_errors.recv() => break Err(err),
                 item = responses.next() => match item {
                     Some(Ok(json)) => {
                         if sink.send(Message::Text(json.to_string().into())).await.is_err() {
@@ -129,9 +132,10 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
                         }
                     }
                     Some(Err(err)) => break Err(err),
-                    None => break Ok(()),
+                    // The reader reports a bad request before it ends the request stream, so
+                    // a service that ended because of it has its reason waiting here.
+                    None => break reader_errors.try_recv().map_or(Ok(()), Err),
                 },
-                Some(err) = reader_errors.recv() => break Err(err),
             }
         },
         // A request that did not transcode ended the request stream: report it, not the
