@@ -56,15 +56,24 @@ fn begin_unsampled() -> Option<opentelemetry::trace::SpanContext> {
     (!sampling.samples(trace_id)).then(|| Sampling::unsampled(trace_id))
 }
 
-/// Runs `f` with `context`, an unsampled trace's, as the current OpenTelemetry context: the
-/// calls it makes pass it on (see [`context_of`]), and a span the handler opens itself becomes
-/// its child, unsampled too, rather than the root of a trace of its own.
+tokio::task_local! {
+    /// The trace context of the call this task serves when the trace is not sampled: no span
+    /// was made for it, the calls it makes carry this context on, still unsampled, and a span
+    /// the handler opens itself records nothing (see `sampler::FollowTheStart`).
+    static UNSAMPLED: opentelemetry::trace::SpanContext;
+}
+
+/// Runs `f` with `context`, an unsampled trace's, as the one its calls pass on.
 fn unsampled<F: Future>(
     context: opentelemetry::trace::SpanContext,
     f: F,
-) -> opentelemetry::context::WithContext<F> {
-    use opentelemetry::context::FutureExt as _;
-    f.with_context(Context::new().with_remote_span_context(context))
+) -> tokio::task::futures::TaskLocalFuture<opentelemetry::trace::SpanContext, F> {
+    UNSAMPLED.scope(context, f)
+}
+
+/// Whether this task serves the call of a trace not kept.
+fn in_unsampled_call() -> bool {
+    UNSAMPLED.try_with(|_| ()).is_ok()
 }
 
 /// Runs `f`, work that begins a trace (a CLI command, a job outside any request), in the root
@@ -75,7 +84,7 @@ pub fn root<F: Future>(
     f: F,
 ) -> futures::future::Either<
     tracing::instrument::Instrumented<F>,
-    opentelemetry::context::WithContext<F>,
+    tokio::task::futures::TaskLocalFuture<opentelemetry::trace::SpanContext, F>,
 > {
     use tracing::Instrument as _;
     if enabled()
@@ -86,17 +95,15 @@ pub fn root<F: Future>(
     futures::future::Either::Left(f.instrument(span()))
 }
 
-/// The trace context a call made now passes on when `span` is none: the current span's, or
-/// else the current OpenTelemetry context (an unsampled caller's, see [`unsampled`]).
+/// The trace context a call made now passes on when `span` is none: an unsampled caller's
+/// (see [`unsampled`]), or the current span's.
 fn context_of(span: &tracing::Span) -> Context {
     if !span.is_none() {
         return span.context();
     }
-    let current = tracing::Span::current();
-    if current.is_none() {
-        Context::current()
-    } else {
-        current.context()
+    match UNSAMPLED.try_with(Clone::clone) {
+        Ok(unsampled) => Context::new().with_remote_span_context(unsampled),
+        Err(_) => tracing::Span::current().context(),
     }
 }
 
@@ -150,9 +157,7 @@ where
     // one that is kept, or for a caller's that was.
     let _ = SAMPLING.set(Sampling::from_env());
     let provider = SdkTracerProvider::builder()
-        .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
-            opentelemetry_sdk::trace::Sampler::AlwaysOn,
-        )))
+        .with_sampler(sampler::FollowTheStart)
         .with_batch_exporter(exporter)
         .with_resource(
             opentelemetry_sdk::Resource::builder()
@@ -339,13 +344,12 @@ pub fn client<B>(request: &mut http::Request<B>) -> tracing::Span {
 }
 
 fn client_span(path: &str, headers: &mut http::HeaderMap) -> tracing::Span {
+    if in_unsampled_call() {
+        // Inside the call of a trace not kept (see `unsampled`): no span, its context goes on.
+        return tracing::Span::none();
+    }
     let current = tracing::Span::current();
     if current.is_none() {
-        if Context::current().span().span_context().is_valid() {
-            // Inside the call of an unsampled caller (see `unsampled`): no span, its context
-            // goes on.
-            return tracing::Span::none();
-        }
         // The trace begins with this call.
         if let Some(context) = begin_unsampled() {
             let cx = Context::new().with_remote_span_context(context);

@@ -13,7 +13,13 @@
 //! caller's flag, as the `parentbased_*` samplers do. It is logic without I/O: the environment
 //! is read once, and the trace id to decide on is given.
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use opentelemetry::{
+    Context, KeyValue,
+    trace::{
+        Link, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    },
+};
+use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
 
 /// The share of new traces to record (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,6 +98,42 @@ impl Sampling {
     }
 }
 
+/// The SDK's sampler, which only follows what was decided where the trace began: a span with
+/// a parent keeps the parent's flag; one without is kept (the decision to make it was the
+/// keeping), unless it is made inside the call of a trace not kept — a handler's own span,
+/// an `#[instrument]` — which records nothing rather than begin a trace of its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FollowTheStart;
+
+impl ShouldSample for FollowTheStart {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        _: TraceId,
+        _: &str,
+        _: &SpanKind,
+        _: &[KeyValue],
+        _: &[Link],
+    ) -> SamplingResult {
+        let parent = parent_context
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let keep = match &parent {
+            Some(parent) => parent.is_sampled(),
+            None => !super::in_unsampled_call(),
+        };
+        SamplingResult {
+            decision: if keep {
+                SamplingDecision::RecordAndSample
+            } else {
+                SamplingDecision::Drop
+            },
+            attributes: Vec::new(),
+            trace_state: parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +169,45 @@ mod tests {
         assert!(!sampling.samples(TraceId::from(u128::from(u64::MAX))));
         assert!(Sampling::parse(None, None).samples(TraceId::from(u128::from(u64::MAX))));
         assert!(!Sampling::parse(Some("always_off"), None).samples(TraceId::from(1)));
+    }
+
+    #[tokio::test]
+    async fn the_sdk_follows_the_start_and_drops_a_handlers_own_span_in_an_unsampled_call() {
+        let keeps = |parent: Option<SpanContext>| {
+            let cx = parent.map(|p| Context::new().with_remote_span_context(p));
+            FollowTheStart
+                .should_sample(
+                    cx.as_ref(),
+                    Sampling::new_trace_id(),
+                    "span",
+                    &SpanKind::Internal,
+                    &[],
+                    &[],
+                )
+                .decision
+                == SamplingDecision::RecordAndSample
+        };
+        let kept = SpanContext::new(
+            Sampling::new_trace_id(),
+            SpanId::from(7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let dropped = Sampling::unsampled(Sampling::new_trace_id());
+        assert!(keeps(Some(kept.clone())));
+        assert!(!keeps(Some(dropped.clone())));
+        assert!(
+            keeps(None),
+            "a root made outside any call was decided on already"
+        );
+        let inside =
+            super::super::unsampled(dropped, async move { (keeps(None), keeps(Some(kept))) }).await;
+        assert_eq!(
+            inside,
+            (false, true),
+            "a root inside an unsampled call records nothing"
+        );
     }
 
     #[test]

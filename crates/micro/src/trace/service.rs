@@ -1,13 +1,14 @@
 //! [`Trace`]: the service that runs each request's handler in a server span — or, when the
-//! trace is not sampled, in no span, with its trace context as the current OpenTelemetry
-//! context so the calls the handler makes pass it on, still unsampled. Its future is either of those; there
+//! trace is not sampled, in no span, with its trace context in scope so the calls the handler
+//! makes pass it on, still unsampled. Its future is either of those; there
 //! is no error of its own. With tracing off the span is a disabled one, which costs next to
 //! nothing.
 
 use std::task::{Context, Poll};
 
 use futures::future::Either;
-use opentelemetry::{context::WithContext, trace::TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
+use tokio::task::futures::TaskLocalFuture;
 use tracing::{Instrument, instrument::Instrumented};
 
 use super::layer::Kind;
@@ -67,7 +68,10 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Either<Instrumented<S::Future>, WithContext<S::Future>>;
+    type Future = Either<
+        Instrumented<S::Future>,
+        TaskLocalFuture<opentelemetry::trace::SpanContext, S::Future>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
