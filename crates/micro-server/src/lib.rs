@@ -21,6 +21,7 @@ pub mod auth;
 mod backends;
 pub mod gateway;
 pub mod listener;
+mod long_call;
 pub mod metrics;
 mod namespace;
 pub mod proxy;

@@ -192,17 +192,9 @@ async fn a_token_revoked_while_its_streams_are_open_stops_them_within_a_second()
     assert_eq!(refused.code, 401, "{refused}");
     assert!(refused.detail.contains("revoked"), "{refused}");
     // The subscription and the watch end too, with the same refusal.
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match subscription.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the subscription ended without saying why"),
-                Err(status) => break status,
-            }
-        }
-    })
-    .await
-    .expect("the subscription of a revoked token ends");
+    let ended = tokio::time::timeout(Duration::from_secs(3), last_word(&mut subscription))
+        .await
+        .expect("the subscription of a revoked token ends");
     assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
     let ended = tokio::time::timeout(Duration::from_secs(3), watch.message())
         .await
@@ -423,17 +415,9 @@ async fn a_token_revoked_ends_the_service_streams_it_opened_through_the_doors() 
         ))
         .await
         .expect("deleted");
-    let ended = tokio::time::timeout(Duration::from_secs(3), async {
-        loop {
-            match proxied.message().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("the proxied stream ended without saying why"),
-                Err(status) => break status,
-            }
-        }
-    })
-    .await
-    .expect("the proxied stream of a revoked token ends");
+    let ended = tokio::time::timeout(Duration::from_secs(3), last_word(&mut proxied))
+        .await
+        .expect("the proxied stream of a revoked token ends");
     assert_eq!(ended.code(), tonic::Code::Unauthenticated, "{ended:?}");
     assert!(ended.message().contains("revoked"), "{ended:?}");
     let ended = tokio::time::timeout(Duration::from_secs(3), last_word(&mut transparent))
@@ -531,13 +515,7 @@ async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
             .expect_err("the subscription ends"),
     );
     ended(watch.message().await.expect_err("the watch ends"));
-    loop {
-        match proxied.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the proxied stream ended without saying why"),
-            Err(status) => break ended(status),
-        }
-    }
+    ended(last_word(&mut proxied).await);
     ended(last_word(&mut transparent).await);
     drop((subscription, watch, proxied, transparent));
     let _ = service.stop().await;

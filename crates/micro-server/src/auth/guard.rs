@@ -199,18 +199,10 @@ impl Recheck {
         })
     }
 
-    /// `stream`, ended with the refusal once `recheck` (if any) would no longer admit its
-    /// call; checked every [`RECHECK_EVERY`], the first time a period after it opened.
-    pub(crate) fn watch<T: Send + 'static>(
-        recheck: Option<Self>,
-        stream: Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>,
-    ) -> Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>> {
-        Self::watch_with(recheck, stream, micro::status::into_status)
-    }
-
-    /// [`watch`](Self::watch) for a stream whose errors are `E`, the refusal made one by
-    /// `refuse`.
-    pub(crate) fn watch_with<T: Send + 'static, E: Send + 'static>(
+    /// `stream`, ended with the refusal (made an `E` by `refuse`) once `recheck` (if any)
+    /// would no longer admit its call; checked every [`RECHECK_EVERY`], the first time a
+    /// period after it opened. Streams take it through [`crate::long_call::LongCall`].
+    pub(crate) fn watch<T: Send + 'static, E: Send + 'static>(
         recheck: Option<Self>,
         stream: Pin<Box<dyn Stream<Item = Result<T, E>> + Send>>,
         refuse: fn(Error) -> E,

@@ -15,13 +15,12 @@ use micro::{
 };
 use micro_core::{
     Error,
-    auth::Resource,
     metadata::{AUTHORIZATION_HEADER, NAMESPACE_HEADER},
 };
 use tonic::{Request, Status, metadata::MetadataMap};
 
 use super::{PLATFORM_HEADERS, ProxyService, Target};
-use crate::auth::{Caller, guard::Recheck};
+use crate::{auth::Caller, long_call::LongCall};
 
 const ID: &str = "micro.proxy";
 
@@ -92,19 +91,8 @@ impl ProxyService {
         if !target.resolved.method.is_server_streaming() {
             return Ok(json);
         }
-        let recheck = self.authority().and_then(|authority| {
-            Recheck::passed_on(
-                authority,
-                &target.caller,
-                Resource::service(&target.service, target.endpoint()),
-            )
-        });
-        let json = Recheck::watch_with(recheck, json, std::convert::identity);
-        Ok(crate::stopping::Stopping::end(
-            self.stopping(),
-            json,
-            std::convert::identity,
-        ))
+        let long = LongCall::passed_on(self, &target.caller, &target.service, target.endpoint());
+        Ok(long.end(json, std::convert::identity))
     }
 
     /// Records a call that began at `started` and ended with `answer` in the metrics.

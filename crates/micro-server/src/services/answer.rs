@@ -11,7 +11,7 @@ use micro::status::into_status;
 use micro_core::Error;
 use tonic::{Request, Response, Status};
 
-use crate::{auth::guard::Recheck, stopping::Stopping};
+use crate::long_call::LongCall;
 
 /// Answers `req`: `admit` reads what the method needs of the caller from the request (a
 /// refusal is the answer), then `handle` gets that and the request's body.
@@ -34,8 +34,8 @@ where
 pub(crate) type Answers<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Answers `req` with a stream, as [`answer`] does, which the guard's check of the call is
-/// made on again while it lives (see [`Recheck::watch`]): a token revoked or a rule changed
-/// ends it, and so does the server stopping (see [`Stopping`]).
+/// made on again while it lives: a token revoked or a rule changed ends it, and so does the
+/// server stopping (see [`LongCall`]).
 pub(crate) async fn answer_stream<T, A, I, Fut>(
     req: Request<T>,
     admit: impl FnOnce(&Request<T>) -> Result<A, Error>,
@@ -45,9 +45,7 @@ where
     Fut: Future<Output = Result<Answers<I>, Error>>,
     I: Send + 'static,
 {
-    let recheck = Recheck::of(&req);
-    let stopping = Stopping::of(&req);
+    let long = LongCall::of(&req);
     let stream = answer(req, admit, handle).await?.into_inner();
-    let stream = Recheck::watch(recheck, stream);
-    Ok(Response::new(Stopping::end(stopping, stream, into_status)))
+    Ok(Response::new(long.end(stream, into_status)))
 }

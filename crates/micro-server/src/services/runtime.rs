@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use micro::convert::runtime::{deployment_to_pb, spec_from_pb};
 
 use super::answer::answer;
-use crate::{auth::guard::Recheck, namespace, runtime::LocalRuntime, stopping::Stopping};
+use crate::{long_call::LongCall, namespace, runtime::LocalRuntime};
 
 const ID: &str = "micro.runtime";
 
@@ -257,8 +257,7 @@ impl runtime_server::Runtime for RuntimeService {
 
     async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<LogsStream>, Status> {
         let ns = admin(&req).map_err(into_status)?;
-        let recheck = Recheck::of(&req);
-        let stopping = Stopping::of(&req);
+        let long = LongCall::of(&req);
         if req.metadata().get(FORWARDED_HEADER).is_none()
             && let Some(owner) = self
                 .runtime
@@ -267,8 +266,7 @@ impl runtime_server::Runtime for RuntimeService {
                 .map_err(into_status)?
         {
             let lines = forward_logs(&owner, req).await?.into_inner();
-            let lines = Recheck::watch(recheck, lines);
-            return Ok(Response::new(Stopping::end(stopping, lines, into_status)));
+            return Ok(Response::new(long.end(lines, into_status)));
         }
         let body = req.into_inner();
         let lines = self
@@ -291,7 +289,6 @@ impl runtime_server::Runtime for RuntimeService {
             })
             .map_err(into_status)
         }));
-        let lines = Recheck::watch(recheck, lines);
-        Ok(Response::new(Stopping::end(stopping, lines, into_status)))
+        Ok(Response::new(long.end(lines, into_status)))
     }
 }

@@ -270,9 +270,13 @@ pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     if !enabled() {
         return;
     }
-    let cx = context_of(span);
+    inject_context(&context_of(span), headers);
+}
+
+/// Puts the trace context `cx` on outgoing `headers` (`traceparent`; nothing for no context).
+fn inject_context(cx: &Context, headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut HeaderInjector(headers));
+        p.inject_context(cx, &mut HeaderInjector(headers));
     });
 }
 
@@ -352,10 +356,7 @@ fn client_span(path: &str, headers: &mut http::HeaderMap) -> tracing::Span {
     if current.is_none() {
         // The trace begins with this call.
         if let Some(context) = begin_unsampled() {
-            let cx = Context::new().with_remote_span_context(context);
-            opentelemetry::global::get_text_map_propagator(|p| {
-                p.inject_context(&cx, &mut HeaderInjector(headers));
-            });
+            inject_context(&Context::new().with_remote_span_context(context), headers);
             return tracing::Span::none();
         }
     } else if !current.context().span().span_context().is_sampled() {

@@ -13,7 +13,6 @@ use futures::future::BoxFuture;
 use micro::status::{into_status, to_status};
 use micro_core::{
     Error,
-    auth::Resource,
     metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_STREAM},
 };
 use tonic::body::Body;
@@ -23,11 +22,7 @@ use super::{
     ID, Local, Registrants, Resolutions, SERVICE_HEADER, none_registers, registrants,
     several_register,
 };
-use crate::{
-    auth::{Caller, guard::Recheck},
-    proxy::ProxyService,
-    stopping::Stopping,
-};
+use crate::{auth::Caller, long_call::LongCall, proxy::ProxyService};
 
 /// See [`super::TransparentLayer`].
 #[derive(Clone)]
@@ -217,19 +212,14 @@ fn watched(
     endpoint: &str,
     response: http::Response<Body>,
 ) -> http::Response<Body> {
-    let recheck = proxy.authority().and_then(|authority| {
-        Recheck::passed_on(authority, caller, Resource::service(service, endpoint))
-    });
-    let stopping = proxy.stopping();
+    let long = LongCall::passed_on(proxy, caller, service, endpoint);
     // An answer that is all headers (an error at once) stays so: it has no stream to watch.
-    if (recheck.is_none() && stopping.is_none()) || http_body::Body::is_end_stream(response.body())
-    {
+    if long.is_unwatched() || http_body::Body::is_end_stream(response.body()) {
         return response;
     }
     let (parts, body) = response.into_parts();
     let frames: Frames = Box::pin(http_body_util::BodyStream::new(body));
-    let frames = Recheck::watch_with(recheck, frames, into_status);
-    let frames = Stopping::end(stopping, frames, into_status);
+    let frames = long.end(frames, into_status);
     // An error — a refusal, the stop, or the node's stream breaking — is told the gRPC way,
     // in trailers, and is the body's last frame.
     let frames = frames.scan(false, |ended, item| {
