@@ -496,6 +496,12 @@ async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
         .into_inner();
     proxied.message().await.expect("a message");
     let mut transparent = transparent_stream(&address, None).await;
+    // A service's publishes share a stream it keeps open (`Broker.PublishStream`).
+    let publisher = RemoteBroker::new(&address).unwrap();
+    publisher
+        .publish("micro", "elsewhere", Message::new("before the stop"))
+        .await
+        .expect("published");
 
     let started = std::time::Instant::now();
     platform.stop().await;
@@ -517,7 +523,12 @@ async fn a_stopping_server_ends_the_streams_held_open_through_it_at_once() {
     ended(watch.message().await.expect_err("the watch ends"));
     ended(last_word(&mut proxied).await);
     ended(last_word(&mut transparent).await);
-    drop((subscription, watch, proxied, transparent));
+    let err = publisher
+        .publish("micro", "elsewhere", Message::new("after the stop"))
+        .await
+        .expect_err("the server is gone");
+    assert_eq!(err.code, 503, "{err}");
+    drop((subscription, watch, proxied, transparent, publisher));
     let _ = service.stop().await;
 }
 

@@ -17,6 +17,7 @@ use super::answer::{answer, answer_stream};
 use crate::{
     auth::guard::{RECHECK_EVERY, Recheck},
     namespace,
+    stopping::Stopping,
 };
 
 /// The messages a publish stream may hold unanswered before it stops reading: enough to keep
@@ -77,11 +78,16 @@ impl broker_server::Broker for BrokerService {
         &self,
         req: Request<tonic::Streaming<pb::PublishRequest>>,
     ) -> Result<Response<AckStream>, Status> {
+        // The caller is checked again by the stream's own loop (idle or not); the server's
+        // stop ends its answers at once, as any long call's.
+        let stopping = Stopping::of(&req);
         let admit = |req: &Request<_>| Ok((namespace::of(req)?, Recheck::of(req)));
-        answer(req, admit, |(ns, recheck), requests| async move {
+        let acks = answer(req, admit, |(ns, recheck), requests| async move {
             Ok(self.publish_stream_of(ns, recheck, requests))
         })
-        .await
+        .await?
+        .into_inner();
+        Ok(Response::new(Stopping::end(stopping, acks, into_status)))
     }
 
     type SubscribeStream = MessageStream;
