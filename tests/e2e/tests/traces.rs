@@ -242,4 +242,30 @@ fn one_trace_crosses_the_cli_the_server_and_two_services() {
             .any(|s| s.name == "relay.note" && s.trace_id == second),
         "the handler's own span is in the kept trace"
     );
+    drop(spans);
+
+    // A caller's `traceparent` is only read, never trusted: one that does not parse, odd
+    // flags, or one far too long, is taken as none (a trace begins here), and the call goes
+    // through.
+    let long = format!("00-{}-00f067aa0ba902b7-01", "a".repeat(8_000));
+    for odd in [
+        "not a traceparent",
+        "00-00000000000000000000000000000000-0000000000000000-01",
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-7f",
+        long.as_str(),
+    ] {
+        let answer = micro_e2e::http(
+            sb.api.as_deref().expect("gateway"),
+            "POST",
+            "/relay/call",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &format!("Bearer {}", sb.token())),
+                ("traceparent", odd),
+            ],
+            r#"{"name":"odd"}"#,
+        );
+        assert_eq!(answer.status, 200, "{odd:.60}: {answer:?}");
+        assert!(answer.body.contains("Hello odd"), "{answer:?}");
+    }
 }
