@@ -21,6 +21,10 @@ pub const NODE_PACKAGE: &str = "package";
 /// Node metadata key: the transport the node speaks (always `grpc`).
 pub const NODE_PROTOCOL: &str = "protocol";
 
+/// Node metadata key: when the node started serving, in Unix seconds (the dashboard shows a
+/// node's age from it).
+pub const NODE_STARTED: &str = "started";
+
 /// Endpoint metadata key: the fully-qualified proto service (`helloworld.Helloworld`), so the gRPC
 /// path `/<package>.<Service>/<Method>` is exact.
 pub const ENDPOINT_GRPC_SERVICE: &str = "grpc_service";

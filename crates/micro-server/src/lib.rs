@@ -4,7 +4,7 @@
 //! services `registry`, `store`, `config`, `broker`, `events` and `runtime` (each registered under that
 //! name like any other service, with its endpoints and schemas, and each isolating namespaces)
 //! and the JSON proxy (`micro.proxy.Proxy`) the CLI calls through, plus health and reflection;
-//! the HTTP API gateway ([`gateway`]) and the web dashboard ([`web`]) listen on ports of their
+//! the HTTP API gateway ([`gateway`]) and the web dashboard ([`dashboard`]) listen on ports of their
 //! own. With [`Options::home`] set, the store, config and event log live in redb files under
 //! `home/server/` (see `micro-backends`); without, in memory. The registry and broker are the
 //! embedded in-memory ones. The [`runtime`] builds and runs services from uploaded source. Every backend passes its trait's contract suite.
@@ -19,6 +19,7 @@
 
 pub mod auth;
 mod backends;
+pub mod dashboard;
 pub mod gateway;
 pub mod listener;
 mod long_call;
@@ -29,7 +30,6 @@ pub mod runtime;
 mod services;
 mod stopping;
 mod tls;
-pub mod web;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -311,7 +311,7 @@ pub async fn start(options: Options) -> Result<Platform, Error> {
     let web_address = web.map(|(listener, address)| {
         tasks.push(listener::serve_http(
             listener,
-            web::router(proxy.clone()),
+            dashboard::router(proxy.clone(), tls.is_some(), api_address),
             options.limits,
             tls.as_ref().map(tls::Served::acceptor),
             stop.subscribe(),

@@ -7,7 +7,7 @@
 
 mod http;
 mod openapi;
-mod request;
+pub(crate) mod request;
 mod route;
 mod rules;
 mod stream;

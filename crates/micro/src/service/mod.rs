@@ -341,6 +341,13 @@ impl Service {
             crate::metrics::NODE_METRICS.to_owned(),
             crate::metrics::METRICS_PATH.to_owned(),
         );
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        node.metadata.insert(
+            micro_core::metadata::NODE_STARTED.to_owned(),
+            started.to_string(),
+        );
         record.nodes.push(node);
         let metrics = crate::metrics::ServiceMetrics::new(
             &name,

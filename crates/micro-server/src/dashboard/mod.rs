@@ -1,0 +1,72 @@
+//! The web dashboard, on `micro server`'s web address: server-rendered HTML, no script, one
+//! more door to the platform.
+//!
+//! Every page and every action is a call through the platform's one call pipeline
+//! ([`ProxyService::target`] and its invocation), as the visitor: the list of services is what
+//! the rules let them call, the store page calls `Store.List`, the call form calls the
+//! endpoint, the runtime page `Runtime.Read`, the auth page `Accounts.List` — so the dashboard
+//! can show nothing and do nothing the same visitor could not through `micro` or the gateway,
+//! in their namespace only. Who the visitor is comes from `session`: an HttpOnly, SameSite cookie session with CSRF-checked forms.
+//!
+//! `/metrics` and `/metrics/targets` serve the platform's metrics to Prometheus
+//! (`prometheus`).
+
+mod call;
+mod calls;
+mod form;
+mod html;
+mod live;
+mod login;
+mod pages;
+mod prometheus;
+mod services;
+mod session;
+mod store;
+
+use std::net::SocketAddr;
+
+use axum::{
+    Router,
+    routing::{get, post},
+};
+
+use crate::proxy::ProxyService;
+
+/// What every page reaches the platform through.
+#[derive(Clone)]
+pub(crate) struct Dashboard {
+    proxy: ProxyService,
+    /// Whether the dashboard serves TLS (its cookies are then `Secure`).
+    secure: bool,
+    /// Where the platform's HTTP gateway listens, if it serves one.
+    gateway: Option<SocketAddr>,
+}
+
+/// The dashboard's router over `proxy`; `secure` when it is served over TLS, `gateway` the
+/// gateway's address (the call form shows a `curl` line to it).
+pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) -> Router {
+    Router::new()
+        .route("/", get(services::index))
+        .route("/service/{name}", get(services::service))
+        .route(
+            "/service/{name}/call/{endpoint}",
+            get(call::form).post(call::run),
+        )
+        .route("/login", get(login::form).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/store", get(store::browse))
+        .route("/store/write", post(store::write))
+        .route("/store/delete", post(store::delete))
+        .route("/config", get(pages::config))
+        .route("/runtime", get(pages::runtime))
+        .route("/runtime/{name}/logs", get(pages::logs))
+        .route("/auth", get(pages::auth))
+        .route("/auth/{action}", post(pages::auth_action))
+        .route("/metrics", get(prometheus::metrics))
+        .route("/metrics/targets", get(prometheus::targets))
+        .with_state(Dashboard {
+            proxy,
+            secure,
+            gateway,
+        })
+}

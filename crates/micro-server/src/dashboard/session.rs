@@ -1,0 +1,389 @@
+//! Who is looking at the dashboard: the visitor's session, kept in cookies, and the caller it
+//! stands for.
+//!
+//! - Logging in runs `Auth.Token` through the platform's call pipeline (the throttle on failed
+//!   logins counts the browser's address), and keeps the answer in two cookies: `micro-token`
+//!   (the access token) and `micro-refresh`. Both are `HttpOnly` (no script reads them) and
+//!   `SameSite=Strict` (no other site's page sends them), `Secure` when the dashboard serves TLS.
+//! - A visit whose access token has lived two thirds of its life (or is gone) and that holds a
+//!   refresh token is given fresh tokens first, so a session lasts as long as its refresh token while the access
+//!   token stays short-lived. A refresh token the platform no longer honours (the account was
+//!   deleted, its secret changed) ends the session.
+//! - Every form carries a CSRF token, a random value also kept in the `micro-csrf` cookie; a
+//!   post whose field does not match the cookie, or that a browser says came from another
+//!   origin, is refused before anything runs.
+//! - A request may instead say `Authorization: Bearer TOKEN`, as on the gateway.
+//!
+//! The caller is decided by the same [`Authority::caller`](crate::Authority::caller) as on every
+//! door: the token's namespace, or `?namespace=` for an admin of `micro`.
+
+use std::net::IpAddr;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{Html, IntoResponse, Response},
+};
+use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
+
+use super::{
+    Dashboard,
+    html::{self, Who},
+};
+use crate::{auth::Caller, listener::Peer};
+
+const ID: &str = "micro.web";
+
+/// The access token's cookie (the gateway reads the same name, from its own origin only).
+pub(crate) const TOKEN_COOKIE: &str = "micro-token";
+const REFRESH_COOKIE: &str = "micro-refresh";
+const CSRF_COOKIE: &str = "micro-csrf";
+/// How long the browser keeps the refresh token (seconds).
+const REFRESH_KEPT: i64 = 30 * 24 * 60 * 60;
+/// The longest cookie value read (a token is far shorter).
+const MAX_COOKIE: usize = 8 * 1024;
+
+/// One visit: the caller it stands for, the visitor's CSRF token, and the cookies the answer
+/// must set.
+pub(crate) struct Visit {
+    /// Who calls the platform for this visit.
+    pub(crate) caller: Caller,
+    /// The signed-in account's name.
+    pub(crate) name: Option<String>,
+    /// The token forms carry back.
+    pub(crate) csrf: String,
+    /// Whether the platform checks callers.
+    pub(crate) auth: bool,
+    /// Where the visit came from.
+    pub(crate) peer: Option<IpAddr>,
+    /// `Set-Cookie` values for the answer.
+    cookies: Vec<String>,
+    /// Whether the browser says the request came from another origin.
+    cross_origin: bool,
+    secure: bool,
+}
+
+impl Visit {
+    /// What the layout says about the visitor.
+    pub(crate) fn who(&self) -> Who<'_> {
+        Who {
+            name: self.name.as_deref(),
+            namespace: &self.caller.namespace,
+            csrf: &self.csrf,
+            auth: self.auth,
+        }
+    }
+
+    /// A page with `body`, answered with `status` and the visit's cookies.
+    pub(crate) fn page(&self, status: StatusCode, title: &str, body: &str) -> Response {
+        self.respond((status, Html(html::page(title, &self.who(), body))).into_response())
+    }
+
+    /// The page that says why `e` stopped the visit, with the HTTP status of its code.
+    pub(crate) fn failure(&self, e: &Error) -> Response {
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = format!("<h1>{}</h1>", html::escape(&e.status));
+        body.push_str(&html::error_box(&e.status, &e.detail));
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            body.push_str("<p><a href=\"/login\">Log in</a> as an account that may see this.</p>");
+        }
+        self.page(status, &e.status, &body)
+    }
+
+    /// `response` with the visit's cookies set.
+    pub(crate) fn respond(&self, mut response: Response) -> Response {
+        for cookie in &self.cookies {
+            if let Ok(value) = HeaderValue::from_str(cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+
+    /// A redirect (303, so the browser follows with a GET) to `to`, with the visit's cookies.
+    pub(crate) fn redirect(&self, to: &str) -> Response {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(to) = HeaderValue::from_str(to) {
+            response.headers_mut().insert(header::LOCATION, to);
+        }
+        self.respond(response)
+    }
+
+    /// Checks a posted form's CSRF field against the visitor's cookie, and that the browser
+    /// did not send it from another origin.
+    pub(crate) fn check_form(&self, fields: &[(String, String)]) -> Result<(), Error> {
+        let posted = fields
+            .iter()
+            .find(|(k, _)| k == "_csrf")
+            .map(|(_, v)| v.as_str());
+        if self.cross_origin {
+            return Err(Error::forbidden(
+                ID,
+                "the form was sent from another site's page",
+            ));
+        }
+        match posted {
+            Some(posted) if same(posted.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            _ => Err(Error::forbidden(
+                ID,
+                "the form's CSRF token does not match this browser's session: reload the page and send it again",
+            )),
+        }
+    }
+
+    /// Keeps `tokens` (from `Auth.Token`) as the session's cookies; the caller is unchanged
+    /// until the next visit.
+    pub(crate) fn keep(&mut self, tokens: &Tokens) {
+        let left = tokens.expiry - now();
+        self.cookies
+            .push(self.cookie(TOKEN_COOKIE, &tokens.access, left));
+        self.cookies
+            .push(self.cookie(REFRESH_COOKIE, &tokens.refresh, REFRESH_KEPT));
+    }
+
+    /// Ends the session: both token cookies are cleared.
+    pub(crate) fn forget(&mut self) {
+        for name in [TOKEN_COOKIE, REFRESH_COOKIE] {
+            self.cookies.push(self.cookie(name, "", 0));
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: i64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            max_age.max(0)
+        )
+    }
+}
+
+/// Tokens `Auth.Token` answered.
+pub(crate) struct Tokens {
+    pub(crate) access: String,
+    pub(crate) refresh: String,
+    /// Unix seconds.
+    pub(crate) expiry: i64,
+}
+
+impl Tokens {
+    /// Reads `Auth.Token`'s JSON answer.
+    pub(crate) fn from_answer(answer: &serde_json::Value) -> Result<Self, Error> {
+        let token = &answer["token"];
+        let text = |k: &str| token[k].as_str().unwrap_or_default().to_owned();
+        let expiry = humantime::parse_rfc3339(&text("expiry"))
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok())
+            .unwrap_or_else(now);
+        let tokens = Self {
+            access: text("access_token"),
+            refresh: text("refresh_token"),
+            expiry,
+        };
+        if tokens.access.is_empty() {
+            return Err(Error::internal(ID, "Auth.Token answered no token"));
+        }
+        Ok(tokens)
+    }
+}
+
+impl FromRequestParts<Dashboard> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        dashboard: &Dashboard,
+    ) -> Result<Self, Self::Rejection> {
+        visit(dashboard, parts).await
+    }
+}
+
+async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> {
+    let headers = &parts.headers;
+    let asked = parts.uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "namespace")
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+    });
+    let mut visit = Visit {
+        caller: Caller::unchecked(asked.as_deref().unwrap_or(DEFAULT_NAMESPACE)),
+        name: None,
+        csrf: String::new(),
+        auth: dashboard.proxy.authority().is_some(),
+        peer: parts.extensions.get::<Peer>().map(|p| p.0.ip()),
+        cookies: Vec::new(),
+        cross_origin: cross_origin(headers),
+        secure: dashboard.secure,
+    };
+    visit.csrf = match cookie(headers, CSRF_COOKIE) {
+        Some(csrf) if csrf.len() >= 16 && csrf.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            csrf.to_owned()
+        }
+        _ => {
+            let csrf = random_token();
+            visit
+                .cookies
+                .push(visit.cookie(CSRF_COOKIE, &csrf, REFRESH_KEPT));
+            csrf
+        }
+    };
+    let Some(authority) = dashboard.proxy.authority() else {
+        return Ok(visit);
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut token = cookie(headers, TOKEN_COOKIE).map(str::to_owned);
+    if authorization.is_none()
+        && let Some(refresh) = cookie(headers, REFRESH_COOKIE)
+        && token
+            .as_deref()
+            .and_then(|t| authority.lifetime(t))
+            .is_none_or(|(issued, expiry)| due(issued, expiry, now()))
+    {
+        match dashboard.refresh(refresh, visit.peer).await {
+            Ok(tokens) => {
+                token = Some(tokens.access.clone());
+                visit.keep(&tokens);
+            }
+            Err(_) => {
+                token = None;
+                visit.forget();
+            }
+        }
+    }
+    let from_cookie = authorization.is_none() && token.is_some();
+    let bearer = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
+    let caller = match authority.caller(bearer.as_deref(), asked.as_deref()).await {
+        // A session the platform no longer honours ends; the visitor goes on as nobody.
+        Err(e) if from_cookie && e.code == 401 => {
+            visit.forget();
+            authority.caller(None, asked.as_deref()).await
+        }
+        caller => caller,
+    };
+    match caller {
+        Ok(mut caller) => {
+            caller.peer = visit.peer;
+            visit.name = caller.account.as_ref().map(|a| a.name.clone());
+            visit.caller = caller;
+            Ok(visit)
+        }
+        Err(e) => Err(visit.failure(&e)),
+    }
+}
+
+/// Whether the browser says the request came from another origin (`Sec-Fetch-Site`, or an
+/// `Origin` that names another host).
+fn cross_origin(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let site = text("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
+    let origin = match (text("origin"), text("host")) {
+        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
+        _ => false,
+    };
+    site || origin
+}
+
+/// The value of cookie `name`, if the request carries one of sane length.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE)
+}
+
+/// Whether a token issued at `issued` that expires at `expiry` is due for a refresh at `now`:
+/// once two thirds of its life have passed (10 minutes into the default 15).
+fn due(issued: i64, expiry: i64, now: i64) -> bool {
+    let life = (expiry - issued).max(0);
+    now >= issued + life * 2 / 3
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// 32 random letters and digits.
+fn random_token() -> String {
+    use ring::rand::SecureRandom;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 32];
+    // The system's randomness does not fail on the platforms the server runs on; if it did,
+    // the token would be all `A`s and every form would still need the cookie it came with.
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_by_name_and_bounded() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; micro-token=abc; micro-csrf="),
+        );
+        assert_eq!(cookie(&headers, TOKEN_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, CSRF_COOKIE), None);
+        assert_eq!(cookie(&headers, "micro-tok"), None);
+        let long = format!("micro-token={}", "x".repeat(MAX_COOKIE + 1));
+        headers.insert(header::COOKIE, HeaderValue::from_str(&long).unwrap());
+        assert_eq!(cookie(&headers, TOKEN_COOKIE), None);
+    }
+
+    #[test]
+    fn another_origin_is_told_apart() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:8082"));
+        assert!(!cross_origin(&headers));
+        headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8082"));
+        assert!(!cross_origin(&headers));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_origin(&headers));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(cross_origin(&headers));
+        headers.remove("sec-fetch-site");
+        headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(cross_origin(&headers));
+    }
+
+    #[test]
+    fn a_token_is_refreshed_in_the_last_third_of_its_life() {
+        assert!(!due(1000, 1900, 1000));
+        assert!(!due(1000, 1900, 1599));
+        assert!(due(1000, 1900, 1600));
+        assert!(due(1000, 1900, 2000));
+        assert!(due(1000, 1000, 1000));
+    }
+
+    #[test]
+    fn csrf_tokens_are_random_and_compared_whole() {
+        let (a, b) = (random_token(), random_token());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert!(same(a.as_bytes(), a.as_bytes()));
+        assert!(!same(a.as_bytes(), b.as_bytes()));
+        assert!(!same(a.as_bytes(), &a.as_bytes()[..31]));
+    }
+}
