@@ -26,6 +26,7 @@ mod long_call;
 pub mod metrics;
 mod namespace;
 pub mod proxy;
+mod recent;
 pub mod runtime;
 mod services;
 mod stopping;

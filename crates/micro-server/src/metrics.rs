@@ -20,7 +20,12 @@
 //! [`crate::proxy::MAX_CLIENTS`]), never raw caller input, so no caller can grow the series
 //! without bound.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crate::recent::{Point, Recent, SLOTS};
 
 use micro::client::{ClientStats, NodeHealth};
 
@@ -59,6 +64,10 @@ struct Inner {
     registry: Registry,
     calls: Histograms<CallLabels>,
     http: Histograms<HttpLabels>,
+    /// The last minutes of calls per namespace, for the dashboard's charts.
+    recent: Mutex<Recent>,
+    /// Where `recent`'s clock starts.
+    started: Instant,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,14 +106,33 @@ impl Metrics {
                 registry,
                 calls,
                 http,
+                recent: Mutex::default(),
+                started: Instant::now(),
             }),
         }
     }
 
-    /// A call to `endpoint` of `service` that ended with gRPC status `code` after `took`.
-    pub fn call(&self, service: &str, endpoint: &str, code: tonic::Code, took: Duration) {
+    /// A call to `endpoint` of `service` in `namespace` that ended with gRPC status `code`
+    /// after `took`.
+    pub fn call(
+        &self,
+        namespace: &str,
+        service: &str,
+        endpoint: &str,
+        code: tonic::Code,
+        took: Duration,
+    ) {
         if !micro::metrics::recording() {
             return;
+        }
+        let now = self.now();
+        if let Ok(mut recent) = self.inner.recent.lock() {
+            recent.record(
+                now,
+                (namespace, service, endpoint),
+                code != tonic::Code::Ok,
+                took,
+            );
         }
         self.inner
             .calls
@@ -129,6 +157,26 @@ impl Metrics {
                 http_response_status_code: status,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// The last minutes of `service` in `namespace` (of one endpoint, or all together), oldest
+    /// first, one point per [`crate::recent::SLOT_SECS`]; `None` when it had no call.
+    pub(crate) fn recent(
+        &self,
+        namespace: &str,
+        service: &str,
+        endpoint: Option<&str>,
+    ) -> Option<Vec<Point>> {
+        let now = self.now();
+        let recent = self.inner.recent.lock().ok()?;
+        recent
+            .any(now, namespace, service)
+            .then(|| recent.points(now, namespace, service, endpoint))
+    }
+
+    /// Seconds on `recent`'s clock (it starts a window's length in, so no slot is before 0).
+    fn now(&self) -> u64 {
+        self.inner.started.elapsed().as_secs() + crate::recent::SLOT_SECS * SLOTS as u64
     }
 
     /// Everything, in the Prometheus text format.
@@ -271,12 +319,14 @@ mod tests {
     fn renders_red_metrics_with_bounded_labels() {
         let metrics = Metrics::new(NoClients);
         metrics.call(
+            "micro",
             "helloworld",
             "Helloworld.Call",
             tonic::Code::Ok,
             Duration::from_millis(3),
         );
         metrics.call(
+            "micro",
             "helloworld",
             "Helloworld.Call",
             tonic::Code::NotFound,

@@ -67,7 +67,6 @@ def main():
         page.get_by_role("link", name="helloworld", exact=True).click()
         expect(page.locator("h1")).to_have_text("helloworld")
         expect(page.get_by_role("cell", name="127.0.0.1", exact=False).first).to_be_visible()
-        shot(page, "service")
 
         step("call Helloworld.Call from its form")
         page.get_by_role("link", name="Call Helloworld.Call").click()
@@ -95,6 +94,13 @@ def main():
         expect(page.locator(".message")).to_have_count(3)
         expect(page.locator(".message").nth(2)).to_contain_text('"count": 2')
         expect(page.locator("#stream-end")).to_be_visible()
+
+        step("the service's charts show the calls just made")
+        page.goto(WEB + "/service/helloworld")
+        expect(page.get_by_role("img", name="Requests over the last 5 minutes").first).to_be_visible()
+        expect(page.get_by_role("heading", name="Helloworld.Call")).to_be_visible()
+        expect(page.get_by_role("heading", name="Helloworld.Stream")).to_be_visible()
+        shot(page, "service")
 
         step("write and read a store key")
         page.get_by_role("navigation").get_by_role("link", name="Store").click()

@@ -40,7 +40,9 @@ label{display:block;margin:.4em 0 .1em;font-weight:600}\
 input,select,textarea{font:inherit;padding:.25em;min-width:18em}textarea{width:40em;height:6em}\
 fieldset{border:1px solid #d5d9df;margin:.5em 0}button{font:inherit;padding:.3em 1em;cursor:pointer}\
 .error{background:#fdecec;border:1px solid #e9a3a3;padding:.6em}\
-.note{color:#5a6270}.inline{display:inline}.inline label{display:inline}";
+.note{color:#5a6270}.inline{display:inline}.inline label{display:inline}\
+.charts{display:flex;gap:1em;flex-wrap:wrap}.chart{margin:.3em 0}figcaption{font-size:.85em;color:#5a6270}\
+td pre{margin:0;max-height:12em}";
 
 /// What the layout says about the visitor.
 pub(crate) struct Who<'a> {

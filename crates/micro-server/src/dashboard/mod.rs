@@ -13,6 +13,7 @@
 
 mod call;
 mod calls;
+mod charts;
 mod form;
 mod html;
 mod live;

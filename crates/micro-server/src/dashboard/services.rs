@@ -13,7 +13,7 @@ use micro_core::{Error, Value, metadata::NODE_STARTED};
 use serde::Deserialize;
 
 use super::{
-    Dashboard,
+    Dashboard, charts,
     html::{escape, table, url},
     session::Visit,
 };
@@ -135,26 +135,66 @@ pub(crate) async fn service(
             &["id", "address", "metadata", "age"],
             &rows,
         ));
-        body.push_str("<h3>Endpoints</h3>");
+        body.push_str(
+            "<h3>Endpoints</h3><table><caption class=\"note\">Endpoints, with their request and response fields</caption>\
+             <tr><th scope=\"col\">endpoint</th><th scope=\"col\">request</th><th scope=\"col\">response</th></tr>",
+        );
         for e in &v.endpoints {
             let _ = write!(
                 body,
-                "<section><h4>{0}</h4><p><a href=\"/service/{1}/call/{2}?namespace={ns}\">Call {0}</a></p>",
+                "<tr><td><strong>{0}</strong><br><a href=\"/service/{1}/call/{2}?namespace={ns}\">Call {0}</a></td>",
                 escape(&e.name),
                 url(&name),
                 url(&e.name)
             );
-            for (label, value) in [("Request", &e.request), ("Response", &e.response)] {
-                let _ = write!(body, "<p>{label}</p><pre>");
+            for value in [&e.request, &e.response] {
+                body.push_str("<td><pre>");
                 if let Some(value) = value {
                     schema(&mut body, value, 0);
                 }
-                body.push_str("</pre>");
+                body.push_str("</pre></td>");
             }
-            body.push_str("</section>");
+            body.push_str("</tr>");
+        }
+        body.push_str("</table>");
+    }
+    body.push_str(&charts_section(&dashboard, &namespace, &name, &versions));
+    visit.page(StatusCode::OK, &name, &body)
+}
+
+/// The last five minutes of the service, and of each endpoint, as charts.
+fn charts_section(
+    dashboard: &Dashboard,
+    namespace: &str,
+    name: &str,
+    versions: &[micro_core::Service],
+) -> String {
+    let metrics = dashboard.proxy.metrics();
+    let mut out = String::from("<h2>Last 5 minutes</h2>");
+    let Some(all) = metrics.recent(namespace, name, None) else {
+        out.push_str(
+            "<p class=\"note\">No calls through the platform (proxy, gateway, dashboard) in the last 5 minutes.</p>",
+        );
+        return out;
+    };
+    out.push_str("<h3>All endpoints</h3>");
+    out.push_str(&charts::row(&all));
+    let mut endpoints: Vec<&str> = versions
+        .iter()
+        .flat_map(|v| v.endpoints.iter().map(|e| e.name.as_str()))
+        .collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    for endpoint in endpoints {
+        if let Some(points) = metrics
+            .recent(namespace, name, Some(endpoint))
+            .filter(|p| p.iter().any(|p| p.rate > 0.0))
+        {
+            let _ = write!(out, "<h3>{}</h3>", escape(endpoint));
+            out.push_str(&charts::row(&points));
         }
     }
-    visit.page(StatusCode::OK, &name, &body)
+    out
 }
 
 /// A schema as an indented list of `name type` lines.

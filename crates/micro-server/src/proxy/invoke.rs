@@ -100,8 +100,13 @@ impl ProxyService {
         let code = answer
             .as_ref()
             .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
-        self.metrics()
-            .call(&target.service, target.endpoint(), code, started.elapsed());
+        self.metrics().call(
+            target.namespace(),
+            &target.service,
+            target.endpoint(),
+            code,
+            started.elapsed(),
+        );
     }
 
     /// A ready gRPC client for the target and the request with the call's metadata.

@@ -162,9 +162,13 @@ async fn forward(
             .map_or(tonic::Code::Ok, tonic::Code::from_i32),
         Err(status) => status.code(),
     };
-    proxy
-        .metrics()
-        .call(&service, &endpoint, code, started.elapsed());
+    proxy.metrics().call(
+        &caller.namespace,
+        &service,
+        &endpoint,
+        code,
+        started.elapsed(),
+    );
     // Asked before the answer is looked at: a borrowed body may not cross the await.
     let streams =
         answer.is_ok() && streams_back(proxy, &caller, &service, grpc_service, &endpoint).await;
