@@ -56,6 +56,10 @@ fn a_user_logs_in_calls_streams_edits_the_store_and_follows_logs_in_chromium() {
         &sb.micro(&["config", "set", "app.password", "hunter2", "--secret"]),
         "config set --secret",
     );
+    ok(
+        &sb.micro(&["events", "publish", "orders", r#"{"order":1}"#]),
+        "events publish",
+    );
     // Another namespace, and its admin.
     ok(
         &sb.micro(&[

@@ -92,6 +92,7 @@ pub(crate) fn header(who: &Who<'_>) -> String {
         ("/", "Services"),
         ("/store", "Store"),
         ("/config", "Config"),
+        ("/events", "Events"),
         ("/runtime", "Runtime"),
         ("/auth", "Auth"),
     ] {

@@ -59,6 +59,7 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
         .route("/store/write", post(store::write))
         .route("/store/delete", post(store::delete))
         .route("/config", get(pages::config))
+        .route("/events", get(pages::events))
         .route("/runtime", get(pages::runtime))
         .route("/runtime/{name}/logs", get(pages::logs))
         .route("/auth", get(pages::auth))

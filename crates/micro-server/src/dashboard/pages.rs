@@ -1,5 +1,5 @@
-//! The platform's other pages: the namespace's config as a tree (secrets masked), the runtime's
-//! status and a service's logs (followed live), and auth — accounts and rules, listed, made and
+//! The platform's other pages: the namespace's config as a tree (secrets masked), a topic's
+//! events (tailed live), the runtime's status and a service's logs (followed live), and auth — accounts and rules, listed, made and
 //! deleted. Each reads and writes by calling the platform service through the pipeline as the
 //! visitor, so a page is refused exactly when the same call from `micro` would be (the runtime
 //! to anyone but an admin of `micro`, accounts and rules to anyone but an admin).
@@ -93,6 +93,91 @@ fn tree(out: &mut String, value: &Value, depth: usize) {
             let _ = write!(out, "<code>{}</code>", escape(&v.to_string()));
         }
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Tail {
+    #[serde(default)]
+    topic: String,
+    /// How far back to start, in minutes.
+    #[serde(default = "five")]
+    minutes: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// `GET /events?topic=T&minutes=M`: the topic's events of the last `M` minutes, then each new
+/// one as it is published (a consumer of its own, which acknowledges what it is shown).
+pub(crate) async fn events(
+    State(dashboard): State<Dashboard>,
+    visit: Visit,
+    Query(tail): Query<Tail>,
+) -> Response {
+    let ns = url(&visit.caller.namespace);
+    let form = format!(
+        "<h1>Events</h1><form method=\"get\" action=\"/events\">\
+         <input type=\"hidden\" name=\"namespace\" value=\"{}\">\
+         <label for=\"topic\">Topic</label><input id=\"topic\" name=\"topic\" value=\"{}\" required>\
+         <label for=\"minutes\">From this many minutes ago</label><input id=\"minutes\" name=\"minutes\" type=\"number\" min=\"0\" value=\"{}\">\
+         <p><button type=\"submit\">Tail</button></p></form>",
+        escape(&visit.caller.namespace),
+        escape(&tail.topic),
+        tail.minutes
+    );
+    if tail.topic.is_empty() {
+        return visit.page(StatusCode::OK, "Events", &form);
+    }
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        .saturating_sub(u128::from(tail.minutes) * 60_000);
+    let opened = async {
+        let target = dashboard
+            .target(&visit.caller, "events", "Events.Consume")
+            .await?;
+        dashboard
+            .stream(
+                &target,
+                &json!({ "topic": tail.topic, "offset_time_ms": since.to_string() }),
+            )
+            .await
+    }
+    .await;
+    let events = match opened {
+        Ok(events) => events,
+        Err(e) => return visit.failure(&e),
+    };
+    let head = format!(
+        "{form}<h2>{}</h2><p class=\"note\">New events appear as they are published. <a href=\"/events?namespace={ns}\">Another topic</a></p><ol id=\"events\">",
+        escape(&tail.topic)
+    );
+    // The service's first answer (no id) only says the consumer is in place.
+    let pieces = events
+        .filter(|event| {
+            let ready = matches!(event, Ok(e) if e["id"].as_str().unwrap_or_default().is_empty());
+            std::future::ready(!ready)
+        })
+        .map(|event| match event {
+            Ok(event) => {
+                let payload = event["payload"].as_str().unwrap_or_default();
+                let payload =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, payload)
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok())
+                        .unwrap_or_else(|| format!("(binary, base64) {payload}"));
+                format!(
+                    "<li><span class=\"note\">#{} · {}</span><pre class=\"event\">{}</pre></li>",
+                    escape(&event["sequence"].to_string().replace('"', "")),
+                    escape(event["id"].as_str().unwrap_or_default()),
+                    escape(&payload)
+                )
+            }
+            Err(e) => format!("</ol>{}<ol>", error_box(&e.status, &e.detail)),
+        })
+        .chain(futures::stream::once(async { "</ol>".to_owned() }));
+    live::page(&visit, &format!("Events of {}", tail.topic), head, pieces)
 }
 
 /// `GET /runtime`: what the runtime runs in the namespace.
