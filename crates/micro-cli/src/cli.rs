@@ -58,6 +58,17 @@ pub(crate) enum Command {
         about = "micro bench - load a service endpoint and report throughput, errors and latency"
     )]
     Bench(BenchArgs),
+    /// micro sidecar - join a service written in any language to the platform
+    #[command(
+        about = "micro sidecar - join a service written in any language to the platform",
+        long_about = "micro sidecar - join a service written in any language to the platform\n\n\
+            Registers NAME with the given endpoints while the app answers its health check, \
+            forwards each call to the app as an HTTP POST of its JSON, and serves the app the \
+            platform on its own HTTP address (POST /SERVICE/ENDPOINT, POST /publish/TOPIC, \
+            WebSocket /subscribe/TOPIC). It reads a service's environment: \
+            MICRO_SERVER_ADDRESS, MICRO_NAMESPACE, MICRO_AUTH_ID and MICRO_AUTH_SECRET."
+    )]
+    Sidecar(SidecarArgs),
     /// micro new - scaffold a service crate that builds with cargo alone
     #[command(about = "micro new - scaffold a service crate that builds with cargo alone")]
     New(NewArgs),
@@ -380,6 +391,35 @@ fn rate(text: &str) -> Result<f64, String> {
         ));
     }
     Ok(r)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SidecarArgs {
+    /// The service name to register
+    #[arg(long)]
+    pub(crate) name: String,
+    /// The app's address: http://127.0.0.1:PORT
+    #[arg(long, value_name = "URL")]
+    pub(crate) app: String,
+    /// The app's health path; any 2xx answer is healthy
+    #[arg(long, default_value = "/health", value_name = "PATH")]
+    pub(crate) health: String,
+    /// An endpoint, and the app's path its calls are POSTed to (repeatable)
+    #[arg(long = "endpoint", value_name = "Name.Method=/path", required = true)]
+    pub(crate) endpoints: Vec<String>,
+    /// Where the service's gRPC server listens (port 0 picks one)
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub(crate) address: String,
+    /// Where the app reaches the platform (port 0 picks one)
+    #[arg(
+        long = "http-address",
+        default_value = "127.0.0.1:0",
+        value_name = "ADDR"
+    )]
+    pub(crate) http_address: String,
+    /// The version to register
+    #[arg(long, default_value = "latest")]
+    pub(crate) version: String,
 }
 
 #[derive(Debug, Args)]

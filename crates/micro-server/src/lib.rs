@@ -29,6 +29,7 @@ pub mod proxy;
 mod recent;
 pub mod runtime;
 mod services;
+pub mod sidecar;
 mod stopping;
 mod tls;
 

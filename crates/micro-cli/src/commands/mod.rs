@@ -12,6 +12,7 @@ mod new;
 mod runtime;
 mod server;
 pub(crate) mod services;
+mod sidecar;
 mod store;
 
 use crate::{
@@ -71,6 +72,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Bench(args) => bench::run(&Context::new(&cli)?, args).await,
         Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
         Command::New(args) => new::run(args),
+        Command::Sidecar(args) => sidecar::run(args).await,
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
         Command::Store { action } => store::run(&Context::new(&cli)?, action.as_ref()).await,
         Command::Config { action } => config::run(&Context::new(&cli)?, action.as_ref()).await,

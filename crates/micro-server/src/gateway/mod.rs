@@ -8,7 +8,7 @@
 mod http;
 mod openapi;
 pub(crate) mod request;
-mod route;
+pub(crate) mod route;
 mod rules;
 mod stream;
 

@@ -189,6 +189,29 @@ impl Service {
         self
     }
 
+    /// Serves the gRPC service `name` (`package.Service`) with `svc`, for protos known only
+    /// when the process runs (`micro sidecar` makes them from its command line): every method
+    /// path under `/name/` goes to `svc`. Its descriptors must be among
+    /// [`Service::descriptors`], as for [`Service::handle`].
+    pub fn handle_dynamic<S>(mut self, name: &'static str, svc: S) -> Self
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        use tower::ServiceExt;
+        self.handlers.push(name);
+        let router = std::mem::take(self.routes.axum_router_mut());
+        *self.routes.axum_router_mut() = router.route_service(
+            &format!("/{name}/{{*rest}}"),
+            svc.map_request(|req: http::Request<axum::body::Body>| req.map(Body::new)),
+        );
+        self
+    }
+
     /// Registers in `registry` instead of the server at `MICRO_SERVER_ADDRESS`. Without
     /// [`Service::server`] as well, the service then has no platform to check its callers with,
     /// and serves everyone (for tests and registries run without a platform).

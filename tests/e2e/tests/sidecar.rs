@@ -1,0 +1,146 @@
+//! `micro sidecar` with a Python service (standard library only, `tests/e2e/sidecar/app.py`):
+//! registered once the app answers, called by `micro call` and the gateway, calling helloworld
+//! back through the sidecar, subscribed to a topic over the sidecar's WebSocket, deregistered
+//! when the app dies and registered again when it is back, and gone when the sidecar is stopped.
+
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use micro_e2e::{Proc, Sandbox, bin, http, wait_for};
+
+fn listed(sb: &Sandbox, name: &str) -> bool {
+    sb.micro(&["services"]).stdout.lines().any(|l| l == name)
+}
+
+fn app(port: Option<u16>) -> (Proc, u16) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("sidecar/app.py"));
+    if let Some(port) = port {
+        cmd.env("PORT", port.to_string());
+    }
+    let mut app = Proc::spawn(cmd);
+    let line = app.wait_line("app listening on ");
+    let port = line.rsplit(' ').next().unwrap().parse().unwrap();
+    (app, port)
+}
+
+#[test]
+fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies() {
+    let sb = Sandbox::with_server();
+    let _hw = sb.helloworld(&[]);
+    let account = sb.service_account("py-greeter");
+    let (mut python, port) = app(None);
+
+    let mut cmd = Command::new(bin("micro"));
+    cmd.args([
+        "sidecar",
+        "--name",
+        "py-greeter",
+        "--app",
+        &format!("http://127.0.0.1:{port}"),
+        "--endpoint",
+        "Greeter.Hello=/greet",
+        "--endpoint",
+        "Greeter.Relay=/relay",
+        "--endpoint",
+        "Greeter.News=/news",
+        "--endpoint",
+        "Greeter.Fail=/fail",
+    ])
+    .env("MICRO_HOME", sb.home.path())
+    .env("MICRO_SERVER_ADDRESS", sb.address())
+    .envs(account.iter().map(|(k, v)| (*k, v.as_str())));
+    let mut sidecar = Proc::spawn(cmd);
+    sidecar.wait_line("sidecar http listening on ");
+    sidecar.wait_line("py-greeter registered at ");
+    assert!(listed(&sb, "py-greeter"));
+
+    // Called like any service: the CLI, the gateway.
+    let out = sb.micro(&["call", "py-greeter", "Greeter.Hello", r#"{"name":"Ada"}"#]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Hello Ada from Python"), "{out:?}");
+    let api = sb.api.as_deref().expect("gateway");
+    let rsp = http(
+        api,
+        "POST",
+        "/py-greeter/greeter/hello",
+        &[("Content-Type", "application/json")],
+        r#"{"name":"Bob"}"#,
+    );
+    assert_eq!(rsp.status, 200, "{rsp:?}");
+    assert_eq!(rsp.body, r#"{"msg":"Hello Bob from Python"}"#);
+    // An app's 409 is the caller's error, with the app's words.
+    let out = sb.micro(&["call", "py-greeter", "Greeter.Fail"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("already there"), "{out:?}");
+
+    // The app calls helloworld back through the sidecar.
+    let out = sb.micro(&["call", "py-greeter", "Greeter.Relay", r#"{"name":"Cy"}"#]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("Hello Cy"), "{out:?}");
+
+    // It subscribed over the sidecar's WebSocket, and hears what is published.
+    python.wait_line("subscribed to news");
+    let out = sb.micro(&["publish", "news", r#""rain at noon""#]);
+    assert_eq!(out.code, 0, "{out:?}");
+    wait_for(Duration::from_secs(10), "the app to hear the news", || {
+        let out = sb.micro(&["call", "py-greeter", "Greeter.News"]);
+        out.stdout.contains("rain at noon").then_some(())
+    });
+
+    // The app dies: the sidecar deregisters it within 3 s of its last answer.
+    python.signal("-9");
+    let died = Instant::now();
+    wait_for(Duration::from_secs(10), "py-greeter deregistered", || {
+        (!listed(&sb, "py-greeter")).then_some(())
+    });
+    let gone = died.elapsed();
+    assert!(
+        gone < Duration::from_secs(4),
+        "deregistered {gone:?} after the app died"
+    );
+    sidecar.wait_line("py-greeter deregistered: the app stopped answering");
+
+    // Back on the same port: registered again, and called.
+    let (_python, _) = app(Some(port));
+    wait_for(
+        Duration::from_secs(10),
+        "py-greeter registered again",
+        || listed(&sb, "py-greeter").then_some(()),
+    );
+    let out = sb.micro(&["call", "py-greeter", "Greeter.Hello", r#"{"name":"Di"}"#]);
+    assert!(out.stdout.contains("Hello Di from Python"), "{out:?}");
+
+    // SIGTERM: the sidecar deregisters and exits.
+    sidecar.signal("-TERM");
+    assert!(!listed(&sb, "py-greeter"), "still registered after SIGTERM");
+}
+
+#[test]
+fn a_sidecar_refuses_a_bad_command_line_with_a_reason() {
+    let app = "http://127.0.0.1:1";
+    for (args, why) in [
+        (
+            vec!["--app", app, "--endpoint", "Hello=/x"],
+            "is not Name.Method",
+        ),
+        (
+            vec!["--app", app, "--endpoint", "Greeter.Hello=x"],
+            "must start with /",
+        ),
+        (
+            vec!["--app", "ftp://x", "--endpoint", "Greeter.Hello=/x"],
+            "http://host:port",
+        ),
+    ] {
+        let mut cmd = Command::new(bin("micro"));
+        cmd.args(["sidecar", "--name", "s"]);
+        cmd.args(&args);
+        let out = micro_e2e::run(cmd);
+        assert_ne!(out.code, 0, "{args:?}: {out:?}");
+        assert!(out.stderr.contains(why), "{args:?}: {out:?}");
+    }
+}
