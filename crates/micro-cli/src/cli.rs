@@ -58,6 +58,28 @@ pub(crate) enum Command {
         about = "micro bench - load a service endpoint and report throughput, errors and latency"
     )]
     Bench(BenchArgs),
+    /// micro cli - the interactive CLI: a prompt running the same commands, with completion
+    #[command(
+        about = "micro cli - the interactive CLI: a prompt running the same commands, with completion"
+    )]
+    Cli,
+    /// micro completion - print a shell's completion script (bash, zsh or fish)
+    #[command(
+        about = "micro completion - print a shell's completion script (bash, zsh or fish)",
+        long_about = "micro completion - print a shell's completion script (bash, zsh or fish)\n\n\
+            bash: source <(micro completion bash)\n\
+            zsh:  source <(micro completion zsh)\n\
+            fish: micro completion fish | source\n\n\
+            Commands and flags complete, and service names and endpoint words from the registry."
+    )]
+    Completion(CompletionArgs),
+    /// The candidates for the last of WORDS (what the completion scripts ask)
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// The words typed after `micro`, the last one being completed
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
     /// micro sidecar - join a service written in any language to the platform
     #[command(
         about = "micro sidecar - join a service written in any language to the platform",
@@ -391,6 +413,12 @@ fn rate(text: &str) -> Result<f64, String> {
         ));
     }
     Ok(r)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionArgs {
+    /// bash, zsh or fish
+    pub(crate) shell: String,
 }
 
 #[derive(Debug, Args)]

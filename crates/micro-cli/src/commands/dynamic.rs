@@ -95,7 +95,7 @@ pub(crate) async fn run(ctx: &Context, words: &[String]) -> Result<(), Failure> 
 }
 
 /// Every endpoint of every version, once.
-fn endpoints(versions: &[Service]) -> Vec<micro_core::Endpoint> {
+pub(crate) fn endpoints(versions: &[Service]) -> Vec<micro_core::Endpoint> {
     let mut out: Vec<micro_core::Endpoint> = Vec::new();
     for endpoint in versions.iter().flat_map(|v| &v.endpoints) {
         if !out.iter().any(|e| e.name == endpoint.name) {
@@ -118,7 +118,7 @@ fn split(args: &[String]) -> (Vec<&str>, Vec<&str>) {
 }
 
 /// The proto service the words default to: the service's only one, else `Title(name)`.
-fn default_service(name: &str, endpoints: &[micro_core::Endpoint]) -> String {
+pub(crate) fn default_service(name: &str, endpoints: &[micro_core::Endpoint]) -> String {
     match naming::proto_services(endpoints).as_slice() {
         [only] => (*only).to_owned(),
         _ => title(name),
@@ -126,7 +126,7 @@ fn default_service(name: &str, endpoints: &[micro_core::Endpoint]) -> String {
 }
 
 /// The endpoint the words name: none → `Svc.Call`, `w` → `Svc.W`, `a b` → `A.B`.
-fn endpoint_name(
+pub(crate) fn endpoint_name(
     name: &str,
     endpoints: &[micro_core::Endpoint],
     words: &[&str],
@@ -144,7 +144,7 @@ fn endpoint_name(
 }
 
 /// `SayHello` → `say-hello`.
-fn kebab(word: &str) -> String {
+pub(crate) fn kebab(word: &str) -> String {
     let mut out = String::new();
     for (i, c) in word.chars().enumerate() {
         if c.is_uppercase() {
@@ -208,7 +208,7 @@ fn endpoint_help(name: &str, words: &[&str], endpoint: &micro_core::Endpoint) ->
 }
 
 /// One row per leaf field: nested fields as `--a-b`.
-fn flag_rows(fields: &[Field], prefix: &str, rows: &mut Vec<(String, String)>) {
+pub(crate) fn flag_rows(fields: &[Field], prefix: &str, rows: &mut Vec<(String, String)>) {
     for field in fields {
         let flag = format!("{prefix}{}", field.name.replace('_', "-"));
         if is_message(field) {

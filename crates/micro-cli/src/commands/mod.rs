@@ -4,10 +4,12 @@ mod auth;
 mod bench;
 mod broker;
 mod call;
+mod completion;
 mod config;
-mod dynamic;
+pub(crate) mod dynamic;
 mod env;
 mod events;
+mod interactive;
 mod new;
 mod runtime;
 mod server;
@@ -56,7 +58,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Failure> {
     result
 }
 
-async fn dispatch(cli: Cli) -> Result<(), Failure> {
+pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let Some(command) = &cli.command else {
         return Err(Failure::new(
             "No command provided to micro. Please refer to 'micro --help'",
@@ -73,6 +75,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Stream(args) => call::run_stream(&Context::new(&cli)?, args).await,
         Command::New(args) => new::run(args),
         Command::Sidecar(args) => sidecar::run(args).await,
+        Command::Cli => interactive::run(&cli).await,
+        Command::Completion(args) => completion::script(args),
+        Command::Complete { words } => completion::candidates_of(&cli, words).await,
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
         Command::Store { action } => store::run(&Context::new(&cli)?, action.as_ref()).await,
         Command::Config { action } => config::run(&Context::new(&cli)?, action.as_ref()).await,

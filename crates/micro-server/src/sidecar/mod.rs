@@ -2,14 +2,14 @@
 //! beside it (Micro's sidecar).
 //!
 //! - It registers `--name` with the endpoints given as `--endpoint Name.Method=/path`, serving
-//!   them over gRPC like any service built with the framework ([`descriptors`] makes their
+//!   them over gRPC like any service built with the framework (`descriptors` makes their
 //!   protos: any JSON object in, any JSON object out), and forwards each call to the app as an
-//!   HTTP POST of its JSON ([`forward`]). `micro call`, the gateway and the dashboard reach it
+//!   HTTP POST of its JSON (`forward`). `micro call`, the gateway and the dashboard reach it
 //!   like any service, through the same checks of the caller.
-//! - It checks the app's health every second ([`health`]): it registers only once the app
+//! - It checks the app's health every second (`health`): it registers only once the app
 //!   answers, deregisters within 3 s of the app going quiet, and registers again when it
 //!   answers; on SIGTERM or Ctrl-C it deregisters and exits.
-//! - The app reaches the platform through the sidecar's HTTP address ([`app_api`]): calls by
+//! - The app reaches the platform through the sidecar's HTTP address (`app_api`): calls by
 //!   the gateway's paths, the broker's publish and a WebSocket subscription — as the sidecar's
 //!   account (`MICRO_AUTH_ID` / `MICRO_AUTH_SECRET`), in its namespace.
 
