@@ -80,6 +80,16 @@ pub(crate) enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         words: Vec<String>,
     },
+    /// micro bot - run CLI commands from chat (Slack, or any chat system's webhook)
+    #[command(
+        about = "micro bot - run CLI commands from chat (Slack, or any chat system's webhook)",
+        long_about = "micro bot - run CLI commands from chat (Slack, or any chat system's webhook)\n\n\
+            Inputs: Slack's Events API at /slack/events when SLACK_SIGNING_SECRET and \
+            SLACK_BOT_TOKEN are set (SLACK_API_URL moves the API), and POST /webhook when \
+            MICRO_BOT_WEBHOOK_TOKEN is set. Each chat user runs commands as the account the \
+            users file maps them to."
+    )]
+    Bot(BotArgs),
     /// micro sidecar - join a service written in any language to the platform
     #[command(
         about = "micro sidecar - join a service written in any language to the platform",
@@ -168,7 +178,7 @@ pub(crate) enum Command {
         #[arg(long, visible_alias = "email")]
         username: Option<String>,
         /// The secret (prompted for, without echo, when missing)
-        #[arg(long)]
+        #[arg(long, env = "MICRO_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
     /// micro logout - forget the login of the current env and namespace
@@ -413,6 +423,16 @@ fn rate(text: &str) -> Result<f64, String> {
         ));
     }
     Ok(r)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BotArgs {
+    /// Where the inputs listen (port 0 picks one)
+    #[arg(long, default_value = "127.0.0.1:8083", value_name = "ADDR")]
+    pub(crate) address: String,
+    /// The JSON file mapping chat users (`slack:U0123`, `webhook:ID`) to accounts: {"slack:U0123": {"account": "ada", "secret": "...", "namespace": "micro"}}
+    #[arg(long, value_name = "FILE")]
+    pub(crate) users: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //!
 //! Every failure is one line on stderr and a non-zero exit code; nothing panics at a user.
 
+mod bot;
 mod cli;
 mod commands;
 mod complete;

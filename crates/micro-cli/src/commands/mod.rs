@@ -76,6 +76,7 @@ pub(crate) async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::New(args) => new::run(args),
         Command::Sidecar(args) => sidecar::run(args).await,
         Command::Cli => interactive::run(&cli).await,
+        Command::Bot(args) => crate::bot::run(args).await,
         Command::Completion(args) => completion::script(args),
         Command::Complete { words } => completion::candidates_of(&cli, words).await,
         Command::Env { action } => env::run(Context::new(&cli)?, action.as_ref()),
