@@ -664,6 +664,9 @@ pub(crate) enum EventsCommand {
         #[arg(long = "metadata", value_name = "K=V")]
         metadata: Vec<String>,
     },
+    /// micro events topics - list the namespace's topics that hold events
+    #[command(about = "micro events topics - list the namespace's topics that hold events")]
+    Topics,
     /// micro events consume - print a topic's events as JSON lines, in order
     #[command(about = "micro events consume - print a topic's events as JSON lines, in order")]
     Consume {

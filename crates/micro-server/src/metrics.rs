@@ -36,6 +36,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
+/// The endpoint label of a call to a method its service never registered (the transparent
+/// proxy passes those on, and the node answers `UNIMPLEMENTED`): one label for all of them.
+pub const UNREGISTERED: &str = "_OTHER";
+
 /// Labels of a call to a service.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {

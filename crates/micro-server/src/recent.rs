@@ -5,7 +5,8 @@
 //!
 //! Logic without I/O: every method takes `now` (seconds on any clock that only moves forward),
 //! so the tests decide the time. Memory is bounded: [`SLOTS`] slots of [`SLOT_SECS`] each per
-//! series, and at most [`MAX_SERIES`] series (the one used longest ago makes room for a new one).
+//! series, at most [`MAX_SERIES_PER_NAMESPACE`] series per namespace and [`MAX_SERIES`] in all
+//! (the one used longest ago makes room for a new one, in its namespace first).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,6 +16,8 @@ pub(crate) const SLOT_SECS: u64 = 5;
 pub(crate) const SLOTS: usize = 60;
 /// The most series kept.
 pub(crate) const MAX_SERIES: usize = 1024;
+/// The most series one namespace keeps: a busy one never pushes the others' out.
+pub(crate) const MAX_SERIES_PER_NAMESPACE: usize = 256;
 /// Latency bucket bounds: 0.5 ms doubling to ~16 s, then everything slower.
 const BUCKETS: usize = 16;
 
@@ -65,12 +68,16 @@ impl Recent {
         took: Duration,
     ) {
         let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
-        if !self.series.contains_key(&owned) && self.series.len() >= MAX_SERIES {
-            let oldest = self
-                .series
-                .iter()
-                .min_by_key(|(_, s)| s.last)
-                .map(|(k, _)| k.clone());
+        if !self.series.contains_key(&owned) {
+            // Room is made in the namespace's own series first, then in all of them.
+            let mine = self.series.keys().filter(|k| k.0 == key.0).count();
+            let oldest = if mine >= MAX_SERIES_PER_NAMESPACE {
+                self.oldest(|k| k.0 == key.0)
+            } else if self.series.len() >= MAX_SERIES {
+                self.oldest(|_| true)
+            } else {
+                None
+            };
             if let Some(oldest) = oldest {
                 self.series.remove(&oldest);
             }
@@ -95,6 +102,18 @@ impl Recent {
         let secs = took.as_secs_f64();
         let bucket = (0..BUCKETS).find(|b| secs <= bound(*b)).unwrap_or(BUCKETS);
         slot.latency[bucket] = slot.latency[bucket].saturating_add(1);
+    }
+
+    /// The series among `which` used longest ago.
+    fn oldest(
+        &self,
+        which: impl Fn(&(String, String, String)) -> bool,
+    ) -> Option<(String, String, String)> {
+        self.series
+            .iter()
+            .filter(|(k, _)| which(k))
+            .min_by_key(|(_, s)| s.last)
+            .map(|(k, _)| k.clone())
     }
 
     /// The last [`SLOTS`] slots up to `now`, oldest first, of `service` in `namespace`: of one
@@ -223,11 +242,27 @@ mod tests {
     }
 
     #[test]
-    fn series_are_bounded() {
+    fn series_are_bounded_per_namespace_and_overall() {
         let mut recent = Recent::default();
+        recent.record(0, ("quiet", "svc", "S.Call"), false, Duration::ZERO);
         for i in 0..MAX_SERIES + 10 {
             let name = format!("s{i}");
-            recent.record(i as u64, ("micro", &name, "S.Call"), false, Duration::ZERO);
+            recent.record(
+                1 + i as u64,
+                ("micro", &name, "S.Call"),
+                false,
+                Duration::ZERO,
+            );
+        }
+        let quiet = ("quiet".to_owned(), "svc".to_owned(), "S.Call".to_owned());
+        assert!(
+            recent.series.contains_key(&quiet),
+            "a busy namespace keeps to its share"
+        );
+        assert_eq!(recent.series.len(), MAX_SERIES_PER_NAMESPACE + 1);
+        for ns in 0..MAX_SERIES {
+            let ns = format!("ns{ns}");
+            recent.record(5000, (&ns, "svc", "S.Call"), false, Duration::ZERO);
         }
         assert_eq!(recent.series.len(), MAX_SERIES);
         let first = ("micro".to_owned(), "s0".to_owned(), "S.Call".to_owned());

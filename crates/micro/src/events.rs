@@ -263,4 +263,14 @@ impl core::Events for RemoteEvents {
     async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
         self.settle(namespace, topic, group, id, false).await
     }
+
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        let mut client = self.client.clone();
+        self.conn
+            .call(ID, namespace, pb::TopicsRequest {}, |req| async move {
+                client.topics(req).await
+            })
+            .await
+            .map(|answer: pb::TopicsResponse| answer.topics)
+    }
 }

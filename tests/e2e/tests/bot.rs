@@ -188,6 +188,7 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
     // A message: acknowledged at once, answered with chat.postMessage in the channel.
     let event = serde_json::json!({
         "type": "event_callback",
+        "event_id": "Ev0001",
         "event": {"type": "app_mention", "user": "U0ADA", "text": "<@U0BOT> services", "channel": "C0OPS"}
     })
     .to_string();
@@ -203,6 +204,51 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
     assert!(
         text.starts_with("```") && text.contains("helloworld"),
         "{text}"
+    );
+    // Slack's retry of the same event, a channel's plain message (the mention's echo), and a
+    // bot's own message are not commands; a direct message is.
+    let ts = now();
+    assert_eq!(
+        slack_event(&bot, &event, &ts, &sign(&ts, &event)).status,
+        200
+    );
+    let chatter = serde_json::json!({
+        "type": "event_callback",
+        "event_id": "Ev0002",
+        "event": {"type": "message", "channel_type": "channel", "user": "U0ADA", "text": "<@U0BOT> services", "channel": "C0OPS"}
+    })
+    .to_string();
+    let ts = now();
+    assert_eq!(
+        slack_event(&bot, &chatter, &ts, &sign(&ts, &chatter)).status,
+        200
+    );
+    let direct = serde_json::json!({
+        "type": "event_callback",
+        "event_id": "Ev0003",
+        "event": {"type": "message", "channel_type": "im", "user": "U0ADA", "text": "services", "channel": "D0ADA"}
+    })
+    .to_string();
+    let ts = now();
+    assert_eq!(
+        slack_event(&bot, &direct, &ts, &sign(&ts, &direct)).status,
+        200
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the direct message's answer",
+        || {
+            let posted = slack.posted.lock().unwrap();
+            posted
+                .iter()
+                .any(|(_, p)| p["channel"] == "D0ADA")
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        slack.posted.lock().unwrap().len(),
+        2,
+        "one answer to the mention, one to the direct message"
     );
     // Its own messages (a bot's) are not commands.
     let echo = serde_json::json!({

@@ -124,11 +124,16 @@ fn the_interactive_cli_completes_from_the_registry_and_keeps_its_history() {
     // A secret typed at the prompt is not kept.
     term.type_in("auth create account cat --secret hunter2\r");
     term.expect("micro> ");
+    term.type_in("call auth Auth.Token '{\"id\":\"cat\",\"secret\":\"hunter3\"}'\r");
+    term.expect("micro> ");
     term.type_in("\x04");
     let status = term.child.wait().unwrap();
     assert!(status.success(), "Ctrl-D leaves: {status}");
     let kept = std::fs::read_to_string(&history).unwrap();
-    assert!(!kept.contains("hunter2"), "{kept}");
+    assert!(
+        !kept.contains("hunter2") && !kept.contains("hunter3"),
+        "{kept}"
+    );
 }
 
 #[test]

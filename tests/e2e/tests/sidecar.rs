@@ -77,6 +77,34 @@ fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies(
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stderr.contains("already there"), "{out:?}");
 
+    // The sidecar's address serves its app, not a web page in a browser on this machine.
+    let sidecar_http = sidecar
+        .lines()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("sidecar http listening on ")
+                .map(str::to_owned)
+        })
+        .unwrap();
+    let rsp = http(
+        &sidecar_http,
+        "POST",
+        "/helloworld/call",
+        &[("Origin", "http://evil.example")],
+        "{}",
+    );
+    assert_eq!(rsp.status, 403, "{rsp:?}");
+    // A DNS name rebound to 127.0.0.1: the request names another host.
+    let mut stream = std::net::TcpStream::connect(&sidecar_http).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"POST /helloworld/call HTTP/1.1\r\nHost: rebound.example\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
     // The app calls helloworld back through the sidecar.
     let out = sb.micro(&["call", "py-greeter", "Greeter.Relay", r#"{"name":"Cy"}"#]);
     assert_eq!(out.code, 0, "{out:?}");
@@ -134,6 +162,17 @@ fn a_sidecar_refuses_a_bad_command_line_with_a_reason() {
         (
             vec!["--app", "ftp://x", "--endpoint", "Greeter.Hello=/x"],
             "http://host:port",
+        ),
+        (
+            vec![
+                "--app",
+                app,
+                "--endpoint",
+                "Greeter.Hello=/x",
+                "--health",
+                "@evil.example/",
+            ],
+            "must be a path",
         ),
     ] {
         let mut cmd = Command::new(bin("micro"));

@@ -454,4 +454,49 @@ impl Events for JetStreamEvents {
     async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
         self.settle(namespace, topic, group, id, false).await
     }
+
+    /// The streams bound to `micro.events.NAMESPACE.*` that ever held an event, their topics
+    /// read back from the subject.
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        let within = format!("micro.events.{}.", token(namespace));
+        let mut topics = Vec::new();
+        let mut streams = self.js.streams();
+        while let Some(info) = streams.next().await {
+            let info = info.map_err(unavailable)?;
+            if info.state.last_sequence == 0 {
+                continue;
+            }
+            if let Some(topic) = info
+                .config
+                .subjects
+                .iter()
+                .find_map(|s| s.strip_prefix(&within))
+                .and_then(untoken)
+            {
+                topics.push(topic);
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        topics.truncate(micro_core::events::MAX_TOPICS);
+        Ok(topics)
+    }
+}
+
+/// The name [`token`] made `token` from; `None` for one it could not have made.
+fn untoken(token: &str) -> Option<String> {
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }

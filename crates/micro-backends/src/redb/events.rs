@@ -197,6 +197,40 @@ impl EventLog for RedbLog {
         .await
     }
 
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        let base = prefix(ID, &[namespace])?;
+        blocking(ID, &self.db, move |db| {
+            let read = db.begin_read().map_err(|e| storage(ID, e))?;
+            let Some(events) = table(ID, &read, EVENTS)? else {
+                return Ok(Vec::new());
+            };
+            // Keys are `NAMESPACE\0TOPIC\0SEQUENCE`: one look per topic, then past its events
+            // (`TOPIC\x01` sorts after every `TOPIC\0...`).
+            let mut topics = Vec::new();
+            let mut from = base.clone();
+            while topics.len() < micro_core::events::MAX_TOPICS {
+                let next = events
+                    .range::<&[u8]>(from.as_slice()..)
+                    .map_err(|e| storage(ID, e))?
+                    .next()
+                    .transpose()
+                    .map_err(|e| storage(ID, e))?;
+                let Some((key, _)) = next else { break };
+                let key = key.value();
+                let Some(rest) = key.strip_prefix(base.as_slice()) else {
+                    break;
+                };
+                let Some(end) = rest.iter().position(|b| *b == 0) else {
+                    break;
+                };
+                topics.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+                from = [base.as_slice(), &rest[..end], &[1]].concat();
+            }
+            Ok(topics)
+        })
+        .await
+    }
+
     async fn last_sequence(&self, namespace: &str, topic: &str) -> Result<u64, Error> {
         let base = prefix(ID, &[namespace, topic])?;
         blocking(ID, &self.db, move |db| {

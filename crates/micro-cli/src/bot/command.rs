@@ -80,10 +80,13 @@ pub(crate) fn asked(text: &str) -> Asked {
     if first == "help" || first == "--help" {
         return Asked::Help;
     }
+    // `-eprod`, `-c/x` and `-fn5` are `-e prod`, `-c /x` and `-f -n5` to the parser.
     if let Some(flag) = words.iter().find(|w| {
-        FORBIDDEN
-            .iter()
-            .any(|f| *w == f || w.starts_with(&format!("{f}=")))
+        FORBIDDEN.iter().any(|f| {
+            *w == f
+                || w.starts_with(&format!("{f}="))
+                || (f.len() == 2 && !w.starts_with("--") && w.starts_with(f))
+        })
     }) {
         return Asked::Refused(format!("{flag} is not for chat"));
     }
@@ -98,6 +101,13 @@ pub(crate) fn asked(text: &str) -> Asked {
     }
     if first.starts_with('-') {
         return Asked::Refused(format!("{first} is not a command"));
+    }
+    // Whatever the words, the command must not pick another env, namespace or config file.
+    if let Ok(cli) = <Cli as clap::Parser>::try_parse_from(
+        std::iter::once("micro").chain(words.iter().map(String::as_str)),
+    ) && (cli.env.is_some() || cli.namespace.is_some() || cli.config.is_some() || cli.insecure)
+    {
+        return Asked::Refused("the env, namespace and config are the bot's to choose".to_owned());
     }
     Asked::Run(words)
 }
@@ -160,6 +170,10 @@ mod tests {
             "services -e prod",
             "logs hello -f",
             "logs hello --follow",
+            "services -eprod",
+            "call svc E -c/etc/x.json",
+            "logs x -fn5",
+            "services --namespace=team",
             "get accounts",
             "call 'unclosed",
             "--help-me",

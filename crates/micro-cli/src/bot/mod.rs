@@ -35,7 +35,12 @@ use crate::{cli::BotArgs, failure::Failure};
 #[derive(Clone)]
 struct Bot {
     users: Arc<Users>,
+    /// Commands running at once, at most [`MAX_RUNNING`]; one more waits its turn.
+    running: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most chat commands run at once.
+const MAX_RUNNING: usize = 8;
 
 /// `micro bot`: serves the configured inputs until SIGTERM or Ctrl-C.
 pub(crate) async fn run(args: &BotArgs) -> Result<(), Failure> {
@@ -43,6 +48,7 @@ pub(crate) async fn run(args: &BotArgs) -> Result<(), Failure> {
     let users = Users::load(&args.users, &homes).map_err(Failure::new)?;
     let bot = Bot {
         users: Arc::new(users),
+        running: Arc::new(tokio::sync::Semaphore::new(MAX_RUNNING)),
     };
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let mut router = Router::new();
@@ -120,6 +126,9 @@ async fn answer(bot: &Bot, said: &Said) -> String {
         Asked::Help => return format!("```\n{HELP}\n```"),
         Asked::Refused(why) => return format!("Not run: {why}."),
         Asked::Run(args) => args,
+    };
+    let Ok(_turn) = bot.running.acquire().await else {
+        return "the bot is stopping".to_owned();
     };
     if let Err(e) = run::log_in(account, home).await {
         return e;

@@ -5,6 +5,16 @@ use std::{path::Path, process::Stdio, time::Duration};
 
 use super::users::Account;
 
+/// What a command's environment keeps of the bot's: where the platform is and how to reach it.
+const PASSED_ON: &[&str] = &[
+    "PATH",
+    "MICRO_SERVER_ADDRESS",
+    "MICRO_TLS",
+    "MICRO_TLS_CA",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 /// How long a command may run.
 const TIMEOUT: Duration = Duration::from_secs(20);
 /// The most characters of output answered (chat messages are short).
@@ -60,14 +70,16 @@ async fn micro(
 ) -> (i32, String) {
     let exe = std::env::current_exe().unwrap_or_else(|_| "micro".into());
     let mut cmd = tokio::process::Command::new(exe);
+    // A clean environment: the bot's own secrets (Slack's, the webhook's) stay with the bot.
+    cmd.env_clear();
+    for (key, value) in std::env::vars_os() {
+        if PASSED_ON.iter().any(|k| key == *k) {
+            cmd.env(key, value);
+        }
+    }
     cmd.args(args)
         .env("MICRO_HOME", home)
         .env("MICRO_NAMESPACE", namespace)
-        .env_remove("MICRO_ENV")
-        .env_remove("MICRO_CONFIG_FILE")
-        .env_remove("MICRO_PASSWORD")
-        .env_remove("MICRO_AUTH_ID")
-        .env_remove("MICRO_AUTH_SECRET")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -3,8 +3,9 @@
 //! - Each request must carry Slack's signature: `X-Slack-Signature: v0=HEX`, the HMAC-SHA256
 //!   with the app's signing secret of `v0:TIMESTAMP:BODY`, with `X-Slack-Request-Timestamp`
 //!   within five minutes of now (an old request replayed is refused).
-//! - `url_verification` is answered with its challenge; an `event_callback` with a `message`
-//!   or `app_mention` from a person (not a bot, not an edit) is a command, acknowledged at once
+//! - `url_verification` is answered with its challenge; an `event_callback` with an
+//!   `app_mention`, or a `message` in a direct message, from a person (not a bot, not an edit)
+//!   and not heard before (Slack retries by `event_id`) is a command, acknowledged at once
 //!   and answered in the same channel with `chat.postMessage` (bot token from
 //!   `SLACK_BOT_TOKEN`), as Slack wants an answer to its request within three seconds.
 
@@ -30,7 +31,12 @@ pub(crate) struct Slack {
     /// `https://slack.com/api` (or a stand-in's).
     api: String,
     client: Client<Https, Full<Bytes>>,
+    /// The event ids heard lately, oldest first (at most [`REMEMBERED`]).
+    seen: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Event ids remembered to tell a retry from a new event.
+const REMEMBERED: usize = 1024;
 
 impl Slack {
     /// Slack with the app's signing secret and bot token, posting to `api`.
@@ -48,7 +54,21 @@ impl Slack {
             bot_token: bot_token.to_owned(),
             api: api.trim_end_matches('/').to_owned(),
             client: Client::builder(TokioExecutor::new()).build(https),
+            seen: std::sync::Mutex::default(),
         }
+    }
+
+    /// Whether event `id` is heard for the first time (and remembers it).
+    fn first_time(&self, id: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.iter().any(|s| s == id) {
+            return false;
+        }
+        if seen.len() >= REMEMBERED {
+            seen.pop_front();
+        }
+        seen.push_back(id.to_owned());
+        true
     }
 }
 
@@ -62,7 +82,7 @@ pub(crate) fn verify(
 ) -> Result<(), Refusal> {
     let refused = |why: &str| Refusal::unauthorized(format!("not from Slack: {why}"));
     let sent: i64 = timestamp.parse().map_err(|_| refused("no timestamp"))?;
-    if (now - sent).abs() > MAX_SKEW {
+    if now.abs_diff(sent) > MAX_SKEW.unsigned_abs() {
         return Err(refused("the timestamp is more than five minutes off"));
     }
     let hex = signature
@@ -113,9 +133,18 @@ impl Input for Slack {
             Some("event_callback") => {
                 let event = &request["event"];
                 let kind = event["type"].as_str().unwrap_or_default();
-                // Bots (this one included) and edits are not commands.
+                // Bots (this one included) and edits are not commands; in a channel only a
+                // mention of the bot is (its message event is the same words again), in a
+                // direct message every message is.
                 let from_person = event["bot_id"].is_null() && event["subtype"].is_null();
-                if !matches!(kind, "message" | "app_mention") || !from_person {
+                let addressed = kind == "app_mention"
+                    || (kind == "message" && event["channel_type"].as_str() == Some("im"));
+                if !addressed || !from_person {
+                    return Ok(Heard::Nothing);
+                }
+                // Slack sends an event again when it thinks the answer was late.
+                let id = request["event_id"].as_str().unwrap_or_default();
+                if !id.is_empty() && !self.first_time(id) {
                     return Ok(Heard::Nothing);
                 }
                 let user = event["user"].as_str().unwrap_or_default();

@@ -1,4 +1,5 @@
-//! `micro events publish TOPIC PAYLOAD` and `micro events consume TOPIC [--group G] [--offset N|TIME]`.
+//! `micro events publish TOPIC PAYLOAD`, `micro events topics` and
+//! `micro events consume TOPIC [--group G] [--offset N|TIME]`.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,11 @@ pub(crate) async fn run(ctx: &Context, action: Option<&EventsCommand>) -> Result
             events
                 .publish(&ctx.namespace, topic, payload.as_bytes().to_vec(), meta)
                 .await?;
+        }
+        EventsCommand::Topics => {
+            for topic in events.topics(&ctx.namespace).await? {
+                println!("{topic}");
+            }
         }
         EventsCommand::Consume {
             topic,

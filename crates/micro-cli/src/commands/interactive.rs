@@ -1,5 +1,6 @@
 //! `micro cli`: the interactive CLI. A `micro> ` prompt with line editing, history kept across
-//! sessions (`MICRO_HOME/history`, mode 0600; a line with a secret or password is not kept),
+//! sessions (`MICRO_HOME/history`, mode 0600; a line that mentions a secret, a password or a
+//! token is not kept),
 //! and tab completion of commands, service names, endpoint words and flags from the registry
 //! ([`crate::complete`]). Each line runs as `micro LINE` would, with the global flags `micro cli`
 //! was started with; a failure prints its message and the prompt comes back. `exit`, `quit` or
@@ -29,8 +30,9 @@ use crate::{
     failure::Failure,
 };
 
-/// Words that never go into the history file.
-const SECRET_FLAGS: &[&str] = &["--secret", "--password", "--old-password", "--new-password"];
+/// A line holding any of these (in any case) never goes into the history file: a flag, or a
+/// JSON field, that carries a secret.
+const SECRET_WORDS: &[&str] = &["secret", "password", "token"];
 
 /// Runs the prompt until `exit` or Ctrl-D.
 pub(crate) async fn run(outer: &Cli) -> Result<(), Failure> {
@@ -47,6 +49,7 @@ pub(crate) async fn run(outer: &Cli) -> Result<(), Failure> {
         known: known_now.clone(),
     }));
     let history = crate::config::home().join("history");
+    private_file(&history);
     let _ = editor.load_history(&history);
     loop {
         // What the registry holds now, for this line's completion.
@@ -71,10 +74,8 @@ pub(crate) async fn run(outer: &Cli) -> Result<(), Failure> {
             eprintln!("the line has an unclosed quote");
             continue;
         };
-        if !words
-            .iter()
-            .any(|w| SECRET_FLAGS.iter().any(|f| w.starts_with(f)))
-        {
+        let lower = line.to_lowercase();
+        if !SECRET_WORDS.iter().any(|w| lower.contains(w)) {
             let _ = editor.add_history_entry(line);
             keep(&mut editor, &history);
         }
@@ -102,15 +103,25 @@ pub(crate) async fn run(outer: &Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Appends the last line to the history file, readable by its owner alone.
+/// Appends the last line to the history file.
 fn keep(editor: &mut Editor<Helper, FileHistory>, path: &std::path::Path) {
+    private_file(path);
+    let _ = editor.history_mut().append(path);
+}
+
+/// Makes `path` readable by its owner alone, creating it so if it is missing (never readable
+/// by others, not even for a moment).
+fn private_file(path: &std::path::Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if editor.history_mut().append(path).is_ok() {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path);
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
 /// The global flags `micro cli` was started with, for every line.

@@ -24,6 +24,7 @@ pub async fn run_all(events: Arc<dyn Events>, clock: impl Clock) {
     retry_limit_stops_redelivery(&*events, &clock).await;
     nack_redelivers_at_once(&*events).await;
     namespaces_are_separate(&*events).await;
+    topics_are_listed_per_namespace(&*events).await;
 }
 
 async fn next(consumer: &mut Consumer) -> Event {
@@ -304,4 +305,20 @@ async fn namespaces_are_separate(events: &dyn Events) {
         (event.payload.as_slice(), event.sequence),
         (&b"in b"[..], 1)
     );
+}
+
+async fn topics_are_listed_per_namespace(events: &dyn Events) {
+    let (a, b) = (unique("topics-a"), unique("topics-b"));
+    assert!(events.topics(&a).await.expect("topics").is_empty());
+    // Names that sort around each other, and odd ones.
+    for topic in ["orders", "order", "orders.v2", "a b", "z\u{fc}rich"] {
+        publish(events, &a, topic, "x").await;
+    }
+    publish(events, &a, "orders", "again").await;
+    publish(events, &b, "elsewhere", "x").await;
+    assert_eq!(
+        events.topics(&a).await.expect("topics"),
+        ["a b", "order", "orders", "orders.v2", "z\u{fc}rich"]
+    );
+    assert_eq!(events.topics(&b).await.expect("topics"), ["elsewhere"]);
 }

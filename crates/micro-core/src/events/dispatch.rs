@@ -227,6 +227,10 @@ impl<L: EventLog> Events for LogEvents<L> {
     async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error> {
         self.settle(namespace, topic, group, id, false).await
     }
+
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        self.log.topics(namespace).await
+    }
 }
 
 /// A delivered, unacked event.

@@ -56,6 +56,10 @@ pub trait EventLog: Send + Sync + 'static {
     async fn seek_time(&self, namespace: &str, topic: &str, time: SystemTime)
     -> Result<u64, Error>;
 
+    /// The topics of `namespace` that hold events, sorted; at most
+    /// [`MAX_TOPICS`](super::MAX_TOPICS).
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error>;
+
     /// A group's stored state, if it has one.
     async fn load_group(
         &self,

@@ -74,6 +74,19 @@ impl EventLog for MemoryLog {
         Ok(events.iter().skip(start).take(limit).cloned().collect())
     }
 
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        let mut topics: Vec<String> = self
+            .lock()
+            .topics
+            .iter()
+            .filter(|((ns, _), events)| ns == namespace && !events.is_empty())
+            .map(|((_, topic), _)| topic.clone())
+            .collect();
+        topics.sort();
+        topics.truncate(super::MAX_TOPICS);
+        Ok(topics)
+    }
+
     async fn last_sequence(&self, namespace: &str, topic: &str) -> Result<u64, Error> {
         Ok(self
             .lock()

@@ -55,4 +55,10 @@ pub trait Events: Send + Sync + 'static {
 
     /// Nacks event `id` in `group`: it is delivered again at once (a retry).
     async fn nack(&self, namespace: &str, topic: &str, group: &str, id: &str) -> Result<(), Error>;
+
+    /// The topics of `namespace` that hold events, sorted; at most [`MAX_TOPICS`].
+    async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error>;
 }
+
+/// The most topics [`Events::topics`] answers.
+pub const MAX_TOPICS: usize = 1000;

@@ -412,13 +412,6 @@ impl Authority {
         self.holder_at(token, None, now())
     }
 
-    /// When `token` was issued and when it expires (Unix seconds), if it holds now: the
-    /// dashboard refreshes a session's token before then.
-    pub(crate) fn lifetime(&self, token: &str) -> Option<(i64, i64)> {
-        let holder = self.verified(token, now()).ok().flatten()?;
-        Some((holder.issued_ms.div_euclid(1000), holder.expiry))
-    }
-
     /// [`Self::holder`] at a door that is `door` (`NAMESPACE/SERVICE`, a service's own door
     /// asking `Auth.Check`) or the platform's (`None`): a token passed on to one service opens
     /// that service's door and no other.

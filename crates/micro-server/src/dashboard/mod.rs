@@ -6,7 +6,8 @@
 //! the rules let them call, the store page calls `Store.List`, the call form calls the
 //! endpoint, the runtime page `Runtime.Read`, the auth page `Accounts.List` — so the dashboard
 //! can show nothing and do nothing the same visitor could not through `micro` or the gateway,
-//! in their namespace only. Who the visitor is comes from `session`: an HttpOnly, SameSite cookie session with CSRF-checked forms.
+//! in their namespace only. Who the visitor is comes from `session`: a session kept in the
+//! server (`sessions`) behind an HttpOnly, SameSite cookie, and CSRF-checked forms.
 //!
 //! `/metrics` and `/metrics/targets` serve the platform's metrics to Prometheus
 //! (`prometheus`).
@@ -22,9 +23,13 @@ mod pages;
 mod prometheus;
 mod services;
 mod session;
+mod sessions;
 mod store;
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
 use axum::{
     Router,
@@ -41,6 +46,8 @@ pub(crate) struct Dashboard {
     secure: bool,
     /// Where the platform's HTTP gateway listens, if it serves one.
     gateway: Option<SocketAddr>,
+    /// The logged-in browsers' sessions.
+    sessions: Arc<Mutex<sessions::Sessions>>,
 }
 
 /// The dashboard's router over `proxy`; `secure` when it is served over TLS, `gateway` the
@@ -70,5 +77,6 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
             proxy,
             secure,
             gateway,
+            sessions: Arc::default(),
         })
 }

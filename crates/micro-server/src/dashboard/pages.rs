@@ -108,8 +108,9 @@ fn five() -> u32 {
     5
 }
 
-/// `GET /events?topic=T&minutes=M`: the topic's events of the last `M` minutes, then each new
-/// one as it is published (a consumer of its own, which acknowledges what it is shown).
+/// `GET /events`: the namespace's topics; `?topic=T&minutes=M`: the topic's events of the last
+/// `M` minutes, then each new one as it is published (a consumer of its own, which acknowledges
+/// what it is shown).
 pub(crate) async fn events(
     State(dashboard): State<Dashboard>,
     visit: Visit,
@@ -127,7 +128,27 @@ pub(crate) async fn events(
         tail.minutes
     );
     if tail.topic.is_empty() {
-        return visit.page(StatusCode::OK, "Events", &form);
+        let mut body = form;
+        match dashboard
+            .call(&visit.caller, "events", "Events.Topics", &json!({}))
+            .await
+        {
+            Ok(answer) => {
+                body.push_str("<h2>Topics</h2><ul id=\"topics\">");
+                for topic in answer["topics"].as_array().into_iter().flatten() {
+                    let topic = topic.as_str().unwrap_or_default();
+                    let _ = write!(
+                        body,
+                        "<li><a href=\"/events?namespace={ns}&topic={}\">{}</a></li>",
+                        url(topic),
+                        escape(topic)
+                    );
+                }
+                body.push_str("</ul>");
+            }
+            Err(e) => return visit.failure(&e),
+        }
+        return visit.page(StatusCode::OK, "Events", &body);
     }
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,14 +1,15 @@
-//! Who is looking at the dashboard: the visitor's session, kept in cookies, and the caller it
-//! stands for.
+//! Who is looking at the dashboard: the visitor's session, and the caller it stands for.
 //!
 //! - Logging in runs `Auth.Token` through the platform's call pipeline (the throttle on failed
-//!   logins counts the browser's address), and keeps the answer in two cookies: `micro-token`
-//!   (the access token) and `micro-refresh`. Both are `HttpOnly` (no script reads them) and
-//!   `SameSite=Strict` (no other site's page sends them), `Secure` when the dashboard serves TLS.
-//! - A visit whose access token has lived two thirds of its life (or is gone) and that holds a
-//!   refresh token is given fresh tokens first, so a session lasts as long as its refresh token while the access
-//!   token stays short-lived. A refresh token the platform no longer honours (the account was
-//!   deleted, its secret changed) ends the session.
+//!   logins counts the browser's address). The tokens stay in the server ([`super::sessions`]);
+//!   the browser gets an opaque session id in cookie `micro-session`, `HttpOnly` (no script
+//!   reads it) and `SameSite=Strict` (no other site's page sends it), `Secure` when the
+//!   dashboard serves TLS. A new id at every login; logging out forgets the session.
+//! - A visit whose access token has lived two thirds of its life first trades the refresh token
+//!   for new tokens, so a session lasts as long as its refresh token while the access token
+//!   stays short-lived. A refresh token the platform no longer honours (the account was deleted,
+//!   its secret changed) ends the session, and so does a visit from another address than the
+//!   one that logged in.
 //! - Every form carries a CSRF token, a random value also kept in the `micro-csrf` cookie; a
 //!   post whose field does not match the cookie, or that a browser says came from another
 //!   origin, is refused before anything runs.
@@ -17,7 +18,10 @@
 //! The caller is decided by the same [`Authority::caller`](crate::Authority::caller) as on every
 //! door: the token's namespace, or `?namespace=` for an admin of `micro`.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use axum::{
     extract::FromRequestParts,
@@ -29,17 +33,17 @@ use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
 use super::{
     Dashboard,
     html::{self, Who},
+    sessions::{Session, Sessions},
 };
 use crate::{auth::Caller, listener::Peer};
 
 const ID: &str = "micro.web";
 
-/// The access token's cookie (the gateway reads the same name, from its own origin only).
-pub(crate) const TOKEN_COOKIE: &str = "micro-token";
-const REFRESH_COOKIE: &str = "micro-refresh";
+/// The session id's cookie.
+const SESSION_COOKIE: &str = "micro-session";
 const CSRF_COOKIE: &str = "micro-csrf";
-/// How long the browser keeps the refresh token (seconds).
-const REFRESH_KEPT: i64 = 30 * 24 * 60 * 60;
+/// How long the browser keeps its cookies (seconds).
+const KEPT: i64 = super::sessions::IDLE;
 /// The longest cookie value read (a token is far shorter).
 const MAX_COOKIE: usize = 8 * 1024;
 
@@ -61,6 +65,9 @@ pub(crate) struct Visit {
     /// Whether the browser says the request came from another origin.
     cross_origin: bool,
     secure: bool,
+    /// The session this visit holds, if any.
+    session: Option<String>,
+    sessions: Arc<Mutex<Sessions>>,
 }
 
 impl Visit {
@@ -132,21 +139,33 @@ impl Visit {
         }
     }
 
-    /// Keeps `tokens` (from `Auth.Token`) as the session's cookies; the caller is unchanged
-    /// until the next visit.
+    /// Begins a session with `tokens` (from `Auth.Token`), under a new id; the caller is
+    /// unchanged until the next visit.
     pub(crate) fn keep(&mut self, tokens: &Tokens) {
-        let left = tokens.expiry - now();
-        self.cookies
-            .push(self.cookie(TOKEN_COOKIE, &tokens.access, left));
-        self.cookies
-            .push(self.cookie(REFRESH_COOKIE, &tokens.refresh, REFRESH_KEPT));
+        self.forget();
+        let id = random_token();
+        let now = now();
+        lock(&self.sessions).insert(
+            id.clone(),
+            Session {
+                access: tokens.access.clone(),
+                refresh: tokens.refresh.clone(),
+                issued: now,
+                expiry: tokens.expiry,
+                peer: self.peer,
+                seen: now,
+            },
+        );
+        self.cookies.push(self.cookie(SESSION_COOKIE, &id, KEPT));
+        self.session = Some(id);
     }
 
-    /// Ends the session: both token cookies are cleared.
+    /// Ends the session: forgotten by the server, its cookie cleared.
     pub(crate) fn forget(&mut self) {
-        for name in [TOKEN_COOKIE, REFRESH_COOKIE] {
-            self.cookies.push(self.cookie(name, "", 0));
+        if let Some(id) = self.session.take() {
+            lock(&self.sessions).remove(&id);
         }
+        self.cookies.push(self.cookie(SESSION_COOKIE, "", 0));
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: i64) -> String {
@@ -216,6 +235,8 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
         cookies: Vec::new(),
         cross_origin: cross_origin(headers),
         secure: dashboard.secure,
+        session: None,
+        sessions: dashboard.sessions.clone(),
     };
     visit.csrf = match cookie(headers, CSRF_COOKIE) {
         Some(csrf) if csrf.len() >= 16 && csrf.bytes().all(|b| b.is_ascii_alphanumeric()) => {
@@ -223,9 +244,7 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
         }
         _ => {
             let csrf = random_token();
-            visit
-                .cookies
-                .push(visit.cookie(CSRF_COOKIE, &csrf, REFRESH_KEPT));
+            visit.cookies.push(visit.cookie(CSRF_COOKIE, &csrf, KEPT));
             csrf
         }
     };
@@ -236,30 +255,44 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut token = cookie(headers, TOKEN_COOKIE).map(str::to_owned);
+    let mut token = None;
     if authorization.is_none()
-        && let Some(refresh) = cookie(headers, REFRESH_COOKIE)
-        && token
-            .as_deref()
-            .and_then(|t| authority.lifetime(t))
-            .is_none_or(|(issued, expiry)| due(issued, expiry, now()))
+        && let Some(id) = cookie(headers, SESSION_COOKIE)
     {
-        match dashboard.refresh(refresh, visit.peer).await {
-            Ok(tokens) => {
-                token = Some(tokens.access.clone());
-                visit.keep(&tokens);
+        let now = now();
+        let found = lock(&dashboard.sessions).get(id, visit.peer, now);
+        match found {
+            None => visit.cookies.push(visit.cookie(SESSION_COOKIE, "", 0)),
+            Some(session) if session.due(now) => {
+                visit.session = Some(id.to_owned());
+                match dashboard.refresh(&session.refresh, visit.peer).await {
+                    Ok(tokens) => {
+                        lock(&dashboard.sessions).insert(
+                            id.to_owned(),
+                            Session {
+                                access: tokens.access.clone(),
+                                refresh: tokens.refresh,
+                                issued: now,
+                                expiry: tokens.expiry,
+                                ..session
+                            },
+                        );
+                        token = Some(tokens.access);
+                    }
+                    Err(_) => visit.forget(),
+                }
             }
-            Err(_) => {
-                token = None;
-                visit.forget();
+            Some(session) => {
+                visit.session = Some(id.to_owned());
+                token = Some(session.access);
             }
         }
     }
-    let from_cookie = authorization.is_none() && token.is_some();
+    let from_session = authorization.is_none() && token.is_some();
     let bearer = authorization.or_else(|| token.map(|t| format!("Bearer {t}")));
     let caller = match authority.caller(bearer.as_deref(), asked.as_deref()).await {
         // A session the platform no longer honours ends; the visitor goes on as nobody.
-        Err(e) if from_cookie && e.code == 401 => {
+        Err(e) if from_session && e.code == 401 => {
             visit.forget();
             authority.caller(None, asked.as_deref()).await
         }
@@ -274,6 +307,10 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
         }
         Err(e) => Err(visit.failure(&e)),
     }
+}
+
+fn lock(sessions: &Mutex<Sessions>) -> std::sync::MutexGuard<'_, Sessions> {
+    sessions.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether the browser says the request came from another origin (`Sec-Fetch-Site`, or an
@@ -299,13 +336,6 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE)
-}
-
-/// Whether a token issued at `issued` that expires at `expiry` is due for a refresh at `now`:
-/// once two thirds of its life have passed (10 minutes into the default 15).
-fn due(issued: i64, expiry: i64, now: i64) -> bool {
-    let life = (expiry - issued).max(0);
-    now >= issued + life * 2 / 3
 }
 
 /// Compares without stopping at the first difference.
@@ -344,12 +374,12 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_static("a=1; micro-token=abc; micro-csrf="),
         );
-        assert_eq!(cookie(&headers, TOKEN_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "micro-token"), Some("abc"));
         assert_eq!(cookie(&headers, CSRF_COOKIE), None);
         assert_eq!(cookie(&headers, "micro-tok"), None);
-        let long = format!("micro-token={}", "x".repeat(MAX_COOKIE + 1));
+        let long = format!("micro-session={}", "x".repeat(MAX_COOKIE + 1));
         headers.insert(header::COOKIE, HeaderValue::from_str(&long).unwrap());
-        assert_eq!(cookie(&headers, TOKEN_COOKIE), None);
+        assert_eq!(cookie(&headers, SESSION_COOKIE), None);
     }
 
     #[test]
@@ -366,15 +396,6 @@ mod tests {
         headers.remove("sec-fetch-site");
         headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
         assert!(cross_origin(&headers));
-    }
-
-    #[test]
-    fn a_token_is_refreshed_in_the_last_third_of_its_life() {
-        assert!(!due(1000, 1900, 1000));
-        assert!(!due(1000, 1900, 1599));
-        assert!(due(1000, 1900, 1600));
-        assert!(due(1000, 1900, 2000));
-        assert!(due(1000, 1000, 1000));
     }
 
     #[test]

@@ -114,4 +114,16 @@ impl events_server::Events for EventsService {
         })
         .await
     }
+
+    async fn topics(
+        &self,
+        req: Request<pb::TopicsRequest>,
+    ) -> Result<Response<pb::TopicsResponse>, Status> {
+        answer(req, namespace::of, |ns, _| async move {
+            Ok(pb::TopicsResponse {
+                topics: self.events.topics(&ns).await?,
+            })
+        })
+        .await
+    }
 }

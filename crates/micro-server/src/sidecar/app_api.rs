@@ -10,7 +10,10 @@
 //!
 //! Errors are the gateway's: `{id, code, detail, status}` with `code` as the HTTP status. The
 //! address is the app's alone to use: anything that reaches it acts as the sidecar's account,
-//! so it listens on 127.0.0.1 unless told otherwise.
+//! so it listens on 127.0.0.1 unless told otherwise, and refuses what a browser's page could
+//! send it (a request with `Origin` or `Sec-Fetch-Site`, or one naming another host).
+
+use std::net::SocketAddr;
 
 use axum::{
     Json, Router,
@@ -43,17 +46,57 @@ struct Platform {
     namespace: String,
 }
 
-/// The app's router: the platform over `conn`, in `namespace`.
-pub(crate) fn router(conn: Connection, namespace: String) -> Router {
+/// The app's router: the platform over `conn`, in `namespace`, for requests to `bound`.
+pub(crate) fn router(conn: Connection, namespace: String, bound: SocketAddr) -> Router {
     Router::new()
         .route("/publish/{topic}", post(publish))
         .route("/subscribe/{topic}", get(subscribe))
         .fallback(call)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            only_the_app(bound, request, next)
+        }))
         .with_state(Platform {
             broker: RemoteBroker::over(conn.clone()),
             conn,
             namespace,
         })
+}
+
+/// Refuses what a web page in a browser on this machine could send: any request a browser
+/// marks as coming from a page (`Origin`, `Sec-Fetch-Site`), and — on a loopback address — any
+/// addressed to another host name (a DNS name rebound to 127.0.0.1).
+async fn only_the_app(
+    bound: SocketAddr,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    if headers.contains_key("origin") || headers.contains_key("sec-fetch-site") {
+        return failure(&Error::forbidden(
+            ID,
+            "the sidecar serves its app, not web pages",
+        ));
+    }
+    if bound.ip().is_loopback() {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let port = bound.port();
+        let local = [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+            bound.to_string(),
+        ];
+        if !local.iter().any(|l| l == host) {
+            return failure(&Error::forbidden(
+                ID,
+                format!("the sidecar answers requests to {bound} only, not to {host:?}"),
+            ));
+        }
+    }
+    next.run(request).await
 }
 
 fn failure(e: &Error) -> Response {

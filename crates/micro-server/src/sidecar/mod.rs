@@ -65,6 +65,12 @@ pub struct SidecarOptions {
 /// ADDR` / `NAME deregistered: WHY` as the app comes and goes.
 pub async fn run(options: SidecarOptions, stop: impl Future<Output = ()>) -> Result<(), Error> {
     let protos = descriptors::protos(&options.name, &options.endpoints)?;
+    if !options.health.starts_with('/') || options.health.chars().any(char::is_whitespace) {
+        return Err(Error::bad_request(
+            ID,
+            format!("--health {:?} must be a path: /health", options.health),
+        ));
+    }
     // The service is made again each time the app comes back; its protos live as long as the
     // process, made once.
     let set: &'static [u8] = Box::leak(protos.set.into_boxed_slice());
@@ -88,7 +94,7 @@ pub async fn run(options: SidecarOptions, stop: impl Future<Output = ()>) -> Res
     let conn = Connection::lazy(&options.server)?;
     let app = App::new(&options.app, &format!("http://{http_address}"))?;
     let forward = Forward::new(app.clone(), protos.routes);
-    let api = app_api::router(conn, options.namespace.clone());
+    let api = app_api::router(conn, options.namespace.clone(), http_address);
     let serving = tokio::spawn(async move {
         let _ = axum::serve(listener, api).await;
     });

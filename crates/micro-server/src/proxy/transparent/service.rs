@@ -149,6 +149,10 @@ async fn forward(
     proxy.platform_metadata(&caller, &service, headers)?;
     req.extensions_mut().clear();
 
+    // What the service registered for the method: whether it answers with a stream, and
+    // whether it is one at all (a method it never registered is counted under one label, so
+    // no caller can grow the metrics' series by making names up).
+    let registered = registered(proxy, &caller, &service, grpc_service, &endpoint).await;
     let channel = proxy
         .channel(&caller.namespace, &service, None, filter.as_ref())
         .await?;
@@ -165,13 +169,15 @@ async fn forward(
     proxy.metrics().call(
         &caller.namespace,
         &service,
-        &endpoint,
+        if registered.is_some() {
+            &endpoint
+        } else {
+            crate::metrics::UNREGISTERED
+        },
         code,
         started.elapsed(),
     );
-    // Asked before the answer is looked at: a borrowed body may not cross the await.
-    let streams =
-        answer.is_ok() && streams_back(proxy, &caller, &service, grpc_service, &endpoint).await;
+    let streams = answer.is_ok() && registered == Some(true);
     Ok(match answer {
         Ok(response) if streams => watched(proxy, &caller, &service, &endpoint, response),
         Ok(response) => response,
@@ -179,31 +185,34 @@ async fn forward(
     })
 }
 
-/// Whether the service registered the method as one that answers with a stream (`server` or
-/// `bidi`): only such an answer lives long enough to be checked again, or cut at the stop. A
-/// unary answer under way when the server stops is let finish, as its grace allows.
-async fn streams_back(
+/// Whether the service registered the method (`None` if not) as one that answers with a stream
+/// (`server` or `bidi`): only such an answer lives long enough to be checked again, or cut at the
+/// stop. A unary answer under way when the server stops is let finish, as its grace allows.
+async fn registered(
     proxy: &ProxyService,
     caller: &Caller,
     service: &str,
     grpc_service: &str,
     endpoint: &str,
-) -> bool {
-    let Ok(versions) = proxy
+) -> Option<bool> {
+    let versions = proxy
         .client_for(&caller.namespace, service)
         .lookup(service)
         .await
-    else {
-        return false;
-    };
-    versions.iter().flat_map(|v| &v.endpoints).any(|e| {
-        e.name == endpoint
-            && e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
-            && matches!(
+        .ok()?;
+    versions
+        .iter()
+        .flat_map(|v| &v.endpoints)
+        .find(|e| {
+            e.name == endpoint
+                && e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
+        })
+        .map(|e| {
+            matches!(
                 e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
                 Some("server" | "bidi")
             )
-    })
+        })
 }
 
 /// The node's answer, its body ended with a gRPC status in trailers once the caller could no
