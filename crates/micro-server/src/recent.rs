@@ -267,7 +267,8 @@ mod tests {
         assert_eq!(recent.series.len(), MAX_SERIES);
         let first = ("micro".to_owned(), "s0".to_owned(), "S.Call".to_owned());
         assert!(!recent.series.contains_key(&first), "the oldest made room");
-        assert!(recent.any(MAX_SERIES as u64, "micro", &format!("s{}", MAX_SERIES + 9)));
+        let last = format!("ns{}", MAX_SERIES - 1);
+        assert!(recent.any(5000, &last, "svc"), "the newest is kept");
     }
 
     #[test]
