@@ -68,7 +68,7 @@ pub(crate) async fn login(
     }
 }
 
-/// `POST /logout`: the session's cookies cleared.
+/// `POST /logout`: the session ended.
 pub(crate) async fn logout(mut visit: Visit, body: Bytes) -> Response {
     if let Err(e) = posted(&body).and_then(|f| visit.check_form(&f)) {
         return visit.failure(&e);

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     Dashboard,
-    form::{field, posted},
+    form::field,
     html::{csrf_field, error_box, escape, table, url},
     live,
     session::Visit,
@@ -404,9 +404,9 @@ pub(crate) async fn auth_action(
     Path(action): Path<String>,
     body: Bytes,
 ) -> Response {
-    let outcome = async {
-        let fields = posted(&body)?;
-        visit.check_form(&fields)?;
+    let back = format!("/auth?namespace={}", url(&visit.caller.namespace));
+    let (dashboard, caller) = (&dashboard, &visit.caller);
+    visit.act(&body, |fields| async move {
         let get = |k| field(&fields, k).unwrap_or_default().to_owned();
         let (endpoint, request) = match action.as_str() {
             "create-account" => (
@@ -443,13 +443,8 @@ pub(crate) async fn auth_action(
                 return Err(Error::not_found(ID, format!("no auth action {other:?}")));
             }
         };
-        dashboard
-            .call(&visit.caller, "auth", endpoint, &request)
-            .await
-    }
-    .await;
-    match outcome {
-        Ok(_) => visit.redirect(&format!("/auth?namespace={}", url(&visit.caller.namespace))),
-        Err(e) => visit.failure(&e),
-    }
+        dashboard.call(caller, "auth", endpoint, &request).await?;
+        Ok(back)
+    })
+    .await
 }

@@ -117,6 +117,26 @@ impl Visit {
         self.respond(response)
     }
 
+    /// A posted form's action, the one way every form runs: its fields read and checked
+    /// ([`Self::check_form`]), then `act` on them; answered with a redirect to the page `act`
+    /// names, or the page of its error.
+    pub(crate) async fn act<F, Fut>(&self, body: &[u8], act: F) -> Response
+    where
+        F: FnOnce(Vec<(String, String)>) -> Fut,
+        Fut: Future<Output = Result<String, Error>>,
+    {
+        let outcome = async {
+            let fields = super::form::posted(body)?;
+            self.check_form(&fields)?;
+            act(fields).await
+        }
+        .await;
+        match outcome {
+            Ok(to) => self.redirect(&to),
+            Err(e) => self.failure(&e),
+        }
+    }
+
     /// Checks a posted form's CSRF field against the visitor's cookie, and that the browser
     /// did not send it from another origin.
     pub(crate) fn check_form(&self, fields: &[(String, String)]) -> Result<(), Error> {

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{
     Dashboard,
-    form::{field, posted},
+    form::field,
     html::{csrf_field, escape, url},
     session::Visit,
 };
@@ -205,38 +205,24 @@ pub(crate) async fn write(
     visit: Visit,
     body: Bytes,
 ) -> Response {
-    let outcome = async {
-        let fields = posted(&body)?;
-        visit.check_form(&fields)?;
-        let get = |k| field(&fields, k).unwrap_or_default().to_owned();
-        let (database, table, key, value) =
-            (get("database"), get("table"), get("key"), get("value"));
-        let value = base64::engine::general_purpose::STANDARD.encode(value.as_bytes());
-        dashboard
-            .call(
-                &visit.caller,
-                "store",
-                "Store.Write",
-                &json!({
-                    "record": { "key": key, "value": value },
-                    "database": database,
-                    "table": table,
-                }),
-            )
-            .await?;
-        Ok::<_, Error>(format!(
-            "/store?namespace={}&database={}&table={}&key={}",
-            url(&visit.caller.namespace),
-            url(&database),
-            url(&table),
-            url(&key)
-        ))
-    }
-    .await;
-    match outcome {
-        Ok(to) => visit.redirect(&to),
-        Err(e) => visit.failure(&e),
-    }
+    let (dashboard, visit) = (&dashboard, &visit);
+    visit
+        .act(&body, |fields| async move {
+            let get = |k| field(&fields, k).unwrap_or_default().to_owned();
+            let (database, table, key) = (get("database"), get("table"), get("key"));
+            let value = base64::engine::general_purpose::STANDARD.encode(get("value").as_bytes());
+            let record = json!({ "key": key, "value": value });
+            let request = json!({ "record": record, "database": database, "table": table });
+            dashboard
+                .call(&visit.caller, "store", "Store.Write", &request)
+                .await?;
+            Ok(format!(
+                "{}&key={}",
+                table_page(visit, &database, &table),
+                url(&key)
+            ))
+        })
+        .await
 }
 
 /// `POST /store/delete`: deletes the posted key, then shows its table.
@@ -245,31 +231,28 @@ pub(crate) async fn delete(
     visit: Visit,
     body: Bytes,
 ) -> Response {
-    let outcome = async {
-        let fields = posted(&body)?;
-        visit.check_form(&fields)?;
-        let get = |k| field(&fields, k).unwrap_or_default().to_owned();
-        let (database, table) = (get("database"), get("table"));
-        dashboard
-            .call(
-                &visit.caller,
-                "store",
-                "Store.Delete",
-                &json!({ "key": get("key"), "database": database, "table": table }),
-            )
-            .await?;
-        Ok::<_, Error>(format!(
-            "/store?namespace={}&database={}&table={}",
-            url(&visit.caller.namespace),
-            url(&database),
-            url(&table)
-        ))
-    }
-    .await;
-    match outcome {
-        Ok(to) => visit.redirect(&to),
-        Err(e) => visit.failure(&e),
-    }
+    let (dashboard, visit) = (&dashboard, &visit);
+    visit
+        .act(&body, |fields| async move {
+            let get = |k| field(&fields, k).unwrap_or_default().to_owned();
+            let (database, table) = (get("database"), get("table"));
+            let request = json!({ "key": get("key"), "database": database, "table": table });
+            dashboard
+                .call(&visit.caller, "store", "Store.Delete", &request)
+                .await?;
+            Ok(table_page(visit, &database, &table))
+        })
+        .await
+}
+
+/// The page of `table` in `database`.
+fn table_page(visit: &Visit, database: &str, table: &str) -> String {
+    format!(
+        "/store?namespace={}&database={}&table={}",
+        url(&visit.caller.namespace),
+        url(database),
+        url(table)
+    )
 }
 
 fn write_form(visit: &Visit, place: &Place) -> String {
