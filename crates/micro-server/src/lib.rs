@@ -55,6 +55,11 @@ pub use services::RegistryService;
 pub use services::RuntimeService;
 pub use services::StoreService;
 
+/// Whether `name` is one of the platform's own services (`store`, `auth`, `runtime`, ...).
+pub fn is_platform_service(name: &str) -> bool {
+    services::names::is_platform_service(name)
+}
+
 const ID: &str = "micro.server";
 
 /// How the platform is started.

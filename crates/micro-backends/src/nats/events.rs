@@ -52,6 +52,10 @@ const MAX_HELD: usize = 10_000;
 /// Consecutive delivery failures after which a consumer is taken to be gone.
 const MAX_FAILURES: u32 = 100;
 
+/// The most streams one listing of topics reads (JetStream cannot filter the list by subject;
+/// past this many, the topics are those of the first streams).
+const MAX_STREAMS_LISTED: usize = 10_000;
+
 /// How long an ephemeral consumer outlives a server that stopped pulling (a crash).
 const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
 
@@ -460,7 +464,7 @@ impl Events for JetStreamEvents {
     async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error> {
         let within = format!("micro.events.{}.", token(namespace));
         let mut topics = Vec::new();
-        let mut streams = self.js.streams();
+        let mut streams = self.js.streams().take(MAX_STREAMS_LISTED);
         while let Some(info) = streams.next().await {
             let info = info.map_err(unavailable)?;
             if info.state.last_sequence == 0 {
@@ -472,6 +476,8 @@ impl Events for JetStreamEvents {
                 .iter()
                 .find_map(|s| s.strip_prefix(&within))
                 .and_then(untoken)
+                // Only the streams this made: their names and subjects are what it would make.
+                .filter(|topic| info.config.name == stream_name(namespace, topic))
             {
                 topics.push(topic);
             }
@@ -498,5 +504,6 @@ fn untoken(token: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    let name = String::from_utf8(out).ok()?;
+    (super::token(&name) == token).then_some(name)
 }

@@ -99,13 +99,30 @@ pub(crate) fn asked(text: &str) -> Asked {
     if first == "get" && words.get(1).map(String::as_str) != Some("service") {
         return Asked::Refused("the bot gets services only: get service NAME".to_owned());
     }
+    // The platform's own services (the store, auth, the runtime, ...) are reached through the
+    // commands above, not called: a call could do what the refused commands do.
+    let called = if first == "call" {
+        words.get(1)
+    } else if built_in {
+        None
+    } else {
+        Some(first)
+    };
+    if let Some(service) = called.filter(|s| micro_server::is_platform_service(s)) {
+        return Asked::Refused(format!(
+            "{service} is the platform's own service; the bot does not call it"
+        ));
+    }
     if first.starts_with('-') {
         return Asked::Refused(format!("{first} is not a command"));
     }
-    // Whatever the words, the command must not pick another env, namespace or config file.
-    if let Ok(cli) = <Cli as clap::Parser>::try_parse_from(
-        std::iter::once("micro").chain(words.iter().map(String::as_str)),
-    ) && (cli.env.is_some() || cli.namespace.is_some() || cli.config.is_some() || cli.insecure)
+    // Whatever the words, they must not pick another env, namespace or config file (the bot's
+    // own environment may well set them: only the words count).
+    if let Ok(matches) = Cli::command()
+        .try_get_matches_from(std::iter::once("micro").chain(words.iter().map(String::as_str)))
+        && ["env", "namespace", "config", "insecure"]
+            .iter()
+            .any(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
     {
         return Asked::Refused("the env, namespace and config are the bot's to choose".to_owned());
     }
@@ -174,6 +191,10 @@ mod tests {
             "call svc E -c/etc/x.json",
             "logs x -fn5",
             "services --namespace=team",
+            "call runtime Runtime.Delete {\"name\":\"x\"}",
+            "call auth Rules.Create {}",
+            "runtime logs --follow=true",
+            "store write k v",
             "get accounts",
             "call 'unclosed",
             "--help-me",

@@ -52,7 +52,9 @@ pub(crate) async fn login(
                 &serde_json::json!({ "id": username, "secret": password }),
             )
             .await?;
-        Tokens::from_answer(&answer)
+        let mut tokens = Tokens::from_answer(&answer)?;
+        tokens.owner = format!("{namespace}/{username}");
+        Ok::<_, Error>(tokens)
     }
     .await;
     match tokens {

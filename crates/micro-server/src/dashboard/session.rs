@@ -173,6 +173,7 @@ impl Visit {
                 issued: now,
                 expiry: tokens.expiry,
                 peer: self.peer,
+                owner: tokens.owner.clone(),
                 seen: now,
             },
         );
@@ -203,6 +204,8 @@ pub(crate) struct Tokens {
     pub(crate) refresh: String,
     /// Unix seconds.
     pub(crate) expiry: i64,
+    /// Whose they are: `NAMESPACE/ACCOUNT` as the login named it.
+    pub(crate) owner: String,
 }
 
 impl Tokens {
@@ -219,6 +222,7 @@ impl Tokens {
             access: text("access_token"),
             refresh: text("refresh_token"),
             expiry,
+            owner: String::new(),
         };
         if tokens.access.is_empty() {
             return Err(Error::internal(ID, "Auth.Token answered no token"));
@@ -268,6 +272,12 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
             csrf
         }
     };
+    // Cookies earlier dashboards set: the tokens now stay in the server, so the browser drops them.
+    for old in ["micro-token", "micro-refresh"] {
+        if cookie(headers, old).is_some() {
+            visit.cookies.push(visit.cookie(old, "", 0));
+        }
+    }
     let Some(authority) = dashboard.proxy.authority() else {
         return Ok(visit);
     };
@@ -287,18 +297,25 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
                 visit.session = Some(id.to_owned());
                 match dashboard.refresh(&session.refresh, visit.peer).await {
                     Ok(tokens) => {
-                        lock(&dashboard.sessions).insert(
-                            id.to_owned(),
-                            Session {
-                                access: tokens.access.clone(),
-                                refresh: tokens.refresh,
-                                issued: now,
-                                expiry: tokens.expiry,
-                                ..session
-                            },
-                        );
-                        token = Some(tokens.access);
+                        let fresh = Session {
+                            access: tokens.access.clone(),
+                            refresh: tokens.refresh,
+                            issued: now,
+                            expiry: tokens.expiry,
+                            ..session.clone()
+                        };
+                        // Ended meanwhile (a logout in another tab): it stays ended.
+                        if lock(&dashboard.sessions).refreshed(id, &session.refresh, fresh) {
+                            token = Some(tokens.access);
+                        } else {
+                            visit.forget();
+                        }
                     }
+                    // The platform no longer honours the login: the session ends.
+                    Err(e) if e.code == 401 => visit.forget(),
+                    // It could not say (busy, unreachable): the access token serves while it
+                    // holds, and the next visit tries again.
+                    Err(_) if session.expiry > now => token = Some(session.access),
                     Err(_) => visit.forget(),
                 }
             }

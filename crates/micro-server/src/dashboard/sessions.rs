@@ -12,6 +12,11 @@ use std::{collections::HashMap, net::IpAddr};
 
 /// The most sessions kept.
 pub(crate) const MAX_SESSIONS: usize = 10_000;
+/// The most sessions one account keeps (its oldest makes room): one account logging in again
+/// and again cannot push everyone else's out.
+pub(crate) const MAX_PER_ACCOUNT: usize = 16;
+/// The most sessions one address keeps.
+pub(crate) const MAX_PER_PEER: usize = 64;
 /// How long a session lasts without a visit (seconds): a refresh token's life.
 pub(crate) const IDLE: i64 = 30 * 24 * 60 * 60;
 
@@ -25,6 +30,8 @@ pub(crate) struct Session {
     pub(crate) expiry: i64,
     /// The address it logged in from; used from another, it is void.
     pub(crate) peer: Option<IpAddr>,
+    /// Whose it is (`NAMESPACE/ACCOUNT`).
+    pub(crate) owner: String,
     /// When it was last used (Unix seconds).
     pub(crate) seen: i64,
 }
@@ -38,6 +45,9 @@ impl Session {
     }
 }
 
+/// Which sessions count together against a limit.
+type Alike<'a> = dyn Fn(&Session) -> bool + 'a;
+
 /// Every session, by id.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
@@ -45,19 +55,40 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    /// Keeps `session` as `id`.
+    /// Keeps a new `session` as `id`, making room in its account's, its address's, then
+    /// everyone's sessions.
     pub(crate) fn insert(&mut self, id: String, session: Session) {
-        if !self.by_id.contains_key(&id) && self.by_id.len() >= MAX_SESSIONS {
-            let oldest = self
-                .by_id
-                .iter()
-                .min_by_key(|(_, s)| s.seen)
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                self.by_id.remove(&oldest);
+        let limits: [(&Alike<'_>, usize); 3] = [
+            (&|s| s.owner == session.owner, MAX_PER_ACCOUNT),
+            (&|s| s.peer == session.peer, MAX_PER_PEER),
+            (&|_| true, MAX_SESSIONS),
+        ];
+        for (alike, most) in limits {
+            if self.by_id.values().filter(|s| alike(s)).count() >= most {
+                let oldest = self
+                    .by_id
+                    .iter()
+                    .filter(|(_, s)| alike(s))
+                    .min_by_key(|(_, s)| s.seen)
+                    .map(|(id, _)| id.clone());
+                if let Some(oldest) = oldest {
+                    self.by_id.remove(&oldest);
+                }
             }
         }
         self.by_id.insert(id, session);
+    }
+
+    /// Puts fresh tokens in session `id`, if it is still the one that was refreshed (`was`, its
+    /// refresh token then): a session ended meanwhile (a logout) stays ended.
+    pub(crate) fn refreshed(&mut self, id: &str, was: &str, fresh: Session) -> bool {
+        match self.by_id.get_mut(id) {
+            Some(session) if session.refresh == was => {
+                *session = fresh;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The session `id`, used from `peer` at `now`: `None` (and forgotten) if it is unknown,
@@ -89,6 +120,7 @@ mod tests {
             issued: 1000,
             expiry: 1900,
             peer: Some(peer.parse().unwrap()),
+            owner: "micro/ada".to_owned(),
             seen,
         }
     }
@@ -114,11 +146,46 @@ mod tests {
         let here = Some("10.0.0.7".parse().unwrap());
         sessions.insert("s1".to_owned(), session("10.0.0.7", 1000));
         assert!(sessions.get("s1", here, 1000 + IDLE + 1).is_none());
+        // One account, one address: each keeps to its share.
+        for i in 0..100 {
+            sessions.insert(format!("x{i}"), session("10.0.0.7", i));
+        }
+        assert_eq!(sessions.by_id.len(), MAX_PER_ACCOUNT);
+        assert!(sessions.get("x0", here, 200).is_none());
+        assert!(sessions.get("x99", here, 200).is_some());
+        for i in 0..100 {
+            let mut s = session("10.0.0.8", 300 + i);
+            s.owner = format!("micro/u{i}");
+            sessions.insert(format!("y{i}"), s);
+        }
+        let from_8 = sessions
+            .by_id
+            .values()
+            .filter(|s| s.peer == Some("10.0.0.8".parse().unwrap()));
+        assert_eq!(from_8.count(), MAX_PER_PEER);
+        // Everyone's: bounded too.
         for i in 0..MAX_SESSIONS + 5 {
-            sessions.insert(format!("x{i}"), session("10.0.0.7", i as i64));
+            let mut s = session(&format!("10.1.{}.{}", i / 250, i % 250), 1000 + i as i64);
+            s.owner = format!("micro/v{i}");
+            sessions.insert(format!("z{i}"), s);
         }
         assert_eq!(sessions.by_id.len(), MAX_SESSIONS);
-        assert!(sessions.get("x0", here, 20_000).is_none());
+    }
+
+    #[test]
+    fn a_refresh_does_not_bring_back_an_ended_session() {
+        let mut sessions = Sessions::default();
+        sessions.insert("s1".to_owned(), session("10.0.0.7", 1000));
+        let mut fresh = session("10.0.0.7", 1001);
+        fresh.refresh = "r2".to_owned();
+        assert!(sessions.refreshed("s1", "r", fresh.clone()));
+        assert!(
+            !sessions.refreshed("s1", "r", fresh.clone()),
+            "r was already traded"
+        );
+        sessions.remove("s1");
+        assert!(!sessions.refreshed("s1", "r2", fresh));
+        assert!(sessions.by_id.is_empty());
     }
 
     #[test]

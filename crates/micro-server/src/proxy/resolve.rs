@@ -191,7 +191,7 @@ impl ProxyService {
 }
 
 /// The version registering `endpoint`, the endpoint's name, and its gRPC service (`pkg.Svc`).
-fn registered<'a>(
+pub(crate) fn registered<'a>(
     versions: &'a [Service],
     endpoint: &str,
 ) -> Option<(&'a Service, String, String)> {

@@ -11,10 +11,7 @@ use std::{
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use micro::status::{into_status, to_status};
-use micro_core::{
-    Error,
-    metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_STREAM},
-};
+use micro_core::{Error, metadata::ENDPOINT_STREAM};
 use tonic::body::Body;
 use tower::ServiceExt;
 
@@ -200,19 +197,17 @@ async fn registered(
         .lookup(service)
         .await
         .ok()?;
-    versions
-        .iter()
-        .flat_map(|v| &v.endpoints)
-        .find(|e| {
-            e.name == endpoint
-                && e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
-        })
-        .map(|e| {
-            matches!(
-                e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
-                Some("server" | "bidi")
-            )
-        })
+    // The gRPC service as resolution names it (from node metadata when the endpoint does not
+    // say), so the same services count as registered here as reach a node there.
+    let (version, _, registered_as) = crate::proxy::resolve::registered(&versions, endpoint)?;
+    if registered_as != grpc_service {
+        return None;
+    }
+    let streams = version
+        .endpoint(endpoint)
+        .and_then(|e| e.metadata.get(ENDPOINT_STREAM))
+        .is_some_and(|kind| kind == "server" || kind == "bidi");
+    Some(streams)
 }
 
 /// The node's answer, its body ended with a gRPC status in trailers once the caller could no
