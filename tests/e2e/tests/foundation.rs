@@ -197,7 +197,15 @@ fn every_command_names_the_server_it_cannot_reach() {
 
 #[test]
 fn no_command_and_unknown_commands() {
-    let sb = Sandbox::new();
+    let mut sb = Sandbox::new();
+    // A server address where nothing listens (not the default :8081, which a developer's own
+    // `micro server` may hold).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    sb.address = Some(format!("127.0.0.1:{port}"));
     let none = sb.micro(&[]);
     assert_eq!(none.code, 1);
     assert!(none.stderr.contains("micro --help"), "{}", none.stderr);
