@@ -5,13 +5,15 @@
 //! A helloworld server runs in-process on 127.0.0.1; it is registered in an in-memory registry
 //! so `micro::Client` resolves it as it would any service. For 1 and 64 calls in flight, each
 //! client runs for the same time, twice, alternating, and the bench prints calls/s, p50 and p99
-//! latency, and the ratio micro/bare (target: ≥ 0.95 at 64 in flight).
+//! latency, and the ratio micro/bare (target: ≥ 0.95 at 1 and 64 in flight). Then the bare
+//! client again with a 5 s deadline on every call (`grpc-timeout`, as `micro::Client` sends by
+//! default) against itself without: the part of the gap that deadlines alone make.
 
 use std::{sync::Arc, time::Duration};
 
 use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
-    Hello, call_hello,
+    Hello, call_hello, call_hello_with_deadline,
     helloworld::{helloworld_client::HelloworldClient, helloworld_server::HelloworldServer},
     load::closed_loop,
 };
@@ -93,6 +95,32 @@ fn main() {
                 "{in_flight:<10} {:<14} {:>12.3}",
                 "ratio",
                 m.per_sec / b.per_sec
+            );
+            // What deadlines alone cost a bare client (a timer each side per call): the part
+            // of the gap that is the deadline `micro::Client` gives every call.
+            let (d1, _) = closed_loop(
+                vec![bare.clone(); in_flight],
+                round,
+                call_hello_with_deadline,
+            )
+            .await;
+            let (b3, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
+            let (d2, _) = closed_loop(
+                vec![bare.clone(); in_flight],
+                round,
+                call_hello_with_deadline,
+            )
+            .await;
+            let (b4, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
+            let (d, b) = (d1.merge(d2), b3.merge(b4));
+            println!(
+                "{in_flight:<10} {:<14} {:>12.0} {:>10.3?} {:>10.3?}",
+                "bare+deadline", d.per_sec, d.p50, d.p99
+            );
+            println!(
+                "{in_flight:<10} {:<14} {:>12.3}",
+                "ratio d/bare",
+                d.per_sec / b.per_sec
             );
         }
     });

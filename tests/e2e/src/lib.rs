@@ -51,6 +51,28 @@ where
     })
 }
 
+/// [`call_hello`] with a deadline, as `micro::Client` gives every call by default (its 5 s
+/// timeout, sent as `grpc-timeout`): what a bare client pays for deadlines alone.
+pub fn call_hello_with_deadline<C>(
+    client: &mut helloworld::helloworld_client::HelloworldClient<C>,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + '_>>
+where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    C::Error: Into<tonic::codegen::StdError>,
+    C::Future: Send,
+{
+    Box::pin(async move {
+        let mut request = tonic::Request::new(helloworld::Request {
+            name: "bench".into(),
+        });
+        request.set_timeout(std::time::Duration::from_secs(5));
+        let rsp = client.call(request).await.expect("call");
+        assert_eq!(rsp.get_ref().msg, "Hello bench");
+    })
+}
+
 /// A minimal in-process helloworld handler for the benches: `Call` answers `Hello <name>`; the
 /// streams are empty.
 pub struct Hello;
