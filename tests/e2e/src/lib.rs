@@ -40,15 +40,7 @@ where
     C::Error: Into<tonic::codegen::StdError>,
     C::Future: Send,
 {
-    Box::pin(async move {
-        let rsp = client
-            .call(helloworld::Request {
-                name: "bench".into(),
-            })
-            .await
-            .expect("call");
-        assert_eq!(rsp.get_ref().msg, "Hello bench");
-    })
+    Box::pin(hello(client, None))
 }
 
 /// [`call_hello`] with a deadline, as `micro::Client` gives every call by default (its 5 s
@@ -63,14 +55,28 @@ where
     C::Error: Into<tonic::codegen::StdError>,
     C::Future: Send,
 {
-    Box::pin(async move {
-        let mut request = tonic::Request::new(helloworld::Request {
-            name: "bench".into(),
-        });
-        request.set_timeout(std::time::Duration::from_secs(5));
-        let rsp = client.call(request).await.expect("call");
-        assert_eq!(rsp.get_ref().msg, "Hello bench");
-    })
+    Box::pin(hello(client, Some(Duration::from_secs(5))))
+}
+
+/// `Helloworld.Call` with `deadline` (none: no `grpc-timeout`), its answer checked.
+async fn hello<C>(
+    client: &mut helloworld::helloworld_client::HelloworldClient<C>,
+    deadline: Option<Duration>,
+) where
+    C: tonic::client::GrpcService<tonic::body::Body> + Send + 'static,
+    C::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <C::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+    C::Error: Into<tonic::codegen::StdError>,
+    C::Future: Send,
+{
+    let mut request = tonic::Request::new(helloworld::Request {
+        name: "bench".into(),
+    });
+    if let Some(deadline) = deadline {
+        request.set_timeout(deadline);
+    }
+    let rsp = client.call(request).await.expect("call");
+    assert_eq!(rsp.get_ref().msg, "Hello bench");
 }
 
 /// A minimal in-process helloworld handler for the benches: `Call` answers `Hello <name>`; the

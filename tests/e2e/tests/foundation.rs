@@ -173,12 +173,7 @@ fn call_errors_and_exit_codes() {
 #[test]
 fn every_command_names_the_server_it_cannot_reach() {
     let mut sb = Sandbox::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{}", micro_e2e::engines::free_port());
     sb.address = Some(address.clone());
     for args in [
         &["services"][..],
@@ -200,12 +195,7 @@ fn no_command_and_unknown_commands() {
     let mut sb = Sandbox::new();
     // A server address where nothing listens (not the default :8081, which a developer's own
     // `micro server` may hold).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    sb.address = Some(format!("127.0.0.1:{port}"));
+    sb.address = Some(format!("127.0.0.1:{}", micro_e2e::engines::free_port()));
     let none = sb.micro(&[]);
     assert_eq!(none.code, 1);
     assert!(none.stderr.contains("micro --help"), "{}", none.stderr);

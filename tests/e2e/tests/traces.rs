@@ -186,21 +186,22 @@ fn one_trace_crosses_the_cli_the_server_and_two_services() {
 
     // A trace its caller does not sample (`traceparent` flags 00) gets no span anywhere, and
     // every hop passes it on as it came, so no hop starts a trace of its own for the call.
+    // A call to relay through the gateway, as `name`, with `traceparent` as the caller sent it.
+    let relay_call = |name: &str, traceparent: &str| {
+        micro_e2e::http(
+            sb.api.as_deref().expect("gateway"),
+            "POST",
+            "/relay/call",
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", &format!("Bearer {}", sb.token())),
+                ("traceparent", traceparent),
+            ],
+            &format!(r#"{{"name":"{name}"}}"#),
+        )
+    };
     let unsampled = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let answer = micro_e2e::http(
-        sb.api.as_deref().expect("gateway"),
-        "POST",
-        "/relay/call",
-        &[
-            ("Content-Type", "application/json"),
-            ("Authorization", &format!("Bearer {}", sb.token())),
-            (
-                "traceparent",
-                &format!("00-{unsampled}-00f067aa0ba902b7-00"),
-            ),
-        ],
-        r#"{"name":"quiet"}"#,
-    );
+    let answer = relay_call("quiet", &format!("00-{unsampled}-00f067aa0ba902b7-00"));
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.contains("Hello quiet"), "{answer:?}");
     // Then a sampled call: once its spans are in, the unsampled call's would be too.
@@ -254,17 +255,7 @@ fn one_trace_crosses_the_cli_the_server_and_two_services() {
         "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-7f",
         long.as_str(),
     ] {
-        let answer = micro_e2e::http(
-            sb.api.as_deref().expect("gateway"),
-            "POST",
-            "/relay/call",
-            &[
-                ("Content-Type", "application/json"),
-                ("Authorization", &format!("Bearer {}", sb.token())),
-                ("traceparent", odd),
-            ],
-            r#"{"name":"odd"}"#,
-        );
+        let answer = relay_call("odd", odd);
         assert_eq!(answer.status, 200, "{odd:.60}: {answer:?}");
         assert!(answer.body.contains("Hello odd"), "{answer:?}");
     }

@@ -57,7 +57,7 @@ pub(crate) async fn run(
         Err(e) => return visit.failure(&e),
     };
     let values = form::values(&fields);
-    let raw = form::field(&fields, RAW).unwrap_or_default().to_owned();
+    let raw = form::field(&fields, RAW).to_owned();
     let title = format!("Call {endpoint}");
     let request = match form::request(&target.resolved.method.input(), &fields) {
         Ok(r) => r,
@@ -72,7 +72,7 @@ pub(crate) async fn run(
     let method = &target.resolved.method;
     if method.is_server_streaming() && !method.is_client_streaming() {
         head.push_str("<h2>Messages</h2><ol id=\"messages\">");
-        let opened = dashboard.stream(&target, &request).await;
+        let opened = dashboard.stream_to(&target, &request).await;
         let pieces =
             match opened {
                 Ok(answers) => answers

@@ -38,8 +38,21 @@ impl Dashboard {
         self.proxy.call_json(&target, &request.to_string()).await
     }
 
-    /// Opens a server stream with a JSON request, as `caller`: its answers as they arrive.
+    /// Opens a server stream of `endpoint` of `service` with a JSON request, as `caller`: its
+    /// answers as they arrive.
     pub(crate) async fn stream(
+        &self,
+        caller: &Caller,
+        service: &str,
+        endpoint: &str,
+        request: &Value,
+    ) -> Result<JsonStream, Error> {
+        let target = self.target(caller, service, endpoint).await?;
+        self.stream_to(&target, request).await
+    }
+
+    /// [`Self::stream`] to a target already resolved (the call form has one).
+    pub(crate) async fn stream_to(
         &self,
         target: &Target,
         request: &Value,

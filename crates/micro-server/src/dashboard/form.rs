@@ -166,12 +166,13 @@ pub(crate) fn posted(body: &[u8]) -> Result<Vec<(String, String)>, Error> {
     Ok(fields)
 }
 
-/// The value of field `name` in a posted form, if there.
-pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+/// The value of field `name` in a posted form; empty when it is not there (a form posts an
+/// empty input as empty too).
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
     fields
         .iter()
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+        .map_or("", |(_, v)| v.as_str())
 }
 
 /// The posted inputs by dotted path (`f-` taken off), non-empty ones only.
@@ -190,7 +191,7 @@ pub(crate) fn request(
     input: &MessageDescriptor,
     fields: &[(String, String)],
 ) -> Result<Value, Error> {
-    let raw = field(fields, RAW).unwrap_or_default();
+    let raw = field(fields, RAW);
     let mut filled: Vec<(String, String)> = values(fields).into_iter().collect();
     // In the form's order, so a later duplicate wins as on the gateway.
     filled.sort_by_key(|(k, _)| {

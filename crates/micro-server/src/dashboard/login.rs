@@ -33,12 +33,12 @@ pub(crate) async fn login(
         Ok(f) => f,
         Err(e) => return visit.failure(&e),
     };
-    let namespace = field(&fields, "namespace")
-        .filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
-        .to_owned();
-    let username = field(&fields, "username").unwrap_or_default().to_owned();
-    let password = field(&fields, "password").unwrap_or_default();
+    let namespace = match field(&fields, "namespace") {
+        "" => DEFAULT_NAMESPACE.to_owned(),
+        ns => ns.to_owned(),
+    };
+    let username = field(&fields, "username").to_owned();
+    let password = field(&fields, "password");
     if dashboard.proxy.authority().is_none() {
         return visit.redirect("/");
     }

@@ -154,18 +154,10 @@ pub(crate) async fn events(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
         .saturating_sub(u128::from(tail.minutes) * 60_000);
-    let opened = async {
-        let target = dashboard
-            .target(&visit.caller, "events", "Events.Consume")
-            .await?;
-        dashboard
-            .stream(
-                &target,
-                &json!({ "topic": tail.topic, "offset_time_ms": since.to_string() }),
-            )
-            .await
-    }
-    .await;
+    let request = json!({ "topic": tail.topic, "offset_time_ms": since.to_string() });
+    let opened = dashboard
+        .stream(&visit.caller, "events", "Events.Consume", &request)
+        .await;
     let events = match opened {
         Ok(events) => events,
         Err(e) => return visit.failure(&e),
@@ -273,18 +265,10 @@ pub(crate) async fn logs(
     Query(follow): Query<Follow>,
 ) -> Response {
     let title = format!("Logs of {name}");
-    let opened = async {
-        let target = dashboard
-            .target(&visit.caller, "runtime", "Runtime.Logs")
-            .await?;
-        dashboard
-            .stream(
-                &target,
-                &json!({ "name": name, "count": LOG_LINES, "follow": follow.follow }),
-            )
-            .await
-    }
-    .await;
+    let request = json!({ "name": name, "count": LOG_LINES, "follow": follow.follow });
+    let opened = dashboard
+        .stream(&visit.caller, "runtime", "Runtime.Logs", &request)
+        .await;
     let lines = match opened {
         Ok(lines) => lines,
         Err(e) => return visit.failure(&e),
@@ -407,7 +391,7 @@ pub(crate) async fn auth_action(
     let back = format!("/auth?namespace={}", url(&visit.caller.namespace));
     let (dashboard, caller) = (&dashboard, &visit.caller);
     visit.act(&body, |fields| async move {
-        let get = |k| field(&fields, k).unwrap_or_default().to_owned();
+        let get = |k| field(&fields, k);
         let (endpoint, request) = match action.as_str() {
             "create-account" => (
                 "Auth.Generate",

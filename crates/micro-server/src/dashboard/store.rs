@@ -208,7 +208,7 @@ pub(crate) async fn write(
     let (dashboard, visit) = (&dashboard, &visit);
     visit
         .act(&body, |fields| async move {
-            let get = |k| field(&fields, k).unwrap_or_default().to_owned();
+            let get = |k| field(&fields, k);
             let (database, table, key) = (get("database"), get("table"), get("key"));
             let value = base64::engine::general_purpose::STANDARD.encode(get("value").as_bytes());
             let record = json!({ "key": key, "value": value });
@@ -218,8 +218,8 @@ pub(crate) async fn write(
                 .await?;
             Ok(format!(
                 "{}&key={}",
-                table_page(visit, &database, &table),
-                url(&key)
+                table_page(visit, database, table),
+                url(key)
             ))
         })
         .await
@@ -234,13 +234,13 @@ pub(crate) async fn delete(
     let (dashboard, visit) = (&dashboard, &visit);
     visit
         .act(&body, |fields| async move {
-            let get = |k| field(&fields, k).unwrap_or_default().to_owned();
+            let get = |k| field(&fields, k);
             let (database, table) = (get("database"), get("table"));
             let request = json!({ "key": get("key"), "database": database, "table": table });
             dashboard
                 .call(&visit.caller, "store", "Store.Delete", &request)
                 .await?;
-            Ok(table_page(visit, &database, &table))
+            Ok(table_page(visit, database, table))
         })
         .await
 }
