@@ -104,6 +104,12 @@ fn slack_event(bot: &str, body: &str, timestamp: &str, signature: &str) -> micro
     )
 }
 
+/// `body` sent to the Slack input now, signed as Slack signs it.
+fn signed_event(bot: &str, body: &str) -> micro_e2e::HttpResponse {
+    let ts = now();
+    slack_event(bot, body, &ts, &sign(&ts, body))
+}
+
 fn webhook(bot: &str, user: &str, text: &str) -> String {
     let body = serde_json::json!({ "user": user, "text": text }).to_string();
     let rsp = http(
@@ -172,14 +178,13 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
 
     // Slack: the URL verification challenge, signed; unsigned or stale requests are refused.
     let challenge = r#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-    let ts = now();
-    let rsp = slack_event(&bot, challenge, &ts, &sign(&ts, challenge));
+    let rsp = signed_event(&bot, challenge);
     assert_eq!(rsp.status, 200, "{rsp:?}");
     assert!(
         rsp.body
             .contains("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
     );
-    let rsp = slack_event(&bot, challenge, &ts, "v0=00");
+    let rsp = slack_event(&bot, challenge, &now(), "v0=00");
     assert_eq!(rsp.status, 401, "{rsp:?}");
     let stale = "1531420618";
     let rsp = slack_event(&bot, challenge, stale, &sign(stale, challenge));
@@ -192,8 +197,7 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
         "event": {"type": "app_mention", "user": "U0ADA", "text": "<@U0BOT> services", "channel": "C0OPS"}
     })
     .to_string();
-    let ts = now();
-    let rsp = slack_event(&bot, &event, &ts, &sign(&ts, &event));
+    let rsp = signed_event(&bot, &event);
     assert_eq!(rsp.status, 200, "{rsp:?}");
     let (authorization, posted) = wait_for(Duration::from_secs(30), "chat.postMessage", || {
         slack.posted.lock().unwrap().first().cloned()
@@ -207,33 +211,21 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
     );
     // Slack's retry of the same event, a channel's plain message (the mention's echo), and a
     // bot's own message are not commands; a direct message is.
-    let ts = now();
-    assert_eq!(
-        slack_event(&bot, &event, &ts, &sign(&ts, &event)).status,
-        200
-    );
+    assert_eq!(signed_event(&bot, &event).status, 200);
     let chatter = serde_json::json!({
         "type": "event_callback",
         "event_id": "Ev0002",
         "event": {"type": "message", "channel_type": "channel", "user": "U0ADA", "text": "<@U0BOT> services", "channel": "C0OPS"}
     })
     .to_string();
-    let ts = now();
-    assert_eq!(
-        slack_event(&bot, &chatter, &ts, &sign(&ts, &chatter)).status,
-        200
-    );
+    assert_eq!(signed_event(&bot, &chatter).status, 200);
     let direct = serde_json::json!({
         "type": "event_callback",
         "event_id": "Ev0003",
         "event": {"type": "message", "channel_type": "im", "user": "U0ADA", "text": "services", "channel": "D0ADA"}
     })
     .to_string();
-    let ts = now();
-    assert_eq!(
-        slack_event(&bot, &direct, &ts, &sign(&ts, &direct)).status,
-        200
-    );
+    assert_eq!(signed_event(&bot, &direct).status, 200);
     wait_for(
         Duration::from_secs(30),
         "the direct message's answer",
@@ -256,8 +248,7 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
         "event": {"type": "message", "bot_id": "B1", "user": "U0ADA", "text": "services", "channel": "C0OPS"}
     })
     .to_string();
-    let ts = now();
-    assert_eq!(slack_event(&bot, &echo, &ts, &sign(&ts, &echo)).status, 200);
+    assert_eq!(signed_event(&bot, &echo).status, 200);
 
     // The webhook: answers in the response.
     let answer = webhook(&bot, "ada", "services");
@@ -293,5 +284,29 @@ fn the_bot_answers_services_over_slack_and_the_webhook_as_each_users_account() {
         r#"{"user":"ada","text":"services"}"#,
     );
     assert_eq!(rsp.status, 401, "{rsp:?}");
+    // Odd, long and malformed requests are refused with a reason, and run nothing.
+    let answer = webhook(&bot, "ada", &"services ".repeat(1000));
+    assert!(answer.starts_with("Not run"), "{answer:.80}");
+    let long_user = "u".repeat(300);
+    let huge = "x".repeat(100 * 1024);
+    for (body, status) in [
+        ("{\"user\":", 400),
+        (r#"{"user":"ada"}"#, 400),
+        (
+            &*format!(r#"{{"user":"{long_user}","text":"services"}}"#),
+            400,
+        ),
+        (&*huge, 413),
+    ] {
+        let rsp = http(
+            &bot,
+            "POST",
+            "/webhook",
+            &[("Authorization", "Bearer hook-token")],
+            body,
+        );
+        assert_eq!(rsp.status, status, "{body:.60}: {rsp:?}");
+    }
+    assert_eq!(slack_event(&bot, challenge, "", "").status, 401);
     bot_proc.signal("-TERM");
 }

@@ -105,6 +105,22 @@ fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies(
     std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
 
+    // What the app sends it that makes no sense is a 4xx, and the sidecar lives on.
+    let deep = format!("/{}", ["a"; 1000].join("/"));
+    let huge = "x".repeat(3 * 1024 * 1024);
+    for (path, body, status) in [
+        // Routed as the gateway routes it: a service no one registered.
+        (deep.as_str(), "{}", 404),
+        ("/nosuch/call", "{}", 404),
+        ("/helloworld/call", "{\"name\":", 400),
+        ("/helloworld/call", huge.as_str(), 413),
+    ] {
+        let rsp = http(&sidecar_http, "POST", path, &[], body);
+        assert_eq!(rsp.status, status, "{:.60}: {rsp:?}", path);
+    }
+    let rsp = http(&sidecar_http, "GET", "/helloworld/call", &[], "");
+    assert_eq!(rsp.status, 405, "{rsp:?}");
+
     // The app calls helloworld back through the sidecar.
     let out = sb.micro(&["call", "py-greeter", "Greeter.Relay", r#"{"name":"Cy"}"#]);
     assert_eq!(out.code, 0, "{out:?}");
