@@ -19,6 +19,7 @@
 
 pub mod auth;
 mod backends;
+mod browser;
 pub mod dashboard;
 pub mod gateway;
 pub mod listener;

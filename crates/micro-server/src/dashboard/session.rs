@@ -25,7 +25,7 @@ use std::{
 
 use axum::{
     extract::FromRequestParts,
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderValue, StatusCode, header, request::Parts},
     response::{Html, IntoResponse, Response},
 };
 use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
@@ -35,7 +35,11 @@ use super::{
     html::{self, Who},
     sessions::{Session, Sessions},
 };
-use crate::{auth::Caller, listener::Peer};
+use crate::{
+    auth::Caller,
+    browser::{self, cookie},
+    listener::Peer,
+};
 
 const ID: &str = "micro.web";
 
@@ -44,8 +48,6 @@ const SESSION_COOKIE: &str = "micro-session";
 const CSRF_COOKIE: &str = "micro-csrf";
 /// How long the browser keeps its cookies (seconds).
 const KEPT: i64 = super::sessions::IDLE;
-/// The longest cookie value read (a token is far shorter).
-const MAX_COOKIE: usize = 8 * 1024;
 
 /// One visit: the caller it stands for, the visitor's CSRF token, and the cookies the answer
 /// must set.
@@ -257,7 +259,7 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
         auth: dashboard.proxy.authority().is_some(),
         peer: parts.extensions.get::<Peer>().map(|p| p.0.ip()),
         cookies: Vec::new(),
-        cross_origin: cross_origin(headers),
+        cross_origin: !browser::same_origin(headers, parts.uri.authority().map(|a| a.as_str())),
         secure: dashboard.secure,
         session: None,
         sessions: dashboard.sessions.clone(),
@@ -350,31 +352,6 @@ fn lock(sessions: &Mutex<Sessions>) -> std::sync::MutexGuard<'_, Sessions> {
     sessions.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether the browser says the request came from another origin (`Sec-Fetch-Site`, or an
-/// `Origin` that names another host).
-fn cross_origin(headers: &HeaderMap) -> bool {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let site = text("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none");
-    let origin = match (text("origin"), text("host")) {
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, h)| h) != Some(host),
-        _ => false,
-    };
-    site || origin
-}
-
-/// The value of cookie `name`, if the request carries one of sane length.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty() && v.len() <= MAX_COOKIE)
-}
-
 /// Compares without stopping at the first difference.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
@@ -403,37 +380,6 @@ fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cookies_are_read_by_name_and_bounded() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; micro-token=abc; micro-csrf="),
-        );
-        assert_eq!(cookie(&headers, "micro-token"), Some("abc"));
-        assert_eq!(cookie(&headers, CSRF_COOKIE), None);
-        assert_eq!(cookie(&headers, "micro-tok"), None);
-        let long = format!("micro-session={}", "x".repeat(MAX_COOKIE + 1));
-        headers.insert(header::COOKIE, HeaderValue::from_str(&long).unwrap());
-        assert_eq!(cookie(&headers, SESSION_COOKIE), None);
-    }
-
-    #[test]
-    fn another_origin_is_told_apart() {
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("127.0.0.1:8082"));
-        assert!(!cross_origin(&headers));
-        headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8082"));
-        assert!(!cross_origin(&headers));
-        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(!cross_origin(&headers));
-        headers.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
-        assert!(cross_origin(&headers));
-        headers.remove("sec-fetch-site");
-        headers.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(cross_origin(&headers));
-    }
 
     #[test]
     fn csrf_tokens_are_random_and_compared_whole() {

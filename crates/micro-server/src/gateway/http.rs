@@ -142,28 +142,9 @@ pub(crate) async fn http_caller(
     };
     // The cookie is sent by browsers on their own, so it counts only for a request from the
     // door's own origin: another site's page must not call (and, with CORS, read) as the user.
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    // Browsers say where a request comes from (`Sec-Fetch-Site`; a link from another site
-    // is `cross-site` even for a GET, which sends no `Origin`); older ones only by `Origin`.
-    let fetched_here = text(header::HeaderName::from_static("sec-fetch-site"))
-        .is_none_or(|s| s == "same-origin" || s == "none");
-    let host = text(header::HOST).or(authority);
-    let same_origin = fetched_here
-        && match text(header::ORIGIN) {
-            None => true,
-            Some(origin) => origin.split_once("://").map(|(_, h)| h) == host,
-        };
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter(|_| same_origin)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("micro-token="));
+    let cookie = crate::browser::same_origin(headers, authority)
+        .then(|| crate::browser::cookie(headers, "micro-token"))
+        .flatten();
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
