@@ -33,13 +33,7 @@ impl Input for Webhook {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or_default();
-        let same = given.len() == self.token.len()
-            && given
-                .bytes()
-                .zip(self.token.bytes())
-                .fold(0u8, |d, (a, b)| d | (a ^ b))
-                == 0;
-        if !same {
+        if !micro_core::auth::same_secret(given.as_bytes(), self.token.as_bytes()) {
             return Err(Refusal::unauthorized(
                 "the webhook needs Authorization: Bearer with the bot's webhook token".to_owned(),
             ));

@@ -105,6 +105,12 @@ impl Account {
     }
 }
 
+/// Whether two secrets (tokens, CSRF values) are equal, compared without stopping at the first
+/// difference, so the time taken tells nothing of how much of a guess was right.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// The token in an `Authorization` value: `Bearer TOKEN` (the scheme in any case), or the bare
 /// token.
 pub fn bearer(value: &str) -> &str {

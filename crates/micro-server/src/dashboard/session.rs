@@ -153,7 +153,11 @@ impl Visit {
             ));
         }
         match posted {
-            Some(posted) if same(posted.as_bytes(), self.csrf.as_bytes()) => Ok(()),
+            Some(posted)
+                if micro_core::auth::same_secret(posted.as_bytes(), self.csrf.as_bytes()) =>
+            {
+                Ok(())
+            }
             _ => Err(Error::forbidden(
                 ID,
                 "the form's CSRF token does not match this browser's session: reload the page and send it again",
@@ -352,11 +356,6 @@ fn lock(sessions: &Mutex<Sessions>) -> std::sync::MutexGuard<'_, Sessions> {
     sessions.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Compares without stopping at the first difference.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
-}
-
 /// 32 random letters and digits.
 fn random_token() -> String {
     use ring::rand::SecureRandom;
@@ -386,6 +385,7 @@ mod tests {
         let (a, b) = (random_token(), random_token());
         assert_eq!(a.len(), 32);
         assert_ne!(a, b);
+        let same = micro_core::auth::same_secret;
         assert!(same(a.as_bytes(), a.as_bytes()));
         assert!(!same(a.as_bytes(), b.as_bytes()));
         assert!(!same(a.as_bytes(), &a.as_bytes()[..31]));
