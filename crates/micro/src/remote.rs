@@ -169,29 +169,13 @@ pub fn namespaced<T>(
                     .ok()
             })
         {
+            let mut traceparent = traceparent;
+            traceparent.set_sensitive(true);
             req.metadata_mut()
                 .insert(crate::trace::TRACEPARENT, traceparent);
         }
     }
     Ok(req)
-}
-
-/// A channel endpoint for a service's node at `host:port`, over TLS if the node is known to
-/// serve it.
-///
-/// While a call is in flight and the node has sent nothing for a second, an HTTP/2 ping must
-/// be answered within a second, or the connection is dropped and the call fails: a frozen node
-/// (a stopped process, a dead VM, a cut network) is found in about two seconds instead of at
-/// the call's timeout, and its breaker ejects it. Idle connections are not pinged.
-pub(crate) fn endpoint(address: &str) -> Result<Endpoint, Error> {
-    crate::tls::endpoint(address, crate::tls::is_secure(address)).map(|endpoint| {
-        endpoint
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(1))
-            .keep_alive_timeout(Duration::from_secs(1))
-            .keep_alive_while_idle(false)
-    })
 }
 
 fn with_timeouts(endpoint: Endpoint) -> Endpoint {

@@ -12,10 +12,17 @@
 use std::{
     collections::HashSet,
     net::IpAddr,
-    sync::{LazyLock, RwLock},
+    sync::{Arc, LazyLock, RwLock},
 };
 
 use micro_core::Error;
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        self,
+        pki_types::{CertificateDer, ServerName, pem::PemObject},
+    },
+};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 const ID: &str = "micro.tls";
@@ -51,6 +58,39 @@ impl Tls {
         Ok(Some(Self { ca }))
     }
 
+    /// The rustls client configuration: ring, the CA or the system's roots, ALPN h2.
+    fn rustls(&self) -> Result<rustls::ClientConfig, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| {
+                        Error::bad_request(ID, format!("cannot read the CA in MICRO_TLS_CA: {e}"))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        Error::bad_request(ID, format!("cannot trust the CA in MICRO_TLS_CA: {e}"))
+                    })?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                for error in &found.errors {
+                    tracing::warn!(%error, "cannot read some of the system's CA certificates");
+                }
+                roots.add_parsable_certificates(found.certs);
+            }
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(ID, format!("cannot set up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
     fn client_config(&self, host: &str) -> ClientTlsConfig {
         let config = ClientTlsConfig::new().domain_name(host);
         match &self.ca {
@@ -63,6 +103,8 @@ impl Tls {
 struct State {
     /// Set by [`configure`], else read from the environment on first use.
     tls: Option<Tls>,
+    /// The rustls configuration made from `tls`, once a node is dialled over TLS.
+    client: Option<Arc<rustls::ClientConfig>>,
     secure: HashSet<String>,
     /// Set by [`allow_insecure`], else `MICRO_INSECURE`.
     insecure: bool,
@@ -80,6 +122,7 @@ fn truthy(var: &str) -> bool {
 static STATE: LazyLock<RwLock<State>> = LazyLock::new(|| {
     RwLock::new(State {
         tls: Tls::from_env().ok().flatten(),
+        client: None,
         secure: HashSet::new(),
         insecure: truthy("MICRO_INSECURE"),
     })
@@ -87,7 +130,30 @@ static STATE: LazyLock<RwLock<State>> = LazyLock::new(|| {
 
 /// Sets how this process verifies servers over TLS (`None`: plaintext to the platform).
 pub fn configure(tls: Option<Tls>) {
-    STATE.write().unwrap_or_else(|p| p.into_inner()).tls = tls;
+    let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
+    state.tls = tls;
+    state.client = None;
+}
+
+/// What dials `address` over TLS, verifying the server as configured (the CA of
+/// [`Tls::ca`], else the system's roots), offering HTTP/2; and the name the server's
+/// certificate must carry.
+pub(crate) fn connector(address: &str) -> Result<(TlsConnector, ServerName<'static>), Error> {
+    let name = ServerName::try_from(host(address).to_owned())
+        .map_err(|e| Error::bad_request(ID, format!("cannot use TLS to {address}: {e}")))?;
+    if let Some(config) = &STATE.read().unwrap_or_else(|p| p.into_inner()).client {
+        return Ok((TlsConnector::from(config.clone()), name));
+    }
+    let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
+    let config = match &state.client {
+        Some(config) => config.clone(),
+        None => {
+            let config = Arc::new(state.tls.clone().unwrap_or_default().rustls()?);
+            state.client = Some(config.clone());
+            config
+        }
+    };
+    Ok((TlsConnector::from(config), name))
 }
 
 /// Whether this process reaches the platform over TLS.

@@ -1,13 +1,15 @@
 //! `micro::Client` against a bare tonic client, same node, same payload, same run.
 //!
-//! Run: `cargo bench -p micro-e2e --bench client` (add `-- 5` for 5-second rounds).
+//! Run: `cargo bench -p micro-e2e --bench client` (`-- 0.5 20`: 20 pairs of half-second
+//! rounds; the default is 40 pairs of 0.25 s).
 //!
 //! A helloworld server runs in-process on 127.0.0.1; it is registered in an in-memory registry
-//! so `micro::Client` resolves it as it would any service. For 1 and 64 calls in flight, each
-//! client runs for the same time, twice, alternating, and the bench prints calls/s, p50 and p99
-//! latency, and the ratio micro/bare (target: ≥ 0.95 at 1 and 64 in flight). Then the bare
-//! client again with a 5 s deadline on every call (`grpc-timeout`, as `micro::Client` sends by
-//! default) against itself without: the part of the gap that deadlines alone make.
+//! so `micro::Client` resolves it as it would any service. For 1 and 64 calls in flight, the
+//! two clients run in pairs of short alternating rounds ([`micro_e2e::load::paired`]), and the bench
+//! prints calls/s, p50 and p99 latency, and the median of the pairs' ratios micro/bare, with
+//! the lowest and highest (target: ≥ 0.95 at 1 and 64 in flight). Then the bare client with a
+//! 5 s deadline on every call (`grpc-timeout`, as `micro::Client` sends by default) against
+//! itself without: what deadlines alone cost.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,16 +17,18 @@ use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
     Hello, call_hello, call_hello_with_deadline,
     helloworld::{helloworld_client::HelloworldClient, helloworld_server::HelloworldServer},
-    load::closed_loop,
+    load::{Paired, closed_loop, paired},
 };
 use tonic::transport::Channel;
 
 fn main() {
-    let seconds: u64 = std::env::args()
+    let args: Vec<f64> = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(3);
-    let round = Duration::from_secs(seconds);
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let seconds = args.first().copied().unwrap_or(0.25);
+    let pairs = args.get(1).map_or(PAIRS, |&p| p as usize);
+    let round = Duration::from_secs_f64(seconds);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -35,7 +39,7 @@ fn main() {
             tonic::transport::Server::builder()
                 .add_service(HelloworldServer::new(Hello))
                 .serve_with_incoming(
-                    tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 ),
         );
         let registry = Arc::new(MemoryRegistry::new());
@@ -54,7 +58,7 @@ fn main() {
             .expect("connect");
         let bare = HelloworldClient::new(channel);
         let micro = HelloworldClient::new(
-            micro::Client::builder(registry)
+            micro::Client::builder(registry.clone())
                 .build()
                 .service("helloworld"),
         );
@@ -73,55 +77,46 @@ fn main() {
         .await;
 
         println!(
-            "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
+            "unary Helloworld.Call over loopback, {pairs} pairs of alternating {seconds}s rounds"
         );
         println!(
             "{:<10} {:<14} {:>12} {:>10} {:>10}",
             "in flight", "client", "calls/s", "p50", "p99"
         );
         for in_flight in [1usize, 64] {
-            let (b1, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
-            let (m1, _) = closed_loop(vec![micro.clone(); in_flight], round, call_hello).await;
-            let (m2, _) = closed_loop(vec![micro.clone(); in_flight], round, call_hello).await;
-            let (b2, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
-            let (b, m) = (b1.merge(b2), m1.merge(m2));
-            for (name, f) in [("bare tonic", b), ("micro::Client", m)] {
-                println!(
-                    "{in_flight:<10} {name:<14} {:>12.0} {:>10.3?} {:>10.3?}",
-                    f.per_sec, f.p50, f.p99
-                );
-            }
-            println!(
-                "{in_flight:<10} {:<14} {:>12.3}",
-                "ratio",
-                m.per_sec / b.per_sec
-            );
-            // What deadlines alone cost a bare client (a timer each side per call): the part
-            // of the gap that is the deadline `micro::Client` gives every call.
-            let (d1, _) = closed_loop(
-                vec![bare.clone(); in_flight],
+            let (p, _, _) = paired(
+                (vec![bare.clone(); in_flight], call_hello),
+                (vec![micro.clone(); in_flight], call_hello),
+                pairs,
                 round,
-                call_hello_with_deadline,
             )
             .await;
-            let (b3, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
-            let (d2, _) = closed_loop(
-                vec![bare.clone(); in_flight],
+            print(in_flight, ("bare tonic", "micro::Client"), &p);
+            // What deadlines alone cost a bare client (a timer each side per call).
+            let (p, _, _) = paired(
+                (vec![bare.clone(); in_flight], call_hello),
+                (vec![bare.clone(); in_flight], call_hello_with_deadline),
+                pairs,
                 round,
-                call_hello_with_deadline,
             )
             .await;
-            let (b4, _) = closed_loop(vec![bare.clone(); in_flight], round, call_hello).await;
-            let (d, b) = (d1.merge(d2), b3.merge(b4));
-            println!(
-                "{in_flight:<10} {:<14} {:>12.0} {:>10.3?} {:>10.3?}",
-                "bare+deadline", d.per_sec, d.p50, d.p99
-            );
-            println!(
-                "{in_flight:<10} {:<14} {:>12.3}",
-                "ratio d/bare",
-                d.per_sec / b.per_sec
-            );
+            print(in_flight, ("bare tonic", "bare+deadline"), &p);
         }
     });
+}
+
+/// Pairs of rounds per comparison, by default.
+const PAIRS: usize = 40;
+
+fn print(in_flight: usize, (a, b): (&str, &str), p: &Paired) {
+    for (name, f) in [(a, p.a), (b, p.b)] {
+        println!(
+            "{in_flight:<10} {name:<14} {:>12.0} {:>10.3?} {:>10.3?}",
+            f.per_sec, f.p50, f.p99
+        );
+    }
+    println!(
+        "{in_flight:<10} {:<14} {:>12.3}   (pairs {:.3}–{:.3})",
+        "ratio", p.ratio, p.spread.0, p.spread.1
+    );
 }

@@ -104,7 +104,9 @@ fn main() {
                 TraceServiceServer::new(receiver.clone())
                     .max_decoding_message_size(256 * 1024 * 1024),
             )
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     // Every span exported, then one trace in a hundred (the standard sampler variables).
     for (sampler, only) in [(None, false), (Some("0.01"), true)] {

@@ -40,6 +40,16 @@ impl Figures {
             p99: (self.p99 + other.p99) / 2,
         }
     }
+
+    /// The mean of several runs.
+    pub fn mean(runs: &[Self]) -> Self {
+        let n = runs.len().max(1) as u32;
+        Self {
+            per_sec: runs.iter().map(|f| f.per_sec).sum::<f64>() / f64::from(n),
+            p50: runs.iter().map(|f| f.p50).sum::<Duration>() / n,
+            p99: runs.iter().map(|f| f.p99).sum::<Duration>() / n,
+        }
+    }
 }
 
 /// One call on a caller's own state (a client, a connection).
@@ -76,6 +86,66 @@ pub async fn closed_loop<T: Send + 'static>(
         back.push(caller);
     }
     (Figures::of(all, start.elapsed()), back)
+}
+
+/// Two clients measured against each other: each one's figures over all its rounds, and the
+/// ratio of their throughputs, b/a.
+#[derive(Debug, Clone, Copy)]
+pub struct Paired {
+    /// The baseline's figures.
+    pub a: Figures,
+    /// The contender's figures.
+    pub b: Figures,
+    /// The median over the pairs of rounds of b's calls/s over a's.
+    pub ratio: f64,
+    /// The lowest and highest of those ratios.
+    pub spread: (f64, f64),
+}
+
+/// Runs `a` and `b` in alternating rounds of `round` each (a b, b a, a b, …), `pairs` pairs;
+/// hands both sets of callers back.
+///
+/// On a small, shared machine the throughput drifts by ±10 % over seconds: a ratio of totals
+/// measures the drift as much as the clients. Rounds next to each other see the same machine,
+/// so the ratio is taken pair by pair, and the median of the pairs is reported.
+pub async fn paired<A: Send + 'static, B: Send + 'static>(
+    (mut a, call_a): (Vec<A>, Call<A>),
+    (mut b, call_b): (Vec<B>, Call<B>),
+    pairs: usize,
+    round: Duration,
+) -> (Paired, Vec<A>, Vec<B>) {
+    let (mut fa, mut fb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let (x, y) = if pair % 2 == 0 {
+            let (x, back) = closed_loop(a, round, call_a).await;
+            a = back;
+            let (y, back) = closed_loop(b, round, call_b).await;
+            b = back;
+            (x, y)
+        } else {
+            let (y, back) = closed_loop(b, round, call_b).await;
+            b = back;
+            let (x, back) = closed_loop(a, round, call_a).await;
+            a = back;
+            (x, y)
+        };
+        ratios.push(y.per_sec / x.per_sec);
+        fa.push(x);
+        fb.push(y);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = if ratios.len() % 2 == 1 {
+        ratios[ratios.len() / 2]
+    } else {
+        (ratios[ratios.len() / 2 - 1] + ratios[ratios.len() / 2]) / 2.0
+    };
+    let paired = Paired {
+        a: Figures::mean(&fa),
+        b: Figures::mean(&fb),
+        ratio: median,
+        spread: (ratios[0], ratios[ratios.len() - 1]),
+    };
+    (paired, a, b)
 }
 
 /// Calls once every `1 / per_sec` seconds for `for_how_long`, one call at a time.

@@ -73,6 +73,27 @@ fn https_get(address: &str, ca: &Path) -> String {
     })
 }
 
+/// A health check of the node at `address` through `micro::Client`, which dials it over TLS
+/// (the node is marked secure) verifying it with `ca`, else with the system's roots.
+fn health_through_client(address: &str, ca: Option<Vec<u8>>) -> Result<(), tonic::Status> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        micro::tls::configure(Some(micro::tls::Tls { ca }));
+        micro::tls::mark_secure(address);
+        let client = micro::Client::builder(Arc::new(micro_core::MemoryRegistry::new()))
+            .on_behalf_of_callers()
+            .build();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(client.node(address));
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map(|_| ())
+    })
+}
+
 #[test]
 fn the_platform_serves_tls_and_tokens_never_travel_in_plaintext() {
     let mut sb = Sandbox::new();
@@ -116,6 +137,14 @@ fn the_platform_serves_tls_and_tokens_never_travel_in_plaintext() {
     let out = secure(&["call", "helloworld", "Helloworld.Call", r#"{"name":"TLS"}"#]);
     ok(&out, "call over TLS");
     assert!(out.stdout.contains("Hello TLS"), "{out:?}");
+
+    // micro::Client dials a node over TLS, verifying it: with the CA it is answered; trusting
+    // only the system's roots, the handshake fails and the call never leaves.
+    health_through_client(&grpc, Some(std::fs::read(path("ca.pem")).expect("ca")))
+        .expect("a health check over TLS");
+    let refused = health_through_client(&grpc, None).expect_err("an unknown CA is refused");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("TLS"), "{refused:?}");
 
     // The gateway and the dashboard speak TLS too.
     for door in [sb.api.clone(), sb.web.clone()] {

@@ -8,7 +8,7 @@
 //! server's graceful shutdown waiting).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock, Weak, atomic::AtomicUsize},
     time::Duration,
 };
@@ -20,24 +20,25 @@ use tokio::{sync::OnceCell, time::Instant};
 /// How long an entry is trusted without a watch event.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
 
-/// What the client knows of one service.
-#[derive(Clone)]
+/// What the client knows of one service, worked out once per lookup rather than per call.
 pub(crate) struct Entry {
     /// Every live version, as the registry returned them.
     pub(crate) services: Arc<Vec<Service>>,
     /// Every node of every version, sorted by id so selection is stable.
-    pub(crate) nodes: Arc<Vec<Node>>,
+    pub(crate) nodes: Vec<Node>,
     /// The version (an index into `services`) of each node, in the same order.
-    pub(crate) owners: Arc<Vec<usize>>,
-    /// The round-robin position.
+    pub(crate) owners: Vec<usize>,
+    /// The round-robin position (kept across lookups of the same service).
     pub(crate) counter: Arc<AtomicUsize>,
+    /// The methods (`/pkg.Svc/Method`) the service marks safe to repeat.
+    pub(crate) repeatable: HashSet<String>,
     fetched: Instant,
 }
 
 pub(crate) struct Cache {
     registry: Arc<dyn Registry>,
     namespace: String,
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Arc<Entry>>>,
     watching: OnceCell<()>,
     /// Dropped with the cache, which ends the watch.
     _alive: tokio::sync::watch::Sender<()>,
@@ -66,7 +67,7 @@ impl Cache {
     }
 
     /// The service's entry, from cache or from the registry.
-    pub(crate) async fn get(self: &Arc<Self>, name: &str) -> Result<Entry, Error> {
+    pub(crate) async fn get(self: &Arc<Self>, name: &str) -> Result<Arc<Entry>, Error> {
         self.watching
             .get_or_init(|| async {
                 let mut alive = self.alive.clone();
@@ -92,18 +93,28 @@ impl Cache {
             .collect();
         pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let (nodes, owners): (Vec<Node>, Vec<usize>) = pairs.into_iter().unzip();
+        for node in &nodes {
+            if node
+                .metadata
+                .get(crate::tls::TRANSPORT_METADATA)
+                .is_some_and(|t| t == "tls")
+            {
+                crate::tls::mark_secure(&node.address);
+            }
+        }
         let counter = self
             .read()
             .get(name)
             .map(|e| e.counter.clone())
             .unwrap_or_default();
-        let entry = Entry {
+        let entry = Arc::new(Entry {
+            repeatable: super::repeatable(&services),
             services: Arc::new(services),
-            nodes: Arc::new(nodes),
-            owners: Arc::new(owners),
+            nodes,
+            owners,
             counter,
             fetched: Instant::now(),
-        };
+        });
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -111,7 +122,7 @@ impl Cache {
         Ok(entry)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Entry>>> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -35,13 +35,14 @@
 
 mod body;
 mod cache;
+mod connection;
 pub mod filter;
 pub mod health;
 mod probe;
 pub mod selector;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -53,11 +54,8 @@ use std::{
 use futures::future::BoxFuture;
 use micro_core::{Error, Registry, Service, metadata};
 use tokio::time::Instant;
-use tonic::{Status, body::Body, transport::Channel};
-use tower::{
-    ServiceExt,
-    retry::budget::{Budget, TpsBudget},
-};
+use tonic::{Status, body::Body};
+use tower::retry::budget::{Budget, TpsBudget};
 
 pub use filter::Filter;
 pub use health::NodeHealth;
@@ -66,6 +64,7 @@ pub use selector::Strategy;
 use crate::{registry::RemoteRegistry, status::to_status};
 use body::Slot;
 use cache::Cache;
+use connection::Connection;
 use health::{Nodes, breaker::Outcome};
 
 const ID: &str = "micro.client";
@@ -104,7 +103,7 @@ struct Inner {
     cache: Arc<Cache>,
     strategy: Strategy,
     timeout: Duration,
-    channels: Mutex<HashMap<String, Channel>>,
+    connections: Mutex<HashMap<String, Arc<Connection>>>,
     nodes: Nodes,
     budget: TpsBudget,
     counters: Counters,
@@ -231,7 +230,7 @@ impl ClientBuilder {
                 cache: Cache::new(self.registry, self.namespace),
                 strategy: self.strategy,
                 timeout: self.timeout,
-                channels: Mutex::new(HashMap::new()),
+                connections: Mutex::new(HashMap::new()),
                 nodes: Nodes::default(),
                 budget: TpsBudget::new(BUDGET_TTL, BUDGET_MIN_PER_SEC, BUDGET_RATIO),
                 counters: Counters::default(),
@@ -308,7 +307,7 @@ impl Client {
 
     /// Every live version of `name`, from the client's cache.
     pub async fn lookup(&self, name: &str) -> Result<Arc<Vec<Service>>, Error> {
-        Ok(self.inner.cache.get(name).await?.services)
+        Ok(self.inner.cache.get(name).await?.services.clone())
     }
 
     /// What the client has seen: calls, retries, ejections, and each node's health.
@@ -344,32 +343,32 @@ impl Client {
         view.nodes
     }
 
-    fn channel(&self, address: &str) -> Result<Channel, Error> {
-        let mut channels = self
+    /// The connection to `address`, shared by every call to that node.
+    fn connection(&self, address: &str) -> Result<Arc<Connection>, Error> {
+        let mut connections = self
             .inner
-            .channels
+            .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(ch) = channels.get(address) {
-            return Ok(ch.clone());
+        if let Some(connection) = connections.get(address) {
+            return Ok(connection.clone());
         }
-        let ch = crate::remote::endpoint(address)?.connect_lazy();
-        channels.insert(address.to_owned(), ch.clone());
-        Ok(ch)
+        let connection = Arc::new(Connection::new(address)?);
+        connections.insert(address.to_owned(), connection.clone());
+        Ok(connection)
     }
 
     /// Drops the connection to `address`: the next call or probe dials afresh.
     fn disconnect(&self, address: &str) {
         self.inner
-            .channels
+            .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(address);
     }
 
-    /// The addresses to try for a call, best first; none when every node is ejected.
-    /// The nodes to try, in order, and whether the service marks the method at `path` safe to
-    /// repeat (see [`repeatable`]).
+    /// The nodes to try for a call, best first (at most [`MAX_ATTEMPTS`]), and whether the
+    /// service marks the method at `path` safe to repeat (see [`repeatable`]).
     async fn candidates(&self, target: &Target, path: &str) -> Result<(Vec<String>, bool), Status> {
         let (name, filter) = match target {
             Target::Address(address) => return Ok((vec![address.to_string()], false)),
@@ -386,15 +385,6 @@ impl Client {
                 ID,
                 format!("Service \"{name}\" not found"),
             )));
-        }
-        for node in entry.nodes.iter() {
-            if node
-                .metadata
-                .get(crate::tls::TRANSPORT_METADATA)
-                .is_some_and(|t| t == "tls")
-            {
-                crate::tls::mark_secure(&node.address);
-            }
         }
         let addresses: Vec<&str> = entry
             .nodes
@@ -429,7 +419,7 @@ impl Client {
                 .map(|i| addresses[i].to_owned())
                 .collect();
         ordered.truncate(MAX_ATTEMPTS);
-        let repeatable = repeatable(&entry.services, path);
+        let repeatable = entry.repeatable.contains(path);
         if ordered.is_empty() {
             self.inner.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(to_status(&Error::unavailable(
@@ -477,8 +467,8 @@ impl Client {
         tokio::spawn(async move {
             // A fresh connection: the old one may be the one that hung.
             report.client.disconnect(&report.address);
-            let answered = match report.client.channel(&report.address) {
-                Ok(channel) => probe::answers(channel, &report.address).await,
+            let answered = match report.client.connection(&report.address) {
+                Ok(connection) => probe::answers(&connection).await,
                 Err(_) => false,
             };
             report.answered(answered);
@@ -503,7 +493,7 @@ impl Client {
         let (candidates, repeatable) = self.candidates(&target, request.uri().path()).await?;
         let in_memory = request.extensions().get::<InMemory>().is_some();
         self.inner.budget.deposit();
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         // A call safe to repeat keeps its request, so it can go to another node even after one
         // read it; any other's body goes to one node at most.
         let replayed = |bytes: &bytes::Bytes| Body::new(http_body_util::Full::new(bytes.clone()));
@@ -542,12 +532,14 @@ impl Client {
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(retry_backoff(tried)).await;
             }
-            let channel = self.channel(&address).map_err(|e| to_status(&e))?;
-            let mut attempt = http::Request::new(slot.body());
-            *attempt.method_mut() = parts.method.clone();
-            *attempt.uri_mut() = parts.uri.clone();
-            *attempt.version_mut() = parts.version;
-            *attempt.headers_mut() = parts.headers.clone();
+            let connection = self.connection(&address).map_err(|e| to_status(&e))?;
+            // The last attempt takes the request's head; an earlier one sends a copy.
+            let head = if tried + 1 == tries {
+                std::mem::replace(&mut parts, http::Request::new(()).into_parts().0)
+            } else {
+                parts.clone()
+            };
+            let mut attempt = http::Request::from_parts(head, slot.body());
             if let Some(credentials) = &self.inner.credentials
                 && !attempt
                     .headers()
@@ -555,14 +547,13 @@ impl Client {
             {
                 credentials.authorize(attempt.headers_mut());
             }
-            *attempt.extensions_mut() = parts.extensions.clone();
             // What is left now, not what was left when the call began.
             let left = deadline.saturating_duration_since(Instant::now());
-            if let Ok(v) = crate::deadline::format_grpc_timeout(left).parse() {
+            if let Some(v) = crate::deadline::grpc_timeout_header(left) {
                 attempt.headers_mut().insert("grpc-timeout", v);
             }
             let watch = Attempt::begin(&self, &address, deadline);
-            match channel.oneshot(attempt).await {
+            match connection.send(attempt).await {
                 Ok(response) => {
                     // An error answered at once says nothing of how fast the node is: only
                     // answers that are not errors teach the latency estimate.
@@ -572,11 +563,6 @@ impl Client {
                         .is_some_and(|s| s.as_bytes() != b"0");
                     watch.end(Outcome::Answered, !failed);
                     return Ok(response);
-                }
-                Err(err) if timed_out(&err) => {
-                    // The channel's own reading of the `grpc-timeout` we sent.
-                    watch.timed_out();
-                    return Err(to_status(&Error::timeout(ID, "Request timed out")));
                 }
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
@@ -617,43 +603,35 @@ impl Client {
     }
 }
 
-/// Whether the service marks the method at `path` (`/pkg.Svc/Method`) safe to repeat: every
-/// version that registers it says it is idempotent and takes one request (a client stream is
-/// never replayed) — during a roll-out, a version that dropped the mark wins.
-fn repeatable(services: &[micro_core::Service], path: &str) -> bool {
+/// The methods (`/pkg.Svc/Method`) the service marks safe to repeat: every version that
+/// registers the method says it is idempotent and takes one request (a client stream is never
+/// replayed) — during a roll-out, a version that dropped the mark wins.
+fn repeatable(services: &[micro_core::Service]) -> HashSet<String> {
     use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
-    let Some((grpc_service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
-    else {
-        return false;
-    };
-    let mut registering = services.iter().flat_map(|s| &s.endpoints).filter(|e| {
-        e.metadata.get(ENDPOINT_GRPC_SERVICE).map(String::as_str) == Some(grpc_service)
-            && e.name.split_once('.').is_some_and(|(_, m)| m == method)
-    });
-    let mut any = false;
-    let all = registering.all(|e| {
-        any = true;
-        e.metadata
+    let mut marked: HashMap<String, bool> = HashMap::new();
+    for endpoint in services.iter().flat_map(|s| &s.endpoints) {
+        let (Some(grpc_service), Some((_, method))) = (
+            endpoint.metadata.get(ENDPOINT_GRPC_SERVICE),
+            endpoint.name.split_once('.'),
+        ) else {
+            continue;
+        };
+        let safe = endpoint
+            .metadata
             .get(ENDPOINT_IDEMPOTENT)
             .is_some_and(|v| v == "true")
             && !matches!(
-                e.metadata.get(ENDPOINT_STREAM).map(String::as_str),
+                endpoint.metadata.get(ENDPOINT_STREAM).map(String::as_str),
                 Some("client" | "bidi")
-            )
-    });
-    any && all
-}
-
-/// Whether `err` is the channel giving up at the call's `grpc-timeout`.
-fn timed_out(err: &tonic::transport::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if e.is::<tonic::TimeoutExpired>() {
-            return true;
-        }
-        source = e.source();
+            );
+        *marked
+            .entry(format!("/{grpc_service}/{method}"))
+            .or_insert(true) &= safe;
     }
-    false
+    marked
+        .into_iter()
+        .filter_map(|(path, safe)| safe.then_some(path))
+        .collect()
 }
 
 /// The back-off before retry number `tried`: full jitter over an exponential ceiling.
@@ -697,12 +675,6 @@ impl<'a> Attempt<'a> {
         let now = Instant::now();
         let rtt = timed.then(|| now - self.started);
         self.finish(now, Some(outcome), rtt);
-    }
-
-    /// Ended at the call's deadline.
-    fn timed_out(mut self) {
-        self.ended = true;
-        self.finish_timed_out(Instant::now());
     }
 
     fn finish_timed_out(&self, now: Instant) {
@@ -851,7 +823,7 @@ impl tower::Service<http::Request<Body>> for Core {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         // The least of: this channel's timeout, what the request itself asks for, and what is
         // left of the deadline of the call being handled.
         let asked = request
@@ -875,9 +847,7 @@ impl tower::Service<http::Request<Body>> for Core {
                 "the deadline of the call being handled has passed",
             ))));
         }
-        if let Ok(v) = crate::deadline::format_grpc_timeout(timeout).parse() {
-            request.headers_mut().insert("grpc-timeout", v);
-        }
+        // Each attempt sends what is left of it then as `grpc-timeout`.
         let now = Instant::now();
         let deadline = now
             .checked_add(timeout)
@@ -904,6 +874,10 @@ mod tests {
 
     use super::repeatable;
 
+    fn is_repeatable(services: &[Service], path: &str) -> bool {
+        repeatable(services).contains(path)
+    }
+
     fn version(version: &str, marks: &[(&str, &str)]) -> Service {
         let mut service = Service::new("hw", version);
         let mut endpoint = Endpoint::new("Helloworld.Call");
@@ -921,23 +895,23 @@ mod tests {
     fn only_a_method_every_version_marks_safe_is_repeated() {
         let path = "/helloworld.Helloworld/Call";
         let marked = version("v1", &[(ENDPOINT_IDEMPOTENT, "true")]);
-        assert!(repeatable(std::slice::from_ref(&marked), path));
-        assert!(!repeatable(
+        assert!(is_repeatable(std::slice::from_ref(&marked), path));
+        assert!(!is_repeatable(
             std::slice::from_ref(&marked),
             "/helloworld.Helloworld/Other"
         ));
-        assert!(!repeatable(
+        assert!(!is_repeatable(
             std::slice::from_ref(&marked),
             "/other.Helloworld/Call"
         ));
-        assert!(!repeatable(&[], path));
+        assert!(!is_repeatable(&[], path));
         // A roll-out where v2 dropped the mark, or made the method a client stream.
         let unmarked = version("v2", &[]);
-        assert!(!repeatable(&[marked.clone(), unmarked], path));
+        assert!(!is_repeatable(&[marked.clone(), unmarked], path));
         let streaming = version(
             "v2",
             &[(ENDPOINT_IDEMPOTENT, "true"), (ENDPOINT_STREAM, "bidi")],
         );
-        assert!(!repeatable(&[marked, streaming], path));
+        assert!(!is_repeatable(&[marked, streaming], path));
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use tonic::{body::Body, transport::Channel};
-use tower::ServiceExt;
+use tonic::body::Body;
+
+use super::connection::Connection;
 
 /// How long a probe waits for an answer.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -15,11 +16,11 @@ pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// An empty `HealthCheckRequest`: an uncompressed gRPC frame of length 0.
 const EMPTY_MESSAGE: [u8; 5] = [0; 5];
 
-/// Whether the node behind `channel` answers a health check within [`PROBE_TIMEOUT`].
-pub(crate) async fn answers(channel: Channel, address: &str) -> bool {
+/// Whether the node behind `connection` answers a health check within [`PROBE_TIMEOUT`].
+pub(crate) async fn answers(connection: &Connection) -> bool {
     let Ok(mut request) = http::Request::builder()
         .method(http::Method::POST)
-        .uri(format!("http://{address}/grpc.health.v1.Health/Check"))
+        .uri("/grpc.health.v1.Health/Check")
         .header(http::header::CONTENT_TYPE, "application/grpc")
         .header(http::header::TE, "trailers")
         .body(Body::new(Full::new(Bytes::from_static(&EMPTY_MESSAGE))))
@@ -30,7 +31,7 @@ pub(crate) async fn answers(channel: Channel, address: &str) -> bool {
         request.headers_mut().insert("grpc-timeout", v);
     }
     matches!(
-        tokio::time::timeout(PROBE_TIMEOUT, channel.oneshot(request)).await,
+        tokio::time::timeout(PROBE_TIMEOUT, connection.send(request)).await,
         Ok(Ok(_))
     )
 }

@@ -86,6 +86,16 @@ pub fn format_grpc_timeout(timeout: Duration) -> String {
     format!("{}H", (secs / 3600).min(LIMIT - 1))
 }
 
+/// The `grpc-timeout` header of a call that has `left`: a value that differs on every call, so
+/// it is marked never to be indexed by HPACK — indexed, each call would push an entry through
+/// the HTTP/2 header tables of both ends of the connection, work done in the one task that
+/// serves the whole connection.
+pub(crate) fn grpc_timeout_header(left: Duration) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::try_from(format_grpc_timeout(left)).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

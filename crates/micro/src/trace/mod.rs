@@ -223,10 +223,12 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
+        if let (Ok(name), Ok(mut value)) = (
             http::HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_str(&value),
         ) {
+            // New on every call: not for HPACK's tables (see `deadline::grpc_timeout_header`).
+            value.set_sensitive(true);
             self.0.insert(name, value);
         }
     }

@@ -80,10 +80,7 @@ impl Nodes {
         table.sweep(now);
         let mut view = View::default();
         for address in addresses {
-            let node = table
-                .nodes
-                .entry((*address).to_owned())
-                .or_insert_with(|| Node::new(now));
+            let node = table.node(now, address);
             node.used = now;
             if node.breaker.probe_due(now) {
                 view.probes.push((*address).to_owned());
@@ -97,10 +94,7 @@ impl Nodes {
     /// A call to `address` begins.
     pub(crate) fn begin(&self, now: Instant, address: &str) {
         let mut table = self.table();
-        let node = table
-            .nodes
-            .entry(address.to_owned())
-            .or_insert_with(|| Node::new(now));
+        let node = table.node(now, address);
         node.pending += 1;
         node.used = now;
     }
@@ -155,6 +149,14 @@ impl Nodes {
 }
 
 impl Table {
+    /// The node at `address`, new if unknown (looked up without allocating when known).
+    fn node(&mut self, now: Instant, address: &str) -> &mut Node {
+        if !self.nodes.contains_key(address) {
+            self.nodes.insert(address.to_owned(), Node::new(now));
+        }
+        self.nodes.get_mut(address).expect("inserted above")
+    }
+
     /// Forgets nodes nobody has asked about for a while (services come and go; the table must
     /// not grow with every address ever seen).
     fn sweep(&mut self, now: Instant) {
