@@ -80,6 +80,15 @@ impl Tls {
                 roots.add_parsable_certificates(found.certs);
             }
         }
+        if roots.is_empty() {
+            return Err(Error::bad_request(
+                ID,
+                match &self.ca {
+                    Some(_) => "no certificate in the CA of MICRO_TLS_CA",
+                    None => "no CA certificate found on this system: name one with MICRO_TLS_CA",
+                },
+            ));
+        }
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -141,18 +150,17 @@ pub fn configure(tls: Option<Tls>) {
 pub(crate) fn connector(address: &str) -> Result<(TlsConnector, ServerName<'static>), Error> {
     let name = ServerName::try_from(host(address).to_owned())
         .map_err(|e| Error::bad_request(ID, format!("cannot use TLS to {address}: {e}")))?;
-    if let Some(config) = &STATE.read().unwrap_or_else(|p| p.into_inner()).client {
-        return Ok((TlsConnector::from(config.clone()), name));
-    }
-    let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
-    let config = match &state.client {
-        Some(config) => config.clone(),
-        None => {
-            let config = Arc::new(state.tls.clone().unwrap_or_default().rustls()?);
-            state.client = Some(config.clone());
-            config
+    let tls = {
+        let state = STATE.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(config) = &state.client {
+            return Ok((TlsConnector::from(config.clone()), name));
         }
+        state.tls.clone().unwrap_or_default()
     };
+    // Made outside the lock (reading the system's roots takes a while), kept by the first.
+    let config = Arc::new(tls.rustls()?);
+    let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
+    let config = state.client.get_or_insert(config).clone();
     Ok((TlsConnector::from(config), name))
 }
 

@@ -21,6 +21,25 @@ use micro_e2e::{
 };
 use tonic::transport::Channel;
 
+/// The system allocator, counting allocations: how many each client makes per call is exact,
+/// where its calls/s on a shared machine are not.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// Allocations per call, client and server together, over `calls` calls one at a time.
+async fn allocations_per_call<T: Send + 'static>(
+    caller: &mut T,
+    call: micro_e2e::load::Call<T>,
+    calls: u64,
+) -> f64 {
+    let before = GLOBAL.stats().allocations + GLOBAL.stats().reallocations;
+    for _ in 0..calls {
+        call(caller).await;
+    }
+    let after = GLOBAL.stats().allocations + GLOBAL.stats().reallocations;
+    (after - before) as f64 / calls as f64
+}
+
 fn main() {
     let args: Vec<f64> = std::env::args()
         .skip(1)
@@ -76,6 +95,14 @@ fn main() {
         )
         .await;
 
+        let (mut b, mut m) = (bare.clone(), micro.clone());
+        let (ab, am) = (
+            allocations_per_call(&mut b, call_hello, 2000).await,
+            allocations_per_call(&mut m, call_hello, 2000).await,
+        );
+        println!(
+            "allocations per call (client and server): bare tonic {ab:.1}, micro::Client {am:.1}"
+        );
         println!(
             "unary Helloworld.Call over loopback, {pairs} pairs of alternating {seconds}s rounds"
         );

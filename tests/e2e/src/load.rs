@@ -41,7 +41,7 @@ impl Figures {
         }
     }
 
-    /// The mean of several runs.
+    /// The mean of several runs (of their percentiles too: not the percentile of all calls).
     pub fn mean(runs: &[Self]) -> Self {
         let n = runs.len().max(1) as u32;
         Self {
@@ -88,8 +88,8 @@ pub async fn closed_loop<T: Send + 'static>(
     (Figures::of(all, start.elapsed()), back)
 }
 
-/// Two clients measured against each other: each one's figures over all its rounds, and the
-/// ratio of their throughputs, b/a.
+/// Two clients measured against each other: each one's figures (the mean of its rounds'), and
+/// the ratio of their throughputs, b/a.
 #[derive(Debug, Clone, Copy)]
 pub struct Paired {
     /// The baseline's figures.
@@ -114,6 +114,7 @@ pub async fn paired<A: Send + 'static, B: Send + 'static>(
     pairs: usize,
     round: Duration,
 ) -> (Paired, Vec<A>, Vec<B>) {
+    assert!(pairs > 0, "at least one pair of rounds");
     let (mut fa, mut fb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for pair in 0..pairs {
         let (x, y) = if pair % 2 == 0 {

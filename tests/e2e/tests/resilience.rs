@@ -411,6 +411,47 @@ async fn short_caller_deadlines_never_eject_a_node() {
     platform.stop().await;
 }
 
+/// A node registered with an address no connection can be made to (not `host:port`) is
+/// passed over like a node that is down: every call reaches the good node, and the bad one is
+/// out of rotation after its first pick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_no_call_can_use_is_passed_over() {
+    use micro_core::Registry;
+    let platform = platform(false).await;
+    let server = platform.grpc_address().to_string();
+    let node = hello_node(&server, Duration::ZERO, Arc::default()).await;
+    let registry = Arc::new(micro::registry::RemoteRegistry::new(&server).expect("registry"));
+    let bogus = micro_core::Service::new("hello", "latest")
+        .with_node(micro_core::Node::new("hello-bogus", "not an address/x"));
+    registry
+        .register("micro", &bogus, Duration::from_secs(60))
+        .await
+        .expect("the registry takes it");
+    let client = micro::Client::builder(registry).build();
+    let mut hello = HelloworldClient::new(client.service("hello"));
+    for i in 0..20 {
+        let rsp = hello
+            .call(helloworld::Request {
+                name: i.to_string(),
+            })
+            .await
+            .expect("the good node answers");
+        assert_eq!(rsp.get_ref().msg, format!("Hello {i}"));
+    }
+    let stats = client.stats();
+    let bad = stats
+        .nodes
+        .iter()
+        .find(|n| n.address == "not an address/x")
+        .expect("the bogus node was tried");
+    assert_eq!(bad.breaker, "open", "{stats:?}");
+    assert_eq!(stats.ejections, 1, "{stats:?}");
+    drop(hello);
+    drop(client);
+    let _ = node.stop().await;
+    platform.stop().await;
+}
+
 /// A service at its limit of calls in flight answers the next one at once with
 /// `RESOURCE_EXHAUSTED` (429 at the gateway) instead of queueing it, and serves again once
 /// calls finish; the refusals never eject the node.

@@ -1,9 +1,9 @@
 //! A request body that can be handed to another node if the first never read it.
 //!
 //! Retrying a call on another node is safe only if the first node never received the request.
-//! When a connection cannot be made, the HTTP/2 client drops the request without polling its
-//! body; this wrapper notices that — the body is still in its shared slot — and lets the retry
-//! take it. Once any node has started reading, the slot is empty and the call is not retried.
+//! When a connection cannot be made, or fails before the request went out, its body is never
+//! polled; this wrapper notices that — the body is still in its shared slot — and lets the
+//! retry take it. Once any node has started reading, the slot is empty and the call is not retried.
 //! Streaming requests keep streaming: nothing is buffered.
 
 use std::{

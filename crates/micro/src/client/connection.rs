@@ -13,8 +13,10 @@
 //! (a stopped process, a dead VM, a cut network) is found in about two seconds instead of at
 //! the call's timeout, and its breaker ejects it. Idle connections are not pinged.
 //!
-//! Callers that find the connection being dialled wait for that dial rather than start their
-//! own; a dial that fails fails them all at once, and the next call dials again.
+//! A dial runs in a task of its own, so a caller that gives up does not stall it or leave it
+//! half done for the next. Callers that find the connection being dialled wait for that dial
+//! rather than start their own; a dial that fails fails them all at once, and the next call
+//! dials again.
 
 use std::{
     sync::{Arc, Mutex},
@@ -30,6 +32,7 @@ use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use micro_core::Error;
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tonic::body::Body;
 
 const ID: &str = "micro.client";
@@ -54,6 +57,18 @@ pub(crate) enum SendError {
 
 type Dial = Shared<BoxFuture<'static, Result<SendRequest<Body>, Arc<str>>>>;
 
+/// Why a connection to a node cannot even be set up.
+#[derive(Debug)]
+pub(crate) enum Unusable {
+    /// The node's address is not `host:port`: the node's fault (its registration).
+    Address(Error),
+    /// TLS cannot be set up here (the CA, the name): this process's fault, not the node's.
+    Local(Error),
+}
+
+/// What a TLS dial needs: the connector, and the name the certificate must carry.
+type TlsTo = (tokio_rustls::TlsConnector, ServerName<'static>);
+
 enum State {
     /// No connection: the next call dials.
     Idle,
@@ -66,24 +81,34 @@ pub(crate) struct Connection {
     address: Arc<str>,
     scheme: Scheme,
     authority: Authority,
-    secure: bool,
-    state: Mutex<State>,
+    tls: Option<TlsTo>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Connection {
     /// A connection to `address` (`host:port`), over TLS when the node is known to serve it;
     /// nothing is dialled yet.
-    pub(crate) fn new(address: &str) -> Result<Self, Error> {
+    pub(crate) fn new(address: &str) -> Result<Self, Unusable> {
         let authority: Authority = address.parse().map_err(|e| {
-            Error::bad_request(ID, format!("invalid node address {address:?}: {e}"))
+            Unusable::Address(Error::bad_request(
+                ID,
+                format!("invalid node address {address:?}: {e}"),
+            ))
         })?;
-        let secure = crate::tls::is_secure(address);
+        let tls = crate::tls::is_secure(address)
+            .then(|| crate::tls::connector(address))
+            .transpose()
+            .map_err(Unusable::Local)?;
         Ok(Self {
             address: address.into(),
-            scheme: if secure { Scheme::HTTPS } else { Scheme::HTTP },
+            scheme: if tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
             authority,
-            secure,
-            state: Mutex::new(State::Idle),
+            tls,
+            state: Arc::new(Mutex::new(State::Idle)),
         })
     }
 
@@ -104,9 +129,8 @@ impl Connection {
                 .cloned()
                 .unwrap_or_else(|| PathAndQuery::from_static("/")),
         );
-        if let Ok(uri) = http::Uri::from_parts(parts) {
-            *request.uri_mut() = uri;
-        }
+        *request.uri_mut() =
+            http::Uri::from_parts(parts).expect("a scheme, an authority and a path make a URI");
         request
             .headers_mut()
             .entry(http::header::USER_AGENT)
@@ -118,30 +142,42 @@ impl Connection {
     /// A sender on a live connection: the one there is, the one being dialled, or a new one.
     async fn sender(&self) -> Result<SendRequest<Body>, Arc<str>> {
         let dial = {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = lock(&self.state);
             match &*state {
                 State::Ready(sender) if !sender.is_closed() => return Ok(sender.clone()),
                 State::Dialing(dial) => dial.clone(),
                 State::Ready(_) | State::Idle => {
-                    let dial = dial(self.address.clone(), self.secure).boxed().shared();
+                    // The task settles the state when the dial ends; it cannot do so before
+                    // `Dialing` is stored, as that needs this lock.
+                    let settle = Arc::downgrade(&self.state);
+                    let task = tokio::spawn(dial(self.address.clone(), self.tls.clone()).map(
+                        move |result| {
+                            if let Some(state) = settle.upgrade() {
+                                *lock(&state) = match &result {
+                                    Ok(sender) => State::Ready(sender.clone()),
+                                    Err(_) => State::Idle,
+                                };
+                            }
+                            result
+                        },
+                    ));
+                    let dial = async move {
+                        task.await
+                            .unwrap_or_else(|e| Err(format!("the dial did not finish: {e}").into()))
+                    }
+                    .boxed()
+                    .shared();
                     *state = State::Dialing(dial.clone());
                     dial
                 }
             }
         };
-        let result = dial.clone().await;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        // The first caller back settles the state; a later dial is not overwritten.
-        if let State::Dialing(current) = &*state
-            && current.ptr_eq(&dial)
-        {
-            *state = match &result {
-                Ok(sender) => State::Ready(sender.clone()),
-                Err(_) => State::Idle,
-            };
-        }
-        result
+        dial.await
     }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `user-agent` of every call, as gRPC clients say who they are.
@@ -149,7 +185,7 @@ const USER_AGENT: &str = concat!("micro-rust/", env!("CARGO_PKG_VERSION"));
 
 /// Dials `address` and opens HTTP/2 on it; the connection runs in a task of its own until it
 /// fails or every sender is gone.
-async fn dial(address: Arc<str>, secure: bool) -> Result<SendRequest<Body>, Arc<str>> {
+async fn dial(address: Arc<str>, tls: Option<TlsTo>) -> Result<SendRequest<Body>, Arc<str>> {
     let failed = |what: &str, e: &dyn std::fmt::Display| -> Arc<str> {
         format!("cannot {what} {address}: {e}").into()
     };
@@ -159,11 +195,9 @@ async fn dial(address: Arc<str>, secure: bool) -> Result<SendRequest<Body>, Arc<
         .map_err(|e| failed("connect to", &e))?;
     tcp.set_nodelay(true)
         .map_err(|e| failed("connect to", &e))?;
-    if !secure {
+    let Some((connector, name)) = tls else {
         return handshake(tcp, &address).await;
-    }
-    let (connector, name) =
-        crate::tls::connector(&address).map_err(|e| -> Arc<str> { e.detail.into() })?;
+    };
     let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
         .await
         .map_err(|_| {

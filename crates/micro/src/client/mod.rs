@@ -64,7 +64,7 @@ pub use selector::Strategy;
 use crate::{registry::RemoteRegistry, status::to_status};
 use body::Slot;
 use cache::Cache;
-use connection::Connection;
+use connection::{Connection, Unusable};
 use health::{Nodes, breaker::Outcome};
 
 const ID: &str = "micro.client";
@@ -337,6 +337,13 @@ impl Client {
     /// the probes that are due.
     fn health(&self, addresses: &[&str]) -> Vec<(bool, f64)> {
         let view = self.inner.nodes.view(Instant::now(), addresses);
+        if !view.forgotten.is_empty() {
+            // Nodes not called for minutes: their connections go too.
+            let mut connections = self.connections();
+            for address in &view.forgotten {
+                connections.remove(address);
+            }
+        }
         for address in view.probes {
             self.probe(address);
         }
@@ -344,12 +351,8 @@ impl Client {
     }
 
     /// The connection to `address`, shared by every call to that node.
-    fn connection(&self, address: &str) -> Result<Arc<Connection>, Error> {
-        let mut connections = self
-            .inner
-            .connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+    fn connection(&self, address: &str) -> Result<Arc<Connection>, Unusable> {
+        let mut connections = self.connections();
         if let Some(connection) = connections.get(address) {
             return Ok(connection.clone());
         }
@@ -358,13 +361,23 @@ impl Client {
         Ok(connection)
     }
 
-    /// Drops the connection to `address`: the next call or probe dials afresh.
-    fn disconnect(&self, address: &str) {
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Connection>>> {
         self.inner
             .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(address);
+    }
+
+    /// Drops `connection` to `address` (not a newer one made since): the next call dials
+    /// afresh.
+    fn disconnect(&self, address: &str, connection: &Arc<Connection>) {
+        let mut connections = self.connections();
+        if connections
+            .get(address)
+            .is_some_and(|c| Arc::ptr_eq(c, connection))
+        {
+            connections.remove(address);
+        }
     }
 
     /// The nodes to try for a call, best first (at most [`MAX_ATTEMPTS`]), and whether the
@@ -466,7 +479,7 @@ impl Client {
         };
         tokio::spawn(async move {
             // A fresh connection: the old one may be the one that hung.
-            report.client.disconnect(&report.address);
+            report.client.connections().remove(&report.address);
             let answered = match report.client.connection(&report.address) {
                 Ok(connection) => probe::answers(&connection).await,
                 Err(_) => false,
@@ -532,7 +545,16 @@ impl Client {
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(retry_backoff(tried)).await;
             }
-            let connection = self.connection(&address).map_err(|e| to_status(&e))?;
+            let connection = match self.connection(&address) {
+                Ok(connection) => connection,
+                Err(Unusable::Local(e)) => return Err(to_status(&e)),
+                Err(Unusable::Address(e)) => {
+                    // A registration no call can use: out of rotation like a node that is down.
+                    Attempt::begin(&self, &address, deadline).end(Outcome::Unreachable, false);
+                    last = e.detail;
+                    continue;
+                }
+            };
             // The last attempt takes the request's head; an earlier one sends a copy.
             let head = if tried + 1 == tries {
                 std::mem::replace(&mut parts, http::Request::new(()).into_parts().0)
@@ -567,21 +589,21 @@ impl Client {
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
                     watch.end(Outcome::Unreachable, false);
-                    self.disconnect(&address);
+                    self.disconnect(&address, &connection);
                     last = format!("{address}: {err}");
                 }
                 Err(err) if replay.is_some() && tried + 1 < tries => {
                     // It may have run, but the service says that is harmless: the next node.
                     tracing::debug!(%address, error = %err, "connection lost; the call is safe to repeat");
                     watch.end(Outcome::Lost, false);
-                    self.disconnect(&address);
+                    self.disconnect(&address, &connection);
                     last = format!("{address}: the connection was lost ({err})");
                 }
                 Err(err) => {
                     // It may have run: not repeated. The node is probed before it gets
                     // another call.
                     watch.end(Outcome::Lost, false);
-                    self.disconnect(&address);
+                    self.disconnect(&address, &connection);
                     return Err(to_status(&Error::unavailable(
                         ID,
                         format!(
@@ -603,12 +625,13 @@ impl Client {
     }
 }
 
-/// The methods (`/pkg.Svc/Method`) the service marks safe to repeat: every version that
-/// registers the method says it is idempotent and takes one request (a client stream is never
-/// replayed) — during a roll-out, a version that dropped the mark wins.
+/// The methods (`/pkg.Svc/Method`) the service marks safe to repeat: every version registers
+/// the method and says it is idempotent and takes one request (a client stream is never
+/// replayed) — during a roll-out, a version that dropped the mark, or does not say, wins.
 fn repeatable(services: &[micro_core::Service]) -> HashSet<String> {
     use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
-    let mut marked: HashMap<String, bool> = HashMap::new();
+    // Per method: how many versions mark it safe, and whether any registers it unmarked.
+    let mut marked: HashMap<String, (usize, bool)> = HashMap::new();
     for endpoint in services.iter().flat_map(|s| &s.endpoints) {
         let (Some(grpc_service), Some((_, method))) = (
             endpoint.metadata.get(ENDPOINT_GRPC_SERVICE),
@@ -624,13 +647,20 @@ fn repeatable(services: &[micro_core::Service]) -> HashSet<String> {
                 endpoint.metadata.get(ENDPOINT_STREAM).map(String::as_str),
                 Some("client" | "bidi")
             );
-        *marked
+        let (safe_in, unsafe_somewhere) = marked
             .entry(format!("/{grpc_service}/{method}"))
-            .or_insert(true) &= safe;
+            .or_default();
+        if safe {
+            *safe_in += 1;
+        } else {
+            *unsafe_somewhere = true;
+        }
     }
     marked
         .into_iter()
-        .filter_map(|(path, safe)| safe.then_some(path))
+        .filter_map(|(path, (safe_in, unsafe_somewhere))| {
+            (!unsafe_somewhere && safe_in >= services.len()).then_some(path)
+        })
         .collect()
 }
 
@@ -912,6 +942,9 @@ mod tests {
             "v2",
             &[(ENDPOINT_IDEMPOTENT, "true"), (ENDPOINT_STREAM, "bidi")],
         );
-        assert!(!is_repeatable(&[marked, streaming], path));
+        assert!(!is_repeatable(&[marked.clone(), streaming], path));
+        // A version that registers no metadata for it (an older or foreign service).
+        let silent = Service::new("hw", "v3");
+        assert!(!is_repeatable(&[marked, silent], path));
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct View {
     pub(crate) nodes: Vec<(bool, f64)>,
     /// Nodes whose probe is due: the caller sends each one.
     pub(crate) probes: Vec<String>,
+    /// Nodes forgotten since the last view (not called for [`FORGET_AFTER`]).
+    pub(crate) forgotten: Vec<String>,
 }
 
 /// A node as [`Client::stats`](crate::Client::stats) reports it.
@@ -77,8 +79,10 @@ impl Nodes {
     /// The view of `addresses` at `now`, starting the probes that are due.
     pub(crate) fn view(&self, now: Instant, addresses: &[&str]) -> View {
         let mut table = self.table();
-        table.sweep(now);
-        let mut view = View::default();
+        let mut view = View {
+            forgotten: table.sweep(now),
+            ..View::default()
+        };
         for address in addresses {
             let node = table.node(now, address);
             node.used = now;
@@ -159,17 +163,25 @@ impl Table {
 
     /// Forgets nodes nobody has asked about for a while (services come and go; the table must
     /// not grow with every address ever seen).
-    fn sweep(&mut self, now: Instant) {
+    /// Forgets the nodes not used for [`FORGET_AFTER`] (at most every tenth of that), and
+    /// says which.
+    fn sweep(&mut self, now: Instant) -> Vec<String> {
+        let mut forgotten = Vec::new();
         if self
             .swept
             .is_some_and(|at| now.saturating_duration_since(at) < FORGET_AFTER / 10)
         {
-            return;
+            return forgotten;
         }
         self.swept = Some(now);
-        self.nodes.retain(|_, node| {
-            node.pending > 0 || now.saturating_duration_since(node.used) < FORGET_AFTER
+        self.nodes.retain(|address, node| {
+            let keep = node.pending > 0 || now.saturating_duration_since(node.used) < FORGET_AFTER;
+            if !keep {
+                forgotten.push(address.clone());
+            }
+            keep
         });
+        forgotten
     }
 }
 
