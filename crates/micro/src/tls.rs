@@ -173,8 +173,8 @@ pub fn enabled() -> bool {
         .is_some()
 }
 
-/// Dials `address` over TLS from now on (a server's own nodes, a node registered with
-/// `transport=tls`).
+/// Dials `address` over TLS from now on (a server's own nodes; a node registered with
+/// `transport=tls` is dialled over TLS without being marked, see [`serves_tls`]).
 pub fn mark_secure(address: &str) {
     /// Registered nodes come and go; past this many, new ones are not remembered.
     const CAP: usize = 65_536;
@@ -182,6 +182,18 @@ pub fn mark_secure(address: &str) {
     if !state.secure.contains(address) && state.secure.len() < CAP {
         state.secure.insert(address.to_owned());
     }
+}
+
+/// Whether `node` is dialled over TLS: it says so in its metadata (`transport=tls`), or its
+/// address was marked secure by this process.
+///
+/// Read from the node itself, not remembered: a registrant must not be able to fill a
+/// process-wide set so that later TLS nodes are dialled in plaintext.
+pub fn serves_tls(node: &micro_core::Node) -> bool {
+    node.metadata
+        .get(TRANSPORT_METADATA)
+        .is_some_and(|t| t == "tls")
+        || is_secure(&node.address)
 }
 
 /// Whether `address` is dialled over TLS.

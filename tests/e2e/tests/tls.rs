@@ -94,6 +94,40 @@ fn health_through_client(address: &str, ca: Option<Vec<u8>>) -> Result<(), tonic
     })
 }
 
+/// A health check through `micro::Client` of a service whose one node, at `address`, is
+/// registered with `transport=tls` (and never marked secure in this process).
+fn health_of_a_node_registered_with_tls(address: &str, ca: Vec<u8>) -> Result<(), tonic::Status> {
+    use micro_core::Registry;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        micro::tls::configure(Some(micro::tls::Tls { ca: Some(ca) }));
+        let registry = Arc::new(micro_core::MemoryRegistry::new());
+        let mut node = micro_core::Node::new("tls-1", address);
+        node.metadata
+            .insert(micro::tls::TRANSPORT_METADATA.to_owned(), "tls".to_owned());
+        registry
+            .register(
+                "micro",
+                &micro_core::Service::new("tls-node", "latest").with_node(node),
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .expect("register");
+        let client = micro::Client::builder(registry)
+            .on_behalf_of_callers()
+            .build();
+        let mut health =
+            tonic_health::pb::health_client::HealthClient::new(client.service("tls-node"));
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .map(|_| ())
+    })
+}
+
 #[test]
 fn the_platform_serves_tls_and_tokens_never_travel_in_plaintext() {
     let mut sb = Sandbox::new();
@@ -137,6 +171,15 @@ fn the_platform_serves_tls_and_tokens_never_travel_in_plaintext() {
     let out = secure(&["call", "helloworld", "Helloworld.Call", r#"{"name":"TLS"}"#]);
     ok(&out, "call over TLS");
     assert!(out.stdout.contains("Hello TLS"), "{out:?}");
+
+    // A node registered with `transport=tls` is dialled over TLS from its metadata alone (by
+    // the name `localhost`, which nothing in this process has marked secure).
+    let port = grpc.rsplit_once(':').expect("host:port").1;
+    health_of_a_node_registered_with_tls(
+        &format!("localhost:{port}"),
+        std::fs::read(path("ca.pem")).expect("ca"),
+    )
+    .expect("a health check of a node registered with transport=tls");
 
     // micro::Client dials a node over TLS, verifying it: with the CA it is answered; trusting
     // only the system's roots, the handshake fails and the call never leaves.

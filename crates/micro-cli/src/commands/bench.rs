@@ -187,7 +187,7 @@ async fn direct(
         for node in versions.iter().flat_map(|v| &v.nodes) {
             micro::tls::check_token_transport(
                 &node.address,
-                micro::tls::is_secure(&node.address),
+                micro::tls::serves_tls(node),
                 micro::tls::insecure_allowed(),
             )
             .map_err(|e| {

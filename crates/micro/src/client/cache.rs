@@ -28,6 +28,8 @@ pub(crate) struct Entry {
     pub(crate) nodes: Vec<Node>,
     /// The version (an index into `services`) of each node, in the same order.
     pub(crate) owners: Vec<usize>,
+    /// Whether each node is dialled over TLS, in the same order (see [`crate::tls::serves_tls`]).
+    pub(crate) secure: Vec<bool>,
     /// The round-robin position (kept across lookups of the same service).
     pub(crate) counter: Arc<AtomicUsize>,
     /// The methods (`/pkg.Svc/Method`) the service marks safe to repeat.
@@ -93,15 +95,7 @@ impl Cache {
             .collect();
         pairs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         let (nodes, owners): (Vec<Node>, Vec<usize>) = pairs.into_iter().unzip();
-        for node in &nodes {
-            if node
-                .metadata
-                .get(crate::tls::TRANSPORT_METADATA)
-                .is_some_and(|t| t == "tls")
-            {
-                crate::tls::mark_secure(&node.address);
-            }
-        }
+        let secure = nodes.iter().map(crate::tls::serves_tls).collect();
         let counter = self
             .read()
             .get(name)
@@ -112,6 +106,7 @@ impl Cache {
             services: Arc::new(services),
             nodes,
             owners,
+            secure,
             counter,
             fetched: Instant::now(),
         });

@@ -86,16 +86,15 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// A connection to `address` (`host:port`), over TLS when the node is known to serve it;
-    /// nothing is dialled yet.
-    pub(crate) fn new(address: &str) -> Result<Self, Unusable> {
+    /// A connection to `address` (`host:port`), over TLS when `secure`; nothing is dialled yet.
+    pub(crate) fn new(address: &str, secure: bool) -> Result<Self, Unusable> {
         let authority: Authority = address.parse().map_err(|e| {
             Unusable::Address(Error::bad_request(
                 ID,
                 format!("invalid node address {address:?}: {e}"),
             ))
         })?;
-        let tls = crate::tls::is_secure(address)
+        let tls = secure
             .then(|| crate::tls::connector(address))
             .transpose()
             .map_err(Unusable::Local)?;
@@ -110,6 +109,11 @@ impl Connection {
             tls,
             state: Arc::new(Mutex::new(State::Idle)),
         })
+    }
+
+    /// Whether this connection is dialled over TLS.
+    pub(crate) fn secure(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Sends `request` (its URI's path is kept; the scheme and authority are the node's) and
@@ -217,13 +221,18 @@ async fn handshake<I>(io: I, address: &str) -> Result<SendRequest<Body>, Arc<str
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .keep_alive_interval(KEEP_ALIVE)
         .keep_alive_timeout(KEEP_ALIVE)
         .keep_alive_while_idle(false)
-        .handshake(TokioIo::new(io))
+        .handshake(TokioIo::new(io));
+    // Bounded too: a dial that never ends would hold every caller that waits for it.
+    let (sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
+        .map_err(|_| -> Arc<str> {
+            format!("cannot open HTTP/2 to {address}: no answer in {CONNECT_TIMEOUT:?}").into()
+        })?
         .map_err(|e| -> Arc<str> { format!("cannot open HTTP/2 to {address}: {e}").into() })?;
     let address = address.to_owned();
     tokio::spawn(async move {

@@ -350,13 +350,16 @@ impl Client {
         view.nodes
     }
 
-    /// The connection to `address`, shared by every call to that node.
-    fn connection(&self, address: &str) -> Result<Arc<Connection>, Unusable> {
+    /// The connection to `address`, shared by every call to that node; over TLS when `secure`
+    /// (a connection made otherwise before is replaced).
+    fn connection(&self, address: &str, secure: bool) -> Result<Arc<Connection>, Unusable> {
         let mut connections = self.connections();
-        if let Some(connection) = connections.get(address) {
+        if let Some(connection) = connections.get(address)
+            && connection.secure() == secure
+        {
             return Ok(connection.clone());
         }
-        let connection = Arc::new(Connection::new(address)?);
+        let connection = Arc::new(Connection::new(address, secure)?);
         connections.insert(address.to_owned(), connection.clone());
         Ok(connection)
     }
@@ -380,11 +383,19 @@ impl Client {
         }
     }
 
-    /// The nodes to try for a call, best first (at most [`MAX_ATTEMPTS`]), and whether the
-    /// service marks the method at `path` safe to repeat (see [`repeatable`]).
-    async fn candidates(&self, target: &Target, path: &str) -> Result<(Vec<String>, bool), Status> {
+    /// The nodes to try for a call, best first (at most [`MAX_ATTEMPTS`]), each with whether
+    /// it is dialled over TLS; and whether the service marks the method at `path` safe to
+    /// repeat (see [`repeatable`]).
+    async fn candidates(
+        &self,
+        target: &Target,
+        path: &str,
+    ) -> Result<(Vec<(String, bool)>, bool), Status> {
         let (name, filter) = match target {
-            Target::Address(address) => return Ok((vec![address.to_string()], false)),
+            Target::Address(address) => {
+                let secure = crate::tls::is_secure(address);
+                return Ok((vec![(address.to_string(), secure)], false));
+            }
             Target::Service(name, filter) => (name, filter),
         };
         let entry = self
@@ -399,19 +410,19 @@ impl Client {
                 format!("Service \"{name}\" not found"),
             )));
         }
-        let addresses: Vec<&str> = entry
-            .nodes
-            .iter()
-            .zip(entry.owners.iter())
-            .filter(|(node, owner)| {
+        let admitted: Vec<usize> = (0..entry.nodes.len())
+            .filter(|&i| {
                 filter.as_ref().is_none_or(|f| {
                     entry
                         .services
-                        .get(**owner)
-                        .is_some_and(|s| f.admits(s, node))
+                        .get(entry.owners[i])
+                        .is_some_and(|s| f.admits(s, &entry.nodes[i]))
                 })
             })
-            .map(|(n, _)| n.address.as_str())
+            .collect();
+        let addresses: Vec<&str> = admitted
+            .iter()
+            .map(|&i| entry.nodes[i].address.as_str())
             .collect();
         if addresses.is_empty()
             && let Some(filter) = filter
@@ -426,10 +437,10 @@ impl Client {
             )));
         }
         let health = self.health(&addresses);
-        let mut ordered: Vec<String> =
+        let mut ordered: Vec<(String, bool)> =
             selector::order(self.inner.strategy, &health, &entry.counter)
                 .into_iter()
-                .map(|i| addresses[i].to_owned())
+                .map(|i| (addresses[i].to_owned(), entry.secure[admitted[i]]))
                 .collect();
         ordered.truncate(MAX_ATTEMPTS);
         let repeatable = entry.repeatable.contains(path);
@@ -478,9 +489,13 @@ impl Client {
             answered: None,
         };
         tokio::spawn(async move {
-            // A fresh connection: the old one may be the one that hung.
-            report.client.connections().remove(&report.address);
-            let answered = match report.client.connection(&report.address) {
+            // A fresh connection (the old one may be the one that hung), dialled as it was.
+            let secure = report
+                .client
+                .connections()
+                .remove(&report.address)
+                .map_or_else(|| crate::tls::is_secure(&report.address), |c| c.secure());
+            let answered = match report.client.connection(&report.address, secure) {
                 Ok(connection) => probe::answers(&connection).await,
                 Err(_) => false,
             };
@@ -527,7 +542,7 @@ impl Client {
         };
         let mut last = String::new();
         let tries = candidates.len();
-        for (tried, address) in candidates.into_iter().enumerate() {
+        for (tried, (address, secure)) in candidates.into_iter().enumerate() {
             if let Some(bytes) = &replay
                 && !slot.untouched()
             {
@@ -545,7 +560,7 @@ impl Client {
                 self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(retry_backoff(tried)).await;
             }
-            let connection = match self.connection(&address) {
+            let connection = match self.connection(&address, secure) {
                 Ok(connection) => connection,
                 Err(Unusable::Local(e)) => return Err(to_status(&e)),
                 Err(Unusable::Address(e)) => {
