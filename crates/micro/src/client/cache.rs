@@ -102,7 +102,7 @@ impl Cache {
             .map(|e| e.counter.clone())
             .unwrap_or_default();
         let entry = Arc::new(Entry {
-            repeatable: super::repeatable(&services),
+            repeatable: repeatable(&services),
             services: Arc::new(services),
             nodes,
             owners,
@@ -132,6 +132,48 @@ impl Cache {
     }
 }
 
+/// The methods (`/pkg.Svc/Method`) the service marks safe to repeat: every version registers
+/// the method and says it is idempotent and takes one request (a client stream is never
+/// replayed) — during a roll-out, a version that dropped the mark, or does not say, wins.
+pub(crate) fn repeatable(services: &[Service]) -> HashSet<String> {
+    use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
+    // Per method: the versions that mark it safe (each counted once, however many of its
+    // endpoints name the method), and whether any registers it unmarked.
+    let mut marked: HashMap<String, (HashSet<usize>, bool)> = HashMap::new();
+    for (version, service) in services.iter().enumerate() {
+        for endpoint in &service.endpoints {
+            let (Some(grpc_service), Some((_, method))) = (
+                endpoint.metadata.get(ENDPOINT_GRPC_SERVICE),
+                endpoint.name.split_once('.'),
+            ) else {
+                continue;
+            };
+            let safe = endpoint
+                .metadata
+                .get(ENDPOINT_IDEMPOTENT)
+                .is_some_and(|v| v == "true")
+                && !matches!(
+                    endpoint.metadata.get(ENDPOINT_STREAM).map(String::as_str),
+                    Some("client" | "bidi")
+                );
+            let (safe_in, unmarked) = marked
+                .entry(format!("/{grpc_service}/{method}"))
+                .or_default();
+            if safe {
+                safe_in.insert(version);
+            } else {
+                *unmarked = true;
+            }
+        }
+    }
+    marked
+        .into_iter()
+        .filter_map(|(path, (safe_in, unmarked))| {
+            (!unmarked && safe_in.len() == services.len()).then_some(path)
+        })
+        .collect()
+}
+
 /// Keeps the cache fresh until the cache is dropped.
 async fn watch(cache: Weak<Cache>) {
     let mut backoff = Duration::from_millis(250);
@@ -156,5 +198,63 @@ async fn watch(cache: Weak<Cache>) {
         drop(c);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use micro_core::{
+        Endpoint, Service,
+        metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM},
+    };
+
+    use super::repeatable;
+
+    fn is_repeatable(services: &[Service], path: &str) -> bool {
+        repeatable(services).contains(path)
+    }
+
+    fn version(version: &str, marks: &[(&str, &str)]) -> Service {
+        let mut service = Service::new("hw", version);
+        let mut endpoint = Endpoint::new("Helloworld.Call");
+        endpoint
+            .metadata
+            .insert(ENDPOINT_GRPC_SERVICE.into(), "helloworld.Helloworld".into());
+        for (k, v) in marks {
+            endpoint.metadata.insert((*k).into(), (*v).into());
+        }
+        service.endpoints.push(endpoint);
+        service
+    }
+
+    #[test]
+    fn only_a_method_every_version_marks_safe_is_repeated() {
+        let path = "/helloworld.Helloworld/Call";
+        let marked = version("v1", &[(ENDPOINT_IDEMPOTENT, "true")]);
+        assert!(is_repeatable(std::slice::from_ref(&marked), path));
+        assert!(!is_repeatable(
+            std::slice::from_ref(&marked),
+            "/helloworld.Helloworld/Other"
+        ));
+        assert!(!is_repeatable(
+            std::slice::from_ref(&marked),
+            "/other.Helloworld/Call"
+        ));
+        assert!(!is_repeatable(&[], path));
+        // A roll-out where v2 dropped the mark, or made the method a client stream.
+        let unmarked = version("v2", &[]);
+        assert!(!is_repeatable(&[marked.clone(), unmarked], path));
+        let streaming = version(
+            "v2",
+            &[(ENDPOINT_IDEMPOTENT, "true"), (ENDPOINT_STREAM, "bidi")],
+        );
+        assert!(!is_repeatable(&[marked.clone(), streaming], path));
+        // A version that registers no metadata for it (an older or foreign service).
+        let silent = Service::new("hw", "v3");
+        assert!(!is_repeatable(&[marked.clone(), silent.clone()], path));
+        // A version naming the method twice still counts once.
+        let mut twice = marked.clone();
+        twice.endpoints.push(twice.endpoints[0].clone());
+        assert!(!is_repeatable(&[twice, silent], path));
     }
 }

@@ -42,7 +42,7 @@ mod probe;
 pub mod selector;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -385,7 +385,7 @@ impl Client {
 
     /// The nodes to try for a call, best first (at most [`MAX_ATTEMPTS`]), each with whether
     /// it is dialled over TLS; and whether the service marks the method at `path` safe to
-    /// repeat (see [`repeatable`]).
+    /// repeat (see [`cache::repeatable`]).
     async fn candidates(
         &self,
         target: &Target,
@@ -640,45 +640,6 @@ impl Client {
     }
 }
 
-/// The methods (`/pkg.Svc/Method`) the service marks safe to repeat: every version registers
-/// the method and says it is idempotent and takes one request (a client stream is never
-/// replayed) — during a roll-out, a version that dropped the mark, or does not say, wins.
-fn repeatable(services: &[micro_core::Service]) -> HashSet<String> {
-    use micro_core::metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM};
-    // Per method: how many versions mark it safe, and whether any registers it unmarked.
-    let mut marked: HashMap<String, (usize, bool)> = HashMap::new();
-    for endpoint in services.iter().flat_map(|s| &s.endpoints) {
-        let (Some(grpc_service), Some((_, method))) = (
-            endpoint.metadata.get(ENDPOINT_GRPC_SERVICE),
-            endpoint.name.split_once('.'),
-        ) else {
-            continue;
-        };
-        let safe = endpoint
-            .metadata
-            .get(ENDPOINT_IDEMPOTENT)
-            .is_some_and(|v| v == "true")
-            && !matches!(
-                endpoint.metadata.get(ENDPOINT_STREAM).map(String::as_str),
-                Some("client" | "bidi")
-            );
-        let (safe_in, unsafe_somewhere) = marked
-            .entry(format!("/{grpc_service}/{method}"))
-            .or_default();
-        if safe {
-            *safe_in += 1;
-        } else {
-            *unsafe_somewhere = true;
-        }
-    }
-    marked
-        .into_iter()
-        .filter_map(|(path, (safe_in, unsafe_somewhere))| {
-            (!unsafe_somewhere && safe_in >= services.len()).then_some(path)
-        })
-        .collect()
-}
-
 /// The back-off before retry number `tried`: full jitter over an exponential ceiling.
 fn retry_backoff(tried: usize) -> Duration {
     let ceiling = RETRY_BACKOFF.saturating_mul(1 << tried.min(6));
@@ -907,59 +868,5 @@ impl tower::Service<http::Request<Body>> for Core {
                 Err(_) => Err(to_status(&Error::timeout(ID, "Request timed out"))),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use micro_core::{
-        Endpoint, Service,
-        metadata::{ENDPOINT_GRPC_SERVICE, ENDPOINT_IDEMPOTENT, ENDPOINT_STREAM},
-    };
-
-    use super::repeatable;
-
-    fn is_repeatable(services: &[Service], path: &str) -> bool {
-        repeatable(services).contains(path)
-    }
-
-    fn version(version: &str, marks: &[(&str, &str)]) -> Service {
-        let mut service = Service::new("hw", version);
-        let mut endpoint = Endpoint::new("Helloworld.Call");
-        endpoint
-            .metadata
-            .insert(ENDPOINT_GRPC_SERVICE.into(), "helloworld.Helloworld".into());
-        for (k, v) in marks {
-            endpoint.metadata.insert((*k).into(), (*v).into());
-        }
-        service.endpoints.push(endpoint);
-        service
-    }
-
-    #[test]
-    fn only_a_method_every_version_marks_safe_is_repeated() {
-        let path = "/helloworld.Helloworld/Call";
-        let marked = version("v1", &[(ENDPOINT_IDEMPOTENT, "true")]);
-        assert!(is_repeatable(std::slice::from_ref(&marked), path));
-        assert!(!is_repeatable(
-            std::slice::from_ref(&marked),
-            "/helloworld.Helloworld/Other"
-        ));
-        assert!(!is_repeatable(
-            std::slice::from_ref(&marked),
-            "/other.Helloworld/Call"
-        ));
-        assert!(!is_repeatable(&[], path));
-        // A roll-out where v2 dropped the mark, or made the method a client stream.
-        let unmarked = version("v2", &[]);
-        assert!(!is_repeatable(&[marked.clone(), unmarked], path));
-        let streaming = version(
-            "v2",
-            &[(ENDPOINT_IDEMPOTENT, "true"), (ENDPOINT_STREAM, "bidi")],
-        );
-        assert!(!is_repeatable(&[marked.clone(), streaming], path));
-        // A version that registers no metadata for it (an older or foreign service).
-        let silent = Service::new("hw", "v3");
-        assert!(!is_repeatable(&[marked, silent], path));
     }
 }
