@@ -161,7 +161,7 @@ pub fn namespaced<T>(
     if crate::trace::enabled() {
         let mut headers = http::HeaderMap::new();
         crate::trace::inject(&tracing::Span::current(), &mut headers);
-        if let Some(traceparent) = headers
+        if let Some(mut traceparent) = headers
             .get(crate::trace::TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
@@ -169,7 +169,6 @@ pub fn namespaced<T>(
                     .ok()
             })
         {
-            let mut traceparent = traceparent;
             traceparent.set_sensitive(true);
             req.metadata_mut()
                 .insert(crate::trace::TRACEPARENT, traceparent);

@@ -176,7 +176,7 @@ pub fn enabled() -> bool {
 /// Dials `address` over TLS from now on (a server's own nodes; a node registered with
 /// `transport=tls` is dialled over TLS without being marked, see [`serves_tls`]).
 pub fn mark_secure(address: &str) {
-    /// Registered nodes come and go; past this many, new ones are not remembered.
+    /// A bound all the same (what this process marks is its own addresses).
     const CAP: usize = 65_536;
     let mut state = STATE.write().unwrap_or_else(|p| p.into_inner());
     if !state.secure.contains(address) && state.secure.len() < CAP {

@@ -32,12 +32,15 @@ async fn allocations_per_call<T: Send + 'static>(
     call: micro_e2e::load::Call<T>,
     calls: u64,
 ) -> f64 {
-    let before = GLOBAL.stats().allocations + GLOBAL.stats().reallocations;
+    let count = || {
+        let stats = GLOBAL.stats();
+        stats.allocations + stats.reallocations
+    };
+    let before = count();
     for _ in 0..calls {
         call(caller).await;
     }
-    let after = GLOBAL.stats().allocations + GLOBAL.stats().reallocations;
-    (after - before) as f64 / calls as f64
+    (count() - before) as f64 / calls as f64
 }
 
 fn main() {
@@ -77,7 +80,7 @@ fn main() {
             .expect("connect");
         let bare = HelloworldClient::new(channel);
         let micro = HelloworldClient::new(
-            micro::Client::builder(registry.clone())
+            micro::Client::builder(registry)
                 .build()
                 .service("helloworld"),
         );

@@ -6,7 +6,7 @@
 //! already keeps one connection per node, picks the node itself and decides when to dial again
 //! (its breaker), so that worker was only one more task switch on every call. hyper's HTTP/2
 //! `SendRequest` is itself shared by cheap clones; sending on it from the caller's task was
-//! measured at 1.11–1.16× the calls/s of a tonic channel on the same node (the client bench).
+//! measured at 1.07–1.16× the calls/s of a tonic channel on the same node (the client bench).
 //!
 //! While a call is in flight and the node has sent nothing for a second, an HTTP/2 ping must
 //! be answered within a second, or the connection is dropped and the call fails: a frozen node
@@ -37,7 +37,7 @@ use tonic::body::Body;
 
 const ID: &str = "micro.client";
 
-/// How long a dial (TCP, and TLS when the node serves it) may take.
+/// How long each step of a dial may take: TCP, TLS when the node serves it, HTTP/2.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// While a call is in flight, how long the node may stay silent before it is pinged, and how
@@ -190,31 +190,41 @@ const USER_AGENT: &str = concat!("micro-rust/", env!("CARGO_PKG_VERSION"));
 /// Dials `address` and opens HTTP/2 on it; the connection runs in a task of its own until it
 /// fails or every sender is gone.
 async fn dial(address: Arc<str>, tls: Option<TlsTo>) -> Result<SendRequest<Body>, Arc<str>> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| -> Arc<str> {
-        format!("cannot {what} {address}: {e}").into()
-    };
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&*address))
-        .await
-        .map_err(|_| failed("connect to", &format!("no answer in {CONNECT_TIMEOUT:?}")))?
-        .map_err(|e| failed("connect to", &e))?;
+    let tcp = step("connect to", &address, TcpStream::connect(&*address)).await?;
     tcp.set_nodelay(true)
-        .map_err(|e| failed("connect to", &e))?;
+        .map_err(|e| failed("connect to", &address, e))?;
     let Some((connector, name)) = tls else {
         return handshake(tcp, &address).await;
     };
-    let tls = tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
-        .await
-        .map_err(|_| {
-            failed(
-                "complete TLS with",
-                &format!("no answer in {CONNECT_TIMEOUT:?}"),
-            )
-        })?
-        .map_err(|e| failed("complete TLS with", &e))?;
+    let tls = step("complete TLS with", &address, connector.connect(name, tcp)).await?;
     if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-        return Err(failed("use HTTP/2 with", &"the server did not offer h2"));
+        return Err(failed(
+            "use HTTP/2 with",
+            &address,
+            "the server did not offer h2",
+        ));
     }
     handshake(tls, &address).await
+}
+
+/// One step of a dial, within [`CONNECT_TIMEOUT`]; its failure says `what` could not be done.
+async fn step<T, E: std::fmt::Display>(
+    what: &str,
+    address: &str,
+    step: impl Future<Output = Result<T, E>>,
+) -> Result<T, Arc<str>> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, step).await {
+        Ok(done) => done.map_err(|e| failed(what, address, e)),
+        Err(_) => Err(failed(
+            what,
+            address,
+            format!("no answer in {CONNECT_TIMEOUT:?}"),
+        )),
+    }
+}
+
+fn failed(what: &str, address: &str, e: impl std::fmt::Display) -> Arc<str> {
+    format!("cannot {what} {address}: {e}").into()
 }
 
 async fn handshake<I>(io: I, address: &str) -> Result<SendRequest<Body>, Arc<str>>
@@ -228,12 +238,7 @@ where
         .keep_alive_while_idle(false)
         .handshake(TokioIo::new(io));
     // Bounded too: a dial that never ends would hold every caller that waits for it.
-    let (sender, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
-        .await
-        .map_err(|_| -> Arc<str> {
-            format!("cannot open HTTP/2 to {address}: no answer in {CONNECT_TIMEOUT:?}").into()
-        })?
-        .map_err(|e| -> Arc<str> { format!("cannot open HTTP/2 to {address}: {e}").into() })?;
+    let (sender, connection) = step("open HTTP/2 to", address, handshake).await?;
     let address = address.to_owned();
     tokio::spawn(async move {
         if let Err(e) = connection.await {

@@ -1,6 +1,7 @@
 //! The probe of an ejected node: one `grpc.health.v1.Health/Check` on a fresh connection (the
-//! old one may be the one that hung), which later calls share if the node answers. What the node answers does not matter (a service that does not serve health checks,
-//! or refuses this caller, still answers); that it answers in time does.
+//! old one may be the one that hung), which later calls share if the node answers. What the
+//! node answers does not matter (a service that does not serve health checks, or refuses this
+//! caller, still answers); that it answers in time does.
 
 use std::time::Duration;
 

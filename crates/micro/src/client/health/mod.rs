@@ -161,10 +161,8 @@ impl Table {
         self.nodes.get_mut(address).expect("inserted above")
     }
 
-    /// Forgets nodes nobody has asked about for a while (services come and go; the table must
-    /// not grow with every address ever seen).
-    /// Forgets the nodes not used for [`FORGET_AFTER`] (at most every tenth of that), and
-    /// says which.
+    /// Forgets the nodes not used for [`FORGET_AFTER`], at most every tenth of that (services
+    /// come and go; the table must not grow with every address ever seen), and says which.
     fn sweep(&mut self, now: Instant) -> Vec<String> {
         let mut forgotten = Vec::new();
         if self
