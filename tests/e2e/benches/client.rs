@@ -1,7 +1,9 @@
 //! `micro::Client` against a bare tonic client, same node, same payload, same run.
 //!
 //! Run: `cargo bench -p micro-e2e --bench client` (`-- 0.5 20`: 20 pairs of half-second
-//! rounds; the default is 40 pairs of 0.25 s).
+//! rounds; the default is 40 pairs of 0.25 s). `-- micro 10 64` (or `bare`, or `deadline`:
+//! the bare client with a deadline) runs that client alone for 10 s with 64 calls in flight,
+//! for a profiler to watch.
 //!
 //! A helloworld server runs in-process on 127.0.0.1; it is registered in an in-memory registry
 //! so `micro::Client` resolves it as it would any service. For 1 and 64 calls in flight, the
@@ -48,6 +50,9 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
+    let alone = std::env::args()
+        .skip(1)
+        .find(|a| ["bare", "micro", "deadline"].contains(&a.as_str()));
     let seconds = args.first().copied().unwrap_or(0.25);
     let pairs = args.get(1).map_or(PAIRS, |&p| p as usize);
     let round = Duration::from_secs_f64(seconds);
@@ -98,6 +103,32 @@ fn main() {
         )
         .await;
 
+        if let Some(alone) = alone {
+            // One client alone, for a profiler (`perf record`, `perf stat`) to see only it.
+            let in_flight = args.get(1).map_or(1, |&n| n as usize);
+            let figures = match alone.as_str() {
+                "bare" => {
+                    closed_loop(vec![bare; in_flight], round, call_hello)
+                        .await
+                        .0
+                }
+                "deadline" => {
+                    closed_loop(vec![bare; in_flight], round, call_hello_with_deadline)
+                        .await
+                        .0
+                }
+                _ => {
+                    closed_loop(vec![micro; in_flight], round, call_hello)
+                        .await
+                        .0
+                }
+            };
+            println!(
+                "{alone}, {in_flight} in flight: {:.0} calls/s, p50 {:.3?}, p99 {:.3?}",
+                figures.per_sec, figures.p50, figures.p99
+            );
+            return;
+        }
         let (mut b, mut m) = (bare.clone(), micro.clone());
         let (ab, am) = (
             allocations_per_call(&mut b, call_hello, 2000).await,

@@ -4,12 +4,14 @@
 //! Why not tonic's `Channel`: a channel puts a queue and a worker task in front of its
 //! connection, so that its clones can share it and it can reconnect on its own. The client
 //! already keeps one connection per node, picks the node itself and decides when to dial again
-//! (its breaker), so that worker was only one more task switch on every call. hyper's HTTP/2
-//! `SendRequest` is itself shared by cheap clones; sending on it from the caller's task was
-//! measured at 1.07–1.16× the calls/s of a tonic channel on the same node (the client bench).
+//! (its breaker), so that worker was only one more task switch on every call. Nor hyper's
+//! HTTP/2 client under it, which passes each request to a dispatch task and spawns one more per
+//! request to wait for the answer. The connection here is h2's: the caller's task opens its
+//! stream on the shared connection state and is woken when the answer arrives
+//! ([`super::exchange`]); one task per connection does the socket's reading and writing.
 //!
-//! While a call is in flight and the node has sent nothing for a second, an HTTP/2 ping must
-//! be answered within a second, or the connection is dropped and the call fails: a frozen node
+//! While calls are in flight, the node is pinged every second, and a ping not answered by the
+//! next drops the connection and fails its calls: a frozen node
 //! (a stopped process, a dead VM, a cut network) is found in about two seconds instead of at
 //! the call's timeout, and its breaker ejects it. Idle connections are not pinged.
 //!
@@ -19,17 +21,20 @@
 //! dials again.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::Poll,
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
 use http::uri::{Authority, PathAndQuery, Scheme};
-use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use micro_core::Error;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -40,8 +45,7 @@ const ID: &str = "micro.client";
 /// How long each step of a dial may take: TCP, TLS when the node serves it, HTTP/2.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// While a call is in flight, how long the node may stay silent before it is pinged, and how
-/// long it then has to answer.
+/// While calls are in flight, how often the node is pinged, and how long it has to answer.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Why a call was not answered.
@@ -52,10 +56,20 @@ pub(crate) enum SendError {
     Dial(Arc<str>),
     /// The connection failed with the request on it (or before it, if its body is unread).
     #[error("{0}")]
-    Lost(#[from] hyper::Error),
+    Lost(#[from] h2::Error),
 }
 
-type Dial = Shared<BoxFuture<'static, Result<SendRequest<Body>, Arc<str>>>>;
+type Dial = Shared<BoxFuture<'static, Result<Live, Arc<str>>>>;
+
+/// A dialled connection: what opens streams on it, and what its task reports.
+#[derive(Clone)]
+struct Live {
+    sender: h2::client::SendRequest<Bytes>,
+    /// Calls on it whose answer is not read to the end: it is pinged only while there are some.
+    in_flight: Arc<AtomicUsize>,
+    /// Set by its task when it ends.
+    closed: Arc<AtomicBool>,
+}
 
 /// Why a connection to a node cannot even be set up.
 #[derive(Debug)]
@@ -73,7 +87,7 @@ enum State {
     /// No connection: the next call dials.
     Idle,
     Dialing(Dial),
-    Ready(SendRequest<Body>),
+    Ready(Live),
 }
 
 /// The connection to one node.
@@ -122,7 +136,7 @@ impl Connection {
         &self,
         mut request: http::Request<Body>,
     ) -> Result<http::Response<Body>, SendError> {
-        let mut sender = self.sender().await.map_err(SendError::Dial)?;
+        let mut live = self.live().await.map_err(SendError::Dial)?;
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
@@ -139,16 +153,17 @@ impl Connection {
             .headers_mut()
             .entry(http::header::USER_AGENT)
             .or_insert(http::HeaderValue::from_static(USER_AGENT));
-        let response = sender.send_request(request).await?;
-        Ok(response.map(Body::new))
+        Ok(super::exchange::exchange(&mut live.sender, request, &live.in_flight).await?)
     }
 
-    /// A sender on a live connection: the one there is, the one being dialled, or a new one.
-    async fn sender(&self) -> Result<SendRequest<Body>, Arc<str>> {
+    /// A live connection: the one there is, the one being dialled, or a new one.
+    async fn live(&self) -> Result<Live, Arc<str>> {
         let dial = {
             let mut state = lock(&self.state);
             match &*state {
-                State::Ready(sender) if !sender.is_closed() => return Ok(sender.clone()),
+                State::Ready(live) if !live.closed.load(Ordering::Acquire) => {
+                    return Ok(live.clone());
+                }
                 State::Dialing(dial) => dial.clone(),
                 State::Ready(_) | State::Idle => {
                     // The task settles the state when the dial ends; it cannot do so before
@@ -158,7 +173,7 @@ impl Connection {
                         move |result| {
                             if let Some(state) = settle.upgrade() {
                                 *lock(&state) = match &result {
-                                    Ok(sender) => State::Ready(sender.clone()),
+                                    Ok(live) => State::Ready(live.clone()),
                                     Err(_) => State::Idle,
                                 };
                             }
@@ -189,7 +204,7 @@ const USER_AGENT: &str = concat!("micro-rust/", env!("CARGO_PKG_VERSION"));
 
 /// Dials `address` and opens HTTP/2 on it; the connection runs in a task of its own until it
 /// fails or every sender is gone.
-async fn dial(address: Arc<str>, tls: Option<TlsTo>) -> Result<SendRequest<Body>, Arc<str>> {
+async fn dial(address: Arc<str>, tls: Option<TlsTo>) -> Result<Live, Arc<str>> {
     let tcp = step("connect to", &address, TcpStream::connect(&*address)).await?;
     tcp.set_nodelay(true)
         .map_err(|e| failed("connect to", &address, e))?;
@@ -227,23 +242,93 @@ fn failed(what: &str, address: &str, e: impl std::fmt::Display) -> Arc<str> {
     format!("cannot {what} {address}: {e}").into()
 }
 
-async fn handshake<I>(io: I, address: &str) -> Result<SendRequest<Body>, Arc<str>>
+async fn handshake<I>(io: I, address: &str) -> Result<Live, Arc<str>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(KEEP_ALIVE)
-        .keep_alive_timeout(KEEP_ALIVE)
-        .keep_alive_while_idle(false)
-        .handshake(TokioIo::new(io));
+    let handshake = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_header_list_size(HEADER_LIST_MAX)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io);
     // Bounded too: a dial that never ends would hold every caller that waits for it.
     let (sender, connection) = step("open HTTP/2 to", address, handshake).await?;
-    let address = address.to_owned();
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(%address, error = %e, "connection to a node ended");
+    let live = Live {
+        sender,
+        in_flight: Arc::default(),
+        closed: Arc::default(),
+    };
+    tokio::spawn(drive(
+        connection,
+        live.in_flight.clone(),
+        live.closed.clone(),
+        address.to_owned(),
+    ));
+    Ok(live)
+}
+
+/// The window each stream, and the whole connection, opens to the node (hyper's defaults).
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// How much of a request h2 buffers per stream beyond the node's window.
+const SEND_BUFFER: usize = 400 * 1024;
+/// The largest header block an answer may carry.
+const HEADER_LIST_MAX: u32 = 16 * 1024;
+
+/// Runs the connection until it ends; while calls are in flight, pings the node every
+/// [`KEEP_ALIVE`] and drops the connection (failing its calls) if a ping is not answered by
+/// the next.
+async fn drive<I>(
+    mut connection: h2::client::Connection<I, Bytes>,
+    in_flight: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+    address: String,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut pings = connection.ping_pong();
+    let mut tick = tokio::time::interval(KEEP_ALIVE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut awaiting = false;
+    let ended = std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = std::pin::Pin::new(&mut connection).poll(cx) {
+            return Poll::Ready(done.map_err(|e| e.to_string()));
         }
-    });
-    Ok(sender)
+        let Some(pings) = pings.as_mut() else {
+            return Poll::Pending;
+        };
+        if awaiting {
+            match pings.poll_pong(cx) {
+                Poll::Ready(Ok(_)) => awaiting = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.to_string())),
+                Poll::Pending => {}
+            }
+        }
+        while tick.poll_tick(cx).is_ready() {
+            if awaiting {
+                return Poll::Ready(Err(format!(
+                    "no answer to a ping in {KEEP_ALIVE:?} with calls in flight"
+                )));
+            }
+            if in_flight.load(Ordering::Relaxed) > 0 {
+                if let Err(e) = pings.send_ping(h2::Ping::opaque()) {
+                    return Poll::Ready(Err(e.to_string()));
+                }
+                awaiting = true;
+                if let Poll::Ready(pong) = pings.poll_pong(cx) {
+                    pong.map_err(|e| e.to_string())?;
+                    awaiting = false;
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    closed.store(true, Ordering::Release);
+    if let Err(e) = ended {
+        tracing::debug!(%address, error = %e, "connection to a node ended");
+    }
+    // Dropping the connection fails the calls still on it.
 }

@@ -36,6 +36,7 @@
 mod body;
 mod cache;
 mod connection;
+mod exchange;
 pub mod filter;
 pub mod health;
 mod probe;
