@@ -10,10 +10,14 @@
 //! stream on the shared connection state and is woken when the answer arrives
 //! ([`super::exchange`]); one task per connection does the socket's reading and writing.
 //!
-//! While calls are in flight, the node is pinged every second, and a ping not answered by the
-//! next drops the connection and fails its calls: a frozen node
-//! (a stopped process, a dead VM, a cut network) is found in about two seconds instead of at
-//! the call's timeout, and its breaker ejects it. Idle connections are not pinged.
+//! While calls are in flight and the node has sent nothing for a second, it is pinged; if it
+//! still sends nothing within the next second, the connection is dropped and its calls fail
+//! with `UNAVAILABLE`: a frozen node (a stopped process, a dead VM, a cut network) is found in
+//! about two seconds instead of at the call's timeout, and its breaker ejects it. A node busy
+//! sending is not pinged, and idle connections are not either.
+//!
+//! A connection the node closes (GOAWAY) opens no new stream; the call that finds it so dials
+//! again once instead of blaming the node, as nothing was sent.
 //!
 //! A dial runs in a task of its own, so a caller that gives up does not stall it or leave it
 //! half done for the next. Callers that find the connection being dialled wait for that dial
@@ -23,7 +27,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::Poll,
     time::Duration,
@@ -36,6 +40,8 @@ use futures::{
 };
 use http::uri::{Authority, PathAndQuery, Scheme};
 use micro_core::Error;
+
+use super::exchange::Failed;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tonic::body::Body;
@@ -45,7 +51,8 @@ const ID: &str = "micro.client";
 /// How long each step of a dial may take: TCP, TLS when the node serves it, HTTP/2.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// While calls are in flight, how often the node is pinged, and how long it has to answer.
+/// While calls are in flight, how long the node may be silent before it is pinged, and how
+/// long it then has to send anything.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Why a call was not answered.
@@ -57,6 +64,9 @@ pub(crate) enum SendError {
     /// The connection failed with the request on it (or before it, if its body is unread).
     #[error("{0}")]
     Lost(#[from] h2::Error),
+    /// The request's own body failed: nothing to do with the node.
+    #[error("{0}")]
+    Request(tonic::Status),
 }
 
 type Dial = Shared<BoxFuture<'static, Result<Live, Arc<str>>>>;
@@ -136,7 +146,6 @@ impl Connection {
         &self,
         mut request: http::Request<Body>,
     ) -> Result<http::Response<Body>, SendError> {
-        let mut live = self.live().await.map_err(SendError::Dial)?;
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
@@ -153,7 +162,22 @@ impl Connection {
             .headers_mut()
             .entry(http::header::USER_AGENT)
             .or_insert(http::HeaderValue::from_static(USER_AGENT));
-        Ok(super::exchange::exchange(&mut live.sender, request, &live.in_flight).await?)
+        let mut live = self.live().await.map_err(SendError::Dial)?;
+        // A connection the node is closing (GOAWAY) or that broke since its last call opens no
+        // stream: nothing was sent, so it is dialled again once rather than the node blamed.
+        if let Err(e) = std::future::poll_fn(|cx| live.sender.poll_ready(cx)).await {
+            tracing::debug!(address = %self.address, error = %e, "connection closed; dialling again");
+            live.closed.store(true, Ordering::Release);
+            live = self.live().await.map_err(SendError::Dial)?;
+            std::future::poll_fn(|cx| live.sender.poll_ready(cx)).await?;
+        }
+        let (head, body) = request.into_parts();
+        super::exchange::exchange(&mut live.sender, head, body, &live.in_flight)
+            .await
+            .map_err(|failed| match failed {
+                Failed::Request(status) => SendError::Request(status),
+                Failed::Stream(e) => SendError::Lost(e),
+            })
     }
 
     /// A live connection: the one there is, the one being dialled, or a new one.
@@ -246,13 +270,18 @@ async fn handshake<I>(io: I, address: &str) -> Result<Live, Arc<str>>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let reads = Arc::new(AtomicU64::new(0));
     let handshake = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_send_buffer_size(SEND_BUFFER)
         .max_header_list_size(HEADER_LIST_MAX)
+        .initial_max_send_streams(INITIAL_STREAMS)
         .enable_push(false)
-        .handshake::<_, Bytes>(io);
+        .handshake::<_, Bytes>(Counted {
+            io,
+            reads: reads.clone(),
+        });
     // Bounded too: a dial that never ends would hold every caller that waits for it.
     let (sender, connection) = step("open HTTP/2 to", address, handshake).await?;
     let live = Live {
@@ -262,6 +291,7 @@ where
     };
     tokio::spawn(drive(
         connection,
+        reads,
         live.in_flight.clone(),
         live.closed.clone(),
         address.to_owned(),
@@ -273,15 +303,20 @@ where
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// How much of a request h2 buffers per stream beyond the node's window.
-const SEND_BUFFER: usize = 400 * 1024;
+const SEND_BUFFER: usize = 1024 * 1024;
+/// How many streams are opened before the node's settings say how many it allows: callers
+/// waiting for a dial must not open more than a node is likely to accept, and be refused.
+const INITIAL_STREAMS: usize = 100;
 /// The largest header block an answer may carry.
 const HEADER_LIST_MAX: u32 = 16 * 1024;
 
-/// Runs the connection until it ends; while calls are in flight, pings the node every
-/// [`KEEP_ALIVE`] and drops the connection (failing its calls) if a ping is not answered by
-/// the next.
+/// Runs the connection until it ends. While calls are in flight and the node has sent nothing
+/// for a [`KEEP_ALIVE`] tick, it is pinged; if it has still sent nothing by the next tick, the
+/// connection is dropped, failing its calls. A node busy sending is never pinged, so a pong
+/// queued behind a large answer cannot time out.
 async fn drive<I>(
-    mut connection: h2::client::Connection<I, Bytes>,
+    mut connection: h2::client::Connection<Counted<I>, Bytes>,
+    reads: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     closed: Arc<AtomicBool>,
     address: String,
@@ -291,6 +326,7 @@ async fn drive<I>(
     let mut pings = connection.ping_pong();
     let mut tick = tokio::time::interval(KEEP_ALIVE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = 0;
     let mut awaiting = false;
     let ended = std::future::poll_fn(|cx| {
         if let Poll::Ready(done) = std::pin::Pin::new(&mut connection).poll(cx) {
@@ -307,9 +343,15 @@ async fn drive<I>(
             }
         }
         while tick.poll_tick(cx).is_ready() {
+            let now = reads.load(Ordering::Relaxed);
+            if now != seen {
+                // The node spoke since the last tick.
+                seen = now;
+                continue;
+            }
             if awaiting {
                 return Poll::Ready(Err(format!(
-                    "no answer to a ping in {KEEP_ALIVE:?} with calls in flight"
+                    "nothing from the node for {KEEP_ALIVE:?} after a ping, with calls in flight"
                 )));
             }
             if in_flight.load(Ordering::Relaxed) > 0 {
@@ -331,4 +373,62 @@ async fn drive<I>(
         tracing::debug!(%address, error = %e, "connection to a node ended");
     }
     // Dropping the connection fails the calls still on it.
+}
+
+/// A connection's socket, counting the reads that brought bytes: the keep-alive's evidence
+/// that the node is alive.
+struct Counted<I> {
+    io: I,
+    reads: Arc<AtomicU64>,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let read = std::pin::Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+        }
+        read
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

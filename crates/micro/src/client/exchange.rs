@@ -20,42 +20,64 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use h2::{RecvStream, SendStream, client::ResponseFuture};
+use futures::{FutureExt, channel::oneshot};
+use h2::{Reason, RecvStream, SendStream, client::ResponseFuture};
 use http_body::{Body as _, Frame};
-use tonic::body::Body;
+use tonic::{Status, body::Body};
 
-/// Sends `request` on `sender` and waits for the answer's head. `in_flight` counts the call
-/// until its answer's body is read to the end or dropped.
+/// Why an exchange failed.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// The request's own body failed (a message too large to encode, a stream that errored):
+    /// the caller's doing, not the node's. The stream is reset.
+    Request(Status),
+    /// The stream, or the connection under it, failed.
+    Stream(h2::Error),
+}
+
+/// Sends `head` and `body` on `sender` (ready: see [`h2::client::SendRequest::poll_ready`])
+/// and waits for the answer's head. `in_flight` counts the call until its answer's body is read
+/// to the end or dropped, and its request's body is sent.
 pub(crate) async fn exchange(
     sender: &mut h2::client::SendRequest<Bytes>,
-    request: http::Request<Body>,
+    mut head: http::request::Parts,
+    body: Body,
     in_flight: &Arc<AtomicUsize>,
-) -> Result<http::Response<Body>, h2::Error> {
+) -> Result<http::Response<Body>, Failed> {
     let guard = InFlight::new(in_flight);
-    let (mut head, body) = request.into_parts();
     strip_connection_headers(&mut head.headers);
     let end = body.is_end_stream();
-    std::future::poll_fn(|cx| sender.poll_ready(cx)).await?;
-    let (answer, stream) = sender.send_request(http::Request::from_parts(head, ()), end)?;
+    let (answer, stream) = sender
+        .send_request(http::Request::from_parts(head, ()), end)
+        .map_err(Failed::Stream)?;
     let mut pump = (!end).then(|| SendBody::new(body, stream));
     let response = AwaitAnswer {
         answer,
         pump: &mut pump,
     }
     .await?;
-    if let Some(pump) = pump {
-        // The node answered before the request's body was all sent: a client stream.
+    let mut cancel = None;
+    if let Some(mut pump) = pump {
+        // The node answered before the request's body was all sent: a client stream. The rest
+        // is sent from a task of its own, counted in flight while it lasts, and reset if the
+        // caller drops the answer before its end.
+        let (tx, rx) = oneshot::channel();
+        cancel = Some(tx);
+        pump.cancel = Some(rx);
+        let counted = InFlight::new(in_flight);
         tokio::spawn(async move {
             if let Err(e) = pump.await {
                 tracing::debug!(error = %e, "request stream ended early");
             }
+            drop(counted);
         });
     }
     Ok(response.map(|stream| {
         Body::new(Answer {
             stream,
             state: Reading::Data,
-            _in_flight: guard,
+            in_flight: Some(guard),
+            cancel,
         })
     }))
 }
@@ -67,95 +89,147 @@ struct AwaitAnswer<'a> {
 }
 
 impl Future for AwaitAnswer<'_> {
-    type Output = Result<http::Response<RecvStream>, h2::Error>;
+    type Output = Result<http::Response<RecvStream>, Failed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Some(pump) = self.pump.as_mut() {
             match Pin::new(pump).poll(cx) {
                 Poll::Ready(Ok(())) => *self.pump = None,
-                // The request could not be sent whole: the stream is reset, and the answer
-                // (an error) says why.
-                Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(Failed::Request(status))) => {
                     *self.pump = None;
-                    tracing::debug!(error = %e, "request body not sent");
+                    return Poll::Ready(Err(Failed::Request(status)));
                 }
+                // The stream failed: the answer (an error) says why.
+                Poll::Ready(Err(Failed::Stream(_))) => *self.pump = None,
                 Poll::Pending => {}
             }
         }
-        Pin::new(&mut self.answer).poll(cx)
+        Pin::new(&mut self.answer).poll(cx).map_err(Failed::Stream)
     }
 }
 
-/// Copies a request body onto its stream. h2 buffers what the node's window does not yet
-/// allow; the body is read only while the stream has room, so a slow node slows the sender.
+/// Copies a request body onto its stream. A chunk read from the body waits for the node's
+/// window before the next is read, so a slow node slows the sender; no window is claimed
+/// before there is a chunk to send, so an idle stream holds none of the connection's.
 struct SendBody {
     body: Body,
     stream: SendStream<Bytes>,
+    /// A chunk read and not yet sent, and whether it ends the body.
+    held: Option<(Bytes, bool)>,
+    /// Fires if the caller drops the answer before its end (only once the pump is on its own).
+    cancel: Option<oneshot::Receiver<()>>,
 }
 
 impl SendBody {
     fn new(body: Body, stream: SendStream<Bytes>) -> Self {
-        Self { body, stream }
+        Self {
+            body,
+            stream,
+            held: None,
+            cancel: None,
+        }
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl Future for SendBody {
-    type Output = Result<(), BoxError>;
+    type Output = Result<(), Failed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if let Some(cancel) = this.cancel.as_mut()
+            && let Poll::Ready(dropped) = cancel.poll_unpin(cx)
+        {
+            this.cancel = None;
+            if dropped.is_ok() {
+                this.stream.send_reset(Reason::CANCEL);
+                return Poll::Ready(Ok(()));
+            }
+        }
         loop {
-            this.stream.reserve_capacity(1);
-            if this.stream.capacity() == 0 {
-                loop {
-                    match ready!(this.stream.poll_capacity(cx)) {
-                        Some(Ok(0)) => {}
-                        Some(Ok(_)) => break,
-                        Some(Err(e)) => return Poll::Ready(Err(e.into())),
-                        // The node reset or closed the stream: nothing more to send.
-                        None => return Poll::Ready(Ok(())),
+            // Registered while waiting on the body or the window: a reset by the node ends it.
+            if let Poll::Ready(reset) = this.stream.poll_reset(cx) {
+                return Poll::Ready(match reset {
+                    Ok(reason) => Err(Failed::Stream(reason.into())),
+                    Err(e) => Err(Failed::Stream(e)),
+                });
+            }
+            if let Some((chunk, end)) = this.held.take() {
+                while this.stream.capacity() == 0 {
+                    match this.stream.poll_capacity(cx) {
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(Failed::Stream(e))),
+                        // The stream is over: the node closed or reset it.
+                        Poll::Ready(None) => return Poll::Ready(Ok(())),
+                        Poll::Pending => {
+                            this.held = Some((chunk, end));
+                            return Poll::Pending;
+                        }
                     }
                 }
-            } else if let Poll::Ready(reset) = this.stream.poll_reset(cx) {
-                return Poll::Ready(reset.map(|_| ()).map_err(Into::into));
+                this.stream.send_data(chunk, end).map_err(Failed::Stream)?;
+                if end {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(mut data) => {
+                        let chunk = data.copy_to_bytes(data.remaining());
                         let end = this.body.is_end_stream();
-                        this.stream
-                            .send_data(data.copy_to_bytes(data.remaining()), end)?;
-                        if end {
-                            return Poll::Ready(Ok(()));
+                        if chunk.is_empty() {
+                            this.stream.send_data(chunk, end).map_err(Failed::Stream)?;
+                            if end {
+                                return Poll::Ready(Ok(()));
+                            }
+                        } else {
+                            // h2 raises the claim to the chunk's length as it sends it.
+                            this.stream.reserve_capacity(1);
+                            this.held = Some((chunk, end));
                         }
                     }
                     Err(frame) => {
                         if let Ok(trailers) = frame.into_trailers() {
-                            this.stream.send_trailers(trailers)?;
+                            this.stream.reserve_capacity(0);
+                            this.stream
+                                .send_trailers(trailers)
+                                .map_err(Failed::Stream)?;
                             return Poll::Ready(Ok(()));
                         }
                     }
                 },
                 None => {
-                    this.stream.send_data(Bytes::new(), true)?;
+                    this.stream
+                        .send_data(Bytes::new(), true)
+                        .map_err(Failed::Stream)?;
                     return Poll::Ready(Ok(()));
                 }
-                Some(Err(e)) => {
-                    this.stream.send_reset(h2::Reason::CANCEL);
-                    return Poll::Ready(Err(e.into()));
+                Some(Err(status)) => {
+                    this.stream.send_reset(Reason::CANCEL);
+                    return Poll::Ready(Err(Failed::Request(status)));
                 }
             }
         }
     }
 }
 
-/// The answer's body.
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request(status) => write!(f, "the request failed: {}", status.message()),
+            Self::Stream(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The answer's body. Its errors are gRPC statuses, as the gRPC spec maps HTTP/2's.
 struct Answer {
     stream: RecvStream,
     state: Reading,
-    _in_flight: InFlight,
+    /// Released at the end of the answer (or when it is dropped).
+    in_flight: Option<InFlight>,
+    /// Dropped unsent once the answer is read to the end; sent if the answer is dropped before.
+    cancel: Option<oneshot::Sender<()>>,
 }
 
 enum Reading {
@@ -164,14 +238,30 @@ enum Reading {
     Done,
 }
 
+impl Answer {
+    fn done(&mut self) {
+        self.state = Reading::Done;
+        self.in_flight = None;
+        self.cancel = None;
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.cancel.take() {
+            let _ = cancel.send(());
+        }
+    }
+}
+
 impl http_body::Body for Answer {
     type Data = Bytes;
-    type Error = h2::Error;
+    type Error = Status;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = &mut *self;
         if let Reading::Data = this.state {
             match ready!(this.stream.poll_data(cx)) {
@@ -181,8 +271,8 @@ impl http_body::Body for Answer {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
                 Some(Err(e)) => {
-                    this.state = Reading::Done;
-                    return Poll::Ready(Some(Err(e)));
+                    this.done();
+                    return Poll::Ready(Some(Err(status_of(&e))));
                 }
                 None => this.state = Reading::Trailers,
             }
@@ -191,16 +281,33 @@ impl http_body::Body for Answer {
             return Poll::Ready(None);
         }
         let trailers = ready!(this.stream.poll_trailers(cx));
-        this.state = Reading::Done;
+        this.done();
         match trailers {
             Ok(Some(trailers)) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
             Ok(None) => Poll::Ready(None),
-            Err(e) => Poll::Ready(Some(Err(e))),
+            Err(e) => Poll::Ready(Some(Err(status_of(&e)))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, Reading::Done)
+        // A trailers-only answer (an error with no message) is over as it arrives.
+        matches!(self.state, Reading::Done) || self.stream.is_end_stream()
+    }
+}
+
+/// The gRPC status of a stream that failed: the gRPC spec's mapping of HTTP/2 reset codes,
+/// and `UNAVAILABLE` for a connection that broke or was dropped (a node that stopped answering).
+pub(crate) fn status_of(e: &h2::Error) -> Status {
+    let Some(reason) = e.reason() else {
+        return Status::unavailable(format!("the connection to the node was lost: {e}"));
+    };
+    let text = format!("the node's HTTP/2 stream ended: {e}");
+    match reason {
+        Reason::REFUSED_STREAM => Status::unavailable(text),
+        Reason::CANCEL => Status::cancelled(text),
+        Reason::ENHANCE_YOUR_CALM => Status::resource_exhausted(text),
+        Reason::INADEQUATE_SECURITY => Status::permission_denied(text),
+        _ => Status::internal(text),
     }
 }
 

@@ -65,7 +65,7 @@ pub use selector::Strategy;
 use crate::{registry::RemoteRegistry, status::to_status};
 use body::Slot;
 use cache::Cache;
-use connection::{Connection, Unusable};
+use connection::{Connection, SendError, Unusable};
 use health::{Nodes, breaker::Outcome};
 
 const ID: &str = "micro.client";
@@ -602,6 +602,12 @@ impl Client {
                     watch.end(Outcome::Answered, !failed);
                     return Ok(response);
                 }
+                Err(SendError::Request(status)) => {
+                    // The caller's own request failed (a message too large, a stream that
+                    // errored): nothing learnt of the node.
+                    watch.abandon();
+                    return Err(status);
+                }
                 Err(err) if slot.untouched() => {
                     tracing::debug!(%address, error = %err, "node unreachable, trying the next");
                     watch.end(Outcome::Unreachable, false);
@@ -682,6 +688,12 @@ impl<'a> Attempt<'a> {
         let now = Instant::now();
         let rtt = timed.then(|| now - self.started);
         self.finish(now, Some(outcome), rtt);
+    }
+
+    /// Ended by something that says nothing of the node.
+    fn abandon(mut self) {
+        self.ended = true;
+        self.finish(Instant::now(), None, None);
     }
 
     fn finish_timed_out(&self, now: Instant) {
