@@ -1,7 +1,9 @@
 //! The HTTP gateway against calling helloworld directly over gRPC, same run.
 //!
 //! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds, and
-//! `--observability` for the cost of metrics and tracing alone).
+//! `--observability` for the cost of metrics and tracing alone). With `MICRO_BENCH_ALONE=gateway`
+//! (or `floor`, or `direct`) it runs that path alone for one round and stops, for a profiler
+//! (`perf record --call-graph dwarf`) to see only it.
 //!
 //! In one process: the platform (`micro_server::start`, gateway on 127.0.0.1:0) and helloworld
 //! as a Micro service registered with it. Two figures:
@@ -110,6 +112,9 @@ fn row(name: &str, f: Figures) {
         f.per_sec, f.p50, f.p99
     );
 }
+
+/// Set to `gateway`, `floor` or `direct`, runs that path alone at 64 in flight.
+const ALONE: &str = "MICRO_BENCH_ALONE";
 
 /// Marks the child run (the one with an exporter).
 const CHILD: &str = "--traced-child";
@@ -233,6 +238,17 @@ fn bench(seconds: u64, only_observability: bool) {
         closed_loop(callers(8), warm, call_hello).await;
         let (_, conns) = closed_loop(conns, warm, via_gateway).await;
         let (_, floor_conns) = closed_loop(floor_conns, warm, via_gateway).await;
+        if let Ok(alone) = std::env::var(ALONE) {
+            // One path alone, for a profiler to watch.
+            let round = Duration::from_secs(seconds);
+            let figures = match alone.as_str() {
+                "direct" => closed_loop(callers(IN_FLIGHT), round, call_hello).await.0,
+                "floor" => closed_loop(floor_conns, round, via_gateway).await.0,
+                _ => closed_loop(conns, round, via_gateway).await.0,
+            };
+            row(&alone, figures);
+            return;
+        }
         let conns = if only_observability {
             conns
         } else {
