@@ -19,7 +19,7 @@ use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
     Hello, call_hello, call_hello_with_deadline,
     helloworld::{helloworld_client::HelloworldClient, helloworld_server::HelloworldServer},
-    load::{Paired, closed_loop, paired},
+    load::{Paired, allocations_per_call, closed_loop, paired},
 };
 use tonic::transport::Channel;
 
@@ -28,21 +28,10 @@ use tonic::transport::Channel;
 #[global_allocator]
 static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
 
-/// Allocations per call, client and server together, over `calls` calls one at a time.
-async fn allocations_per_call<T: Send + 'static>(
-    caller: &mut T,
-    call: micro_e2e::load::Call<T>,
-    calls: u64,
-) -> f64 {
-    let count = || {
-        let stats = GLOBAL.stats();
-        stats.allocations + stats.reallocations
-    };
-    let before = count();
-    for _ in 0..calls {
-        call(caller).await;
-    }
-    (count() - before) as f64 / calls as f64
+/// Allocations and reallocations so far, process-wide.
+fn allocated() -> usize {
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
 }
 
 fn main() {
@@ -131,8 +120,8 @@ fn main() {
         }
         let (mut b, mut m) = (bare.clone(), micro.clone());
         let (ab, am) = (
-            allocations_per_call(&mut b, call_hello, 2000).await,
-            allocations_per_call(&mut m, call_hello, 2000).await,
+            allocations_per_call(&mut b, call_hello, 2000, allocated).await,
+            allocations_per_call(&mut m, call_hello, 2000, allocated).await,
         );
         println!(
             "allocations per call (client and server): bare tonic {ab:.1}, micro::Client {am:.1}"

@@ -44,8 +44,19 @@ use micro_e2e::{
     helloworld::{
         DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
     },
-    load::{Figures, closed_loop, fixed_rate},
+    load::{Figures, allocations_per_call, closed_loop, fixed_rate},
 };
+
+/// The system allocator, counting allocations: what each path allocates per call is exact,
+/// where its calls/s on a shared machine are not.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
+/// Allocations and reallocations so far, process-wide.
+fn allocated() -> usize {
+    let stats = GLOBAL.stats();
+    stats.allocations + stats.reallocations
+}
 
 const IN_FLIGHT: usize = 64;
 const RATE: u32 = 1000;
@@ -284,7 +295,7 @@ async fn compare(
     let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
     let (g1, conns) = closed_loop(conns, round, via_gateway).await;
     let (f1, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
-    let (f2, _) = closed_loop(floor_conns, round, via_gateway).await;
+    let (f2, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
     let (g2, conns) = closed_loop(conns, round, via_gateway).await;
     let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
     let (d, g, f) = (d1.merge(d2), g1.merge(g2), f1.merge(f2));
@@ -310,6 +321,7 @@ async fn compare(
     println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
     let mut conns = conns;
     let mut one = conns.pop().expect("a connection");
+    let mut floor_one = floor_conns.into_iter().next().expect("a connection");
     let mut client = grpc.clone();
     let d = fixed_rate(&mut client, RATE, round, call_hello).await;
     let g = fixed_rate(&mut one, RATE, round, via_gateway).await;
@@ -319,6 +331,15 @@ async fn compare(
     println!(
         "{:<22} {:>21.3?}   (target <= 300µs)",
         "added latency p50", added
+    );
+
+    // Everything in the process allocates here: load generator, gateway or floor, helloworld.
+    let calls = 2000;
+    let d = allocations_per_call(&mut client, call_hello, calls, allocated).await;
+    let f = allocations_per_call(&mut floor_one, via_gateway, calls, allocated).await;
+    let g = allocations_per_call(&mut one, via_gateway, calls, allocated).await;
+    println!(
+        "\nallocations per call (the whole process): direct {d:.0}, floor {f:.0}, gateway {g:.0}"
     );
 
     conns.push(one);

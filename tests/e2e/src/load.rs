@@ -168,3 +168,19 @@ pub async fn fixed_rate<T>(
     }
     Figures::of(latencies, start.elapsed())
 }
+
+/// Allocations per call over `calls` calls one at a time, as `count` (the bench's global
+/// allocator: allocations and reallocations so far) sees them: client and server together.
+/// Exact, where calls/s on a shared machine are not.
+pub async fn allocations_per_call<T: Send + 'static>(
+    caller: &mut T,
+    call: Call<T>,
+    calls: u64,
+    count: fn() -> usize,
+) -> f64 {
+    let before = count();
+    for _ in 0..calls {
+        call(caller).await;
+    }
+    (count() - before) as f64 / calls as f64
+}

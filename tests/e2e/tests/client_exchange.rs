@@ -79,10 +79,17 @@ impl helloworld::helloworld_server::Helloworld for Echo {
 
 /// A node serving `echo` and a client that finds it through a registry, as services do.
 async fn node(echo: Echo) -> (micro::Client, tokio::task::JoinHandle<()>) {
+    node_with(echo, tonic::transport::Server::builder()).await
+}
+
+async fn node_with(
+    echo: Echo,
+    mut server: tonic::transport::Server,
+) -> (micro::Client, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        server
             .add_service(
                 HelloworldServer::new(echo)
                     .max_decoding_message_size(16 << 20)
@@ -211,5 +218,36 @@ async fn a_request_that_fails_on_the_callers_side_does_not_count_against_the_nod
         .await
         .expect("the node is still in rotation");
     assert_eq!(answer.into_inner().msg, "ok");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_closing_its_connections_every_100ms_loses_no_call_and_is_not_blamed() {
+    // The node ends every connection after 100 ms (GOAWAY, then the streams in flight drain):
+    // each call goes on the old connection or a new one, and none counts against the node.
+    let server = tonic::transport::Server::builder()
+        .max_connection_age(Duration::from_millis(100))
+        .max_connection_age_grace(Duration::from_secs(5));
+    let (client, server) = node_with(Echo::default(), server).await;
+    let hello = HelloworldClient::new(client.service("helloworld"));
+    // Calls in flight as each connection drains, so that later ones find it closing.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let callers: Vec<_> = (0..16)
+        .map(|_| {
+            let mut hello = hello.clone();
+            tokio::spawn(async move {
+                while tokio::time::Instant::now() < until {
+                    hello
+                        .call(Request { name: "x".into() })
+                        .await
+                        .expect("every call is answered");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    assert_eq!(client.stats().ejections, 0, "{:?}", client.stats());
     server.abort();
 }
