@@ -4,7 +4,10 @@
 //! Services register their rules as endpoint metadata (`METHOD /path/{field} [BODY]`, see
 //! [`micro_core::metadata::ENDPOINT_HTTP`]). The gateway keeps a table per namespace built from
 //! the registry and rebuilt when it is a second old, so a request does not list the registry,
-//! and a new service's rules are live within a second.
+//! and a new service's rules are live within a second. One request rebuilds a table that is due;
+//! the others meanwhile use the one there is, so a busy gateway lists the registry once a
+//! second, not once per request in flight. At most [`MAX_TABLES`] namespaces keep a table
+//! (with auth off, a caller may name any namespace).
 //!
 //! Templates: literal segments, `*` (one segment), `**` (the rest), `{field}` and
 //! `{field=pattern}` binding a request field (dotted for nested fields; a multi-segment pattern
@@ -22,6 +25,9 @@ use tokio::time::Instant;
 
 /// How old a namespace's table may get before it is rebuilt.
 const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The most namespaces with a table; a new one beyond replaces the oldest.
+const MAX_TABLES: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -216,8 +222,13 @@ fn find(rules: &[Rule], method: &Method, path: &str) -> Option<Matched> {
     })
 }
 
-/// A namespace's rules and when they were read from the registry.
-type Table = (Instant, Arc<Vec<Rule>>);
+/// A namespace's rules, when they were read from the registry, and since when a request has
+/// been reading them again.
+struct Table {
+    built: Instant,
+    rules: Arc<Vec<Rule>>,
+    rebuilding: Option<Instant>,
+}
 
 /// Per-namespace rule tables built from the registry.
 #[derive(Default)]
@@ -234,27 +245,69 @@ impl RuleTables {
         method: &Method,
         path: &str,
     ) -> Option<Matched> {
-        let fresh = {
-            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-            tables
-                .get(namespace)
-                .filter(|(built, _)| built.elapsed() < MAX_AGE)
-                .map(|(_, rules)| rules.clone())
-        };
-        let rules = match fresh {
-            Some(rules) => rules,
-            None => {
+        let rules = match self.current(namespace) {
+            Current::Fresh(rules) => rules,
+            Current::Due => {
                 let services = registry.list_services(namespace).await.unwrap_or_default();
                 let rules = Arc::new(rules_of(&services));
-                self.tables
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(namespace.to_owned(), (Instant::now(), rules.clone()));
+                self.store(namespace, rules.clone());
                 rules
             }
         };
         find(&rules, method, path)
     }
+
+    /// The table to use now, or that this request is to rebuild it: when there is none yet,
+    /// or it is due and no other request is rebuilding it (one that went away is replaced
+    /// after [`MAX_AGE`]).
+    fn current(&self, namespace: &str) -> Current {
+        let now = Instant::now();
+        let mut tables = self.lock();
+        let Some(table) = tables.get_mut(namespace) else {
+            return Current::Due;
+        };
+        if now.duration_since(table.built) < MAX_AGE {
+            return Current::Fresh(table.rules.clone());
+        }
+        if table
+            .rebuilding
+            .is_some_and(|since| now.duration_since(since) < MAX_AGE)
+        {
+            return Current::Fresh(table.rules.clone());
+        }
+        table.rebuilding = Some(now);
+        Current::Due
+    }
+
+    fn store(&self, namespace: &str, rules: Arc<Vec<Rule>>) {
+        let mut tables = self.lock();
+        if tables.len() >= MAX_TABLES && !tables.contains_key(namespace) {
+            let oldest = tables
+                .iter()
+                .min_by_key(|(_, t)| t.built)
+                .map(|(ns, _)| ns.clone());
+            if let Some(ns) = oldest {
+                tables.remove(&ns);
+            }
+        }
+        tables.insert(
+            namespace.to_owned(),
+            Table {
+                built: Instant::now(),
+                rules,
+                rebuilding: None,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Table>> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+enum Current {
+    Fresh(Arc<Vec<Rule>>),
+    Due,
 }
 
 #[cfg(test)]
@@ -291,6 +344,107 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).into(), (*v).into()))
             .collect()
+    }
+
+    /// A registry that counts how often it is listed.
+    #[derive(Default)]
+    struct Counting {
+        inner: micro_core::MemoryRegistry,
+        lists: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Registry for Counting {
+        async fn register(
+            &self,
+            namespace: &str,
+            service: &Service,
+            ttl: Duration,
+        ) -> Result<(), micro_core::Error> {
+            self.inner.register(namespace, service, ttl).await
+        }
+        async fn deregister(
+            &self,
+            namespace: &str,
+            service: &Service,
+        ) -> Result<(), micro_core::Error> {
+            self.inner.deregister(namespace, service).await
+        }
+        async fn get_service(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Vec<Service>, micro_core::Error> {
+            self.inner.get_service(namespace, name).await
+        }
+        async fn list_services(&self, namespace: &str) -> Result<Vec<Service>, micro_core::Error> {
+            self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // A list that takes a while, as a remote registry's does.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.inner.list_services(namespace).await
+        }
+        async fn watch(
+            &self,
+            namespace: &str,
+            service: Option<&str>,
+        ) -> Result<micro_core::registry::Watcher, micro_core::Error> {
+            self.inner.watch(namespace, service).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_due_table_is_rebuilt_by_one_request_while_the_others_use_the_old_one() {
+        let counting = Arc::new(Counting::default());
+        counting
+            .register(
+                "micro",
+                &service(&[("Greeter.Hello", "GET /v1/hello/{name}")])
+                    .with_node(micro_core::Node::new("g-1", "127.0.0.1:1")),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        let registry: Arc<dyn Registry> = counting.clone();
+        let tables = Arc::new(RuleTables::default());
+        let find_all = |n: usize| {
+            let handles: Vec<_> = (0..n)
+                .map(|_| {
+                    let (tables, registry) = (tables.clone(), registry.clone());
+                    tokio::spawn(async move {
+                        tables
+                            .find(&registry, "micro", &Method::GET, "/v1/hello/ada")
+                            .await
+                            .map(|m| m.rule.endpoint)
+                    })
+                })
+                .collect();
+            async move {
+                for handle in handles {
+                    assert_eq!(handle.await.unwrap().as_deref(), Some("Greeter.Hello"));
+                }
+            }
+        };
+        find_all(1).await;
+        assert_eq!(counting.lists.load(std::sync::atomic::Ordering::SeqCst), 1);
+        tokio::time::advance(MAX_AGE).await;
+        // 64 requests at once find the table due: one lists the registry, none waits for it.
+        find_all(64).await;
+        assert_eq!(counting.lists.load(std::sync::atomic::Ordering::SeqCst), 2);
+        tokio::time::advance(Duration::from_millis(60)).await;
+        find_all(8).await;
+        assert_eq!(counting.lists.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn tables_are_kept_for_a_bounded_number_of_namespaces() {
+        let registry: Arc<dyn Registry> = Arc::new(micro_core::MemoryRegistry::new());
+        let tables = RuleTables::default();
+        for i in 0..MAX_TABLES + 10 {
+            let _ = tables
+                .find(&registry, &format!("ns-{i}"), &Method::GET, "/x")
+                .await;
+        }
+        assert_eq!(tables.lock().len(), MAX_TABLES);
     }
 
     #[test]
