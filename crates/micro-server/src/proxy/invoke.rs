@@ -51,17 +51,12 @@ impl ProxyService {
 
     /// Calls a unary endpoint with an encoded request message; answers the encoded response.
     pub async fn call_protobuf(&self, target: &Target, message: Bytes) -> Result<Bytes, Error> {
-        let (mut grpc, mut request) = self.prepare(target, message).await?;
-        // The message is here, whole: the client may keep it to send again.
-        request.extensions_mut().insert(micro::client::InMemory);
+        let channel = self.target_channel(target).await?;
+        let metadata = self.metadata(target)?;
         let started = Instant::now();
-        let answer = grpc
-            .unary(request, target.resolved.path.clone(), BytesCodec)
-            .await;
+        let answer = super::unary::call(channel, &target.resolved.path, metadata, message).await;
         self.measure(target, &answer, started);
-        Ok(answer
-            .map_err(|s| from_status(&target.service, &s))?
-            .into_inner())
+        answer.map_err(|s| from_status(&target.service, &s))
     }
 
     /// Opens a stream to any kind of endpoint: `requests` are the protobuf request messages
@@ -116,19 +111,35 @@ impl ProxyService {
         message: T,
     ) -> Result<(tonic::client::Grpc<ServiceChannel>, Request<T>), Error> {
         let service = target.service.as_str();
+        let mut grpc = tonic::client::Grpc::new(self.target_channel(target).await?);
+        let headers = self.metadata(target)?;
+        let mut request = Request::new(message);
+        *request.metadata_mut() = MetadataMap::from_headers(headers);
+        grpc.ready().await.map_err(|e| {
+            Error::unavailable(ID, format!("service \"{service}\" is not ready: {e}"))
+        })?;
+        Ok((grpc, request))
+    }
+
+    /// The channel to the target's node or nodes, with the target's timeout.
+    async fn target_channel(&self, target: &Target) -> Result<ServiceChannel, Error> {
         let channel = self
             .channel(
                 &target.caller.namespace,
-                service,
+                &target.service,
                 target.address.as_deref(),
                 target.filter.as_ref(),
             )
             .await?;
-        let channel = match target.timeout {
+        Ok(match target.timeout {
             Some(t) => channel.with_timeout(t),
             None => channel,
-        };
-        let mut grpc = tonic::client::Grpc::new(channel);
+        })
+    }
+
+    /// The call's metadata: the caller's own (none the platform or the transport sets) and the
+    /// platform's.
+    fn metadata(&self, target: &Target) -> Result<http::HeaderMap, Error> {
         let mut headers = http::HeaderMap::new();
         for (k, v) in &target.metadata {
             let lower = k.to_ascii_lowercase();
@@ -148,13 +159,8 @@ impl ProxyService {
                 .map_err(|_| Error::bad_request(ID, format!("invalid metadata value for {k:?}")))?;
             headers.insert(key, value);
         }
-        self.platform_metadata(&target.caller, service, &mut headers)?;
-        let mut request = Request::new(message);
-        *request.metadata_mut() = MetadataMap::from_headers(headers);
-        grpc.ready().await.map_err(|e| {
-            Error::unavailable(ID, format!("service \"{service}\" is not ready: {e}"))
-        })?;
-        Ok((grpc, request))
+        self.platform_metadata(&target.caller, &target.service, &mut headers)?;
+        Ok(headers)
     }
 
     /// The channel a call to `service` in `namespace` goes on: to the node at `address` (one

@@ -6,6 +6,7 @@ mod resolve;
 mod service;
 mod target;
 pub mod transparent;
+mod unary;
 
 pub use descriptors::DescriptorCache;
 pub use invoke::JsonStream;
