@@ -44,14 +44,15 @@ pub(crate) async fn call(
     request.extensions_mut().insert(InMemory);
     let answer = tower::ServiceExt::oneshot(channel, request).await?;
     let (head, body) = answer.into_parts();
-    if head.status != StatusCode::OK {
-        return Err(from_http(head.status));
-    }
-    // An error answered with the head alone.
-    if let Some(status) = Status::from_header_map(&head.headers)
+    // An error answered with the head alone; its grpc-status counts before the HTTP status,
+    // as a proxy in between may answer 429 or 503 with the service's own status.
+    if let Some(status) = status_of(&head.headers)
         && status.code() != Code::Ok
     {
         return Err(status);
+    }
+    if head.status != StatusCode::OK {
+        return Err(from_http(head.status));
     }
     let body = http_body_util::Limited::new(body, MAX_ANSWER + 5)
         .collect()
@@ -65,9 +66,9 @@ pub(crate) async fn call(
         })?;
     let status = body
         .trailers()
-        .and_then(Status::from_header_map)
-        .or_else(|| Status::from_header_map(&head.headers))
-        .ok_or_else(|| Status::internal("the service's answer carries no grpc-status"))?;
+        .and_then(status_of)
+        .or_else(|| status_of(&head.headers))
+        .ok_or_else(|| Status::unknown("the service's answer carries no grpc-status"))?;
     if status.code() != Code::Ok {
         return Err(status);
     }
@@ -81,10 +82,18 @@ fn one_message(mut data: Bytes) -> Result<Bytes, Status> {
             "the service answered OK without a message",
         ));
     }
-    if data[0] != 0 {
-        return Err(Status::internal(
-            "the service compressed its answer, which the proxy did not ask for",
-        ));
+    match data[0] {
+        0 => {}
+        1 => {
+            return Err(Status::internal(
+                "the service compressed its answer, which the proxy did not ask for",
+            ));
+        }
+        flag => {
+            return Err(Status::internal(format!(
+                "the service's answer has an invalid compression flag {flag}"
+            )));
+        }
     }
     let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
     if data.len() - 5 != length {
@@ -93,6 +102,31 @@ fn one_message(mut data: Bytes) -> Result<Bytes, Status> {
         ));
     }
     Ok(data.split_off(5))
+}
+
+/// The status in `headers`, read as tonic reads it; details that are not base64 are dropped
+/// (tonic would panic on them, and they come from the node).
+fn status_of(headers: &HeaderMap) -> Option<Status> {
+    const DETAILS: &str = "grpc-status-details-bin";
+    use base64::{
+        Engine,
+        alphabet::STANDARD,
+        engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
+    };
+    // As tonic decodes them: padded or not.
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let valid = |v: &HeaderValue| ENGINE.decode(v.as_bytes()).is_ok();
+    match headers.get(DETAILS) {
+        Some(details) if !valid(details) => {
+            let mut headers = headers.clone();
+            headers.remove(DETAILS);
+            Status::from_header_map(&headers)
+        }
+        _ => Status::from_header_map(headers),
+    }
 }
 
 /// An HTTP status in place of a gRPC answer, as the gRPC spec maps it.
@@ -111,6 +145,27 @@ fn from_http(status: StatusCode) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_with_details_that_are_not_base64_is_read_without_them() {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-status", HeaderValue::from_static("5"));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("no%20such%20thing"),
+        );
+        headers.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_static("*not base64*"),
+        );
+        let status = status_of(&headers).expect("a status");
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "no such thing");
+        assert!(status.details().is_empty());
+        // Unpadded, as gRPC servers send them: kept.
+        headers.insert("grpc-status-details-bin", HeaderValue::from_static("AQI"));
+        assert_eq!(status_of(&headers).unwrap().details(), &[1, 2][..]);
+    }
 
     #[test]
     fn an_answer_is_exactly_one_uncompressed_message() {
