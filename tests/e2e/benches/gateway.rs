@@ -117,6 +117,15 @@ async fn floor(node: &str) -> String {
     address
 }
 
+/// [`IN_FLIGHT`] keep-alive connections to the HTTP server at `address`.
+async fn connections(address: &str) -> Vec<GatewayClient> {
+    let mut conns = Vec::with_capacity(IN_FLIGHT);
+    for _ in 0..IN_FLIGHT {
+        conns.push(GatewayClient::connect(address, None).await);
+    }
+    conns
+}
+
 fn row(name: &str, f: Figures) {
     println!(
         "{name:<22} {:>10.0} {:>10.3?} {:>10.3?}",
@@ -233,16 +242,9 @@ fn bench(seconds: u64, only_observability: bool) {
                 .await
                 .expect("connect");
         let grpc = HelloworldClient::new(channel);
-        let mut conns = Vec::with_capacity(IN_FLIGHT);
-        for _ in 0..IN_FLIGHT {
-            conns.push(GatewayClient::connect(&api, None).await);
-        }
+        let conns = connections(&api).await;
         let callers = |n: usize| vec![grpc.clone(); n];
-        let floor = floor(&service.address().to_string()).await;
-        let mut floor_conns = Vec::with_capacity(IN_FLIGHT);
-        for _ in 0..IN_FLIGHT {
-            floor_conns.push(GatewayClient::connect(&floor, None).await);
-        }
+        let floor_conns = connections(&floor(&service.address().to_string()).await).await;
 
         // Warm every path (connections, descriptor cache, registry cache).
         let warm = Duration::from_millis(300);

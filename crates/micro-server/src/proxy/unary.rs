@@ -146,6 +146,112 @@ fn from_http(status: StatusCode) -> Status {
 mod tests {
     use super::*;
 
+    /// What a fake node answers: HTTP status, head headers, body, trailers.
+    type Answer = (
+        u16,
+        Vec<(&'static str, &'static str)>,
+        Bytes,
+        Option<HeaderMap>,
+    );
+
+    /// A node answering every call with `answer`.
+    async fn node(answer: fn() -> Answer) -> (ServiceChannel, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = hyper::service::service_fn(move |_: http::Request<_>| async move {
+                    let (status, headers, data, trailers) = answer();
+                    let mut frames = vec![Ok::<_, std::convert::Infallible>(
+                        http_body::Frame::data(data),
+                    )];
+                    frames.extend(trailers.map(|t| Ok(http_body::Frame::trailers(t))));
+                    let mut response = http::Response::new(http_body_util::StreamBody::new(
+                        futures::stream::iter(frames),
+                    ));
+                    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                    for (k, v) in headers {
+                        response
+                            .headers_mut()
+                            .insert(k, HeaderValue::from_static(v));
+                    }
+                    Ok::<_, std::convert::Infallible>(response)
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+                );
+            }
+        });
+        let registry = std::sync::Arc::new(micro_core::MemoryRegistry::new());
+        let channel = micro::Client::builder(registry).build().node(&address);
+        (channel, server)
+    }
+
+    async fn ask(channel: ServiceChannel) -> Result<Bytes, Status> {
+        let path = PathAndQuery::from_static("/x.Y/Z");
+        call(channel, &path, HeaderMap::new(), Bytes::new()).await
+    }
+
+    fn ok() -> HeaderMap {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        trailers
+    }
+
+    #[tokio::test]
+    async fn what_a_hostile_node_answers_is_refused_with_a_status() {
+        // An answer past the limit.
+        let (channel, server) = node(|| {
+            let mut frame = BytesMut::from(&[0u8, 0, 0x50, 0, 0][..]);
+            frame.resize(5 + 5 * 1024 * 1024, 7);
+            (200, vec![], frame.freeze(), Some(ok()))
+        })
+        .await;
+        assert_eq!(ask(channel).await.unwrap_err().code(), Code::OutOfRange);
+        server.abort();
+        // Two messages to a unary call.
+        let (channel, server) = node(|| {
+            let two = Bytes::from_static(&[0, 0, 0, 0, 1, 8, 0, 0, 0, 0, 1, 8]);
+            (200, vec![], two, Some(ok()))
+        })
+        .await;
+        assert_eq!(ask(channel).await.unwrap_err().code(), Code::Internal);
+        server.abort();
+        // No grpc-status at all.
+        let (channel, server) = node(|| (200, vec![], Bytes::from_static(&[0; 5]), None)).await;
+        assert_eq!(ask(channel).await.unwrap_err().code(), Code::Unknown);
+        server.abort();
+        // A proxy in between answering 429 with the service's own status: the status counts.
+        let (channel, server) = node(|| {
+            let head = vec![("grpc-status", "8"), ("grpc-message", "slow%20down")];
+            (429, head, Bytes::new(), None)
+        })
+        .await;
+        let status = ask(channel).await.unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::ResourceExhausted, "slow down")
+        );
+        server.abort();
+        // A bare HTTP error.
+        let (channel, server) = node(|| (404, vec![], Bytes::new(), None)).await;
+        assert_eq!(ask(channel).await.unwrap_err().code(), Code::Unimplemented);
+        server.abort();
+        // And a well-formed answer.
+        let (channel, server) = node(|| {
+            (
+                200,
+                vec![],
+                Bytes::from_static(&[0, 0, 0, 0, 2, 8, 1]),
+                Some(ok()),
+            )
+        })
+        .await;
+        assert_eq!(ask(channel).await.unwrap(), Bytes::from_static(&[8, 1]));
+        server.abort();
+    }
+
     #[test]
     fn a_status_with_details_that_are_not_base64_is_read_without_them() {
         let mut headers = HeaderMap::new();

@@ -297,7 +297,7 @@ impl http_body::Body for Answer {
 
 /// The gRPC status of a stream that failed: the gRPC spec's mapping of HTTP/2 reset codes,
 /// and `UNAVAILABLE` for a connection that broke or was dropped (a node that stopped answering).
-pub(crate) fn status_of(e: &h2::Error) -> Status {
+fn status_of(e: &h2::Error) -> Status {
     let Some(reason) = e.reason() else {
         return Status::unavailable(format!("the connection to the node was lost: {e}"));
     };
