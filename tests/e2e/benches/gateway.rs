@@ -3,7 +3,8 @@
 //! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds, and
 //! `--observability` for the cost of metrics and tracing alone). With `MICRO_BENCH_ALONE=gateway`
 //! (or `floor`, or `direct`) it runs that path alone for one round and stops, for a profiler
-//! (`perf record --call-graph dwarf`) to see only it.
+//! (`perf record --call-graph dwarf`) to see only it; `MICRO_BENCH_TRACED=1` as well runs it
+//! with tracing on.
 //!
 //! In one process: the platform (`micro_server::start`, gateway on 127.0.0.1:0) and helloworld
 //! as a Micro service registered with it. Two figures:
@@ -136,6 +137,9 @@ fn row(name: &str, f: Figures) {
 /// Set to `gateway`, `floor` or `direct`, runs that path alone at 64 in flight.
 const ALONE: &str = "MICRO_BENCH_ALONE";
 
+/// Set (to anything) with [`ALONE`], the path runs with tracing on (the child's sampler).
+const ALONE_TRACED: &str = "MICRO_BENCH_TRACED";
+
 /// Marks the child run (the one with an exporter).
 const CHILD: &str = "--traced-child";
 /// Marks a child run that measures metrics and tracing alone.
@@ -252,7 +256,8 @@ fn bench(seconds: u64, only_observability: bool) {
         let (_, conns) = closed_loop(conns, warm, via_gateway).await;
         let (_, floor_conns) = closed_loop(floor_conns, warm, via_gateway).await;
         if let Ok(alone) = std::env::var(ALONE) {
-            // One path alone, for a profiler to watch.
+            // One path alone, for a profiler to watch; with tracing on if asked.
+            micro::trace::set_enabled(std::env::var_os(ALONE_TRACED).is_some());
             let round = Duration::from_secs(seconds);
             let figures = match alone.as_str() {
                 "direct" => closed_loop(callers(IN_FLIGHT), round, call_hello).await.0,

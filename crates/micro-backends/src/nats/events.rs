@@ -21,7 +21,7 @@ use async_nats::{
     HeaderMap,
     jetstream::{
         self, AckKind,
-        consumer::{AckPolicy, DeliverPolicy, pull},
+        consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
         stream,
     },
 };
@@ -55,6 +55,12 @@ const MAX_FAILURES: u32 = 100;
 /// The most streams one listing of topics reads (JetStream cannot filter the list by subject;
 /// past this many, the topics are those of the first streams).
 const MAX_STREAMS_LISTED: usize = 10_000;
+
+/// How often JetStream says a waiting pull is still there; two missed, the pull is taken as lost.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long one pull waits at JetStream before it is renewed.
+const PULL_EXPIRES: Duration = Duration::from_secs(30);
 
 /// How long an ephemeral consumer outlives a server that stopped pulling (a crash).
 const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
@@ -251,6 +257,18 @@ fn deliver_policy(offset: Offset) -> DeliverPolicy {
     }
 }
 
+/// The deliveries of `consumer`, `window` at a time, with heartbeats to notice a lost pull.
+async fn pull(consumer: &PullConsumer, window: usize) -> Result<pull::Stream, Error> {
+    consumer
+        .stream()
+        .max_messages_per_batch(window)
+        .heartbeat(HEARTBEAT)
+        .expires(PULL_EXPIRES)
+        .messages()
+        .await
+        .map_err(unavailable)
+}
+
 /// Answers settle requests for the events `held` holds, until the consumer stops.
 async fn answer_settles(
     mut requests: async_nats::Subscriber,
@@ -358,18 +376,11 @@ impl Events for JetStreamEvents {
         } else {
             MANUAL_WINDOW
         };
-        let consumer = stream
+        let consumer: PullConsumer = stream
             .get_or_create_consumer(&name, config)
             .await
             .map_err(unavailable)?;
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(window)
-            .heartbeat(Duration::from_secs(5))
-            .expires(Duration::from_secs(30))
-            .messages()
-            .await
-            .map_err(unavailable)?;
+        let mut messages = pull(&consumer, window).await?;
         let held: Held = Arc::default();
         let requests = self
             .client
@@ -396,10 +407,19 @@ impl Events for JetStreamEvents {
                                 m
                             }
                             Err(e) => {
-                                // A heartbeat missed while NATS is away: the pull resumes. Failing
-                                // on and on, the consumer is gone: say so and end.
                                 tracing::debug!(error = %e, "JetStream delivery");
                                 failures += 1;
+                                // No heartbeat: JetStream holds no pull of ours. The stream's
+                                // count of what it asked for can drift (an answer counted before
+                                // its request, under load), and then it would not ask again for
+                                // 35 s: a fresh stream asks at once.
+                                if e.kind() == pull::MessagesErrorKind::MissingHeartbeat {
+                                    match pull(&consumer, window).await {
+                                        Ok(fresh) => messages = fresh,
+                                        Err(e) => tracing::debug!(error = %e, "JetStream re-pull"),
+                                    }
+                                }
+                                // Failing on and on, the consumer is gone: say so and end.
                                 if failures >= MAX_FAILURES {
                                     let _ = sink
                                         .send(Err(unavailable(format!(

@@ -19,6 +19,7 @@
 mod layer;
 mod sampler;
 mod service;
+mod traceparent;
 
 use std::{
     collections::BTreeMap,
@@ -272,6 +273,13 @@ pub fn inject(span: &tracing::Span, headers: &mut http::HeaderMap) {
     if !enabled() {
         return;
     }
+    if span.is_none()
+        && UNSAMPLED
+            .try_with(|unsampled| traceparent::write(unsampled, headers))
+            .unwrap_or(false)
+    {
+        return;
+    }
     inject_context(&context_of(span), headers);
 }
 
@@ -343,6 +351,12 @@ pub fn client<B>(request: &mut http::Request<B>) -> tracing::Span {
     if !enabled() {
         return tracing::Span::none();
     }
+    let none = tracing::Span::none();
+    if in_unsampled_call() {
+        // Inside the call of a trace not kept (see `unsampled`): no span, its context goes on.
+        inject(&none, request.headers_mut());
+        return none;
+    }
     let (path, headers) = (request.uri().path().to_owned(), request.headers_mut());
     let span = client_span(&path, headers);
     inject(&span, headers);
@@ -350,15 +364,13 @@ pub fn client<B>(request: &mut http::Request<B>) -> tracing::Span {
 }
 
 fn client_span(path: &str, headers: &mut http::HeaderMap) -> tracing::Span {
-    if in_unsampled_call() {
-        // Inside the call of a trace not kept (see `unsampled`): no span, its context goes on.
-        return tracing::Span::none();
-    }
     let current = tracing::Span::current();
     if current.is_none() {
         // The trace begins with this call.
         if let Some(context) = begin_unsampled() {
-            inject_context(&Context::new().with_remote_span_context(context), headers);
+            if !traceparent::write(&context, headers) {
+                inject_context(&Context::new().with_remote_span_context(context), headers);
+            }
             return tracing::Span::none();
         }
     } else if !current.context().span().span_context().is_sampled() {

@@ -11,7 +11,7 @@ use opentelemetry::trace::TraceContextExt;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::{Instrument, instrument::Instrumented};
 
-use super::layer::Kind;
+use super::{layer::Kind, traceparent::Incoming};
 
 /// The longest path a span's name keeps (a path is the caller's to choose).
 const NAME_LIMIT: usize = 128;
@@ -81,13 +81,20 @@ where
         if !super::enabled() {
             return Either::Left(self.inner.call(request).instrument(tracing::Span::none()));
         }
-        let parent = super::extract(request.headers());
-        let caller = parent.span().span_context().clone();
-        let unsampled = if caller.is_valid() {
-            (!caller.is_sampled()).then_some(caller)
-        } else {
+        let (parent, unsampled) = match super::traceparent::read(request.headers()) {
             // The trace begins here: the sampler decides, once, for every hop.
-            super::begin_unsampled()
+            Incoming::Absent => (opentelemetry::Context::new(), super::begin_unsampled()),
+            Incoming::Unsampled(caller) => (opentelemetry::Context::new(), Some(caller)),
+            Incoming::Other => {
+                let parent = super::extract(request.headers());
+                let caller = parent.span().span_context().clone();
+                let unsampled = if caller.is_valid() {
+                    (!caller.is_sampled()).then_some(caller)
+                } else {
+                    super::begin_unsampled()
+                };
+                (parent, unsampled)
+            }
         };
         if let Some(context) = unsampled {
             // Nobody records this trace: make no span, pass the context on.
