@@ -27,9 +27,9 @@ pub use process::Process;
 pub use service::Measured;
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
@@ -91,11 +91,32 @@ pub struct ServiceMetrics {
 
 struct Inner {
     service: String,
-    /// The methods it serves, as (`helloworld.Helloworld`, `Call`).
-    serves: HashSet<(String, String)>,
+    /// The methods it serves, proto service then method (`helloworld.Helloworld`, `Call`), by
+    /// their place in `series`; the last place is every other method's.
+    methods: HashMap<String, HashMap<String, usize>>,
+    series: Vec<MethodSeries>,
     registry: Registry,
     calls: Histograms,
     in_flight: Gauge<i64, AtomicI64>,
+}
+
+/// gRPC's status codes, 0 (OK) to 16 (UNAUTHENTICATED).
+const CODES: usize = 17;
+
+/// A method's label, and its histogram by status code once that code was seen: a call finds
+/// its series without building (and allocating) a label set.
+struct MethodSeries {
+    label: String,
+    by_code: [OnceLock<Histogram>; CODES],
+}
+
+impl MethodSeries {
+    fn new(label: String) -> Self {
+        Self {
+            label,
+            by_code: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
 }
 
 impl std::fmt::Debug for ServiceMetrics {
@@ -123,10 +144,23 @@ impl ServiceMetrics {
             "Calls being handled",
             in_flight.clone(),
         );
+        let mut methods: HashMap<String, HashMap<String, usize>> = HashMap::new();
+        let mut series = Vec::new();
+        for (grpc_service, method) in serves {
+            let short = grpc_service.rsplit('.').next().unwrap_or(&grpc_service);
+            let label = format!("{short}.{method}");
+            let slots = methods.entry(grpc_service.clone()).or_default();
+            if let std::collections::hash_map::Entry::Vacant(slot) = slots.entry(method) {
+                slot.insert(series.len());
+                series.push(MethodSeries::new(label));
+            }
+        }
+        series.push(MethodSeries::new(OTHER.to_owned()));
         Self {
             inner: Arc::new(Inner {
                 service: service.to_owned(),
-                serves: serves.into_iter().collect(),
+                methods,
+                series,
                 registry,
                 calls,
                 in_flight,
@@ -134,30 +168,39 @@ impl ServiceMetrics {
         }
     }
 
-    /// The method label of a call of `grpc_service`/`method`: the method, if it is one the
-    /// service serves, whatever the answer was (a refused call of a made-up method is still
-    /// `_OTHER`).
-    fn method_label(&self, grpc_service: &str, method: &str) -> String {
-        if !self
-            .inner
-            .serves
-            .contains(&(grpc_service.to_owned(), method.to_owned()))
-        {
-            return OTHER.to_owned();
-        }
-        let short = grpc_service.rsplit('.').next().unwrap_or(grpc_service);
-        format!("{short}.{method}")
+    /// Where the series of `grpc_service`/`method` are: the method's, if it is one the service
+    /// serves, whatever the answer was (a refused call of a made-up method is still `_OTHER`).
+    fn slot(&self, grpc_service: &str, method: &str) -> usize {
+        self.inner
+            .methods
+            .get(grpc_service)
+            .and_then(|methods| methods.get(method))
+            .copied()
+            .unwrap_or(self.inner.series.len() - 1)
     }
 
     /// Records a call of `grpc_service`/`method` answered with `code` after `took`.
     pub fn record(&self, grpc_service: &str, method: &str, code: tonic::Code, took: Duration) {
-        self.inner
-            .calls
-            .get_or_create(&CallLabels {
-                rpc_system: "grpc",
-                rpc_service: self.inner.service.clone(),
-                rpc_method: self.method_label(grpc_service, method),
-                rpc_grpc_status_code: code as i32,
+        self.record_slot(self.slot(grpc_service, method), code, took);
+    }
+
+    /// Records a call of the method at `slot` (see [`Self::slot`]).
+    fn record_slot(&self, slot: usize, code: tonic::Code, took: Duration) {
+        let Some(series) = self.inner.series.get(slot) else {
+            return;
+        };
+        let index = usize::try_from(code as i32).map_or(CODES - 1, |i| i.min(CODES - 1));
+        series.by_code[index]
+            .get_or_init(|| {
+                self.inner
+                    .calls
+                    .get_or_create(&CallLabels {
+                        rpc_system: "grpc",
+                        rpc_service: self.inner.service.clone(),
+                        rpc_method: series.label.clone(),
+                        rpc_grpc_status_code: code as i32,
+                    })
+                    .clone()
             })
             .observe(took.as_secs_f64());
     }

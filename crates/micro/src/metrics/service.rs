@@ -44,19 +44,18 @@ fn http1_refused() -> http::Response<Body> {
 /// dropped unanswered (the caller went away).
 struct InFlight {
     metrics: ServiceMetrics,
-    grpc_service: String,
-    method: String,
+    /// The method's series (see `ServiceMetrics::slot`).
+    slot: usize,
     started: Instant,
     answered: bool,
 }
 
 impl InFlight {
-    fn begin(metrics: ServiceMetrics, grpc_service: String, method: String) -> Self {
+    fn begin(metrics: ServiceMetrics, slot: usize) -> Self {
         metrics.inner.in_flight.inc();
         Self {
             metrics,
-            grpc_service,
-            method,
+            slot,
             started: Instant::now(),
             answered: false,
         }
@@ -64,12 +63,8 @@ impl InFlight {
 
     fn end(mut self, code: tonic::Code) {
         self.answered = true;
-        self.metrics.record(
-            &self.grpc_service,
-            &self.method,
-            code,
-            self.started.elapsed(),
-        );
+        self.metrics
+            .record_slot(self.slot, code, self.started.elapsed());
     }
 }
 
@@ -77,12 +72,8 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.metrics.inner.in_flight.dec();
         if !self.answered {
-            self.metrics.record(
-                &self.grpc_service,
-                &self.method,
-                tonic::Code::Cancelled,
-                self.started.elapsed(),
-            );
+            self.metrics
+                .record_slot(self.slot, tonic::Code::Cancelled, self.started.elapsed());
         }
     }
 }
@@ -133,13 +124,13 @@ where
             .strip_prefix('/')
             .and_then(|p| p.split_once('/'))
             .filter(|(service, _)| !service.starts_with("grpc."))
-            .map(|(service, method)| (service.to_owned(), method.to_owned()));
-        let Some((grpc_service, method)) = measured.filter(|_| super::recording()) else {
+            .map(|(service, method)| self.metrics.slot(service, method));
+        let Some(slot) = measured.filter(|_| super::recording()) else {
             return Box::pin(inner.call(request));
         };
         let metrics = self.metrics.clone();
         Box::pin(async move {
-            let in_flight = InFlight::begin(metrics, grpc_service, method);
+            let in_flight = InFlight::begin(metrics, slot);
             let answer = inner.call(request).await;
             in_flight.end(match &answer {
                 Ok(response) => status_of(response),
