@@ -21,9 +21,12 @@
 //! without bound.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant},
 };
+
+use hashbrown::HashMap;
+use micro::metrics::ByCode;
 
 use crate::recent::{Point, Recent, SLOTS};
 
@@ -58,6 +61,16 @@ struct HttpLabels {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// A (service, endpoint) key, borrowed; it hashes as the owned pair does.
+#[derive(Hash)]
+struct CallKey<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String)> for CallKey<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 /// The platform's metrics (cheap to clone; every clone records into the same series).
 #[derive(Clone)]
 pub struct Metrics {
@@ -68,6 +81,8 @@ struct Inner {
     registry: Registry,
     calls: Histograms<CallLabels>,
     http: Histograms<HttpLabels>,
+    /// Each (service, endpoint)'s call histograms, found without building a label set.
+    call_series: RwLock<HashMap<(String, String), Arc<ByCode>>>,
     /// The last minutes of calls per namespace, for the dashboard's charts.
     recent: Mutex<Recent>,
     /// Where `recent`'s clock starts.
@@ -110,6 +125,7 @@ impl Metrics {
                 registry,
                 calls,
                 http,
+                call_series: RwLock::default(),
                 recent: Mutex::default(),
                 started: Instant::now(),
             }),
@@ -138,15 +154,41 @@ impl Metrics {
                 took,
             );
         }
-        self.inner
-            .calls
-            .get_or_create(&CallLabels {
-                rpc_system: "grpc",
-                rpc_service: service.to_owned(),
-                rpc_method: endpoint.to_owned(),
-                rpc_grpc_status_code: code as i32,
-            })
-            .observe(took.as_secs_f64());
+        self.by_code(service, endpoint).observe(code, took, || {
+            self.inner
+                .calls
+                .get_or_create(&CallLabels {
+                    rpc_system: "grpc",
+                    rpc_service: service.to_owned(),
+                    rpc_method: endpoint.to_owned(),
+                    rpc_grpc_status_code: code as i32,
+                })
+                .clone()
+        });
+    }
+
+    /// The call histograms of `endpoint` of `service`.
+    fn by_code(&self, service: &str, endpoint: &str) -> Arc<ByCode> {
+        let key = CallKey(service, endpoint);
+        let known = self
+            .inner
+            .call_series
+            .read()
+            .ok()
+            .and_then(|series| series.get(&key).cloned());
+        known.unwrap_or_else(|| {
+            let mut series = self
+                .inner
+                .call_series
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(known) = series.get(&key) {
+                return known.clone();
+            }
+            let fresh = Arc::new(ByCode::default());
+            series.insert((service.to_owned(), endpoint.to_owned()), fresh.clone());
+            fresh
+        })
     }
 
     /// An HTTP request answered with `status` after `took`.

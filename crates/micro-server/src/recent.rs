@@ -8,7 +8,9 @@
 //! series, at most [`MAX_SERIES_PER_NAMESPACE`] series per namespace and [`MAX_SERIES`] in all
 //! (the one used longest ago makes room for a new one, in its namespace first).
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
+
+use hashbrown::HashMap;
 
 /// Seconds one slot covers.
 pub(crate) const SLOT_SECS: u64 = 5;
@@ -52,6 +54,17 @@ pub(crate) struct Point {
     pub(crate) p99: Option<f64>,
 }
 
+/// A series' key, borrowed, so a call finds its series without allocating; it hashes as the
+/// owned key does (each part in order).
+#[derive(Hash)]
+struct Key<'a>(&'a str, &'a str, &'a str);
+
+impl hashbrown::Equivalent<(String, String, String)> for Key<'_> {
+    fn equivalent(&self, key: &(String, String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1 && self.2 == key.2
+    }
+}
+
 /// The recent calls of every series.
 #[derive(Default)]
 pub(crate) struct Recent {
@@ -67,8 +80,8 @@ impl Recent {
         failed: bool,
         took: Duration,
     ) {
-        let owned = (key.0.to_owned(), key.1.to_owned(), key.2.to_owned());
-        if !self.series.contains_key(&owned) {
+        let view = Key(key.0, key.1, key.2);
+        if !self.series.contains_key(&view) {
             // Room is made in the namespace's own series first, then in all of them.
             let mine = self.series.keys().filter(|k| k.0 == key.0).count();
             let oldest = if mine >= MAX_SERIES_PER_NAMESPACE {
@@ -81,11 +94,17 @@ impl Recent {
             if let Some(oldest) = oldest {
                 self.series.remove(&oldest);
             }
+            self.series.insert(
+                (key.0.to_owned(), key.1.to_owned(), key.2.to_owned()),
+                Series {
+                    slots: Box::new([Slot::default(); SLOTS]),
+                    last: now,
+                },
+            );
         }
-        let series = self.series.entry(owned).or_insert_with(|| Series {
-            slots: Box::new([Slot::default(); SLOTS]),
-            last: now,
-        });
+        let Some(series) = self.series.get_mut(&view) else {
+            return;
+        };
         series.last = now;
         let at = now / SLOT_SECS;
         let slot = &mut series.slots[index(at)];

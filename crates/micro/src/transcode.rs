@@ -50,7 +50,26 @@ pub fn protobuf_to_json(
     message: &MessageDescriptor,
     bytes: &[u8],
 ) -> Result<serde_json::Value, Error> {
-    let msg = DynamicMessage::decode(message.clone(), bytes).map_err(|e| {
+    decode(message, bytes)?
+        .serialize_with_options(serde_json::value::Serializer, &serialize_options())
+        .map_err(|e| unrenderable(message, e))
+}
+
+/// Decodes a protobuf message and renders it as JSON text, the same text
+/// [`protobuf_to_json`]'s value prints as, without building the value first.
+pub fn protobuf_to_json_text(message: &MessageDescriptor, bytes: &[u8]) -> Result<Bytes, Error> {
+    let msg = decode(message, bytes)?;
+    let mut text = Vec::with_capacity(bytes.len() * 2 + 16);
+    msg.serialize_with_options(
+        &mut serde_json::Serializer::new(&mut text),
+        &serialize_options(),
+    )
+    .map_err(|e| unrenderable(message, e))?;
+    Ok(Bytes::from(text))
+}
+
+fn decode(message: &MessageDescriptor, bytes: &[u8]) -> Result<DynamicMessage, Error> {
+    DynamicMessage::decode(message.clone(), bytes).map_err(|e| {
         Error::internal(
             ID,
             format!(
@@ -58,18 +77,22 @@ pub fn protobuf_to_json(
                 message.full_name()
             ),
         )
-    })?;
-    let options = SerializeOptions::new()
+    })
+}
+
+/// Proto field names, every field shown, 64-bit integers as numbers.
+fn serialize_options() -> SerializeOptions {
+    SerializeOptions::new()
         .use_proto_field_name(true)
         .skip_default_fields(false)
-        .stringify_64_bit_integers(false);
-    msg.serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| {
-            Error::internal(
-                ID,
-                format!("failed to render {} as JSON: {e}", message.full_name()),
-            )
-        })
+        .stringify_64_bit_integers(false)
+}
+
+fn unrenderable(message: &MessageDescriptor, e: impl std::fmt::Display) -> Error {
+    Error::internal(
+        ID,
+        format!("failed to render {} as JSON: {e}", message.full_name()),
+    )
 }
 
 #[cfg(test)]
@@ -82,6 +105,17 @@ mod tests {
             .unwrap()
             .get_message_by_name("micro.registry.RegisterRequest")
             .unwrap()
+    }
+
+    #[test]
+    fn the_text_is_the_values_text() {
+        let desc = request();
+        let json = r#"{"service":{"name":"a","version":"1","nodes":[{"id":"n","address":"x:1","metadata":{"k":"v"}}]},"ttl_ms":30}"#;
+        let bytes = json_to_protobuf(&desc, json).unwrap();
+        let value = protobuf_to_json(&desc, &bytes).unwrap();
+        let text = protobuf_to_json_text(&desc, &bytes).unwrap();
+        assert_eq!(text, value.to_string().into_bytes());
+        assert!(protobuf_to_json_text(&desc, b"\xff\xff").is_err());
     }
 
     #[test]

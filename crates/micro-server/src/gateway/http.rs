@@ -282,7 +282,7 @@ async fn dispatch(
         Some(Some(field)) if field == "*" => BodyInto::Whole,
         Some(Some(field)) => BodyInto::Field(field),
     };
-    let json = request::assemble(&method.input(), &body, into, &bindings, &query)?.to_string();
+    let json = request::json_text(&method.input(), &body, into, &bindings, &query)?;
     if method.is_server_streaming() {
         let message = micro::transcode::json_to_protobuf(&method.input(), &json)?;
         let responses = proxy
@@ -294,7 +294,8 @@ async fn dispatch(
             stream::ndjson(responses)
         });
     }
-    Ok(axum::Json(proxy.call_json(&target, &json).await?).into_response())
+    let answer = proxy.call_json_text(&target, &json).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 /// A protobuf body goes to the service as it is; the answer comes back the same way.

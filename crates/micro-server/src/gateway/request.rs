@@ -7,7 +7,7 @@
 //! list; for any other field the last occurrence wins. Nothing here can panic on client input:
 //! every mistake is an [`Error`] with status 400.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use micro::text::Scalar;
 use micro_core::{Error, limits};
@@ -25,6 +25,32 @@ pub(crate) enum BodyInto<'a> {
     Field(&'a str),
     /// The endpoint takes no body.
     Nothing,
+}
+
+/// The JSON request's text: [`assemble`]d, or, when the body is the whole request and
+/// nothing is bound or in the query (most calls), the body itself, checked to be an object.
+pub(crate) fn json_text<'a>(
+    input: &MessageDescriptor,
+    body: &'a [u8],
+    into: BodyInto<'_>,
+    bindings: &[(String, String)],
+    query: &[(String, String)],
+) -> Result<Cow<'a, str>, Error> {
+    if !matches!(into, BodyInto::Whole) || !bindings.is_empty() || !query.is_empty() {
+        return Ok(Cow::Owned(
+            assemble(input, body, into, bindings, query)?.to_string(),
+        ));
+    }
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(Cow::Borrowed("{}")),
+        Some(b'{') => std::str::from_utf8(body)
+            .map(Cow::Borrowed)
+            .map_err(|e| Error::bad_request(ID, format!("malformed JSON in request body: {e}"))),
+        // Whatever else it is, it is not an object: said as `assemble` says it.
+        Some(_) => Ok(Cow::Owned(
+            assemble(input, body, into, bindings, query)?.to_string(),
+        )),
+    }
 }
 
 /// Builds the JSON request from the body (placed as `into` says), fields bound by a path
@@ -239,6 +265,34 @@ pub(crate) fn timeout(headers: &http::HeaderMap) -> Result<Option<Duration>, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_whole_body_alone_is_the_request_as_sent() {
+        fn text<'a>(body: &'a [u8], query: &[(String, String)]) -> Result<Cow<'a, str>, Error> {
+            json_text(&input(), body, BodyInto::Whole, &[], query)
+        }
+        let body = br#" {"service":"a"} "#;
+        assert!(matches!(text(body, &[]).unwrap(), Cow::Borrowed(t) if t.as_bytes() == body));
+        assert_eq!(text(b" \n", &[]).unwrap(), "{}");
+        for (bad, says) in [
+            (&b"[1]"[..], "must be a JSON object"),
+            (b"\"a\"", "must be a JSON object"),
+            (b"{\xff}", "malformed JSON"),
+            (b"nope", "malformed JSON"),
+        ] {
+            let e = text(bad, &[]).unwrap_err();
+            assert_eq!(e.code, 400);
+            assert!(e.detail.contains(says), "{bad:?}: {}", e.detail);
+        }
+        // With anything else to merge, it is assembled.
+        let query = [("endpoint".to_owned(), "E".to_owned())];
+        let assembled: serde_json::Value =
+            serde_json::from_str(&text(body, &query).unwrap()).unwrap();
+        assert_eq!(
+            assembled,
+            serde_json::json!({"service": "a", "endpoint": "E"})
+        );
+    }
 
     #[test]
     fn timeouts_are_durations_within_bounds() {

@@ -34,6 +34,18 @@ pub type JsonStream = Pin<Box<dyn Stream<Item = Result<serde_json::Value, Error>
 impl ProxyService {
     /// Calls a unary endpoint with a JSON request; answers the JSON response.
     pub async fn call_json(&self, target: &Target, json: &str) -> Result<serde_json::Value, Error> {
+        let response = self.call_unary_json(target, json).await?;
+        transcode::protobuf_to_json(&target.resolved.method.output(), &response)
+    }
+
+    /// [`Self::call_json`], answering the JSON response as text (what an HTTP door sends on).
+    pub async fn call_json_text(&self, target: &Target, json: &str) -> Result<Bytes, Error> {
+        let response = self.call_unary_json(target, json).await?;
+        transcode::protobuf_to_json_text(&target.resolved.method.output(), &response)
+    }
+
+    /// Calls a unary endpoint with a JSON request; answers the encoded response.
+    async fn call_unary_json(&self, target: &Target, json: &str) -> Result<Bytes, Error> {
         let method = &target.resolved.method;
         if method.is_client_streaming() || method.is_server_streaming() {
             return Err(Error::bad_request(
@@ -45,8 +57,7 @@ impl ProxyService {
             ));
         }
         let body = transcode::json_to_protobuf(&method.input(), json)?;
-        let response = self.call_protobuf(target, body).await?;
-        transcode::protobuf_to_json(&method.output(), &response)
+        self.call_protobuf(target, body).await
     }
 
     /// Calls a unary endpoint with an encoded request message; answers the encoded response.

@@ -103,18 +103,33 @@ struct Inner {
 /// gRPC's status codes, 0 (OK) to 16 (UNAUTHENTICATED).
 const CODES: usize = 17;
 
-/// A method's label, and its histogram by status code once that code was seen: a call finds
-/// its series without building (and allocating) a label set.
+/// One method's histograms by gRPC status code, each taken from its family the first time
+/// that code is seen: a call then finds its series without building (and allocating) a
+/// label set.
+#[derive(Debug, Default)]
+pub struct ByCode([OnceLock<Histogram>; CODES]);
+
+impl ByCode {
+    /// Observes `took` in the histogram of `code`, which `series` gives the first time.
+    pub fn observe(&self, code: tonic::Code, took: Duration, series: impl FnOnce() -> Histogram) {
+        let index = usize::try_from(code as i32).map_or(CODES - 1, |i| i.min(CODES - 1));
+        self.0[index]
+            .get_or_init(series)
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// A method's label, and its histograms.
 struct MethodSeries {
     label: String,
-    by_code: [OnceLock<Histogram>; CODES],
+    by_code: ByCode,
 }
 
 impl MethodSeries {
     fn new(label: String) -> Self {
         Self {
             label,
-            by_code: std::array::from_fn(|_| OnceLock::new()),
+            by_code: ByCode::default(),
         }
     }
 }
@@ -189,20 +204,17 @@ impl ServiceMetrics {
         let Some(series) = self.inner.series.get(slot) else {
             return;
         };
-        let index = usize::try_from(code as i32).map_or(CODES - 1, |i| i.min(CODES - 1));
-        series.by_code[index]
-            .get_or_init(|| {
-                self.inner
-                    .calls
-                    .get_or_create(&CallLabels {
-                        rpc_system: "grpc",
-                        rpc_service: self.inner.service.clone(),
-                        rpc_method: series.label.clone(),
-                        rpc_grpc_status_code: code as i32,
-                    })
-                    .clone()
-            })
-            .observe(took.as_secs_f64());
+        series.by_code.observe(code, took, || {
+            self.inner
+                .calls
+                .get_or_create(&CallLabels {
+                    rpc_system: "grpc",
+                    rpc_service: self.inner.service.clone(),
+                    rpc_method: series.label.clone(),
+                    rpc_grpc_status_code: code as i32,
+                })
+                .clone()
+        });
     }
 
     /// The metrics in the OpenMetrics text format.
