@@ -61,6 +61,9 @@ struct HttpLabels {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The most (service, endpoint) pairs whose histograms are kept at hand.
+const MAX_CACHED_SERIES: usize = 4096;
+
 /// A (service, endpoint) key, borrowed; it hashes as the owned pair does.
 #[derive(Hash)]
 struct CallKey<'a>(&'a str, &'a str);
@@ -186,7 +189,10 @@ impl Metrics {
                 return known.clone();
             }
             let fresh = Arc::new(ByCode::default());
-            series.insert((service.to_owned(), endpoint.to_owned()), fresh.clone());
+            // Past the bound, a call looks its series up in the family each time instead.
+            if series.len() < MAX_CACHED_SERIES {
+                series.insert((service.to_owned(), endpoint.to_owned()), fresh.clone());
+            }
             fresh
         })
     }
@@ -359,6 +365,27 @@ mod tests {
         fn client_stats(&self) -> Vec<(String, ClientStats)> {
             Vec::new()
         }
+    }
+
+    #[test]
+    fn a_pair_is_found_by_borrowed_names_and_the_cache_is_bounded() {
+        let metrics = Metrics::new(NoClients);
+        let first = metrics.by_code("helloworld", "Helloworld.Call");
+        assert!(Arc::ptr_eq(
+            &first,
+            &metrics.by_code("helloworld", "Helloworld.Call")
+        ));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &metrics.by_code("helloworld", "Helloworld.Other")
+        ));
+        for n in 0..MAX_CACHED_SERIES + 10 {
+            metrics.by_code("many", &n.to_string());
+        }
+        assert_eq!(
+            metrics.inner.call_series.read().unwrap().len(),
+            MAX_CACHED_SERIES
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! by whichever server holds that event (the one that received the ack, or another).
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use async_nats::{
@@ -26,7 +26,7 @@ use async_nats::{
     },
 };
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use micro_core::{
     Error,
     broker::check_topic,
@@ -49,14 +49,18 @@ const MANUAL_WINDOW: usize = 8;
 /// The most delivered, unacked events one consumer remembers for acks.
 const MAX_HELD: usize = 10_000;
 
-/// Consecutive delivery failures after which a consumer is taken to be gone.
-const MAX_FAILURES: u32 = 100;
+/// How long deliveries may keep failing before a consumer is taken to be gone.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Failures further apart than this are not one outage (with NATS away, a missed heartbeat
+/// comes every two seconds).
+const FAILURE_GAP: Duration = Duration::from_secs(10);
 
 /// The most streams one listing of topics reads (JetStream cannot filter the list by subject;
 /// past this many, the topics are those of the first streams).
 const MAX_STREAMS_LISTED: usize = 10_000;
 
-/// How often JetStream says a waiting pull is still there; two missed, the pull is taken as lost.
+/// How often JetStream says a waiting pull is still there (the stream reports a miss after two).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// How long one pull waits at JetStream before it is renewed.
@@ -395,69 +399,85 @@ impl Events for JetStreamEvents {
         let auto_ack = options.auto_ack;
         let cleanup = (!durable).then(|| (stream.clone(), name.clone()));
         tokio::spawn(async move {
-            let mut failures = 0;
+            // Since when deliveries have been failing, and when they last failed.
+            let mut failing: Option<(Instant, Instant)> = None;
+            // Events the stream had received when it was replaced: they go on first.
+            let mut drained: VecDeque<jetstream::Message> = VecDeque::new();
             loop {
-                tokio::select! {
-                    () = sink.closed() => break,
-                    next = messages.next() => {
-                        let Some(next) = next else { break };
-                        let message = match next {
-                            Ok(m) => {
-                                failures = 0;
-                                m
-                            }
-                            Err(e) => {
-                                tracing::debug!(error = %e, "JetStream delivery");
-                                failures += 1;
-                                // No heartbeat: JetStream holds no pull of ours. The stream's
-                                // count of what it asked for can drift (an answer counted before
-                                // its request, under load), and then it would not ask again for
-                                // 35 s: a fresh stream asks at once.
-                                if e.kind() == pull::MessagesErrorKind::MissingHeartbeat {
-                                    match pull(&consumer, window).await {
-                                        Ok(fresh) => messages = fresh,
-                                        Err(e) => tracing::debug!(error = %e, "JetStream re-pull"),
+                let message = match drained.pop_front() {
+                    Some(message) => message,
+                    None => tokio::select! {
+                        () = sink.closed() => break,
+                        next = messages.next() => {
+                            let Some(next) = next else { break };
+                            match next {
+                                Ok(m) => {
+                                    failing = None;
+                                    m
+                                }
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "JetStream delivery");
+                                    if e.kind() == pull::MessagesErrorKind::MissingHeartbeat {
+                                        // JetStream holds no pull of ours, or this task was
+                                        // polled late. The stream's count of what it asked for
+                                        // can drift (an answer counted before its request,
+                                        // under load), and then it would not ask again for
+                                        // 35 s: a fresh stream asks at once, after what the
+                                        // old one already received.
+                                        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+                                            drained.push_back(m);
+                                        }
+                                        match pull(&consumer, window).await {
+                                            Ok(fresh) => messages = fresh,
+                                            Err(e) => tracing::debug!(error = %e, "JetStream re-pull"),
+                                        }
                                     }
+                                    // Failing on and on, the consumer is gone: say so and end.
+                                    let now = Instant::now();
+                                    let since = match failing {
+                                        Some((since, last)) if now - last < FAILURE_GAP => since,
+                                        _ => now,
+                                    };
+                                    failing = Some((since, now));
+                                    if now - since >= GIVE_UP_AFTER {
+                                        let _ = sink
+                                            .send(Err(unavailable(format!(
+                                                "deliveries keep failing ({e}); consume again"
+                                            ))))
+                                            .await;
+                                        break;
+                                    }
+                                    continue;
                                 }
-                                // Failing on and on, the consumer is gone: say so and end.
-                                if failures >= MAX_FAILURES {
-                                    let _ = sink
-                                        .send(Err(unavailable(format!(
-                                            "deliveries keep failing ({e}); consume again"
-                                        ))))
-                                        .await;
-                                    break;
-                                }
-                                continue;
                             }
-                        };
-                        let delivered = match event(&topic, &message) {
-                            Ok(event) => event,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "skipping an undecodable event");
-                                let _ = message.ack_with(AckKind::Term).await;
-                                continue;
-                            }
-                        };
-                        if auto_ack {
-                            if let Err(e) = message.ack().await {
-                                tracing::debug!(error = %e, "auto-ack");
-                            }
-                        } else {
-                            let mut held = lock(&held);
-                            // Events past their last delivery are never acked: keep the map
-                            // bounded (an event let go is redelivered after ack_wait anyway).
-                            if held.len() >= MAX_HELD
-                                && let Some(oldest) = held.keys().next().cloned()
-                            {
-                                held.remove(&oldest);
-                            }
-                            held.insert(delivered.id.clone(), message);
                         }
-                        if sink.send(Ok(delivered)).await.is_err() {
-                            break;
-                        }
+                    },
+                };
+                let delivered = match event(&topic, &message) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping an undecodable event");
+                        let _ = message.ack_with(AckKind::Term).await;
+                        continue;
                     }
+                };
+                if auto_ack {
+                    if let Err(e) = message.ack().await {
+                        tracing::debug!(error = %e, "auto-ack");
+                    }
+                } else {
+                    let mut held = lock(&held);
+                    // Events past their last delivery are never acked: keep the map
+                    // bounded (an event let go is redelivered after ack_wait anyway).
+                    if held.len() >= MAX_HELD
+                        && let Some(oldest) = held.keys().next().cloned()
+                    {
+                        held.remove(&oldest);
+                    }
+                    held.insert(delivered.id.clone(), message);
+                }
+                if sink.send(Ok(delivered)).await.is_err() {
+                    break;
                 }
             }
             settles.abort();

@@ -18,10 +18,12 @@
 //! count calls, nothing else. HTTP/1.1 reaches nothing but this page: any other HTTP/1.1
 //! request is answered 505, so a browser cannot send a handler a call.
 
+mod by_code;
 mod layer;
 mod process;
 mod service;
 
+pub use by_code::ByCode;
 pub use layer::MetricsLayer;
 pub use process::Process;
 pub use service::Measured;
@@ -29,7 +31,7 @@ pub use service::Measured;
 use std::{
     collections::HashMap,
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicBool, AtomicI64, Ordering},
     },
     time::Duration,
@@ -98,25 +100,6 @@ struct Inner {
     registry: Registry,
     calls: Histograms,
     in_flight: Gauge<i64, AtomicI64>,
-}
-
-/// gRPC's status codes, 0 (OK) to 16 (UNAUTHENTICATED).
-const CODES: usize = 17;
-
-/// One method's histograms by gRPC status code, each taken from its family the first time
-/// that code is seen: a call then finds its series without building (and allocating) a
-/// label set.
-#[derive(Debug, Default)]
-pub struct ByCode([OnceLock<Histogram>; CODES]);
-
-impl ByCode {
-    /// Observes `took` in the histogram of `code`, which `series` gives the first time.
-    pub fn observe(&self, code: tonic::Code, took: Duration, series: impl FnOnce() -> Histogram) {
-        let index = usize::try_from(code as i32).map_or(CODES - 1, |i| i.min(CODES - 1));
-        self.0[index]
-            .get_or_init(series)
-            .observe(took.as_secs_f64());
-    }
 }
 
 /// A method's label, and its histograms.

@@ -81,8 +81,8 @@ fn hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
     Some(bytes)
 }
 
-/// Puts `context` on outgoing `headers` as `traceparent` when this module can say all of it
-/// (valid ids, no trace state); whether it did.
+/// Puts `context` on outgoing `headers` as `traceparent` (and takes any `tracestate` off) when
+/// this module can say all of it (valid ids, no trace state); whether it did.
 pub(super) fn write(context: &SpanContext, headers: &mut http::HeaderMap) -> bool {
     if !context.is_valid() || *context.trace_state() != TraceState::NONE {
         return false;
@@ -97,6 +97,8 @@ pub(super) fn write(context: &SpanContext, headers: &mut http::HeaderMap) -> boo
     // New on every call: not for HPACK's tables (see `deadline::grpc_timeout_header`).
     value.set_sensitive(true);
     headers.insert(TRACEPARENT, value);
+    // A trace state the caller sent belongs to its own trace, not to this one.
+    headers.remove(TRACESTATE);
     true
 }
 
@@ -186,8 +188,10 @@ mod tests {
         let Incoming::Unsampled(context) = read(&h) else {
             panic!("unsampled")
         };
-        let mut out = http::HeaderMap::new();
+        // A trace state passed along from elsewhere does not go on with this trace.
+        let mut out = headers(&[("tracestate", "congo=t61rcWkgMzE")]);
         assert!(write(&context, &mut out));
+        assert!(!out.contains_key("tracestate"));
         assert_eq!(out["traceparent"], UNSAMPLED);
         assert!(out["traceparent"].is_sensitive());
         assert_eq!(sdk(&out), context);
