@@ -6,16 +6,20 @@ use crate::Endpoint;
 
 /// `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`, `say_hello` → `SayHello`, `foo.bar` → `FooBar`.
 pub fn title(word: &str) -> String {
-    word.split(['-', '_', '.'])
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut chars = w.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+    let mut out = String::with_capacity(word.len());
+    title_into(&mut out, word);
+    out
+}
+
+/// [`title`], appended to `out` (no allocation of its own).
+pub fn title_into(out: &mut String, word: &str) {
+    for w in word.split(['-', '_', '.']) {
+        let mut chars = w.chars();
+        if let Some(first) = chars.next() {
+            out.push(first.to_ascii_uppercase());
+            out.push_str(chars.as_str());
+        }
+    }
 }
 
 /// The proto services that `endpoints` belong to (the `X` of each `X.Method`), sorted, once.

@@ -10,7 +10,7 @@
 //!
 //! Each endpoint part is title-cased: `baz-xyz` → `BazXyz`, `fooBar` → `FooBar`.
 
-use micro_core::naming::title;
+use micro_core::naming::title_into;
 
 /// Where a path goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,23 +29,27 @@ pub(crate) fn route(path: &str) -> Option<Route> {
         return None;
     }
     // A leading version segment joins the next one into the service name.
-    let (mut service_parts, mut rest): (Vec<&str>, Vec<&str>) = match parts.as_slice() {
-        [v, svc, rest @ ..] if is_version(v) => (vec![v, svc], rest.to_vec()),
-        [svc, rest @ ..] => (vec![svc], rest.to_vec()),
+    let named = match parts.as_slice() {
+        [v, _, ..] if is_version(v) => 2,
+        [_, ..] => 1,
         [] => return None,
     };
     // More than two words after the service: the extra ones belong to the service name.
-    if rest.len() > 2 {
-        let extra: Vec<&str> = rest.drain(..rest.len() - 2).collect();
-        service_parts.extend(extra);
-    }
+    let (service_parts, rest) = parts.split_at(named.max(parts.len().saturating_sub(2)));
     let last_service_word = service_parts.last()?;
-    let endpoint = match rest.as_slice() {
-        [] => format!("{}.Call", title(last_service_word)),
-        [method] => format!("{}.{}", title(last_service_word), title(method)),
-        [svc, method] => format!("{}.{}", title(svc), title(method)),
+    let mut endpoint = String::with_capacity(path.len() + ".Call".len());
+    let (proto_service, method) = match rest {
+        [] => (*last_service_word, None),
+        [method] => (*last_service_word, Some(*method)),
+        [svc, method] => (*svc, Some(*method)),
         _ => unreachable!("at most two words remain"),
     };
+    title_into(&mut endpoint, proto_service);
+    endpoint.push('.');
+    match method {
+        Some(method) => title_into(&mut endpoint, method),
+        None => endpoint.push_str("Call"),
+    }
     Some(Route {
         service: service_parts.join("."),
         endpoint,
@@ -87,6 +91,7 @@ mod tests {
             ),
             ("/helloworld/fooBar", "helloworld", "Helloworld.FooBar"),
             ("/v1/foo/a/b/c", "v1.foo.a", "B.C"),
+            ("/v1", "v1", "V1.Call"),
         ];
         for (path, service, endpoint) in table {
             let got = route(path).unwrap_or_else(|| panic!("{path} has a route"));

@@ -46,9 +46,7 @@ pub(crate) async fn call(
     let (head, body) = answer.into_parts();
     // An error answered with the head alone; its grpc-status counts before the HTTP status,
     // as a proxy in between may answer 429 or 503 with the service's own status.
-    if let Some(status) = status_of(&head.headers)
-        && status.code() != Code::Ok
-    {
+    if let Some(Err(status)) = status_of(&head.headers) {
         return Err(status);
     }
     if head.status != StatusCode::OK {
@@ -64,14 +62,10 @@ pub(crate) async fn call(
             }
             Err(e) => Status::unavailable(format!("the answer was cut off: {e}")),
         })?;
-    let status = body
-        .trailers()
+    body.trailers()
         .and_then(status_of)
         .or_else(|| status_of(&head.headers))
-        .ok_or_else(|| Status::unknown("the service's answer carries no grpc-status"))?;
-    if status.code() != Code::Ok {
-        return Err(status);
-    }
+        .ok_or_else(|| Status::unknown("the service's answer carries no grpc-status"))??;
     one_message(body.to_bytes())
 }
 
@@ -104,10 +98,16 @@ fn one_message(mut data: Bytes) -> Result<Bytes, Status> {
     Ok(data.split_off(5))
 }
 
-/// The status in `headers`, read as tonic reads it; details that are not base64 are dropped
-/// (tonic would panic on them, and they come from the node).
-fn status_of(headers: &HeaderMap) -> Option<Status> {
+/// The status in `headers` (`None` without one): OK, or the error, read as tonic reads it;
+/// details that are not base64 are dropped (tonic would panic on them, and they come from the
+/// node). The common answer, `0`, is taken as it is, without building a `Status`.
+fn status_of(headers: &HeaderMap) -> Option<Result<(), Status>> {
     const DETAILS: &str = "grpc-status-details-bin";
+    match headers.get("grpc-status") {
+        None => return None,
+        Some(code) if code == "0" => return Some(Ok(())),
+        Some(_) => {}
+    }
     use base64::{
         Engine,
         alphabet::STANDARD,
@@ -119,14 +119,19 @@ fn status_of(headers: &HeaderMap) -> Option<Status> {
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
     let valid = |v: &HeaderValue| ENGINE.decode(v.as_bytes()).is_ok();
-    match headers.get(DETAILS) {
+    let status = match headers.get(DETAILS) {
         Some(details) if !valid(details) => {
             let mut headers = headers.clone();
             headers.remove(DETAILS);
             Status::from_header_map(&headers)
         }
         _ => Status::from_header_map(headers),
-    }
+    }?;
+    Some(if status.code() == Code::Ok {
+        Ok(())
+    } else {
+        Err(status)
+    })
 }
 
 /// An HTTP status in place of a gRPC answer, as the gRPC spec maps it.
@@ -264,13 +269,28 @@ mod tests {
             "grpc-status-details-bin",
             HeaderValue::from_static("*not base64*"),
         );
-        let status = status_of(&headers).expect("a status");
+        let status = status_of(&headers)
+            .expect("a status")
+            .expect_err("an error");
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "no such thing");
         assert!(status.details().is_empty());
         // Unpadded, as gRPC servers send them: kept.
         headers.insert("grpc-status-details-bin", HeaderValue::from_static("AQI"));
-        assert_eq!(status_of(&headers).unwrap().details(), &[1, 2][..]);
+        assert_eq!(
+            status_of(&headers).unwrap().unwrap_err().details(),
+            &[1, 2][..]
+        );
+        // OK taken as it comes; any other spelling is read as tonic reads it (not OK).
+        headers.insert("grpc-status", HeaderValue::from_static("0"));
+        assert!(matches!(status_of(&headers), Some(Ok(()))));
+        headers.insert("grpc-status", HeaderValue::from_static("00"));
+        let odd = status_of(&headers).unwrap().unwrap_err();
+        assert_eq!(
+            odd.code(),
+            Status::from_header_map(&headers).unwrap().code()
+        );
+        assert!(status_of(&HeaderMap::new()).is_none());
     }
 
     #[test]
