@@ -19,20 +19,14 @@ use micro_core::{MemoryRegistry, Node, Registry, Service};
 use micro_e2e::{
     Hello, call_hello, call_hello_with_deadline,
     helloworld::{helloworld_client::HelloworldClient, helloworld_server::HelloworldServer},
-    load::{Paired, allocations_per_call, closed_loop, paired},
+    load::{Counting, Paired, allocations_per_call, closed_loop, paired},
 };
 use tonic::transport::Channel;
 
 /// The system allocator, counting allocations: how many each client makes per call is exact,
 /// where its calls/s on a shared machine are not.
 #[global_allocator]
-static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
-
-/// Allocations and reallocations so far, process-wide.
-fn allocated() -> usize {
-    let stats = GLOBAL.stats();
-    stats.allocations + stats.reallocations
-}
+static GLOBAL: &Counting = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 fn main() {
     let args: Vec<f64> = std::env::args()
@@ -120,8 +114,8 @@ fn main() {
         }
         let (mut b, mut m) = (bare.clone(), micro.clone());
         let (ab, am) = (
-            allocations_per_call(&mut b, call_hello, 2000, allocated).await,
-            allocations_per_call(&mut m, call_hello, 2000, allocated).await,
+            allocations_per_call(&mut b, call_hello, 2000, GLOBAL).await,
+            allocations_per_call(&mut m, call_hello, 2000, GLOBAL).await,
         );
         println!(
             "allocations per call (client and server): bare tonic {ab:.1}, micro::Client {am:.1}"

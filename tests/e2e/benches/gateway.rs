@@ -45,19 +45,13 @@ use micro_e2e::{
     helloworld::{
         DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
     },
-    load::{Figures, allocations_per_call, closed_loop, fixed_rate},
+    load::{Counting, Figures, allocations_per_call, closed_loop, fixed_rate},
 };
 
 /// The system allocator, counting allocations: what each path allocates per call is exact,
 /// where its calls/s on a shared machine are not.
 #[global_allocator]
-static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
-
-/// Allocations and reallocations so far, process-wide.
-fn allocated() -> usize {
-    let stats = GLOBAL.stats();
-    stats.allocations + stats.reallocations
-}
+static GLOBAL: &Counting = &stats_alloc::INSTRUMENTED_SYSTEM;
 
 const IN_FLIGHT: usize = 64;
 const RATE: u32 = 1000;
@@ -342,9 +336,9 @@ async fn compare(
 
     // Everything in the process allocates here: load generator, gateway or floor, helloworld.
     let calls = 2000;
-    let d = allocations_per_call(&mut client, call_hello, calls, allocated).await;
-    let f = allocations_per_call(&mut floor_one, via_gateway, calls, allocated).await;
-    let g = allocations_per_call(&mut one, via_gateway, calls, allocated).await;
+    let d = allocations_per_call(&mut client, call_hello, calls, GLOBAL).await;
+    let f = allocations_per_call(&mut floor_one, via_gateway, calls, GLOBAL).await;
+    let g = allocations_per_call(&mut one, via_gateway, calls, GLOBAL).await;
     println!(
         "\nallocations per call (the whole process): direct {d:.0}, floor {f:.0}, gateway {g:.0}"
     );

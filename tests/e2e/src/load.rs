@@ -169,15 +169,22 @@ pub async fn fixed_rate<T>(
     Figures::of(latencies, start.elapsed())
 }
 
-/// Allocations per call over `calls` calls one at a time, as `count` (the bench's global
-/// allocator: allocations and reallocations so far) sees them: client and server together.
-/// Exact, where calls/s on a shared machine are not.
+/// The counting allocator a bench installs as its global allocator.
+pub type Counting = stats_alloc::StatsAlloc<std::alloc::System>;
+
+/// Allocations per call over `calls` calls one at a time, as the bench's global `allocator`
+/// counts them (allocations and reallocations): client and server together. Exact, where
+/// calls/s on a shared machine are not.
 pub async fn allocations_per_call<T: Send + 'static>(
     caller: &mut T,
     call: Call<T>,
     calls: u64,
-    count: fn() -> usize,
+    allocator: &Counting,
 ) -> f64 {
+    let count = || {
+        let stats = allocator.stats();
+        stats.allocations + stats.reallocations
+    };
     let before = count();
     for _ in 0..calls {
         call(caller).await;

@@ -273,6 +273,52 @@ async fn pull(consumer: &PullConsumer, window: usize) -> Result<pull::Stream, Er
         .map_err(unavailable)
 }
 
+/// A fresh pull in place of `messages`, which missed JetStream's heartbeats: JetStream holds no
+/// pull of ours, or this task was polled late. The stream's count of what it asked for can drift
+/// (an answer counted before its request, under load), and then it would not ask again for
+/// 35 s; a fresh stream asks at once. What the old one had already received goes to `drained`
+/// first.
+async fn renew(
+    consumer: &PullConsumer,
+    window: usize,
+    messages: &mut pull::Stream,
+    drained: &mut VecDeque<jetstream::Message>,
+) {
+    while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+        drained.push_back(m);
+    }
+    match pull(consumer, window).await {
+        Ok(fresh) => *messages = fresh,
+        Err(e) => tracing::debug!(error = %e, "JetStream re-pull"),
+    }
+}
+
+/// Whether a consumer's deliveries have failed long enough to give up: failures less than
+/// [`FAILURE_GAP`] apart are one outage, and one lasting [`GIVE_UP_AFTER`] ends the consumer.
+/// Logic without I/O: the caller says when.
+#[derive(Debug, Default)]
+struct Outage {
+    /// When the outage began, and when it last failed.
+    failing: Option<(Instant, Instant)>,
+}
+
+impl Outage {
+    /// A delivery came through: no outage.
+    fn over(&mut self) {
+        self.failing = None;
+    }
+
+    /// A delivery failed at `now`; whether to give up.
+    fn failed(&mut self, now: Instant) -> bool {
+        let since = match self.failing {
+            Some((since, last)) if now.saturating_duration_since(last) < FAILURE_GAP => since,
+            _ => now,
+        };
+        self.failing = Some((since, now));
+        now.saturating_duration_since(since) >= GIVE_UP_AFTER
+    }
+}
+
 /// Answers settle requests for the events `held` holds, until the consumer stops.
 async fn answer_settles(
     mut requests: async_nats::Subscriber,
@@ -399,8 +445,7 @@ impl Events for JetStreamEvents {
         let auto_ack = options.auto_ack;
         let cleanup = (!durable).then(|| (stream.clone(), name.clone()));
         tokio::spawn(async move {
-            // Since when deliveries have been failing, and when they last failed.
-            let mut failing: Option<(Instant, Instant)> = None;
+            let mut outage = Outage::default();
             // Events the stream had received when it was replaced: they go on first.
             let mut drained: VecDeque<jetstream::Message> = VecDeque::new();
             loop {
@@ -408,49 +453,29 @@ impl Events for JetStreamEvents {
                     Some(message) => message,
                     None => tokio::select! {
                         () = sink.closed() => break,
-                        next = messages.next() => {
-                            let Some(next) = next else { break };
-                            match next {
-                                Ok(m) => {
-                                    failing = None;
-                                    m
-                                }
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "JetStream delivery");
-                                    if e.kind() == pull::MessagesErrorKind::MissingHeartbeat {
-                                        // JetStream holds no pull of ours, or this task was
-                                        // polled late. The stream's count of what it asked for
-                                        // can drift (an answer counted before its request,
-                                        // under load), and then it would not ask again for
-                                        // 35 s: a fresh stream asks at once, after what the
-                                        // old one already received.
-                                        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
-                                            drained.push_back(m);
-                                        }
-                                        match pull(&consumer, window).await {
-                                            Ok(fresh) => messages = fresh,
-                                            Err(e) => tracing::debug!(error = %e, "JetStream re-pull"),
-                                        }
-                                    }
-                                    // Failing on and on, the consumer is gone: say so and end.
-                                    let now = Instant::now();
-                                    let since = match failing {
-                                        Some((since, last)) if now - last < FAILURE_GAP => since,
-                                        _ => now,
-                                    };
-                                    failing = Some((since, now));
-                                    if now - since >= GIVE_UP_AFTER {
-                                        let _ = sink
-                                            .send(Err(unavailable(format!(
-                                                "deliveries keep failing ({e}); consume again"
-                                            ))))
-                                            .await;
-                                        break;
-                                    }
-                                    continue;
-                                }
+                        next = messages.next() => match next {
+                            None => break,
+                            Some(Ok(m)) => {
+                                outage.over();
+                                m
                             }
-                        }
+                            Some(Err(e)) => {
+                                tracing::debug!(error = %e, "JetStream delivery");
+                                if e.kind() == pull::MessagesErrorKind::MissingHeartbeat {
+                                    renew(&consumer, window, &mut messages, &mut drained).await;
+                                }
+                                // Failing on and on, the consumer is gone: say so and end.
+                                if outage.failed(Instant::now()) {
+                                    let _ = sink
+                                        .send(Err(unavailable(format!(
+                                            "deliveries keep failing ({e}); consume again"
+                                        ))))
+                                        .await;
+                                    break;
+                                }
+                                continue;
+                            }
+                        },
                     },
                 };
                 let delivered = match event(&topic, &message) {
@@ -546,4 +571,33 @@ fn untoken(token: &str) -> Option<String> {
     }
     let name = String::from_utf8(out).ok()?;
     (super::token(&name) == token).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_ends_the_consumer_only_once_it_has_lasted() {
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let mut outage = Outage::default();
+        // A miss every two seconds, as with NATS away: one outage, given up on at 15 minutes.
+        let mut t = 0;
+        while t < GIVE_UP_AFTER.as_secs() {
+            assert!(!outage.failed(at(t)), "gave up at {t} s");
+            t += 2;
+        }
+        assert!(outage.failed(at(t)));
+        // Misses far apart (a quiet topic, a late poll) are never one outage.
+        let mut outage = Outage::default();
+        for n in 0..200 {
+            assert!(!outage.failed(at(n * 60)));
+        }
+        // A delivery between failures ends the outage.
+        let mut outage = Outage::default();
+        assert!(!outage.failed(at(0)));
+        outage.over();
+        assert!(!outage.failed(at(GIVE_UP_AFTER.as_secs())));
+    }
 }

@@ -27,7 +27,10 @@ use super::{
 };
 use crate::{
     auth::Caller,
-    proxy::{Fallback, ProxyService, Target},
+    proxy::{
+        Fallback, ProxyService, Target,
+        frame::{self, Unframed},
+    },
 };
 
 const ID: &str = "micro.api";
@@ -306,7 +309,7 @@ async fn passthrough(
     body: Bytes,
 ) -> Result<Response, Error> {
     let message = match encoding {
-        Encoding::Grpc => unframe(&body)?,
+        Encoding::Grpc => unframe(body)?,
         _ => body,
     };
     // Checked here, so a body the service could not decode is the caller's 400, not the
@@ -324,15 +327,11 @@ async fn passthrough(
     let answer = proxy.call_protobuf(target, message).await?;
     let (content_type, bytes) = match encoding {
         Encoding::Grpc => {
-            let mut framed = Vec::with_capacity(answer.len() + 5);
-            framed.push(0);
-            framed.extend_from_slice(
-                &u32::try_from(answer.len())
-                    .unwrap_or(u32::MAX)
-                    .to_be_bytes(),
-            );
-            framed.extend_from_slice(&answer);
-            ("application/grpc+proto", Bytes::from(framed))
+            // The proxy takes answers of at most 4 MiB, which a frame always holds.
+            let framed = frame::frame(&answer).ok_or_else(|| {
+                Error::internal(ID, "the answer is larger than a gRPC frame can hold")
+            })?;
+            ("application/grpc+proto", framed)
         }
         _ => ("application/protobuf", answer),
     };
@@ -340,20 +339,15 @@ async fn passthrough(
 }
 
 /// The message inside one uncompressed gRPC frame.
-fn unframe(body: &Bytes) -> Result<Bytes, Error> {
-    let bad =
-        |why: &str| Error::bad_request(ID, format!("invalid gRPC frame in request body: {why}"));
-    if body.len() < 5 {
-        return Err(bad("shorter than the 5-byte prefix"));
-    }
-    if body[0] != 0 {
-        return Err(bad("compressed frames are not supported"));
-    }
-    let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
-    if body.len() - 5 != len {
-        return Err(bad("the length prefix does not match the body"));
-    }
-    Ok(body.slice(5..))
+fn unframe(body: Bytes) -> Result<Bytes, Error> {
+    frame::unframe(body).map_err(|why| {
+        let why = match why {
+            Unframed::Short => "shorter than the 5-byte prefix",
+            Unframed::Flag(_) => "compressed frames are not supported",
+            Unframed::Length => "the length prefix does not match the body",
+        };
+        Error::bad_request(ID, format!("invalid gRPC frame in request body: {why}"))
+    })
 }
 
 fn error_response(err: &Error) -> Response {

@@ -266,13 +266,8 @@ impl RuleTables {
         let Some(table) = tables.get_mut(namespace) else {
             return Current::Due;
         };
-        if now.duration_since(table.built) < MAX_AGE {
-            return Current::Fresh(table.rules.clone());
-        }
-        if table
-            .rebuilding
-            .is_some_and(|since| now.duration_since(since) < MAX_AGE)
-        {
+        let young = |at: Instant| now.duration_since(at) < MAX_AGE;
+        if young(table.built) || table.rebuilding.is_some_and(young) {
             return Current::Fresh(table.rules.clone());
         }
         table.rebuilding = Some(now);

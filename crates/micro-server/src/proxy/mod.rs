@@ -1,6 +1,7 @@
 //! The gRPC proxy: JSON in, a standard gRPC call to the service, JSON out.
 
 mod descriptors;
+pub(crate) mod frame;
 mod invoke;
 mod resolve;
 mod service;

@@ -6,11 +6,13 @@
 //! what a gateway call cost over the floor of the gateway bench. The frame is five bytes of
 //! prefix; the answer's status is read as tonic reads it (`Status::from_header_map`).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, uri::PathAndQuery};
 use http_body_util::BodyExt;
 use micro::client::{InMemory, ServiceChannel};
 use tonic::{Code, Status};
+
+use super::frame::{self, Unframed};
 
 /// The largest answer a call takes, as tonic's client allows by default.
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -22,15 +24,9 @@ pub(crate) async fn call(
     metadata: HeaderMap,
     message: Bytes,
 ) -> Result<Bytes, Status> {
-    let length = u32::try_from(message.len())
-        .map_err(|_| Status::out_of_range("the request is larger than a gRPC message may be"))?;
-    let mut frame = BytesMut::with_capacity(5 + message.len());
-    frame.put_u8(0);
-    frame.put_u32(length);
-    frame.put_slice(&message);
-    let mut request = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
-        frame.freeze(),
-    )));
+    let frame = frame::frame(&message)
+        .ok_or_else(|| Status::out_of_range("the request is larger than a gRPC message may be"))?;
+    let mut request = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(frame)));
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = http::Uri::from(path.clone());
     let headers = request.headers_mut();
@@ -70,32 +66,21 @@ pub(crate) async fn call(
 }
 
 /// The message of a body holding exactly one uncompressed gRPC frame.
-fn one_message(mut data: Bytes) -> Result<Bytes, Status> {
-    if data.len() < 5 {
-        return Err(Status::internal(
-            "the service answered OK without a message",
-        ));
-    }
-    match data[0] {
-        0 => {}
-        1 => {
-            return Err(Status::internal(
-                "the service compressed its answer, which the proxy did not ask for",
-            ));
-        }
-        flag => {
-            return Err(Status::internal(format!(
-                "the service's answer has an invalid compression flag {flag}"
-            )));
-        }
-    }
-    let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-    if data.len() - 5 != length {
-        return Err(Status::internal(
-            "the service's answer to a unary call is not exactly one message",
-        ));
-    }
-    Ok(data.split_off(5))
+fn one_message(data: Bytes) -> Result<Bytes, Status> {
+    frame::unframe(data).map_err(|why| {
+        Status::internal(match why {
+            Unframed::Short => "the service answered OK without a message".to_owned(),
+            Unframed::Flag(1) => {
+                "the service compressed its answer, which the proxy did not ask for".to_owned()
+            }
+            Unframed::Flag(flag) => {
+                format!("the service's answer has an invalid compression flag {flag}")
+            }
+            Unframed::Length => {
+                "the service's answer to a unary call is not exactly one message".to_owned()
+            }
+        })
+    })
 }
 
 /// The status in `headers` (`None` without one): OK, or the error, read as tonic reads it;
@@ -149,6 +134,8 @@ fn from_http(status: StatusCode) -> Status {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     /// What a fake node answers: HTTP status, head headers, body, trailers.
