@@ -212,6 +212,32 @@ fn gateway_passes_protobuf_through_and_limits_bodies() {
         "\x00\x00\x00\x00\x05\x0a\x03Bob",
     );
     assert_eq!(rsp.body, "\x00\x00\x00\x00\x0b\x0a\x09Hello Bob", "{rsp:?}");
+    // A frame that is not one uncompressed message is the caller's mistake, said as such.
+    for (frame, why) in [
+        ("\x00\x00", "shorter than the 5-byte prefix"),
+        (
+            "\x01\x00\x00\x00\x05\x0a\x03Bob",
+            "compressed frames are not supported",
+        ),
+        (
+            "\x00\x00\x00\x00\x09\x0a\x03Bob",
+            "the length prefix does not match",
+        ),
+        (
+            "\x00\x00\x00\x00\x01\x0a\x03Bob",
+            "the length prefix does not match",
+        ),
+    ] {
+        let rsp = http(
+            &api,
+            "POST",
+            "/helloworld/call",
+            &[("Content-Type", "application/grpc")],
+            frame,
+        );
+        assert_eq!(rsp.status, 400, "{frame:?}: {rsp:?}");
+        assert!(rsp.body.contains(why), "{frame:?}: {}", rsp.body);
+    }
 
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(5 * 1024 * 1024));
     let rsp = http(&api, "POST", "/helloworld/call", &[], &big);

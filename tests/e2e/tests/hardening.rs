@@ -88,6 +88,10 @@ fn deep_query_strings_and_config_paths_are_400s_and_the_server_lives() {
     let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let (status, body) = post(&sb, "/registry/registry/listServices", &[], &deep);
     assert_eq!(status, 400, "{body}");
+    // An object body goes to the transcoder as sent: as deep, it is as much a 400.
+    let deep = format!("{}1{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+    let (status, body) = post(&sb, "/registry/registry/listServices", &[], &deep);
+    assert_eq!(status, 400, "{body}");
     let out = sb.micro(&["store", "write", &"k".repeat(5000), "v"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("the limit is 1024"), "{out:?}");
