@@ -207,6 +207,28 @@ async fn a_plain_grpc_client_reaches_services_through_the_server() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    // ... and is counted under one label: no caller grows the metrics' series by making up
+    // service names.
+    let web = sb.web.clone().expect("the server's web address");
+    let bearer = format!("Bearer {token}");
+    let scrape = tokio::task::spawn_blocking(move || {
+        micro_e2e::http(&web, "GET", "/metrics", &[("Authorization", &bearer)], "")
+    })
+    .await
+    .unwrap();
+    assert_eq!(scrape.status, 200, "{}", scrape.body);
+    assert!(
+        !scrape.body.contains("rpc_service=\"nobody\""),
+        "{}",
+        scrape.body
+    );
+    assert!(
+        scrape
+            .body
+            .contains("rpc_service=\"_OTHER\",rpc_method=\"_OTHER\",rpc_grpc_status_code=\"5\""),
+        "{}",
+        scrape.body
+    );
     let err = client
         .call(with(t, Some("store"), Request::new(hello("x"))))
         .await

@@ -30,7 +30,7 @@ use futures::{FutureExt, StreamExt};
 use micro_core::{
     Error,
     broker::check_topic,
-    events::{ConsumeOptions, Consumer, Event, Events, Offset},
+    events::{ConsumeOptions, Consumer, Event, Events, MAX_UNACKED, Offset},
 };
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -412,6 +412,8 @@ impl Events for JetStreamEvents {
             max_deliver: options
                 .retry_limit
                 .map_or(-1, |r| i64::from(r).saturating_add(1)),
+            // JetStream holds back the group's deliveries past this many unacked.
+            max_ack_pending: i64::try_from(MAX_UNACKED).unwrap_or(i64::MAX),
             inactive_threshold: if durable {
                 Duration::ZERO
             } else {

@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 
-use super::{ConsumeOptions, Consumer, Event, Events, Offset};
+use super::{ConsumeOptions, Consumer, Event, Events, MAX_UNACKED, Offset};
 use crate::contract::unique;
 pub use crate::contract::{Clock, PausedClock, RealClock};
 
@@ -23,6 +23,7 @@ pub async fn run_all(events: Arc<dyn Events>, clock: impl Clock) {
     unacked_events_come_back_with_the_same_id(&*events, &clock).await;
     retry_limit_stops_redelivery(&*events, &clock).await;
     nack_redelivers_at_once(&*events).await;
+    a_slow_group_holds_at_most_max_unacked(&*events).await;
     namespaces_are_separate(&*events).await;
     topics_are_listed_per_namespace(&*events).await;
 }
@@ -282,6 +283,33 @@ async fn nack_redelivers_at_once(events: &dyn Events) {
         sent.id,
         "redelivered well before ack_wait (30 s)"
     );
+}
+
+async fn a_slow_group_holds_at_most_max_unacked(events: &dyn Events) {
+    let ns = unique("unacked");
+    let options = ConsumeOptions {
+        auto_ack: false,
+        ack_wait: Duration::from_secs(120),
+        ..group("g")
+    };
+    let mut consumer = events.consume(&ns, "t", options).await.expect("consume");
+    let ns_ref = ns.as_str();
+    futures::stream::iter(0..=MAX_UNACKED)
+        .for_each_concurrent(64, |i| async move {
+            publish(events, ns_ref, "t", &i.to_string()).await;
+        })
+        .await;
+    let mut held = Vec::with_capacity(MAX_UNACKED);
+    for _ in 0..MAX_UNACKED {
+        held.push(next(&mut consumer).await.id);
+    }
+    nothing_more(&mut consumer, Duration::from_millis(500)).await;
+    events
+        .ack(&ns, "t", &consumer.group, &held[0])
+        .await
+        .expect("ack");
+    let last = next(&mut consumer).await;
+    assert!(!held.contains(&last.id), "the one held back: {last:?}");
 }
 
 async fn namespaces_are_separate(events: &dyn Events) {

@@ -19,7 +19,7 @@ use tokio::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{ConsumeOptions, Consumer, Event, EventLog, Events, GroupState, Offset};
+use super::{ConsumeOptions, Consumer, Event, EventLog, Events, GroupState, MAX_UNACKED, Offset};
 use crate::{Error, broker::check_topic};
 
 const ID: &str = "micro.events";
@@ -28,8 +28,6 @@ const ID: &str = "micro.events";
 const BATCH: usize = 64;
 /// Events a consumer's channel holds before delivery to it waits.
 const CONSUMER_BUFFER: usize = 16;
-/// Unacked events a group may hold before it stops taking new ones.
-const MAX_PENDING: usize = 1024;
 
 type Reply = oneshot::Sender<Result<(), Error>>;
 type Sink = mpsc::Sender<Result<Event, Error>>;
@@ -418,10 +416,16 @@ impl<L: EventLog> Group<L> {
             }
             changed = true;
         }
-        'fresh: while !self.consumers.is_empty() && self.pending.len() < MAX_PENDING {
+        'fresh: while !self.consumers.is_empty() && self.pending.len() < MAX_UNACKED {
+            // Never more unacked than the bound, not even by part of a batch.
+            let room = if options.auto_ack {
+                BATCH
+            } else {
+                BATCH.min(MAX_UNACKED - self.pending.len())
+            };
             let batch = self
                 .log
-                .read(&self.namespace, &self.topic, self.cursor, BATCH)
+                .read(&self.namespace, &self.topic, self.cursor, room)
                 .await?;
             if batch.is_empty() {
                 break;

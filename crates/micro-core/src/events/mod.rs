@@ -18,7 +18,7 @@ mod types;
 pub use dispatch::LogEvents;
 pub use log::{EventLog, GroupState, new_id};
 pub use memory::MemoryLog;
-pub use traits::{Consumer, Deliveries, Events, MAX_TOPICS};
+pub use traits::{Consumer, Deliveries, Events, MAX_TOPICS, MAX_UNACKED};
 pub use types::{ConsumeOptions, Event, Offset};
 
 /// Events kept in memory only, for tests and for services run without a server.

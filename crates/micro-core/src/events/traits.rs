@@ -60,5 +60,10 @@ pub trait Events: Send + Sync + 'static {
     async fn topics(&self, namespace: &str) -> Result<Vec<String>, Error>;
 }
 
+/// The most events a consumer group holds delivered and unacked (consumers that ack by hand):
+/// past it, delivery to the group waits for an ack, a nack or an `ack_wait` to run out, so a
+/// slow consumer is not handed more than it can ack in time. Every engine keeps it.
+pub const MAX_UNACKED: usize = 1024;
+
 /// The most topics [`Events::topics`] answers.
 pub const MAX_TOPICS: usize = 1000;

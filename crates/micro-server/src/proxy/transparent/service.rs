@@ -147,8 +147,8 @@ async fn forward(
     req.extensions_mut().clear();
 
     // What the service registered for the method: whether it answers with a stream, and
-    // whether it is one at all (a method it never registered is counted under one label, so
-    // no caller can grow the metrics' series by making names up).
+    // whether it is one at all. A service or a method that is not registered is counted under
+    // one label, so no caller can grow the metrics' series by making names up.
     let registered = registered(proxy, &caller, &service, grpc_service, &endpoint).await;
     let channel = proxy
         .channel(&caller.namespace, &service, None, filter.as_ref())
@@ -163,18 +163,19 @@ async fn forward(
             .map_or(tonic::Code::Ok, tonic::Code::from_i32),
         Err(status) => status.code(),
     };
+    let (service_label, endpoint_label) = match registered {
+        Registered::NoService => (crate::metrics::UNREGISTERED, crate::metrics::UNREGISTERED),
+        Registered::NoMethod => (service.as_str(), crate::metrics::UNREGISTERED),
+        Registered::Unary | Registered::Stream => (service.as_str(), endpoint.as_str()),
+    };
     proxy.metrics().call(
         &caller.namespace,
-        &service,
-        if registered.is_some() {
-            &endpoint
-        } else {
-            crate::metrics::UNREGISTERED
-        },
+        service_label,
+        endpoint_label,
         code,
         started.elapsed(),
     );
-    let streams = answer.is_ok() && registered == Some(true);
+    let streams = answer.is_ok() && registered == Registered::Stream;
     Ok(match answer {
         Ok(response) if streams => watched(proxy, &caller, &service, &endpoint, response),
         Ok(response) => response,
@@ -182,32 +183,57 @@ async fn forward(
     })
 }
 
-/// Whether the service registered the method (`None` if not) as one that answers with a stream
-/// (`server` or `bidi`): only such an answer lives long enough to be checked again, or cut at the
-/// stop. A unary answer under way when the server stops is let finish, as its grace allows.
+/// What a service registered of a method a caller names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Registered {
+    /// No service of that name could be looked up.
+    NoService,
+    /// The service is there, without the method.
+    NoMethod,
+    /// The method, answering with one message.
+    Unary,
+    /// The method, answering with a stream (`server` or `bidi`): only such an answer lives long
+    /// enough to be checked again, or cut at the stop. A unary answer under way when the server
+    /// stops is let finish, as its grace allows.
+    Stream,
+}
+
+/// What `service` registered of `endpoint` (of `grpc_service`).
 async fn registered(
     proxy: &ProxyService,
     caller: &Caller,
     service: &str,
     grpc_service: &str,
     endpoint: &str,
-) -> Option<bool> {
-    let versions = proxy
+) -> Registered {
+    let Ok(versions) = proxy
         .client_for(&caller.namespace, service)
         .lookup(service)
         .await
-        .ok()?;
+    else {
+        return Registered::NoService;
+    };
+    if versions.is_empty() {
+        return Registered::NoService;
+    }
     // The gRPC service as resolution names it (from node metadata when the endpoint does not
     // say), so the same services count as registered here as reach a node there.
-    let (version, _, registered_as) = crate::proxy::resolve::registered(&versions, endpoint)?;
+    let Some((version, _, registered_as)) = crate::proxy::resolve::registered(&versions, endpoint)
+    else {
+        return Registered::NoMethod;
+    };
     if registered_as != grpc_service {
-        return None;
+        return Registered::NoMethod;
     }
     let streams = version
         .endpoint(endpoint)
         .and_then(|e| e.metadata.get(ENDPOINT_STREAM))
         .is_some_and(|kind| kind == "server" || kind == "bidi");
-    Some(streams)
+    if streams {
+        Registered::Stream
+    } else {
+        Registered::Unary
+    }
 }
 
 /// The node's answer, its body ended with a gRPC status in trailers once the caller could no
