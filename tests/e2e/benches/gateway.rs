@@ -2,7 +2,7 @@
 //!
 //! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds, and
 //! `--observability` for the cost of metrics and tracing alone). With `MICRO_BENCH_ALONE=gateway`
-//! (or `floor`, or `direct`) it runs that path alone for one round and stops, for a profiler
+//! (or `floor`, `direct`, `gateway-http2`, `floor-http2`) it runs that path alone for one round and stops, for a profiler
 //! (`perf record --call-graph dwarf`) to see only it; `MICRO_BENCH_TRACED=1` as well runs it
 //! with tracing on.
 //!
@@ -13,7 +13,9 @@
 //!   one gRPC channel; target gateway ≥ 0.8× direct. And a third path, the floor: the least an
 //!   HTTP gateway can be ([`floor`]: HTTP/1.1 in, the same call out with `micro::Client`, a
 //!   fixed answer back), to separate what the two hops cost from what the gateway's own work
-//!   does. Two rounds each, in the order direct, gateway, floor, floor, gateway, direct;
+//!   does. Two rounds each, in the order direct, gateway, floor, floor, gateway, direct; then
+//!   the same again with the gateway's and the floor's 64 callers sharing one HTTP/2 connection
+//!   (prior knowledge), as the direct ones share one gRPC channel;
 //! - added latency at a fixed 1,000 calls/s, one at a time: gateway p50 − direct p50; target
 //!   ≤ 0.3 ms;
 //! - what metrics and tracing cost: gateway throughput at 64 in flight with both on (every
@@ -62,10 +64,11 @@ fn via_gateway(
     Box::pin(client.call_hello())
 }
 
-/// The least an HTTP gateway can be: HTTP/1.1 in, the same gRPC call out over HTTP/2 with
-/// `micro::Client`, a fixed answer back; no routing, no auth, no JSON, no metrics. What it
-/// costs against direct gRPC is what the two hops cost on this machine, before any gateway logic.
-async fn floor(node: &str) -> String {
+/// The least an HTTP gateway can be: HTTP/1.1 (or, with `http2`, HTTP/2) in, the same gRPC call
+/// out over HTTP/2 with `micro::Client`, a fixed answer back; no routing, no auth, no JSON, no
+/// metrics. What it costs against direct gRPC is what the two hops cost on this machine, before
+/// any gateway logic.
+async fn floor(node: &str, http2: bool) -> String {
     use http_body_util::BodyExt;
     /// `Helloworld.Call{name: "bench"}` as a gRPC frame.
     const CALL: &[u8] = &[0, 0, 0, 0, 7, 0x0a, 5, b'b', b'e', b'n', b'c', b'h'];
@@ -103,10 +106,17 @@ async fn floor(node: &str) -> String {
                     ))
                 }
             });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
-            );
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            if http2 {
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(io, service),
+                );
+            } else {
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(io, service),
+                );
+            }
         }
     });
     address
@@ -242,13 +252,22 @@ fn bench(seconds: u64, only_observability: bool) {
         let grpc = HelloworldClient::new(channel);
         let conns = connections(&api).await;
         let callers = |n: usize| vec![grpc.clone(); n];
-        let floor_conns = connections(&floor(&service.address().to_string()).await).await;
+        let node = service.address().to_string();
+        let floor_conns = connections(&floor(&node, false).await).await;
+        let http2 = (
+            GatewayClient::connect_http2(&api, None, IN_FLIGHT).await,
+            GatewayClient::connect_http2(&floor(&node, true).await, None, IN_FLIGHT).await,
+        );
 
         // Warm every path (connections, descriptor cache, registry cache).
         let warm = Duration::from_millis(300);
         closed_loop(callers(8), warm, call_hello).await;
         let (_, conns) = closed_loop(conns, warm, via_gateway).await;
         let (_, floor_conns) = closed_loop(floor_conns, warm, via_gateway).await;
+        let http2 = (
+            closed_loop(http2.0, warm, via_gateway).await.1,
+            closed_loop(http2.1, warm, via_gateway).await.1,
+        );
         if let Ok(alone) = std::env::var(ALONE) {
             // One path alone, for a profiler to watch; with tracing on if asked.
             micro::trace::set_enabled(std::env::var_os(ALONE_TRACED).is_some());
@@ -256,6 +275,8 @@ fn bench(seconds: u64, only_observability: bool) {
             let figures = match alone.as_str() {
                 "direct" => closed_loop(callers(IN_FLIGHT), round, call_hello).await.0,
                 "floor" => closed_loop(floor_conns, round, via_gateway).await.0,
+                "gateway-http2" => closed_loop(http2.0, round, via_gateway).await.0,
+                "floor-http2" => closed_loop(http2.1, round, via_gateway).await.0,
                 _ => closed_loop(conns, round, via_gateway).await.0,
             };
             row(&alone, figures);
@@ -264,7 +285,7 @@ fn bench(seconds: u64, only_observability: bool) {
         let conns = if only_observability {
             conns
         } else {
-            compare(&grpc, conns, floor_conns, seconds).await
+            compare(&grpc, conns, floor_conns, http2, seconds).await
         };
         observability(conns, seconds).await;
         micro::trace::shutdown().await;
@@ -274,50 +295,35 @@ fn bench(seconds: u64, only_observability: bool) {
     });
 }
 
-/// Direct gRPC against the gateway: throughput, then added latency at a fixed rate.
+/// Direct gRPC against the gateway: throughput over HTTP/1.1 and over HTTP/2, then added
+/// latency at a fixed rate.
 async fn compare(
     grpc: &HelloworldClient<tonic::transport::Channel>,
     conns: Vec<GatewayClient>,
     floor_conns: Vec<GatewayClient>,
+    http2: (Vec<GatewayClient>, Vec<GatewayClient>),
     seconds: u64,
 ) -> Vec<GatewayClient> {
     let round = Duration::from_secs(seconds);
-    let callers = |n: usize| vec![grpc.clone(); n];
     println!(
         "unary Helloworld.Call over loopback, {seconds}s per round, 2 rounds each, alternating"
     );
-    println!(
-        "{:<22} {:>10} {:>10} {:>10}",
-        format!("{IN_FLIGHT} in flight"),
-        "calls/s",
-        "p50",
-        "p99"
-    );
-    let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
-    let (g1, conns) = closed_loop(conns, round, via_gateway).await;
-    let (f1, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
-    let (f2, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
-    let (g2, conns) = closed_loop(conns, round, via_gateway).await;
-    let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
-    let (d, g, f) = (d1.merge(d2), g1.merge(g2), f1.merge(f2));
-    row("direct gRPC", d);
-    row("gateway HTTP/JSON", g);
-    row("floor: two hops alone", f);
-    println!(
-        "{:<22} {:>10.3}   (issue 16's target >= 0.8)",
-        "ratio gateway/direct",
-        g.per_sec / d.per_sec
-    );
-    println!(
-        "{:<22} {:>10.3}   (the most any HTTP/1.1-to-gRPC gateway could read here)",
-        "ratio floor/direct",
-        f.per_sec / d.per_sec
-    );
-    println!(
-        "{:<22} {:>10.3}   (what the gateway's own work costs)",
-        "ratio gateway/floor",
-        g.per_sec / f.per_sec
-    );
+    let (conns, floor_conns) = throughput(
+        "HTTP/1.1: one keep-alive connection per caller",
+        grpc,
+        conns,
+        floor_conns,
+        round,
+    )
+    .await;
+    throughput(
+        "HTTP/2: the callers share one connection, as the gRPC ones do",
+        grpc,
+        http2.0,
+        http2.1,
+        round,
+    )
+    .await;
 
     println!("\nfixed {RATE} calls/s, one at a time, {seconds}s each");
     let mut conns = conns;
@@ -345,6 +351,53 @@ async fn compare(
 
     conns.push(one);
     conns
+}
+
+/// Direct gRPC, the gateway and the floor at [`IN_FLIGHT`] calls in flight, the gateway's and
+/// the floor's callers speaking the HTTP `title` says; rounds in the order direct, gateway,
+/// floor, floor, gateway, direct, so drift evens out.
+async fn throughput(
+    title: &str,
+    grpc: &HelloworldClient<tonic::transport::Channel>,
+    conns: Vec<GatewayClient>,
+    floor_conns: Vec<GatewayClient>,
+    round: Duration,
+) -> (Vec<GatewayClient>, Vec<GatewayClient>) {
+    let callers = |n: usize| vec![grpc.clone(); n];
+    println!("\n{title}");
+    println!(
+        "{:<22} {:>10} {:>10} {:>10}",
+        format!("{IN_FLIGHT} in flight"),
+        "calls/s",
+        "p50",
+        "p99"
+    );
+    let (d1, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
+    let (g1, conns) = closed_loop(conns, round, via_gateway).await;
+    let (f1, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
+    let (f2, floor_conns) = closed_loop(floor_conns, round, via_gateway).await;
+    let (g2, conns) = closed_loop(conns, round, via_gateway).await;
+    let (d2, _) = closed_loop(callers(IN_FLIGHT), round, call_hello).await;
+    let (d, g, f) = (d1.merge(d2), g1.merge(g2), f1.merge(f2));
+    row("direct gRPC", d);
+    row("gateway HTTP/JSON", g);
+    row("floor: two hops alone", f);
+    println!(
+        "{:<22} {:>10.3}   (issue 16's target >= 0.8)",
+        "ratio gateway/direct",
+        g.per_sec / d.per_sec
+    );
+    println!(
+        "{:<22} {:>10.3}   (the most a gateway speaking this HTTP could read here)",
+        "ratio floor/direct",
+        f.per_sec / d.per_sec
+    );
+    println!(
+        "{:<22} {:>10.3}   (what the gateway's own work costs)",
+        "ratio gateway/floor",
+        g.per_sec / f.per_sec
+    );
+    (conns, floor_conns)
 }
 
 /// The gateway's throughput with metrics and tracing off, metrics alone, and both; rounds in

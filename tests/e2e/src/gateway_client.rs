@@ -1,16 +1,25 @@
-//! The benches' HTTP client for the gateway: one keep-alive HTTP/1.1 connection (hyper, no
-//! pooling, no redirects) that POSTs helloworld's `Call` and checks the answer, so a bench
-//! measures the gateway and not the client.
+//! The benches' HTTP client for the gateway: one keep-alive HTTP/1.1 connection, or a share of
+//! one HTTP/2 connection (hyper, no pooling, no redirects), that POSTs helloworld's `Call` and
+//! checks the answer, so a bench measures the gateway and not the client.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::{http1, http2};
 
-/// A keep-alive HTTP/1.1 connection to a gateway, with the `Authorization` its calls carry.
+/// A keep-alive HTTP/1.1 connection to a gateway, or a handle on a shared HTTP/2 one, with the
+/// `Authorization` its calls carry.
 pub struct GatewayClient {
-    sender: SendRequest<Full<Bytes>>,
+    sender: Sender,
     host: String,
+    /// Where calls go: HTTP/2 names the authority in the request (`:authority`), HTTP/1.1 in
+    /// the `host` header.
+    uri: hyper::Uri,
     authorization: Option<String>,
+}
+
+enum Sender {
+    Http1(http1::SendRequest<Full<Bytes>>),
+    Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl GatewayClient {
@@ -27,26 +36,68 @@ impl GatewayClient {
                 .expect("HTTP/1.1 handshake");
         tokio::spawn(conn);
         Self {
-            sender,
+            sender: Sender::Http1(sender),
             host: address.to_owned(),
+            uri: hyper::Uri::from_static("/helloworld/call"),
             authorization,
         }
+    }
+
+    /// `n` callers sharing one HTTP/2 connection (prior knowledge, no TLS) to the gateway at
+    /// `address`, as `n` gRPC callers share one channel.
+    pub async fn connect_http2(
+        address: &str,
+        authorization: Option<String>,
+        n: usize,
+    ) -> Vec<Self> {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect to the gateway");
+        stream.set_nodelay(true).expect("nodelay");
+        let (sender, conn) = http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        let uri: hyper::Uri = format!("http://{address}/helloworld/call")
+            .parse()
+            .expect("a URI");
+        (0..n)
+            .map(|_| Self {
+                sender: Sender::Http2(sender.clone()),
+                host: address.to_owned(),
+                uri: uri.clone(),
+                authorization: authorization.clone(),
+            })
+            .collect()
     }
 
     /// `POST /helloworld/call {"name":"bench"}`; panics unless the answer is 200 with
     /// `{"msg":"Hello bench"}`.
     pub async fn call_hello(&mut self) {
-        let mut request = hyper::Request::post("/helloworld/call")
-            .header("host", &self.host)
-            .header("content-type", "application/json");
+        let mut request =
+            hyper::Request::post(self.uri.clone()).header("content-type", "application/json");
+        if let Sender::Http1(_) = self.sender {
+            request = request.header("host", &self.host);
+        }
         if let Some(authorization) = &self.authorization {
             request = request.header("authorization", authorization);
         }
         let request = request
             .body(Full::new(Bytes::from_static(br#"{"name":"bench"}"#)))
             .expect("request");
-        self.sender.ready().await.expect("connection ready");
-        let response = self.sender.send_request(request).await.expect("send");
+        let response = match &mut self.sender {
+            Sender::Http1(sender) => {
+                sender.ready().await.expect("connection ready");
+                sender.send_request(request).await.expect("send")
+            }
+            Sender::Http2(sender) => {
+                sender.ready().await.expect("connection ready");
+                sender.send_request(request).await.expect("send")
+            }
+        };
         assert_eq!(response.status(), 200);
         let body = response
             .into_body()
