@@ -39,9 +39,14 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// The endpoint label of a call to a method its service never registered (the transparent
-/// proxy passes those on, and the node answers `UNIMPLEMENTED`): one label for all of them.
+/// The label of a service or a method no service registered, for a call the transparent proxy
+/// passed on anyway (the node answers `UNIMPLEMENTED`, the client `NOT_FOUND`): one label for
+/// all of them, so made-up names do not make series.
 pub const UNREGISTERED: &str = "_OTHER";
+
+/// The service label of a call the transparent proxy passed on while the registry could not
+/// say whether its service exists (an outage): its own label, so those failures show.
+pub const UNRESOLVED: &str = "_UNRESOLVED";
 
 /// Labels of a call to a service.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,10 +1,10 @@
 //! The HTTP gateway against calling helloworld directly over gRPC, same run.
 //!
 //! Run: `cargo bench -p micro-e2e --bench gateway` (add `-- 5` for 5-second rounds, and
-//! `--observability` for the cost of metrics and tracing alone). With `MICRO_BENCH_ALONE=gateway`
-//! (or `floor`, `direct`, `gateway-http2`, `floor-http2`) it runs that path alone for one round and stops, for a profiler
-//! (`perf record --call-graph dwarf`) to see only it; `MICRO_BENCH_TRACED=1` as well runs it
-//! with tracing on.
+//! `--observability` for the cost of metrics and tracing alone). With
+//! `MICRO_BENCH_ALONE=gateway` (or `floor`, `direct`, `gateway-http2`, `floor-http2`) it runs
+//! that path alone for one round and stops, for a profiler (`perf record --call-graph dwarf`) to
+//! see only it; `MICRO_BENCH_TRACED=1` as well runs it with tracing on.
 //!
 //! In one process: the platform (`micro_server::start`, gateway on 127.0.0.1:0) and helloworld
 //! as a Micro service registered with it. Two figures:
@@ -138,7 +138,8 @@ fn row(name: &str, f: Figures) {
     );
 }
 
-/// Set to `gateway`, `floor` or `direct`, runs that path alone at 64 in flight.
+/// Set to `gateway`, `floor`, `direct`, `gateway-http2` or `floor-http2`, runs that path alone
+/// at 64 in flight.
 const ALONE: &str = "MICRO_BENCH_ALONE";
 
 /// Set (to anything) with [`ALONE`], the path runs with tracing on (the child's sampler).
@@ -277,7 +278,8 @@ fn bench(seconds: u64, only_observability: bool) {
                 "floor" => closed_loop(floor_conns, round, via_gateway).await.0,
                 "gateway-http2" => closed_loop(http2.0, round, via_gateway).await.0,
                 "floor-http2" => closed_loop(http2.1, round, via_gateway).await.0,
-                _ => closed_loop(conns, round, via_gateway).await.0,
+                "gateway" => closed_loop(conns, round, via_gateway).await.0,
+                other => panic!("{ALONE}={other:?}: no such path"),
             };
             row(&alone, figures);
             return;

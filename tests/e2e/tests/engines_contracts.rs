@@ -58,6 +58,57 @@ async fn jetstream_events_pass_the_events_contract() {
     events::contract::run_all(Arc::new(events), RealClock).await;
 }
 
+/// A group made before the bound on unacked events (with JetStream's default of 1,000) is raised
+/// to [`events::MAX_UNACKED`] when it is consumed again.
+#[tokio::test(flavor = "multi_thread")]
+async fn jetstream_groups_made_before_the_unacked_bound_are_raised_to_it() {
+    use async_nats::jetstream::consumer::{FromConsumer, PullConsumer, pull};
+    use micro_backends::nats::digest_name;
+    use micro_core::events::{ConsumeOptions, Events};
+    let nats = engines::nats();
+    let events = JetStreamEvents::connect(&nats.address)
+        .await
+        .expect("connect");
+    let options = || ConsumeOptions {
+        auto_ack: false,
+        group: Some("old".to_owned()),
+        ..ConsumeOptions::default()
+    };
+    drop(
+        events
+            .consume("raised", "t", options())
+            .await
+            .expect("consume"),
+    );
+
+    let js = async_nats::jetstream::new(
+        async_nats::connect(nats.address.as_str())
+            .await
+            .expect("connect"),
+    );
+    let stream = js
+        .get_stream(digest_name("MICRO", &["raised", "t"]))
+        .await
+        .expect("the topic's stream");
+    let name = digest_name("G", &["old"]);
+    let made: PullConsumer = stream.get_consumer(&name).await.expect("the group");
+    let mut config =
+        pull::Config::try_from_consumer_config(made.cached_info().config.clone()).unwrap();
+    assert_eq!(config.max_ack_pending, events::MAX_UNACKED as i64);
+    config.max_ack_pending = 1000;
+    stream
+        .update_consumer(config)
+        .await
+        .expect("the group as an older build made it");
+
+    let _again = events
+        .consume("raised", "t", options())
+        .await
+        .expect("consume");
+    let info = stream.consumer_info(&name).await.expect("the group");
+    assert_eq!(info.config.max_ack_pending, events::MAX_UNACKED as i64);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_store_config_and_locks_pass_their_contracts() {
     let pg = engines::postgres();

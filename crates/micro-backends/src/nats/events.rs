@@ -46,8 +46,12 @@ const BUFFER: usize = 64;
 /// Events a consumer acking by hand may hold before it stops pulling.
 const MANUAL_WINDOW: usize = 8;
 
-/// The most delivered, unacked events one consumer remembers for acks.
-const MAX_HELD: usize = 10_000;
+/// [`MAX_UNACKED`] as JetStream's `max_ack_pending`.
+const MAX_ACK_PENDING: i64 = MAX_UNACKED as i64;
+
+/// The most delivered, unacked events one consumer remembers for acks: the group's bound, and
+/// room for events JetStream has since delivered again elsewhere.
+const MAX_HELD: usize = 4 * MAX_UNACKED;
 
 /// How long deliveries may keep failing before a consumer is taken to be gone.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -70,7 +74,7 @@ const PULL_EXPIRES: Duration = Duration::from_secs(30);
 const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
 
 /// The events of one delivering consumer, by id, until acked.
-type Held = Arc<Mutex<HashMap<String, jetstream::Message>>>;
+type Held = Arc<Mutex<HashMap<String, (Instant, jetstream::Message)>>>;
 
 /// The event log on a nats-server with JetStream.
 #[derive(Clone)]
@@ -261,6 +265,21 @@ fn deliver_policy(offset: Offset) -> DeliverPolicy {
     }
 }
 
+/// `consumer` with its group's bound set to [`MAX_ACK_PENDING`], the rest of its settings as
+/// they were; `None` (and a warning) if JetStream refuses the change.
+async fn raise_bound(stream: &stream::Stream, consumer: &PullConsumer) -> Option<PullConsumer> {
+    use async_nats::jetstream::consumer::FromConsumer;
+    let mut config = pull::Config::try_from_consumer_config(consumer.cached_info().config.clone())
+        .map_err(|e| tracing::warn!(error = %e, "reading a JetStream consumer's settings"))
+        .ok()?;
+    config.max_ack_pending = MAX_ACK_PENDING;
+    stream
+        .update_consumer(config)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "raising a JetStream consumer's unacked bound"))
+        .ok()
+}
+
 /// The deliveries of `consumer`, `window` at a time, with heartbeats to notice a lost pull.
 async fn pull(consumer: &PullConsumer, window: usize) -> Result<pull::Stream, Error> {
     consumer
@@ -319,6 +338,30 @@ impl Outage {
     }
 }
 
+/// Keeps `message` (event `id`, delivered `now`) for its ack. The map stays bounded: when full,
+/// it lets go of what JetStream has redelivered by now (held past `ack_wait`), else of the
+/// longest held (an event let go is redelivered after `ack_wait` anyway).
+fn hold(
+    held: &mut HashMap<String, (Instant, jetstream::Message)>,
+    id: String,
+    message: jetstream::Message,
+    now: Instant,
+    ack_wait: Duration,
+) {
+    if held.len() >= MAX_HELD {
+        held.retain(|_, (at, _)| now.saturating_duration_since(*at) < ack_wait);
+    }
+    if held.len() >= MAX_HELD
+        && let Some(oldest) = held
+            .iter()
+            .min_by_key(|(_, (at, _))| *at)
+            .map(|(id, _)| id.clone())
+    {
+        held.remove(&oldest);
+    }
+    held.insert(id, (now, message));
+}
+
 /// Answers settle requests for the events `held` holds, until the consumer stops.
 async fn answer_settles(
     mut requests: async_nats::Subscriber,
@@ -331,7 +374,7 @@ async fn answer_settles(
         let Some((verb, id)) = text.split_once(' ') else {
             continue;
         };
-        let message = lock(&held).get(id).cloned();
+        let message = lock(&held).get(id).map(|(_, message)| message.clone());
         // Only the holder answers; the others stay silent so the request waits for it.
         let Some(message) = message else { continue };
         let kind = if verb == "ack" {
@@ -413,7 +456,7 @@ impl Events for JetStreamEvents {
                 .retry_limit
                 .map_or(-1, |r| i64::from(r).saturating_add(1)),
             // JetStream holds back the group's deliveries past this many unacked.
-            max_ack_pending: i64::try_from(MAX_UNACKED).unwrap_or(i64::MAX),
+            max_ack_pending: MAX_ACK_PENDING,
             inactive_threshold: if durable {
                 Duration::ZERO
             } else {
@@ -428,10 +471,14 @@ impl Events for JetStreamEvents {
         } else {
             MANUAL_WINDOW
         };
-        let consumer: PullConsumer = stream
+        let mut consumer: PullConsumer = stream
             .get_or_create_consumer(&name, config)
             .await
             .map_err(unavailable)?;
+        if consumer.cached_info().config.max_ack_pending != MAX_ACK_PENDING {
+            // A group made before the bound keeps the settings it was made with: raise it.
+            consumer = raise_bound(&stream, &consumer).await.unwrap_or(consumer);
+        }
         let mut messages = pull(&consumer, window).await?;
         let held: Held = Arc::default();
         let requests = self
@@ -445,6 +492,7 @@ impl Events for JetStreamEvents {
         let (sink, events) = mpsc::channel(window);
         let topic = topic.to_owned();
         let auto_ack = options.auto_ack;
+        let ack_wait = options.ack_wait;
         let cleanup = (!durable).then(|| (stream.clone(), name.clone()));
         tokio::spawn(async move {
             let mut outage = Outage::default();
@@ -493,15 +541,13 @@ impl Events for JetStreamEvents {
                         tracing::debug!(error = %e, "auto-ack");
                     }
                 } else {
-                    let mut held = lock(&held);
-                    // Events past their last delivery are never acked: keep the map
-                    // bounded (an event let go is redelivered after ack_wait anyway).
-                    if held.len() >= MAX_HELD
-                        && let Some(oldest) = held.keys().next().cloned()
-                    {
-                        held.remove(&oldest);
-                    }
-                    held.insert(delivered.id.clone(), message);
+                    hold(
+                        &mut lock(&held),
+                        delivered.id.clone(),
+                        message,
+                        Instant::now(),
+                        ack_wait,
+                    );
                 }
                 if sink.send(Ok(delivered)).await.is_err() {
                     break;

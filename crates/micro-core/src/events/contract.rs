@@ -24,6 +24,7 @@ pub async fn run_all(events: Arc<dyn Events>, clock: impl Clock) {
     retry_limit_stops_redelivery(&*events, &clock).await;
     nack_redelivers_at_once(&*events).await;
     a_slow_group_holds_at_most_max_unacked(&*events).await;
+    acking_each_event_before_the_next_gets_through_a_backlog(&*events).await;
     namespaces_are_separate(&*events).await;
     topics_are_listed_per_namespace(&*events).await;
 }
@@ -310,6 +311,30 @@ async fn a_slow_group_holds_at_most_max_unacked(events: &dyn Events) {
         .expect("ack");
     let last = next(&mut consumer).await;
     assert!(!held.contains(&last.id), "the one held back: {last:?}");
+}
+
+/// The plain loop — take an event, ack it, take the next — over more events than any buffer on
+/// the way holds (a consumer's channel, a gRPC stream's flow-control window): the ack is
+/// answered while deliveries wait for the consumer to read on.
+async fn acking_each_event_before_the_next_gets_through_a_backlog(events: &dyn Events) {
+    let ns = unique("backlog");
+    let options = ConsumeOptions {
+        auto_ack: false,
+        ..group("g")
+    };
+    let mut consumer = events.consume(&ns, "t", options).await.expect("consume");
+    let payload = "x".repeat(8 * 1024);
+    const BACKLOG: usize = 100;
+    for _ in 0..BACKLOG {
+        publish(events, &ns, "t", &payload).await;
+    }
+    for _ in 0..BACKLOG {
+        let event = next(&mut consumer).await;
+        tokio::time::timeout(PATIENCE, events.ack(&ns, "t", &consumer.group, &event.id))
+            .await
+            .expect("an ack answered while deliveries wait")
+            .expect("ack");
+    }
 }
 
 async fn namespaces_are_separate(events: &dyn Events) {

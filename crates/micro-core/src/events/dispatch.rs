@@ -393,7 +393,10 @@ impl<L: EventLog> Group<L> {
             .map(|(seq, _)| *seq)
             .collect();
         for seq in due {
-            let deliveries = self.pending.get(&seq).map_or(0, |p| p.deliveries);
+            // Settled while an earlier delivery waited for room.
+            let Some(deliveries) = self.pending.get(&seq).map(|p| p.deliveries) else {
+                continue;
+            };
             if options.retry_limit.is_some_and(|limit| deliveries > limit) {
                 self.pending.remove(&seq);
                 changed = true;
@@ -418,11 +421,7 @@ impl<L: EventLog> Group<L> {
         }
         'fresh: while !self.consumers.is_empty() && self.pending.len() < MAX_UNACKED {
             // Never more unacked than the bound, not even by part of a batch.
-            let room = if options.auto_ack {
-                BATCH
-            } else {
-                BATCH.min(MAX_UNACKED - self.pending.len())
-            };
+            let room = BATCH.min(MAX_UNACKED - self.pending.len());
             let batch = self
                 .log
                 .read(&self.namespace, &self.topic, self.cursor, room)
@@ -457,14 +456,37 @@ impl<L: EventLog> Group<L> {
     }
 
     /// Hands `event` to the next consumer in turn; `false` when none is left.
+    ///
+    /// While that consumer's channel is full, commands are still handled: a consumer that acks
+    /// an event before it reads the next waits for the ack's answer, and would otherwise wait
+    /// for this task while this task waits for it.
     async fn deliver(&mut self, event: Event) -> bool {
+        let mut commands_open = true;
         while !self.consumers.is_empty() {
             let i = self.turn % self.consumers.len();
-            if self.consumers[i].send(Ok(event.clone())).await.is_ok() {
-                self.turn = i + 1;
+            let sink = self.consumers[i].clone();
+            let room = loop {
+                let wake = tokio::select! {
+                    room = sink.reserve() => Ok(room),
+                    command = self.commands.recv(), if commands_open => Err(command),
+                };
+                match wake {
+                    Ok(room) => break room,
+                    Err(Some(command)) => self.handle(command).await,
+                    Err(None) => commands_open = false,
+                }
+            };
+            if let Ok(room) = room {
+                room.send(Ok(event));
+                // Where the consumer was: commands may have changed the list meanwhile.
+                self.turn = self
+                    .consumers
+                    .iter()
+                    .position(|c| c.same_channel(&sink))
+                    .map_or(i, |at| at + 1);
                 return true;
             }
-            self.consumers.remove(i);
+            self.consumers.retain(|c| !c.same_channel(&sink));
         }
         false
     }

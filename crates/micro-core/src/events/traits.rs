@@ -61,8 +61,9 @@ pub trait Events: Send + Sync + 'static {
 }
 
 /// The most events a consumer group holds delivered and unacked (consumers that ack by hand):
-/// past it, delivery to the group waits for an ack, a nack or an `ack_wait` to run out, so a
-/// slow consumer is not handed more than it can ack in time. Every engine keeps it.
+/// past it, new events wait until one is acked or runs out of retries (a nack or a lapsed
+/// `ack_wait` delivers the same event again, still held), so a slow consumer is not handed more
+/// than it can ack in time. Every engine keeps it.
 pub const MAX_UNACKED: usize = 1024;
 
 /// The most topics [`Events::topics`] answers.

@@ -165,6 +165,7 @@ async fn forward(
     };
     let (service_label, endpoint_label) = match registered {
         Registered::NoService => (crate::metrics::UNREGISTERED, crate::metrics::UNREGISTERED),
+        Registered::Unresolved => (crate::metrics::UNRESOLVED, crate::metrics::UNREGISTERED),
         Registered::NoMethod => (service.as_str(), crate::metrics::UNREGISTERED),
         Registered::Unary | Registered::Stream => (service.as_str(), endpoint.as_str()),
     };
@@ -186,8 +187,10 @@ async fn forward(
 /// What a service registered of a method a caller names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Registered {
-    /// No service of that name could be looked up.
+    /// No service of that name is registered.
     NoService,
+    /// The registry could not be asked (an outage).
+    Unresolved,
     /// The service is there, without the method.
     NoMethod,
     /// The method, answering with one message.
@@ -206,16 +209,16 @@ async fn registered(
     grpc_service: &str,
     endpoint: &str,
 ) -> Registered {
-    let Ok(versions) = proxy
+    let versions = match proxy
         .client_for(&caller.namespace, service)
         .lookup(service)
         .await
-    else {
-        return Registered::NoService;
+    {
+        Ok(versions) if !versions.is_empty() => versions,
+        Ok(_) => return Registered::NoService,
+        Err(e) if e.code == 404 => return Registered::NoService,
+        Err(_) => return Registered::Unresolved,
     };
-    if versions.is_empty() {
-        return Registered::NoService;
-    }
     // The gRPC service as resolution names it (from node metadata when the endpoint does not
     // say), so the same services count as registered here as reach a node there.
     let Some((version, _, registered_as)) = crate::proxy::resolve::registered(&versions, endpoint)
