@@ -143,9 +143,17 @@ impl Error {
         Self::new(id, Self::code_from_grpc(grpc_code), message)
     }
 
-    /// The error as its JSON object (lower-case keys).
+    /// The error as its JSON object (lower-case keys), each text cut to [`MAX_DETAIL`] bytes:
+    /// details often quote what the caller sent, and an answer should not echo megabytes.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"detail\":{:?}}}", self.detail))
+        let bounded = Self {
+            id: bounded(&self.id),
+            code: self.code,
+            detail: bounded(&self.detail),
+            status: bounded(&self.status),
+        };
+        serde_json::to_string(&bounded)
+            .unwrap_or_else(|_| format!("{{\"detail\":{:?}}}", bounded.detail))
     }
 
     /// Parses the JSON object form; `None` when the bytes are not a Micro error.
@@ -156,6 +164,23 @@ impl Error {
         let err: Self = serde_json::from_slice(bytes).ok()?;
         (err.code != 0).then_some(err)
     }
+}
+
+/// The longest text an error carries over the wire, at every door (a gRPC status, a JSON body):
+/// details often quote what the caller sent, and a status travels in HTTP/2 headers, which
+/// peers bound (a longer one would turn a clear refusal into a protocol error).
+pub const MAX_DETAIL: usize = 1024;
+
+/// `text`, cut to [`MAX_DETAIL`] bytes at a character boundary (and marked with `…` if cut).
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MAX_DETAIL {
+        return text.to_owned();
+    }
+    let mut end = MAX_DETAIL;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The reason phrase of an HTTP status code.

@@ -40,22 +40,10 @@ pub fn into_status(err: Error) -> Status {
     to_status(&err)
 }
 
-/// The longest detail an error carries on the wire: details often quote what the caller sent,
-/// and the status travels in HTTP/2 headers, which peers bound (a longer one would turn a
-/// clear refusal into a protocol error).
-pub const MAX_DETAIL: usize = 1024;
+/// The longest detail an error carries on the wire (see [`micro_core::error::MAX_DETAIL`]).
+pub use micro_core::error::MAX_DETAIL;
 
-/// `detail`, cut to [`MAX_DETAIL`] bytes at a character boundary.
-fn bounded(detail: &str) -> String {
-    if detail.len() <= MAX_DETAIL {
-        return detail.to_owned();
-    }
-    let mut end = MAX_DETAIL;
-    while !detail.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &detail[..end])
-}
+use micro_core::error::bounded;
 
 /// The status a Micro error travels as.
 pub fn to_status(err: &Error) -> Status {

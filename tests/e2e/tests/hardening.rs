@@ -291,6 +291,36 @@ fn failed_logins_are_throttled_per_account() {
         from_elsewhere.starts_with("HTTP/1.1 200"),
         "{from_elsewhere}"
     );
+    // An id no account could have is refused by auth, not echoed, and counted nowhere: a
+    // caller cannot grow the throttle's memory with megabyte ids.
+    let huge = "u".repeat(3_000_000);
+    let (status, body) = post(
+        &sb,
+        "/auth/auth/token",
+        &[],
+        &format!(r#"{{"id":"{huge}","secret":"x"}}"#),
+    );
+    assert_eq!(status, 400, "{}", &body[..body.len().min(300)]);
+    assert!(
+        body.contains("micro.auth"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    assert!(
+        body.contains("the limit is 256"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    assert!(
+        body.len() < 1000,
+        "the id is not echoed: {} bytes",
+        body.len()
+    );
+    // Nor is any other error's quote of the request past 1 KiB: a 60,000-byte path is a short
+    // 404.
+    let (status, body) = post(&sb, &format!("/{}/call", "a".repeat(60_000)), &[], "{}");
+    assert_eq!(status, 404, "{}", &body[..body.len().min(300)]);
+    assert!(body.len() < 1300, "a bounded answer: {} bytes", body.len());
 }
 
 #[test]

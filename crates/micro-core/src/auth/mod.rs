@@ -244,7 +244,14 @@ impl Rule {
 /// Checks an account or rule id: 1 to 256 characters, no control characters or spaces at the
 /// ends.
 pub fn check_id(what: &str, id: &str) -> Result<(), Error> {
-    if id.is_empty() || id.len() > 256 || id.trim() != id || id.chars().any(char::is_control) {
+    if id.len() > 256 {
+        // Not echoed: the caller sent it, and it may be megabytes.
+        return Err(Error::bad_request(
+            "micro.auth",
+            format!("{what} id is {} bytes long; the limit is 256", id.len()),
+        ));
+    }
+    if id.is_empty() || id.trim() != id || id.chars().any(char::is_control) {
         return Err(Error::bad_request(
             "micro.auth",
             format!(

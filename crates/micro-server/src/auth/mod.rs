@@ -616,6 +616,8 @@ impl Authority {
         secret: &str,
         peer: Option<IpAddr>,
     ) -> Result<Account, Error> {
+        // A handle no account could have is refused before it is counted anywhere.
+        micro_core::auth::check_id("account", handle)?;
         // Counted per account and peer (an attacker elsewhere cannot lock the owner out), per
         // peer (one source guessing many accounts), and per account overall, more loosely
         // (many sources guessing one account).

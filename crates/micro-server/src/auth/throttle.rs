@@ -5,9 +5,13 @@
 //! or a peer) has a few free failures; after those, each failure closes it for twice as long
 //! as the last, up to [`Throttle::max`]; a success opens the account's key again. Pure logic:
 //! the caller passes `now`.
+//!
+//! Keys are kept as 64-bit hashes (keyed per throttle, so a caller cannot aim at a collision):
+//! what a caller sends costs the throttle the same few bytes however long it is.
 
 use std::{
     collections::HashMap,
+    hash::BuildHasher,
     sync::Mutex,
     time::{Duration, Instant},
 };
@@ -26,7 +30,9 @@ struct Entry {
 /// Failure counts and back-off per key.
 #[derive(Debug)]
 pub(crate) struct Throttle {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<u64, Entry>>,
+    /// Turns a key into the hash it is kept by.
+    hasher: std::hash::RandomState,
     /// Failures allowed before back-off starts.
     free: u32,
     base: Duration,
@@ -38,6 +44,7 @@ impl Throttle {
     pub(crate) fn new(free: u32, base: Duration, max: Duration) -> Self {
         Self {
             entries: Mutex::default(),
+            hasher: std::hash::RandomState::new(),
             free,
             base,
             max,
@@ -47,21 +54,22 @@ impl Throttle {
     /// How long `key` stays closed from `now`; `None` when it is open.
     pub(crate) fn closed_for(&self, key: &str, now: Instant) -> Option<Duration> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(key)?;
+        let entry = entries.get(&self.hasher.hash_one(key))?;
         (entry.until > now).then(|| entry.until - now)
     }
 
     /// Counts a failure of `key` at `now`.
     pub(crate) fn failed(&self, key: &str, now: Instant) {
+        let key = self.hasher.hash_one(key);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CAP && !entries.contains_key(key) {
+        if entries.len() >= CAP && !entries.contains_key(&key) {
             let max = self.max;
             entries.retain(|_, e| now.saturating_duration_since(e.last) < max);
             if entries.len() >= CAP {
                 entries.clear();
             }
         }
-        let entry = entries.entry(key.to_owned()).or_insert(Entry {
+        let entry = entries.entry(key).or_insert(Entry {
             failures: 0,
             until: now,
             last: now,
@@ -83,10 +91,14 @@ impl Throttle {
     /// Takes back one failure of `key`, counted before the attempt was judged, when it
     /// turned out to succeed.
     pub(crate) fn forgive(&self, key: &str, now: Instant) {
+        let key = self.hasher.hash_one(key);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = entries.get_mut(key) {
+        if let Some(entry) = entries.get_mut(&key) {
             entry.failures = entry.failures.saturating_sub(1);
-            if entry.failures <= self.free {
+            if entry.failures == 0 {
+                // Nothing against it: nothing to remember.
+                entries.remove(&key);
+            } else if entry.failures <= self.free {
                 entry.until = entry.until.min(now);
             }
         }
@@ -97,7 +109,7 @@ impl Throttle {
         self.entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+            .remove(&self.hasher.hash_one(key));
     }
 }
 
@@ -153,5 +165,24 @@ mod tests {
             None,
             "still within the free failures"
         );
+    }
+
+    #[test]
+    fn a_forgiven_key_is_forgotten_and_any_key_costs_a_hash() {
+        let t = Throttle::new(2, Duration::from_secs(1), Duration::from_secs(8));
+        let t0 = Instant::now();
+        let long = "x".repeat(1 << 20);
+        t.failed(&long, t0);
+        t.forgive(&long, t0);
+        assert!(
+            t.entries.lock().unwrap().is_empty(),
+            "nothing held against it"
+        );
+        for _ in 0..3 {
+            t.failed(&long, t0);
+        }
+        assert_eq!(t.entries.lock().unwrap().len(), 1);
+        assert_eq!(t.closed_for(&long, t0), Some(Duration::from_secs(1)));
+        assert_eq!(t.closed_for(&long[1..], t0), None, "another key");
     }
 }

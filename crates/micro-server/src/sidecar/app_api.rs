@@ -101,7 +101,12 @@ async fn only_the_app(
 
 fn failure(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(e)).into_response()
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        e.to_json(),
+    )
+        .into_response()
 }
 
 /// `POST /SERVICE/ENDPOINT`: a call through the platform's proxy.
