@@ -8,9 +8,16 @@ use std::{
 
 use http::HeaderValue;
 
-/// What tonic's prost codec says (percent-encoded, as `grpc-message` travels) when a request
-/// is not the method's message.
-const DECODE_FAILURE: &str = "failed%20to%20decode%20Protobuf%20message";
+/// How tonic's `INTERNAL` answers begin when the request, not the server, is at fault: a body
+/// that is not the method's message, a frame cut short, a unary call with no message, a frame
+/// flag that is neither 0 nor 1. (A frame flagged compressed without a `grpc-encoding` stays
+/// `INTERNAL`: the gRPC specification says so in as many words.)
+const CLIENT_MISTAKES: [&str; 4] = [
+    "failed to decode Protobuf message",
+    "Unexpected EOF decoding stream",
+    "Missing request message",
+    "protocol error: received message with invalid compression flag",
+];
 
 /// The answer of an [`Undecodable`](super::Undecodable) server.
 #[derive(Debug)]
@@ -38,11 +45,13 @@ where
             other => return other,
         };
         let headers = response.headers_mut();
+        // Only an INTERNAL answer's message is decoded and read.
         let undecodable = headers.get("grpc-status").is_some_and(|s| s == "13")
-            && headers
-                .get("grpc-message")
-                .and_then(|m| m.to_str().ok())
-                .is_some_and(|m| m.starts_with(DECODE_FAILURE));
+            && tonic::Status::from_header_map(headers).is_some_and(|status| {
+                CLIENT_MISTAKES
+                    .iter()
+                    .any(|mistake| status.message().starts_with(mistake))
+            });
         if undecodable {
             // INVALID_ARGUMENT
             headers.insert("grpc-status", HeaderValue::from_static("3"));

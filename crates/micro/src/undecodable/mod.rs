@@ -1,12 +1,15 @@
 //! A request that does not decode is the caller's mistake: `INVALID_ARGUMENT`, not `INTERNAL`.
 //!
 //! tonic answers a request body that is not the method's protobuf message with
-//! `INTERNAL: failed to decode Protobuf message`, before any handler runs — so every gRPC
+//! `INTERNAL: failed to decode Protobuf message`, before any handler runs — and so a frame cut
+//! short, a unary call with no message and a frame flag that is neither 0 nor 1 — so every gRPC
 //! server would report a client's garbage as its own fault (a 500 at the gateway, an alarm in
 //! every dashboard). This layer, in front of the platform's and every service's server, turns
-//! exactly that answer into `INVALID_ARGUMENT` with the same message. It reads only the
+//! exactly those answers into `INVALID_ARGUMENT` with the same message. It reads only the
 //! response head: tonic sends such an answer as a trailers-only response, so the status is in
-//! the headers, and nothing else is touched.
+//! the headers, and nothing else is touched. (A stream whose later message fails to decode
+//! ends with the status in its trailers, which this layer does not rewrite: that would cost a
+//! wrapped body on every answer.)
 //!
 //! | file | holds |
 //! |---|---|
@@ -74,6 +77,18 @@ mod tests {
                 "3",
             ),
             ("13", "something%20broke", "13"),
+            ("13", "Unexpected%20EOF%20decoding%20stream.", "3"),
+            ("13", "Missing%20request%20message.", "3"),
+            (
+                "13",
+                "protocol%20error:%20received%20message%20with%20invalid%20compression%20flag:%20128",
+                "3",
+            ),
+            (
+                "13",
+                "protocol%20error:%20received%20message%20with%20compressed-flag%20but%20no%20grpc-encoding%20was%20specified",
+                "13",
+            ),
             ("3", "failed%20to%20decode%20Protobuf%20message", "3"),
             ("0", "", "0"),
         ] {
