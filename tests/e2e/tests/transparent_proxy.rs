@@ -229,6 +229,43 @@ async fn a_plain_grpc_client_reaches_services_through_the_server() {
         "{}",
         scrape.body
     );
+    // Metadata past the platform's limits is refused by the proxy, saying which.
+    let mut big = with(t, Some("helloworld"), Request::new(hello("x")));
+    big.metadata_mut().insert(
+        "x-big",
+        MetadataValue::try_from("v".repeat(17_000)).unwrap(),
+    );
+    let err = client.call(big).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("x-big"), "{err:?}");
+    // A node registered at an address that does not speak gRPC (the gateway's) is unavailable,
+    // not a bare HTTP status.
+    let api = sb.api.clone().expect("the gateway's address");
+    let bearer = format!("Bearer {token}");
+    let registration = format!(
+        r#"{{"service":{{"name":"impostor","version":"1","nodes":[{{"id":"i1","address":"{api}"}}]}}}}"#
+    );
+    let registered = tokio::task::spawn_blocking(move || {
+        micro_e2e::http(
+            &api,
+            "POST",
+            "/registry/register",
+            &[
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            &registration,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let err = client
+        .call(with(t, Some("impostor"), Request::new(hello("x"))))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(err.message().contains("not gRPC"), "{err:?}");
     let err = client
         .call(with(t, Some("store"), Request::new(hello("x"))))
         .await

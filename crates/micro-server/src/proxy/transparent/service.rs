@@ -132,6 +132,9 @@ async fn forward(
     proxy.authorize(&caller, &service, &endpoint).await?;
     // The nodes the caller asks for, as at the gateway: `micro-version`, `micro-select`.
     let filter = crate::proxy::node_filter(req.headers())?;
+    // Metadata within the platform's limits, as at every door: a node would otherwise refuse
+    // it with a bare HTTP status (its header list is smaller than this server's).
+    check_metadata(req.headers())?;
 
     // What the service sees: the caller's metadata, less anything only the platform or the
     // proxy sets, and the platform's own for this caller (the same as every door's).
@@ -154,7 +157,10 @@ async fn forward(
         .channel(&caller.namespace, &service, None, filter.as_ref())
         .await?;
     let started = Instant::now();
-    let answer = channel.oneshot(req).await;
+    let answer = channel
+        .oneshot(req)
+        .await
+        .and_then(|response| grpc_answer(response, &service));
     let code = match &answer {
         Ok(response) => response
             .headers()
@@ -182,6 +188,60 @@ async fn forward(
         Ok(response) => response,
         Err(status) => status.into_http(),
     })
+}
+
+/// Refuses metadata past [`micro_core::limits::MAX_METADATA`] entries or a value past
+/// [`micro_core::limits::MAX_METADATA_VALUE`] bytes, naming what was too big.
+fn check_metadata(headers: &http::HeaderMap) -> Result<(), Error> {
+    use micro_core::limits::{MAX_METADATA, MAX_METADATA_VALUE};
+    if headers.len() > MAX_METADATA {
+        return Err(Error::bad_request(
+            ID,
+            format!(
+                "the call has {} metadata entries; the limit is {MAX_METADATA}",
+                headers.len()
+            ),
+        ));
+    }
+    match headers
+        .iter()
+        .find(|(_, value)| value.len() > MAX_METADATA_VALUE)
+    {
+        Some((key, value)) => Err(Error::bad_request(
+            ID,
+            format!(
+                "the metadata value of {:?} is {} bytes; the limit is {MAX_METADATA_VALUE}",
+                key.as_str(),
+                value.len()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `response` if it is a gRPC answer (a gRPC status in its head, or HTTP 200); a node that
+/// answers with a bare HTTP status is not speaking gRPC to this call, and the caller gets a
+/// status that says so: `INVALID_ARGUMENT` for headers it found too large, else `UNAVAILABLE`.
+fn grpc_answer(
+    response: http::Response<Body>,
+    service: &str,
+) -> Result<http::Response<Body>, tonic::Status> {
+    let status = response.status();
+    if status == http::StatusCode::OK || response.headers().contains_key("grpc-status") {
+        return Ok(response);
+    }
+    Err(
+        if status == http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE {
+            tonic::Status::invalid_argument(format!(
+                "a node of {service} refused the call's metadata as too large (HTTP 431)"
+            ))
+        } else {
+            tonic::Status::unavailable(format!(
+                "a node of {service} answered HTTP {}, not gRPC: it is not the gRPC server it registered",
+                status.as_u16()
+            ))
+        },
+    )
 }
 
 /// What a service registered of a method a caller names.
