@@ -93,11 +93,51 @@ async fn any_websocket_frames_end_in_an_answer_and_the_gateway_lives() {
             );
         }
     }
+    // Frames no WebSocket client may send — unmasked, or text that is not UTF-8 — end the
+    // socket with a close frame that says protocol error (1002) and why.
+    for frame in [&b"\x81\x02hi"[..], &b"\x81\x82\0\0\0\0\xff\xfe"[..]] {
+        let close = violation_close(&api, frame).await;
+        assert_eq!(close[0], 0x88, "a close frame: {close:02x?}");
+        assert_eq!(&close[2..4], &[0x03, 0xea], "code 1002: {close:02x?}");
+        assert!(close.len() > 4, "with a reason: {close:02x?}");
+    }
     let api = api.clone();
     let rsp = tokio::task::spawn_blocking(move || http(&api, "GET", "/", &[], ""))
         .await
         .expect("http");
     assert_eq!(rsp.status, 200);
+}
+
+/// The frame the gateway closes a raw WebSocket to `/helloworld/pingPong` with after `frame`.
+async fn violation_close(api: &str, frame: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(api).await.expect("connect");
+    let upgrade = format!(
+        "GET /helloworld/pingPong HTTP/1.1\r\nHost: {api}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.expect("upgrade");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte)
+            .await
+            .expect("the upgrade's answer");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp.write_all(frame).await.expect("the frame");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the socket ends")
+        .expect("read");
+    rest
 }
 
 fn word() -> impl Strategy<Value = String> {

@@ -8,13 +8,15 @@
 //! A WebSocket upgrade carries any kind of endpoint, bidirectional ones included: each text (or
 //! binary) frame from the client is one JSON request message — only the first counts for an
 //! endpoint that takes a single request — and each response is one text frame. Closing the
-//! socket ends the request stream; the service's end or error closes the socket.
+//! socket ends the request stream; the service's end or error closes the socket. A frame that
+//! breaks the WebSocket protocol (bad UTF-8 in a text frame, an unmasked or oversized frame, a
+//! reserved bit or opcode) closes it with code 1002 and the reason.
 
 use std::convert::Infallible;
 
 use axum::{
     body::{Body, Bytes},
-    extract::ws::{Message, WebSocket, WebSocketUpgrade},
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
     http::{HeaderMap, HeaderValue, header},
     response::{
         IntoResponse, Response,
@@ -91,14 +93,32 @@ pub(crate) fn websocket(
         .on_upgrade(move |socket| bridge(socket, proxy, target))
 }
 
+/// Why the client's side of a socket ended a stream early.
+enum Ended {
+    /// A request that did not transcode: said in an error line, then a normal close.
+    Bad(Error),
+    /// A frame that broke the WebSocket protocol: said in the close frame (1002).
+    Violation(String),
+}
+
+/// The longest close reason a close frame carries (its payload is at most 125 bytes).
+const MAX_CLOSE_REASON: usize = 120;
+
 async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
     let (mut sink, mut source) = socket.split();
     let (requests, inbound) = mpsc::channel::<Bytes>(WS_BUFFER);
-    let (errors, mut reader_errors) = mpsc::channel::<Error>(1);
+    let (errors, mut reader_errors) = mpsc::channel::<Ended>(1);
     let input = target.resolved.method.input();
     let single = !target.resolved.method.is_client_streaming();
     let reader = tokio::spawn(async move {
-        while let Some(Ok(frame)) = source.next().await {
+        while let Some(frame) = source.next().await {
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(e) => {
+                    let _ = errors.send(Ended::Violation(e.to_string())).await;
+                    break;
+                }
+            };
             let text = match frame {
                 Message::Text(text) => text.as_str().to_owned(),
                 Message::Binary(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -112,7 +132,7 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
                     }
                 }
                 Err(err) => {
-                    let _ = errors.send(err).await;
+                    let _ = errors.send(Ended::Bad(err)).await;
                     break;
                 }
             }
@@ -131,7 +151,7 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
                             break Ok(());
                         }
                     }
-                    Some(Err(err)) => break Err(err),
+                    Some(Err(err)) => break Err(Ended::Bad(err)),
                     // The reader reports a bad request before it ends the request stream, so
                     // a service that ended because of it has its reason waiting here.
                     None => break reader_errors.try_recv().map_or(Ok(()), Err),
@@ -140,11 +160,25 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
         },
         // A request that did not transcode ended the request stream: report it, not the
         // service's complaint about the missing message.
-        Err(err) => Err(reader_errors.try_recv().unwrap_or(err)),
+        Err(err) => Err(reader_errors.try_recv().unwrap_or(Ended::Bad(err))),
     };
     reader.abort();
-    if let Err(err) = outcome {
-        let _ = sink.send(Message::Text(error_line(&err).into())).await;
-    }
-    let _ = sink.send(Message::Close(None)).await;
+    let close = match outcome {
+        Ok(()) => None,
+        Err(Ended::Bad(err)) => {
+            let _ = sink.send(Message::Text(error_line(&err).into())).await;
+            None
+        }
+        Err(Ended::Violation(reason)) => {
+            let mut end = reason.len().min(MAX_CLOSE_REASON);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            Some(CloseFrame {
+                code: close_code::PROTOCOL,
+                reason: reason[..end].into(),
+            })
+        }
+    };
+    let _ = sink.send(Message::Close(close)).await;
 }
