@@ -316,6 +316,15 @@ fn failed_logins_are_throttled_per_account() {
         "the id is not echoed: {} bytes",
         body.len()
     );
+    // A token sent under another scheme is told which one to use.
+    let (status, body) = post(
+        &sb,
+        "/helloworld/call",
+        &[("Authorization", "Basic YWRtaW46bWljcm8=")],
+        "{}",
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("send Bearer TOKEN"), "{body}");
     // Nor is any other error's quote of the request past 1 KiB: a 60,000-byte path is a short
     // 404.
     let (status, body) = post(&sb, &format!("/{}/call", "a".repeat(60_000)), &[], "{}");

@@ -364,6 +364,21 @@ impl Authority {
         if let Some(ns) = asked {
             check_namespace(ns)?;
         }
+        // A scheme other than Bearer (Basic, say) is a mistake worth naming.
+        if self.enabled()
+            && let Some((scheme, _)) = authorization.and_then(|a| a.trim().split_once(' '))
+            && !scheme.eq_ignore_ascii_case("bearer")
+        {
+            let named = if scheme.len() <= 20 && scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                format!("{scheme:?}")
+            } else {
+                "unknown".to_owned()
+            };
+            return Err(Error::unauthorized(
+                ID,
+                format!("the Authorization scheme is {named}; send Bearer TOKEN"),
+            ));
+        }
         let token = authorization.map(bearer).unwrap_or("");
         // Without auth, or without a token: nobody, in the namespace asked for.
         let Some((account, _)) = self.holder_at(token, None, at)? else {
