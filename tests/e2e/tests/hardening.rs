@@ -332,6 +332,26 @@ fn failed_logins_are_throttled_per_account() {
     assert!(body.len() < 1300, "a bounded answer: {} bytes", body.len());
 }
 
+/// A header that says who is calling, or where, sent twice is refused at every door: the server
+/// does not guess which one was meant.
+#[test]
+fn a_namespace_or_token_sent_twice_is_refused() {
+    let sb = Sandbox::with_server();
+    let token = format!("Bearer {}", token_of(&sb, "admin", "micro"));
+    for headers in [
+        [("Micro-Namespace", "micro"), ("Micro-Namespace", "other")],
+        [
+            ("Authorization", token.as_str()),
+            ("Authorization", "Bearer x"),
+        ],
+    ] {
+        let (status, body) = post(&sb, "/registry/registry/listServices", &headers, "{}");
+        assert_eq!(status, 400, "{headers:?}: {body}");
+        assert!(body.contains("more than once"), "{body}");
+    }
+    alive(&sb);
+}
+
 #[test]
 fn strangers_see_and_write_nothing_outside_what_the_rules_give_them() {
     let sb = Sandbox::with_server();

@@ -108,14 +108,29 @@ pub(crate) fn header<'a>(
     req: &'a http::Request<Body>,
     name: &str,
 ) -> Result<Option<&'a str>, Error> {
-    req.headers()
-        .get(name)
-        .map(|v| {
-            v.to_str().map_err(|_| {
-                Error::bad_request("micro.auth", format!("the {name} header is not text"))
-            })
-        })
-        .transpose()
+    one_header(req.headers(), name)
+}
+
+/// The value of header `name` in `headers`, if sent, as text. A header sent twice is refused:
+/// which of two namespaces (or tokens) a caller meant is not for a door to guess.
+pub(crate) fn one_header<'a>(
+    headers: &'a http::HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::bad_request(
+            "micro.auth",
+            format!("the {name} header is sent more than once"),
+        ));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| Error::bad_request("micro.auth", format!("the {name} header is not text")))
 }
 
 impl Admit for Guard {

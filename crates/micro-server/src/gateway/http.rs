@@ -116,13 +116,7 @@ async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
 /// `Micro-Namespace` asked for, as the server's auth sees them.
 async fn caller(gateway: &Gateway, parts: &Parts) -> Result<Caller, Error> {
     let headers = &parts.headers;
-    let asked = headers
-        .get("micro-namespace")
-        .map(|v: &http::HeaderValue| {
-            v.to_str()
-                .map_err(|_| Error::bad_request(ID, "the Micro-Namespace header is not text"))
-        })
-        .transpose()?;
+    let asked = crate::auth::guard::one_header(headers, "micro-namespace")?;
     http_caller(
         gateway.proxy.authority(),
         headers,
@@ -148,9 +142,7 @@ pub(crate) async fn http_caller(
     let cookie = crate::browser::same_origin(headers, authority)
         .then(|| crate::browser::cookie(headers, "micro-token"))
         .flatten();
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
+    let authorization = crate::auth::guard::one_header(headers, header::AUTHORIZATION.as_str())?;
     auth.caller(authorization.or(cookie), asked).await
 }
 
