@@ -520,6 +520,15 @@ fn client_mistakes_are_4xx_and_the_cli_does_not_panic() {
         "{}",
         rsp.body
     );
+    // A body the gateway would have to decompress first is refused, not read as it stands.
+    let (status, body) = post(
+        &sb,
+        "/helloworld/call",
+        &[("Content-Encoding", "gzip")],
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("Content-Encoding (gzip)"), "{body}");
 
     let out = sb.micro(&[
         "call",

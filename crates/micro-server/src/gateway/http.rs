@@ -16,7 +16,7 @@ use axum::{
 };
 use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use super::{
     openapi,
@@ -226,24 +226,47 @@ async fn dispatch(
             gateway.options.max_body,
         ));
     }
-    let body = axum::body::to_bytes(body, gateway.options.max_body)
-        .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                Error::new(
-                    ID,
-                    413,
-                    format!(
-                        "the request body is larger than the gateway's limit of {} bytes",
-                        gateway.options.max_body
-                    ),
-                )
-            } else {
-                Error::bad_request(ID, format!("could not read the request body: {e}"))
-            }
-        })?;
+    if let Some(coding) = parts.headers.get(header::CONTENT_ENCODING)
+        && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+    {
+        return Err(Error::new(
+            ID,
+            415,
+            format!(
+                "the gateway does not decode a body's Content-Encoding ({}); send it as it is",
+                String::from_utf8_lossy(&coding.as_bytes()[..coding.len().min(64)])
+            ),
+        ));
+    }
+    let body = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, gateway.options.max_body),
+    )
+    .await
+    .map_err(|_| {
+        Error::timeout(
+            ID,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+    })?
+    .map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+        {
+            Error::new(
+                ID,
+                413,
+                format!(
+                    "the request body is larger than the gateway's limit of {} bytes",
+                    gateway.options.max_body
+                ),
+            )
+        } else {
+            Error::bad_request(ID, format!("could not read the request body: {e}"))
+        }
+    })?;
     let method = &target.resolved.method;
     if method.is_client_streaming() {
         return Err(Error::bad_request(
@@ -341,6 +364,11 @@ fn unframe(body: Bytes) -> Result<Bytes, Error> {
         Error::bad_request(ID, format!("invalid gRPC frame in request body: {why}"))
     })
 }
+
+/// How long a request's body may take to arrive, whole: a client that trickles it a byte at a
+/// time holds a connection no longer than this (the listener's idle deadline moves with every
+/// byte).
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn error_response(err: &Error) -> Response {
     let status =
