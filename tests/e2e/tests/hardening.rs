@@ -529,6 +529,18 @@ fn client_mistakes_are_4xx_and_the_cli_does_not_panic() {
     );
     assert_eq!(status, 415, "{body}");
     assert!(body.contains("Content-Encoding (gzip)"), "{body}");
+    // Store databases and tables are names like any other: no control characters, 256 bytes.
+    let bearer = format!("Bearer {}", token_of(&sb, "admin", "micro"));
+    for (field, name) in [("table", "a\\tb".to_owned()), ("database", "x".repeat(300))] {
+        let (status, body) = post(
+            &sb,
+            "/store/store/write",
+            &[("Authorization", &bearer)],
+            &format!(r#"{{"record":{{"key":"k","value":"dg=="}},"{field}":"{name}"}}"#),
+        );
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(body.contains(&format!("{field} name")), "{body}");
+    }
 
     let out = sb.micro(&[
         "call",

@@ -43,6 +43,7 @@ impl StoreService {
 /// The backend database of `requested` (default: the namespace) in `ns`.
 fn database(ns: &str, requested: &str) -> Result<String, Error> {
     let db = if requested.is_empty() { ns } else { requested };
+    micro_core::limits::name(ID, "database name", db)?;
     if db.contains('/') {
         return Err(Error::bad_request(
             ID,
@@ -52,12 +53,13 @@ fn database(ns: &str, requested: &str) -> Result<String, Error> {
     Ok(format!("{ns}/{db}"))
 }
 
-fn table(requested: &str) -> &str {
+/// The table `requested` (default: `micro`), a name within the limits.
+fn table(requested: &str) -> Result<&str, Error> {
     if requested.is_empty() {
-        DEFAULT_TABLE
-    } else {
-        requested
+        return Ok(DEFAULT_TABLE);
     }
+    micro_core::limits::name(ID, "table name", requested)?;
+    Ok(requested)
 }
 
 fn query(
@@ -89,7 +91,7 @@ impl store_server::Store for StoreService {
     ) -> Result<Response<pb::ReadResponse>, Status> {
         answer(req, user, |ns, body| async move {
             let db = database(&ns, &body.database)?;
-            let table = table(&body.table);
+            let table = table(&body.table)?;
             let records = if body.key.is_empty() {
                 let query = query(
                     body.prefix,
@@ -123,7 +125,7 @@ impl store_server::Store for StoreService {
             }
             let record = record_from_pb(record);
             micro_core::store::check_record(&record)?;
-            let table = table(&body.table);
+            let table = table(&body.table)?;
             let conditional = body.if_absent || body.if_value.is_some();
             let written = match (body.if_absent, body.if_value) {
                 (true, Some(_)) => {
@@ -154,7 +156,7 @@ impl store_server::Store for StoreService {
         answer(req, user, |ns, body| async move {
             let db = database(&ns, &body.database)?;
             self.store
-                .delete(&db, table(&body.table), &body.key)
+                .delete(&db, table(&body.table)?, &body.key)
                 .await?;
             Ok(pb::DeleteResponse {})
         })
@@ -174,7 +176,7 @@ impl store_server::Store for StoreService {
                 body.offset,
                 &body.order,
             )?;
-            let keys = self.store.list(&db, table(&body.table), &query).await?;
+            let keys = self.store.list(&db, table(&body.table)?, &query).await?;
             Ok(pb::ListResponse { keys })
         })
         .await
