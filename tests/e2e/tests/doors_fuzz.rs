@@ -93,12 +93,15 @@ async fn any_websocket_frames_end_in_an_answer_and_the_gateway_lives() {
             );
         }
     }
-    // Frames no WebSocket client may send — unmasked, or text that is not UTF-8 — end the
-    // socket with a close frame that says protocol error (1002) and why.
-    for frame in [&b"\x81\x02hi"[..], &b"\x81\x82\0\0\0\0\xff\xfe"[..]] {
+    // Frames no WebSocket client may send end the socket with a close frame that says how and
+    // why: unmasked is a protocol error (1002), text that is not UTF-8 invalid data (1007).
+    for (frame, code) in [
+        (&b"\x81\x02hi"[..], [0x03, 0xea]),
+        (&b"\x81\x82\0\0\0\0\xff\xfe"[..], [0x03, 0xef]),
+    ] {
         let close = violation_close(&api, frame).await;
         assert_eq!(close[0], 0x88, "a close frame: {close:02x?}");
-        assert_eq!(&close[2..4], &[0x03, 0xea], "code 1002: {close:02x?}");
+        assert_eq!(close[2..4], code, "the close code: {close:02x?}");
         assert!(close.len() > 4, "with a reason: {close:02x?}");
     }
     let api = api.clone();

@@ -529,6 +529,13 @@ fn client_mistakes_are_4xx_and_the_cli_does_not_panic() {
     );
     assert_eq!(status, 415, "{body}");
     assert!(body.contains("Content-Encoding (gzip)"), "{body}");
+    let (status, body) = post(
+        &sb,
+        "/helloworld/call",
+        &[("Content-Encoding", "identity"), ("Content-Encoding", "br")],
+        r#"{"name":"x"}"#,
+    );
+    assert_eq!(status, 415, "every field counts: {body}");
     // Store databases and tables are names like any other: no control characters, 256 bytes.
     let bearer = format!("Bearer {}", token_of(&sb, "admin", "micro"));
     for (field, name) in [("table", "a\\tb".to_owned()), ("database", "x".repeat(300))] {

@@ -152,10 +152,12 @@ pub(crate) fn table(caption: &str, headings: &[&str], rows: &[Vec<String>]) -> S
 
 /// An error box saying `status` and `detail`.
 pub(crate) fn error_box(status: &str, detail: &str) -> String {
+    // Cut as every door cuts an error's texts: they often quote what the caller sent.
+    use micro_core::error::bounded;
     format!(
         "<div class=\"error\" role=\"alert\"><strong>{}</strong>: {}</div>",
-        escape(status),
-        escape(detail)
+        escape(&bounded(status)),
+        escape(&bounded(detail))
     )
 }
 

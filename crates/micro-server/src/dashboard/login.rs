@@ -96,8 +96,9 @@ fn login_form(visit: &Visit, namespace: &str, username: &str, failed: Option<&Er
          <label for=\"namespace\">Namespace</label><input id=\"namespace\" name=\"namespace\" value=\"{}\">\
          <p><button type=\"submit\">Log in</button></p></form>",
         csrf_field(&visit.csrf),
-        escape(username),
-        escape(namespace)
+        // Shown back to be corrected, not echoed whole: no name is longer than the limit.
+        escape(&micro_core::error::bounded(username)),
+        escape(&micro_core::error::bounded(namespace))
     );
     out
 }

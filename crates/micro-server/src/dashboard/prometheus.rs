@@ -85,5 +85,10 @@ async fn platform_admin(proxy: &ProxyService, headers: &HeaderMap) -> Result<(),
 
 fn failure(e: &Error) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, format!("{}: {}\n", e.status, e.detail)).into_response()
+    use micro_core::error::bounded;
+    (
+        status,
+        format!("{}: {}\n", bounded(&e.status), bounded(&e.detail)),
+    )
+        .into_response()
 }

@@ -287,10 +287,11 @@ async fn visit(dashboard: &Dashboard, parts: &Parts) -> Result<Visit, Response> 
     let Some(authority) = dashboard.proxy.authority() else {
         return Ok(visit);
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let authorization =
+        match crate::auth::guard::one_header(headers, header::AUTHORIZATION.as_str()) {
+            Ok(authorization) => authorization.map(str::to_owned),
+            Err(e) => return Err(visit.failure(&e)),
+        };
     let mut token = None;
     if authorization.is_none()
         && let Some(id) = cookie(headers, SESSION_COOKIE)

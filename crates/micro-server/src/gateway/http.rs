@@ -226,20 +226,27 @@ async fn dispatch(
             gateway.options.max_body,
         ));
     }
-    if let Some(coding) = parts.headers.get(header::CONTENT_ENCODING)
-        && !coding.as_bytes().eq_ignore_ascii_case(b"identity")
+    // Every coding named, in every Content-Encoding field, must be `identity`.
+    if let Some(coding) = parts
+        .headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"identity"))
     {
         return Err(Error::new(
             ID,
             415,
             format!(
                 "the gateway does not decode a body's Content-Encoding ({}); send it as it is",
-                String::from_utf8_lossy(&coding.as_bytes()[..coding.len().min(64)])
+                String::from_utf8_lossy(&coding[..coding.len().min(64)])
             ),
         ));
     }
+    let deadline = body_deadline(gateway.options.max_body);
     let body = tokio::time::timeout(
-        BODY_READ_TIMEOUT,
+        deadline,
         axum::body::to_bytes(body, gateway.options.max_body),
     )
     .await
@@ -248,7 +255,7 @@ async fn dispatch(
             ID,
             format!(
                 "the request body did not arrive within {} s",
-                BODY_READ_TIMEOUT.as_secs()
+                deadline.as_secs()
             ),
         )
     })?
@@ -365,10 +372,14 @@ fn unframe(body: Bytes) -> Result<Bytes, Error> {
     })
 }
 
-/// How long a request's body may take to arrive, whole: a client that trickles it a byte at a
-/// time holds a connection no longer than this (the listener's idle deadline moves with every
-/// byte).
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request's body may take to arrive, whole, when it may be `max_body` bytes: a
+/// minute, and a second more for each 64 KiB it may hold (4 MiB: 124 s). A client that trickles
+/// a body a byte at a time holds a connection no longer than this; the listener's idle deadline
+/// moves with every byte.
+fn body_deadline(max_body: usize) -> Duration {
+    let per_64k = u64::try_from(max_body / (64 * 1024)).unwrap_or(u64::MAX / 2);
+    Duration::from_secs(60u64.saturating_add(per_64k))
+}
 
 fn error_response(err: &Error) -> Response {
     let status =

@@ -9,8 +9,8 @@
 //! binary) frame from the client is one JSON request message — only the first counts for an
 //! endpoint that takes a single request — and each response is one text frame. Closing the
 //! socket ends the request stream; the service's end or error closes the socket. A frame that
-//! breaks the WebSocket protocol (bad UTF-8 in a text frame, an unmasked or oversized frame, a
-//! reserved bit or opcode) closes it with code 1002 and the reason.
+//! breaks the WebSocket protocol closes it with the code that says how — 1002 (an unmasked
+//! frame, a reserved bit or opcode), 1007 (text that is not UTF-8), 1009 (too big) — and why.
 
 use std::convert::Infallible;
 
@@ -97,8 +97,23 @@ pub(crate) fn websocket(
 enum Ended {
     /// A request that did not transcode: said in an error line, then a normal close.
     Bad(Error),
-    /// A frame that broke the WebSocket protocol: said in the close frame (1002).
-    Violation(String),
+    /// A frame that broke the WebSocket protocol: said in the close frame, with its code.
+    Violation(u16, String),
+}
+
+/// What a failed read of the client's side means: a frame that broke the protocol (1002),
+/// text that is not UTF-8 (1007) or a message too big (1009), with the reason; `None` when the
+/// connection itself failed, and there is no one to tell.
+fn violation(error: axum::Error) -> Option<Ended> {
+    use tungstenite::Error as Ws;
+    let error = error.into_inner().downcast::<Ws>().ok()?;
+    let code = match *error {
+        Ws::Utf8(_) => close_code::INVALID,
+        Ws::Capacity(_) => close_code::SIZE,
+        Ws::Protocol(_) | Ws::AttackAttempt => close_code::PROTOCOL,
+        _ => return None,
+    };
+    Some(Ended::Violation(code, error.to_string()))
 }
 
 /// The longest close reason a close frame carries (its payload is at most 125 bytes).
@@ -115,7 +130,9 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
             let frame = match frame {
                 Ok(frame) => frame,
                 Err(e) => {
-                    let _ = errors.send(Ended::Violation(e.to_string())).await;
+                    if let Some(violation) = violation(e) {
+                        let _ = errors.send(violation).await;
+                    }
                     break;
                 }
             };
@@ -169,13 +186,13 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
             let _ = sink.send(Message::Text(error_line(&err).into())).await;
             None
         }
-        Err(Ended::Violation(reason)) => {
+        Err(Ended::Violation(code, reason)) => {
             let mut end = reason.len().min(MAX_CLOSE_REASON);
             while !reason.is_char_boundary(end) {
                 end -= 1;
             }
             Some(CloseFrame {
-                code: close_code::PROTOCOL,
+                code,
                 reason: reason[..end].into(),
             })
         }

@@ -43,7 +43,6 @@ impl StoreService {
 /// The backend database of `requested` (default: the namespace) in `ns`.
 fn database(ns: &str, requested: &str) -> Result<String, Error> {
     let db = if requested.is_empty() { ns } else { requested };
-    micro_core::limits::name(ID, "database name", db)?;
     if db.contains('/') {
         return Err(Error::bad_request(
             ID,
@@ -53,13 +52,26 @@ fn database(ns: &str, requested: &str) -> Result<String, Error> {
     Ok(format!("{ns}/{db}"))
 }
 
-/// The table `requested` (default: `micro`), a name within the limits.
-fn table(requested: &str) -> Result<&str, Error> {
+/// The table `requested` (default: `micro`).
+fn table(requested: &str) -> &str {
     if requested.is_empty() {
-        return Ok(DEFAULT_TABLE);
+        DEFAULT_TABLE
+    } else {
+        requested
     }
-    micro_core::limits::name(ID, "table name", requested)?;
-    Ok(requested)
+}
+
+/// Refuses to make a database or table whose name breaks the name rules (no control
+/// characters, at most 256 bytes). Checked on writes only: what an older server let be written
+/// stays readable, listable and deletable.
+fn check_new_names(database: &str, table: &str) -> Result<(), Error> {
+    if !database.is_empty() {
+        micro_core::limits::name(ID, "database name", database)?;
+    }
+    if !table.is_empty() {
+        micro_core::limits::name(ID, "table name", table)?;
+    }
+    Ok(())
 }
 
 fn query(
@@ -91,7 +103,7 @@ impl store_server::Store for StoreService {
     ) -> Result<Response<pb::ReadResponse>, Status> {
         answer(req, user, |ns, body| async move {
             let db = database(&ns, &body.database)?;
-            let table = table(&body.table)?;
+            let table = table(&body.table);
             let records = if body.key.is_empty() {
                 let query = query(
                     body.prefix,
@@ -116,6 +128,7 @@ impl store_server::Store for StoreService {
         req: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         answer(req, user, |ns, body| async move {
+            check_new_names(&body.database, &body.table)?;
             let db = database(&ns, &body.database)?;
             let record = body
                 .record
@@ -125,7 +138,7 @@ impl store_server::Store for StoreService {
             }
             let record = record_from_pb(record);
             micro_core::store::check_record(&record)?;
-            let table = table(&body.table)?;
+            let table = table(&body.table);
             let conditional = body.if_absent || body.if_value.is_some();
             let written = match (body.if_absent, body.if_value) {
                 (true, Some(_)) => {
@@ -156,7 +169,7 @@ impl store_server::Store for StoreService {
         answer(req, user, |ns, body| async move {
             let db = database(&ns, &body.database)?;
             self.store
-                .delete(&db, table(&body.table)?, &body.key)
+                .delete(&db, table(&body.table), &body.key)
                 .await?;
             Ok(pb::DeleteResponse {})
         })
@@ -176,7 +189,7 @@ impl store_server::Store for StoreService {
                 body.offset,
                 &body.order,
             )?;
-            let keys = self.store.list(&db, table(&body.table)?, &query).await?;
+            let keys = self.store.list(&db, table(&body.table), &query).await?;
             Ok(pb::ListResponse { keys })
         })
         .await

@@ -19,6 +19,18 @@ const CLIENT_MISTAKES: [&str; 4] = [
     "protocol error: received message with invalid compression flag",
 ];
 
+/// How tonic ends the message of a bad frame flag when the request, not a response it read
+/// from further down, had it.
+const IN_THE_REQUEST: &str = "while sending request";
+
+/// Whether tonic's INTERNAL `message` says the request was at fault.
+fn client_mistake(message: &str) -> bool {
+    CLIENT_MISTAKES
+        .iter()
+        .any(|mistake| message.starts_with(mistake))
+        && (!message.contains("compression flag") || message.ends_with(IN_THE_REQUEST))
+}
+
 /// The answer of an [`Undecodable`](super::Undecodable) server.
 #[derive(Debug)]
 pub struct ResponseFuture<F> {
@@ -45,13 +57,18 @@ where
             other => return other,
         };
         let headers = response.headers_mut();
-        // Only an INTERNAL answer's message is decoded and read.
+        // Only tonic's own INTERNAL answers: they carry no details (a Micro error always does,
+        // and one passed on from further down keeps its code). Only their message is read.
         let undecodable = headers.get("grpc-status").is_some_and(|s| s == "13")
-            && tonic::Status::from_header_map(headers).is_some_and(|status| {
-                CLIENT_MISTAKES
-                    .iter()
-                    .any(|mistake| status.message().starts_with(mistake))
-            });
+            && !headers.contains_key("grpc-status-details-bin")
+            && headers
+                .get("grpc-message")
+                .and_then(|m| {
+                    percent_encoding::percent_decode(m.as_bytes())
+                        .decode_utf8()
+                        .ok()
+                })
+                .is_some_and(|message| client_mistake(&message));
         if undecodable {
             // INVALID_ARGUMENT
             headers.insert("grpc-status", HeaderValue::from_static("3"));

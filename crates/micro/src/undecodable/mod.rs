@@ -69,6 +69,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_with_details_is_left_as_it_is_however_malformed() {
+        let mut svc = Undecodable::new(tower::service_fn(|_: ()| async {
+            let mut rsp = answer("13", "Unexpected%20EOF%20decoding%20stream.");
+            rsp.headers_mut().insert(
+                "grpc-status-details-bin",
+                http::HeaderValue::from_static("!!!"),
+            );
+            Ok::<_, std::convert::Infallible>(rsp)
+        }));
+        let rsp = svc.ready().await.unwrap().call(()).await.unwrap();
+        assert_eq!(rsp.headers()["grpc-status"], "13");
+    }
+
+    #[tokio::test]
     async fn only_decode_failures_become_invalid_argument() {
         for (status, message, want) in [
             (
@@ -81,8 +95,14 @@ mod tests {
             ("13", "Missing%20request%20message.", "3"),
             (
                 "13",
-                "protocol%20error:%20received%20message%20with%20invalid%20compression%20flag:%20128",
+                "protocol%20error:%20received%20message%20with%20invalid%20compression%20flag:%20128%20(valid%20flags%20are%200%20and%201),%20while%20sending%20request",
                 "3",
+            ),
+            // A response further down had the bad flag: not the caller's doing.
+            (
+                "13",
+                "protocol%20error:%20received%20message%20with%20invalid%20compression%20flag:%20128%20(valid%20flags%20are%200%20and%201)%20while%20receiving%20response%20with%20status:%20200",
+                "13",
             ),
             (
                 "13",

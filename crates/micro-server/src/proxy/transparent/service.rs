@@ -132,9 +132,6 @@ async fn forward(
     proxy.authorize(&caller, &service, &endpoint).await?;
     // The nodes the caller asks for, as at the gateway: `micro-version`, `micro-select`.
     let filter = crate::proxy::node_filter(req.headers())?;
-    // Metadata within the platform's limits, as at every door: a node would otherwise refuse
-    // it with a bare HTTP status (its header list is smaller than this server's).
-    check_metadata(req.headers())?;
 
     // What the service sees: the caller's metadata, less anything only the platform or the
     // proxy sets, and the platform's own for this caller (the same as every door's).
@@ -146,6 +143,10 @@ async fn forward(
     {
         headers.remove(*name);
     }
+    // The caller's own metadata within the platform's limits, as at every door: a node would
+    // otherwise refuse it with a bare HTTP status (its header list is smaller than this
+    // server's).
+    check_metadata(headers)?;
     proxy.platform_metadata(&caller, &service, headers)?;
     req.extensions_mut().clear();
 
@@ -194,19 +195,22 @@ async fn forward(
 /// [`micro_core::limits::MAX_METADATA_VALUE`] bytes, naming what was too big.
 fn check_metadata(headers: &http::HeaderMap) -> Result<(), Error> {
     use micro_core::limits::{MAX_METADATA, MAX_METADATA_VALUE};
-    if headers.len() > MAX_METADATA {
+    // What gRPC and HTTP/2 send on every call is not the caller's metadata.
+    let metadata = || {
+        headers.iter().filter(|(key, _)| {
+            let key = key.as_str();
+            !key.starts_with("grpc-")
+                && !matches!(key, "content-type" | "te" | "user-agent" | "content-length")
+        })
+    };
+    let entries = metadata().count();
+    if entries > MAX_METADATA {
         return Err(Error::bad_request(
             ID,
-            format!(
-                "the call has {} metadata entries; the limit is {MAX_METADATA}",
-                headers.len()
-            ),
+            format!("the call has {entries} metadata entries; the limit is {MAX_METADATA}"),
         ));
     }
-    match headers
-        .iter()
-        .find(|(_, value)| value.len() > MAX_METADATA_VALUE)
-    {
+    match metadata().find(|(_, value)| value.len() > MAX_METADATA_VALUE) {
         Some((key, value)) => Err(Error::bad_request(
             ID,
             format!(
@@ -219,7 +223,8 @@ fn check_metadata(headers: &http::HeaderMap) -> Result<(), Error> {
     }
 }
 
-/// `response` if it is a gRPC answer (a gRPC status in its head, or HTTP 200); a node that
+/// `response` if it is a gRPC answer (a gRPC status in its head, or HTTP 200 with a gRPC
+/// content type); a node that
 /// answers with a bare HTTP status is not speaking gRPC to this call, and the caller gets a
 /// status that says so: `INVALID_ARGUMENT` for headers it found too large, else `UNAVAILABLE`.
 fn grpc_answer(
@@ -227,7 +232,11 @@ fn grpc_answer(
     service: &str,
 ) -> Result<http::Response<Body>, tonic::Status> {
     let status = response.status();
-    if status == http::StatusCode::OK || response.headers().contains_key("grpc-status") {
+    let grpc = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+    if (status == http::StatusCode::OK && grpc) || response.headers().contains_key("grpc-status") {
         return Ok(response);
     }
     Err(
