@@ -28,6 +28,7 @@ pub mod metrics;
 mod namespace;
 pub mod proxy;
 mod recent;
+mod request_body;
 pub mod runtime;
 mod services;
 pub mod sidecar;

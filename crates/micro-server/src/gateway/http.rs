@@ -16,7 +16,7 @@ use axum::{
 };
 use micro_core::{Error, metadata::DEFAULT_NAMESPACE};
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use super::{
     openapi,
@@ -244,36 +244,7 @@ async fn dispatch(
             ),
         ));
     }
-    let deadline = body_deadline(gateway.options.max_body);
-    let body = tokio::time::timeout(
-        deadline,
-        axum::body::to_bytes(body, gateway.options.max_body),
-    )
-    .await
-    .map_err(|_| {
-        Error::timeout(
-            ID,
-            format!(
-                "the request body did not arrive within {} s",
-                deadline.as_secs()
-            ),
-        )
-    })?
-    .map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-        {
-            Error::new(
-                ID,
-                413,
-                format!(
-                    "the request body is larger than the gateway's limit of {} bytes",
-                    gateway.options.max_body
-                ),
-            )
-        } else {
-            Error::bad_request(ID, format!("could not read the request body: {e}"))
-        }
-    })?;
+    let body = crate::request_body::read_whole(body, gateway.options.max_body, ID).await?;
     let method = &target.resolved.method;
     if method.is_client_streaming() {
         return Err(Error::bad_request(
@@ -370,15 +341,6 @@ fn unframe(body: Bytes) -> Result<Bytes, Error> {
         };
         Error::bad_request(ID, format!("invalid gRPC frame in request body: {why}"))
     })
-}
-
-/// How long a request's body may take to arrive, whole, when it may be `max_body` bytes: a
-/// minute, and a second more for each 64 KiB it may hold (4 MiB: 124 s). A client that trickles
-/// a body a byte at a time holds a connection no longer than this; the listener's idle deadline
-/// moves with every byte.
-fn body_deadline(max_body: usize) -> Duration {
-    let per_64k = u64::try_from(max_body / (64 * 1024)).unwrap_or(u64::MAX / 2);
-    Duration::from_secs(60u64.saturating_add(per_64k))
 }
 
 fn error_response(err: &Error) -> Response {
