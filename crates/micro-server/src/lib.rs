@@ -34,6 +34,7 @@ mod services;
 pub mod sidecar;
 mod stopping;
 mod tls;
+mod ws_close;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 
 use axum::{
     body::{Body, Bytes},
-    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code},
+    extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
     http::{HeaderMap, HeaderValue, header},
     response::{
         IntoResponse, Response,
@@ -98,26 +98,8 @@ enum Ended {
     /// A request that did not transcode: said in an error line, then a normal close.
     Bad(Error),
     /// A frame that broke the WebSocket protocol: said in the close frame, with its code.
-    Violation(u16, String),
+    Violation(CloseFrame),
 }
-
-/// What a failed read of the client's side means: a frame that broke the protocol (1002),
-/// text that is not UTF-8 (1007) or a message too big (1009), with the reason; `None` when the
-/// connection itself failed, and there is no one to tell.
-fn violation(error: axum::Error) -> Option<Ended> {
-    use tungstenite::Error as Ws;
-    let error = error.into_inner().downcast::<Ws>().ok()?;
-    let code = match *error {
-        Ws::Utf8(_) => close_code::INVALID,
-        Ws::Capacity(_) => close_code::SIZE,
-        Ws::Protocol(_) | Ws::AttackAttempt => close_code::PROTOCOL,
-        _ => return None,
-    };
-    Some(Ended::Violation(code, error.to_string()))
-}
-
-/// The longest close reason a close frame carries (its payload is at most 125 bytes).
-const MAX_CLOSE_REASON: usize = 120;
 
 async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
     let (mut sink, mut source) = socket.split();
@@ -130,8 +112,8 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
             let frame = match frame {
                 Ok(frame) => frame,
                 Err(e) => {
-                    if let Some(violation) = violation(e) {
-                        let _ = errors.send(violation).await;
+                    if let Some(close) = crate::ws_close::for_error(e) {
+                        let _ = errors.send(Ended::Violation(close)).await;
                     }
                     break;
                 }
@@ -186,16 +168,7 @@ async fn bridge(socket: WebSocket, proxy: ProxyService, target: Target) {
             let _ = sink.send(Message::Text(error_line(&err).into())).await;
             None
         }
-        Err(Ended::Violation(code, reason)) => {
-            let mut end = reason.len().min(MAX_CLOSE_REASON);
-            while !reason.is_char_boundary(end) {
-                end -= 1;
-            }
-            Some(CloseFrame {
-                code,
-                reason: reason[..end].into(),
-            })
-        }
+        Err(Ended::Violation(close)) => Some(close),
     };
     let _ = sink.send(Message::Close(close)).await;
 }

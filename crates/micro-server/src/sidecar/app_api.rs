@@ -220,7 +220,12 @@ async fn relay(mut socket: WebSocket, mut subscription: micro_core::broker::Subs
             }
             incoming = socket.recv() => match incoming {
                 // The app says nothing on this socket but pings and the close.
-                Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Frame::Close(_))) | None => break,
+                // A broken frame: the close says how.
+                Some(Err(e)) => {
+                    let _ = socket.send(Frame::Close(crate::ws_close::for_error(e))).await;
+                    return;
+                }
                 Some(Ok(_)) => {}
             },
         }
