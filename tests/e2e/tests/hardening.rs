@@ -214,6 +214,33 @@ fn no_rule_change_locks_the_platform() {
         "restore",
     );
     ok(&sb.micro(&["store", "list"]), "the store answers again");
+    // A namespace's rules do not lock the platform's admin out of its runtime either (the
+    // runtime is for admins of micro, anywhere).
+    for args in [
+        &[
+            "--namespace",
+            "team",
+            "auth",
+            "create",
+            "rule",
+            "nothing",
+            "--scope",
+            "*",
+            "--resource",
+            "*:*:*",
+            "--access",
+            "denied",
+            "--priority",
+            "100",
+        ][..],
+        &["--namespace", "team", "auth", "delete", "rule", "default"],
+    ] {
+        ok(&sb.micro(args), &args.join(" "));
+    }
+    ok(
+        &sb.micro(&["--namespace", "team", "status"]),
+        "the runtime of team answers micro's admin",
+    );
 }
 
 #[test]

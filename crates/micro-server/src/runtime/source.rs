@@ -18,6 +18,40 @@ const ID: &str = "micro.runtime";
 const MAX_UNPACKED: u64 = 2 << 30;
 /// The most files and directories a source tree may hold.
 const MAX_ENTRIES: usize = 200_000;
+/// The largest extension header an entry may carry (a GNU long name or link, PAX records):
+/// the tar reader takes each whole into memory before the entry it describes.
+const MAX_EXTENSION: u64 = 64 * 1024;
+/// The most the gzip stream is read to, headers included: past it, the archive is cut short
+/// and refused, however its headers count.
+const MAX_STREAM: u64 = MAX_UNPACKED + (MAX_ENTRIES as u64) * 4 * 512;
+
+/// The archive's tar stream, ungzipped, read no further than [`MAX_STREAM`].
+fn stream(archive: &Path) -> Result<impl Read, Error> {
+    let file = std::fs::File::open(archive)
+        .map_err(|e| Error::internal(ID, format!("cannot read the upload: {e}")))?;
+    Ok(flate2::read::GzDecoder::new(file).take(MAX_STREAM))
+}
+
+/// Refuses an archive with an extension header past [`MAX_EXTENSION`], before anything reads
+/// one whole: a header, not the entries, so nothing is interpreted yet.
+fn check_extensions(archive: &Path, bad: impl Fn(String) -> Error) -> Result<(), Error> {
+    let mut tar = tar::Archive::new(stream(archive)?);
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))?.raw(true) {
+        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        let kind = entry.header().entry_type();
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        if extension && entry.size() > MAX_EXTENSION {
+            return Err(bad(format!(
+                "an extension header (a long name or PAX records) of {} bytes; the limit is {MAX_EXTENSION}",
+                entry.size()
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// A short hash of an archive: the build id shown in `micro status`.
 pub(crate) fn build_id(archive: &Path) -> Result<String, Error> {
@@ -75,9 +109,12 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
         .tempdir_in(parent)
         .map_err(|e| Error::internal(ID, format!("cannot unpack the upload: {e}")))?;
 
-    let file = std::fs::File::open(archive)
-        .map_err(|e| Error::internal(ID, format!("cannot read the upload: {e}")))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    check_extensions(archive, bad)?;
+    let mut tar = tar::Archive::new(stream(archive)?);
+    // Unpacked files are new to the build: with the archive's times, an older file sent in an
+    // update (copied with its time kept, from another checkout) would not look changed to
+    // cargo, and the old code would run under the new build id.
+    tar.set_preserve_mtime(false);
     let mut total = 0u64;
     for (count, entry) in tar.entries().map_err(|e| bad(e.to_string()))?.enumerate() {
         if count >= MAX_ENTRIES {
@@ -89,7 +126,8 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
             ));
         }
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        total = total.saturating_add(entry.header().size().unwrap_or(u64::MAX));
+        // The size the entry holds, as read: a PAX record can say more than its header.
+        total = total.saturating_add(entry.size());
         if total > MAX_UNPACKED {
             return Err(Error::bad_request(
                 ID,
@@ -106,6 +144,18 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
                 .unwrap_or_default();
             return Err(bad(format!(
                 "{path:?} is not a plain file or directory (links are not uploaded)"
+            )));
+        }
+        // A path that leaves the tree, or starts at the root, is refused (`unpack_in` would
+        // skip the first and re-root the second, quietly).
+        let path = entry.path().map_err(|e| bad(e.to_string()))?;
+        if !path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(bad(format!(
+                "{:?} leaves the source tree (an absolute path, or ..)",
+                micro_core::error::bounded(&path.display().to_string())
             )));
         }
         // `unpack_in` refuses entries that would land outside the directory.
@@ -173,6 +223,99 @@ mod tests {
         }
         tar.into_inner().unwrap().finish().unwrap();
         path
+    }
+
+    /// An archive of `entries` (header, data) as given, no path checked on the way in.
+    fn raw_archive(dir: &Path, entries: Vec<(tar::Header, Vec<u8>)>) -> PathBuf {
+        let path = dir.join("raw.tar.gz");
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        ));
+        for (header, data) in entries {
+            tar.append(&header, data.as_slice()).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    fn header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        header
+    }
+
+    #[test]
+    fn sizes_names_and_paths_are_judged_as_the_reader_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = (
+            header(b"Cargo.toml", tar::EntryType::Regular, 9),
+            b"[package]".to_vec(),
+        );
+        let refused = |entries: Vec<(tar::Header, Vec<u8>)>, why: &str| {
+            let archive = raw_archive(dir.path(), entries);
+            let err = unpack(&archive, &dir.path().join("svc"), "").unwrap_err();
+            assert_eq!(err.code, 400, "{why}: {err:?}");
+            assert!(err.detail.contains(why), "{why}: {}", err.detail);
+            assert!(!dir.path().join("svc").exists());
+        };
+        // A PAX record saying the next file is bigger than its header does.
+        let records = b"19 size=2300000000\n".to_vec();
+        refused(
+            vec![
+                manifest.clone(),
+                (
+                    header(b"pax", tar::EntryType::XHeader, records.len() as u64),
+                    records,
+                ),
+                (header(b"big.bin", tar::EntryType::Regular, 0), Vec::new()),
+            ],
+            "more than 2 GiB",
+        );
+        // A GNU long name of a megabyte: refused before anything reads it.
+        refused(
+            vec![
+                manifest.clone(),
+                (
+                    header(b"././@LongLink", tar::EntryType::GNULongName, 1 << 20),
+                    vec![b'a'; 1 << 20],
+                ),
+                (header(b"x", tar::EntryType::Regular, 0), Vec::new()),
+            ],
+            "extension header",
+        );
+        // Paths that leave the tree are refused, not skipped or re-rooted.
+        for name in [&b"../escape"[..], b"/tmp/escape", b"a/../../escape"] {
+            refused(
+                vec![
+                    manifest.clone(),
+                    (header(name, tar::EntryType::Regular, 1), b"x".to_vec()),
+                ],
+                "leaves the source tree",
+            );
+        }
+    }
+
+    #[test]
+    fn unpacked_files_are_new_to_the_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = header(b"Cargo.toml", tar::EntryType::Regular, 9);
+        old.set_mtime(0);
+        old.set_cksum();
+        let archive = raw_archive(dir.path(), vec![(old, b"[package]".to_vec())]);
+        unpack(&archive, &dir.path().join("svc"), "").unwrap();
+        let modified = std::fs::metadata(dir.path().join("svc/Cargo.toml"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert!(
+            modified > std::time::UNIX_EPOCH + std::time::Duration::from_secs(86_400),
+            "not the archive's 1970: {modified:?}"
+        );
     }
 
     #[test]
