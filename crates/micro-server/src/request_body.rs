@@ -47,6 +47,26 @@ pub(crate) async fn read_whole(body: Body, max: usize, id: &str) -> Result<Bytes
         })
 }
 
+/// Middleware for a door whose handlers take bodies whole: reads `request`'s body with
+/// [`read_whole`] before `next` sees it, and answers a body too big or too slow with
+/// `respond`, the door's own way of saying an error.
+pub(crate) async fn buffered(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    max: usize,
+    id: &'static str,
+    respond: fn(&Error) -> axum::response::Response,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    match read_whole(body, max, id).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Err(e) => respond(&e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

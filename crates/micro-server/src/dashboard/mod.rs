@@ -73,7 +73,12 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
         .route("/auth/{action}", post(pages::auth_action))
         .route("/metrics", get(prometheus::metrics))
         .route("/metrics/targets", get(prometheus::targets))
-        .layer(axum::middleware::from_fn(body_in_time))
+        // Every form is read whole, within its limit and deadline, before any page sees it: the
+        // forms are small, and a trickled one must not hold a connection (the login form is
+        // open to anyone).
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::request_body::buffered(request, next, MAX_FORM, "micro.web", refused_body)
+        }))
         .with_state(Dashboard {
             proxy,
             secure,
@@ -85,25 +90,13 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
 /// The most a dashboard form may send (axum's own limit for a body read whole).
 const MAX_FORM: usize = 2 * 1024 * 1024;
 
-/// Reads a request's body whole, within [`MAX_FORM`] and its deadline, before any page sees it
-/// (see [`crate::request_body`]): the pages' forms are small, and a trickled one must not hold
-/// a connection — the login form is open to anyone.
-async fn body_in_time(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+/// A refusal of a form's body, as plain text (before any page, or session, is at hand).
+fn refused_body(e: &micro_core::Error) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let (parts, body) = request.into_parts();
-    match crate::request_body::read_whole(body, MAX_FORM, "micro.web").await {
-        Ok(bytes) => {
-            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
-                .await
-        }
-        Err(e) => (
-            axum::http::StatusCode::from_u16(e.http_status())
-                .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-            format!("{}: {}\n", e.status, e.detail),
-        )
-            .into_response(),
-    }
+    (
+        axum::http::StatusCode::from_u16(e.http_status())
+            .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
+        format!("{}: {}\n", e.status, e.detail),
+    )
+        .into_response()
 }

@@ -39,6 +39,10 @@ use crate::gateway::route::route;
 
 const ID: &str = "micro.sidecar";
 
+/// The largest body the app may send: a store value at the platform's limit, escaped as JSON
+/// text, with room for the rest of the request.
+const MAX_BODY: usize = 2 * micro_core::limits::MAX_VALUE + 64 * 1024;
+
 #[derive(Clone)]
 struct Platform {
     conn: Connection,
@@ -52,6 +56,12 @@ pub(crate) fn router(conn: Connection, namespace: String, bound: SocketAddr) -> 
         .route("/publish/{topic}", post(publish))
         .route("/subscribe/{topic}", get(subscribe))
         .fallback(call)
+        // Bodies are read whole, within a limit that lets a value as big as the platform
+        // takes through (JSON-escaped), and a deadline.
+        .layer(axum::middleware::from_fn(|request, next| {
+            crate::request_body::buffered(request, next, MAX_BODY, ID, failure)
+        }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |request, next| {
             only_the_app(bound, request, next)
         }))
