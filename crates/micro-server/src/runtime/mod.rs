@@ -334,8 +334,9 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// A path for a new upload and its id.
+    /// A path for a new upload and its id. Uploads no call used within [`UPLOAD_KEPT`] go first.
     pub(crate) fn new_upload(&self) -> (String, PathBuf) {
+        sweep_uploads(&self.inner.root.join("uploads"), SystemTime::now());
         let id = uuid::Uuid::new_v4().simple().to_string();
         let path = self.upload_path(&id);
         (id, path)
@@ -962,9 +963,48 @@ fn is_zombie(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// How long an upload waits for the `Create` or `Update` that uses it (the CLI sends that at
+/// once): each may be 512 MiB, so one never used must not stay until the server restarts.
+const UPLOAD_KEPT: Duration = Duration::from_secs(60 * 60);
+
+/// Removes the uploads in `dir` last written more than [`UPLOAD_KEPT`] before `now`.
+fn sweep_uploads(dir: &Path, now: SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| now.duration_since(at).is_ok_and(|age| age > UPLOAD_KEPT));
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uploads_nobody_used_within_the_hour_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.tar.gz");
+        let fresh = dir.path().join("fresh.tar.gz");
+        std::fs::write(&old, b"x").unwrap();
+        std::fs::write(&fresh, b"x").unwrap();
+        let now = SystemTime::now();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(now - UPLOAD_KEPT - Duration::from_secs(1))
+            .unwrap();
+        sweep_uploads(dir.path(), now);
+        assert!(!old.exists(), "an upload past the hour is gone");
+        assert!(fresh.exists(), "one under way stays");
+    }
 
     const ENTRY: &str = r#"{"namespace":"micro","spec":{"name":"hw","version":"latest","source":".","env":{},"instances":1,"args":[]},"path":"","build":"abc","binary":null}"#;
 
