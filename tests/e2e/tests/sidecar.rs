@@ -130,6 +130,29 @@ fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies(
     }
     let rsp = http(&sidecar_http, "GET", "/helloworld/call", &[], "");
     assert_eq!(rsp.status, 405, "{rsp:?}");
+    // An app speaking HTTP/2 (prior knowledge) names the host in :authority, and is served.
+    let status = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(&sidecar_http).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tcp),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        let request = hyper::Request::post(format!("http://{sidecar_http}/helloworld/call"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"name":"h2"}"#,
+            )))
+            .unwrap();
+        sender
+            .send_request(request)
+            .await
+            .expect("answered")
+            .status()
+    });
+    assert_eq!(status, 200, "HTTP/2 to the sidecar");
 
     // The app calls helloworld back through the sidecar.
     let out = sb.micro(&["call", "py-greeter", "Greeter.Relay", r#"{"name":"Cy"}"#]);

@@ -88,9 +88,15 @@ async fn only_the_app(
         ));
     }
     if bound.ip().is_loopback() {
+        // HTTP/2 names the host in `:authority` (the URI), HTTP/1.1 in `Host`.
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
+            .or_else(|| {
+                (request.version() == axum::http::Version::HTTP_2)
+                    .then(|| request.uri().authority().map(|a| a.as_str()))
+                    .flatten()
+            })
             .unwrap_or_default();
         let port = bound.port();
         let local = [
