@@ -113,25 +113,38 @@ impl Caller {
     /// Lets an admin of the caller's namespace (or of `micro`) through; `what` names the
     /// operation in the refusal.
     pub fn require_admin(&self, what: &str) -> Result<(), Error> {
-        self.require(what, "admin", |a, ns| a.administers(ns))
+        self.require(what, "scope admin", |a, ns| a.administers(ns))
     }
 
     /// Lets an admin or a `service` of the caller's namespace (or an admin of `micro`)
     /// through: the store and config.
     pub fn require_user(&self, what: &str) -> Result<(), Error> {
-        self.require(what, "admin or service", |a, ns| a.uses(ns))
+        self.require(what, "scope admin or service", |a, ns| a.uses(ns))
     }
 
     /// Lets only an admin of `micro` through: the runtime, which builds and runs code as the
     /// server's own user (until builds are sandboxed, running code is the server's power).
     pub fn require_platform_admin(&self, what: &str) -> Result<(), Error> {
-        self.require(what, "admin in namespace \"micro\"", |a, _| a.sees_all())
+        if !self.enforced || self.account.as_ref().is_some_and(Account::sees_all) {
+            return Ok(());
+        }
+        let acting = if self.namespace == DEFAULT_NAMESPACE {
+            String::new()
+        } else {
+            format!(" (acting in namespace {:?})", self.namespace)
+        };
+        Err(refusal(
+            self,
+            &format!("{what} needs scope admin in namespace \"micro\"{acting}"),
+        ))
     }
 
+    /// Lets through whom `allowed` lets through in the caller's namespace; `needs` says what
+    /// the refusal names as missing there.
     fn require(
         &self,
         what: &str,
-        scopes: &str,
+        needs: &str,
         allowed: impl Fn(&Account, &str) -> bool,
     ) -> Result<(), Error> {
         if !self.enforced
@@ -144,10 +157,7 @@ impl Caller {
         }
         Err(refusal(
             self,
-            &format!(
-                "{what} needs scope {scopes} in namespace {:?}",
-                self.namespace
-            ),
+            &format!("{what} needs {needs} in namespace {:?}", self.namespace),
         ))
     }
 }
