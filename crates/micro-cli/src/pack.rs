@@ -1,7 +1,9 @@
 //! Packs a service's source for `micro run` and `micro update`: a gzipped tar of the crate's
 //! directory — or, when the crate belongs to a Cargo workspace, of the whole workspace, since
-//! it inherits from it — honouring `.gitignore` and leaving out `target/` and `.git/`. File
-//! times are kept, so the server's incremental build sees unchanged files as unchanged.
+//! it inherits from it — honouring `.gitignore` and leaving out `target/` and `.git/`. The
+//! server judges which files changed by their bytes, not by the times packed here (it keeps the
+//! old time of a file an update left as it was), so its incremental build rebuilds only what
+//! changed.
 
 use std::path::{Path, PathBuf};
 

@@ -34,6 +34,9 @@ pub const MAX_KEY: usize = 1024;
 pub const MAX_VALUE: usize = 4 * 1024 * 1024;
 /// The most entries in one metadata map.
 pub const MAX_METADATA: usize = 64;
+/// The largest gRPC message a platform service takes: a value at [`MAX_VALUE`], escaped or
+/// encoded twice over in the worst case (JSON through the proxy), with room for the rest.
+pub const MAX_MESSAGE: usize = 2 * MAX_VALUE + 64 * 1024;
 /// The longest metadata value, in bytes.
 pub const MAX_METADATA_VALUE: usize = 4096;
 /// The most parameters one query string may carry.

@@ -108,8 +108,14 @@ fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies(
     // What the app sends it that makes no sense is a 4xx, and the sidecar lives on.
     let deep = format!("/{}", ["a"; 1000].join("/"));
     let huge = "x".repeat(9 * 1024 * 1024);
-    // A 3 MiB request is within what the platform takes, and goes through.
+    // A 3 MiB request is within what the platform takes, and goes through; so does a store
+    // value at the platform's limit (4 MiB, 5.6 MiB as base64 in JSON).
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let value = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(vec![0u8; 4 * 1024 * 1024])
+    };
+    let biggest = format!(r#"{{"record":{{"key":"big","value":"{value}"}}}}"#);
     for (path, body, status) in [
         // Routed as the gateway routes it: a service no one registered.
         (deep.as_str(), "{}", 404),
@@ -117,6 +123,7 @@ fn a_python_app_behind_the_sidecar_is_called_calls_back_and_leaves_when_it_dies(
         ("/helloworld/call", "{\"name\":", 400),
         ("/helloworld/call", huge.as_str(), 413),
         ("/helloworld/call", big.as_str(), 200),
+        ("/store/store/write", biggest.as_str(), 200),
     ] {
         let rsp = http(&sidecar_http, "POST", path, &[], body);
         assert_eq!(rsp.status, status, "{:.60}: {:.300}", path, rsp.body);

@@ -747,7 +747,8 @@ impl Authority {
             return Ok((
                 true,
                 None,
-                "no rule decides this: logging in, and an admin managing auth, are always allowed"
+                "no rule decides this: logging in, an admin managing auth, and an admin of micro \
+                 using another namespace's runtime are always allowed"
                     .to_owned(),
             ));
         }
@@ -917,13 +918,15 @@ fn beyond_rules(caller: &Caller, resource: &Resource) -> bool {
     if resource.kind != "service" {
         return false;
     }
-    // The runtime is for admins of `micro` only, in every namespace: a namespace's rules could
-    // take it from them and give it to nobody else.
+    // The runtime is for admins of `micro` only, in every namespace: another namespace's rules
+    // could take it from them and give it to nobody else. `micro`'s own rules still decide in
+    // `micro`, where an operator may hold an admin account (a CI's, say) to less.
     if resource.name == "runtime" {
-        return caller
-            .account
-            .as_ref()
-            .is_some_and(|a| a.administers(micro_core::metadata::DEFAULT_NAMESPACE));
+        return caller.namespace != micro_core::metadata::DEFAULT_NAMESPACE
+            && caller
+                .account
+                .as_ref()
+                .is_some_and(|a| a.administers(micro_core::metadata::DEFAULT_NAMESPACE));
     }
     if resource.name != "auth" {
         return false;
@@ -978,5 +981,41 @@ impl crate::runtime::ServiceAccounts for Authority {
         let secret = accounts.random_string(24)?;
         accounts.put_service(&account, &secret).await?;
         Ok((account.id, secret))
+    }
+}
+
+#[cfg(test)]
+mod beyond_rules_tests {
+    use super::*;
+
+    fn caller(issuer: &str, scope: &str, namespace: &str) -> Caller {
+        Caller {
+            namespace: namespace.to_owned(),
+            account: Some(Account {
+                id: "a".to_owned(),
+                name: "a".to_owned(),
+                kind: micro_core::auth::AccountType::User,
+                issuer: issuer.to_owned(),
+                scopes: vec![scope.to_owned()],
+                metadata: Default::default(),
+            }),
+            token: None,
+            enforced: true,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn only_micros_admin_elsewhere_uses_the_runtime_beyond_the_rules() {
+        let runtime = Resource::service("runtime", "Runtime.Read");
+        assert!(beyond_rules(&caller("micro", "admin", "team"), &runtime));
+        assert!(
+            !beyond_rules(&caller("micro", "admin", "micro"), &runtime),
+            "micro's rules decide in micro"
+        );
+        assert!(!beyond_rules(&caller("team", "admin", "team"), &runtime));
+        assert!(!beyond_rules(&caller("micro", "service", "team"), &runtime));
+        let store = Resource::service("store", "Store.Read");
+        assert!(!beyond_rules(&caller("micro", "admin", "team"), &store));
     }
 }

@@ -191,6 +191,7 @@ impl ProxyService {
     /// The tonic server for this service.
     pub fn into_server(self) -> proxy_server::ProxyServer<Self> {
         proxy_server::ProxyServer::new(self)
+            .max_decoding_message_size(micro_core::limits::MAX_MESSAGE)
     }
 
     /// The client that finds `service` for a caller in `namespace`. The platform's services

@@ -336,7 +336,10 @@ impl LocalRuntime {
 
     /// A path for a new upload and its id. Uploads no call used within [`UPLOAD_KEPT`] go first.
     pub(crate) fn new_upload(&self) -> (String, PathBuf) {
-        sweep_uploads(&self.inner.root.join("uploads"), SystemTime::now());
+        // Off the async workers: removing a 512 MiB file is blocking work.
+        let uploads = self.inner.root.join("uploads");
+        let now = SystemTime::now();
+        tokio::task::spawn_blocking(move || sweep_uploads(&uploads, now));
         let id = uuid::Uuid::new_v4().simple().to_string();
         let path = self.upload_path(&id);
         (id, path)

@@ -26,29 +26,63 @@ const MAX_EXTENSION: u64 = 64 * 1024;
 const MAX_STREAM: u64 = MAX_UNPACKED + (MAX_ENTRIES as u64) * 4 * 512;
 
 /// The archive's tar stream, ungzipped, read no further than [`MAX_STREAM`].
-fn stream(archive: &Path) -> Result<impl Read, Error> {
+fn stream(archive: &Path) -> Result<std::io::Take<flate2::read::GzDecoder<std::fs::File>>, Error> {
     let file = std::fs::File::open(archive)
         .map_err(|e| Error::internal(ID, format!("cannot read the upload: {e}")))?;
     Ok(flate2::read::GzDecoder::new(file).take(MAX_STREAM))
 }
 
-/// Refuses an archive with an extension header past [`MAX_EXTENSION`], before anything reads
-/// one whole: a header, not the entries, so nothing is interpreted yet.
-fn check_extensions(archive: &Path, bad: impl Fn(String) -> Error) -> Result<(), Error> {
+/// What the tar reader would trust before it unpacks anything, checked on the raw headers: an
+/// extension header (a long name, PAX records) past [`MAX_EXTENSION`] is refused before anything
+/// reads one whole; a PAX `size` record or a sparse file (either would make the reader walk the
+/// archive at other offsets than these raw headers say) is refused; and so is an archive whose
+/// entries add up past [`MAX_UNPACKED`], or that runs past [`MAX_STREAM`].
+fn check_headers(archive: &Path, bad: impl Fn(String) -> Error) -> Result<(), Error> {
+    let too_big = || {
+        Error::bad_request(
+            ID,
+            "the source unpacks to more than 2 GiB; add what is not source to .gitignore",
+        )
+    };
     let mut tar = tar::Archive::new(stream(archive)?);
+    let mut total = 0u64;
     for entry in tar.entries().map_err(|e| bad(e.to_string()))?.raw(true) {
-        let entry = entry.map_err(|e| bad(e.to_string()))?;
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        total = total.saturating_add(entry.size());
+        if total > MAX_UNPACKED {
+            return Err(too_big());
+        }
         let kind = entry.header().entry_type();
-        let extension = kind.is_gnu_longname()
-            || kind.is_gnu_longlink()
-            || kind.is_pax_local_extensions()
-            || kind.is_pax_global_extensions();
-        if extension && entry.size() > MAX_EXTENSION {
+        if kind.is_gnu_sparse() {
+            return Err(bad("a sparse file (files are uploaded whole)".to_owned()));
+        }
+        let pax = kind.is_pax_local_extensions() || kind.is_pax_global_extensions();
+        if !(pax || kind.is_gnu_longname() || kind.is_gnu_longlink()) {
+            continue;
+        }
+        if entry.size() > MAX_EXTENSION {
             return Err(bad(format!(
                 "an extension header (a long name or PAX records) of {} bytes; the limit is {MAX_EXTENSION}",
                 entry.size()
             )));
         }
+        if pax {
+            let sized = entry
+                .pax_extensions()
+                .map_err(|e| bad(e.to_string()))?
+                .into_iter()
+                .flatten()
+                .any(|record| record.is_ok_and(|r| r.key() == Ok("size")));
+            if sized {
+                return Err(bad(
+                    "a PAX size record (a file's size belongs in its header)".to_owned(),
+                ));
+            }
+        }
+    }
+    // Cut short by the stream's bound: more than any source within the limits holds.
+    if tar.into_inner().limit() == 0 {
+        return Err(too_big());
     }
     Ok(())
 }
@@ -109,11 +143,12 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
         .tempdir_in(parent)
         .map_err(|e| Error::internal(ID, format!("cannot unpack the upload: {e}")))?;
 
-    check_extensions(archive, bad)?;
+    check_headers(archive, bad)?;
     let mut tar = tar::Archive::new(stream(archive)?);
     // Unpacked files are new to the build: with the archive's times, an older file sent in an
     // update (copied with its time kept, from another checkout) would not look changed to
-    // cargo, and the old code would run under the new build id.
+    // cargo, and the old code would run under the new build id. Files an update left as they
+    // were get their old times back below, so only what changed is rebuilt.
     tar.set_preserve_mtime(false);
     let mut total = 0u64;
     for (count, entry) in tar.entries().map_err(|e| bad(e.to_string()))?.enumerate() {
@@ -183,6 +218,7 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
     if old_lock.is_file() && !new_lock.exists() {
         let _ = std::fs::copy(&old_lock, &new_lock);
     }
+    keep_times_of_unchanged(fresh.path(), dir);
 
     let fresh = fresh.keep();
     let retired = retired(dir);
@@ -195,6 +231,59 @@ pub(crate) fn unpack(archive: &Path, dir: &Path, crate_path: &str) -> Result<(),
         .map_err(|e| Error::internal(ID, format!("cannot move the new source in place: {e}")))?;
     let _ = std::fs::remove_dir_all(&retired);
     Ok(())
+}
+
+/// Gives each file under `fresh` whose bytes are those of the file at the same place under
+/// `old` that file's modification time, so cargo sees as changed only what an update changed.
+/// Best effort: a file it cannot judge keeps its new time, and is rebuilt.
+fn keep_times_of_unchanged(fresh: &Path, old: &Path) {
+    // An explicit stack: the tree's depth is the archive's to choose.
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(relative) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(fresh.join(&relative)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let relative = relative.join(entry.file_name());
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(relative);
+            } else if kind.is_file() {
+                let before = old.join(&relative);
+                if let Ok(modified) = std::fs::metadata(&before).and_then(|m| m.modified())
+                    && same_bytes(&entry.path(), &before)
+                    && let Ok(file) = std::fs::File::options().write(true).open(entry.path())
+                {
+                    let _ = file.set_modified(modified);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the files at `a` and `b` hold the same bytes (`false` if either cannot be read).
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    let (Ok(a), Ok(b)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    if a.metadata().map(|m| m.len()).ok() != b.metadata().map(|m| m.len()).ok() {
+        return false;
+    }
+    let (mut a, mut b) = (std::io::BufReader::new(a), std::io::BufReader::new(b));
+    let (mut left, mut right) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let Ok(n) = a.read(&mut left) else {
+            return false;
+        };
+        if n == 0 {
+            return b.read(&mut right[..1]).is_ok_and(|m| m == 0);
+        }
+        if b.read_exact(&mut right[..n]).is_err() || left[..n] != right[..n] {
+            return false;
+        }
+    }
 }
 
 fn retired(dir: &Path) -> PathBuf {
@@ -274,7 +363,43 @@ mod tests {
                 ),
                 (header(b"big.bin", tar::EntryType::Regular, 0), Vec::new()),
             ],
+            "PAX size record",
+        );
+        // One that shifts where the reader looks for the next header (the raw headers would
+        // see the end of the archive, the reader then a 1.5 GB long name): the same.
+        let records = b"13 size=1024\n".to_vec();
+        refused(
+            vec![
+                manifest.clone(),
+                (
+                    header(b"pax", tar::EntryType::XHeader, records.len() as u64),
+                    records,
+                ),
+                (header(b"shift", tar::EntryType::Regular, 0), vec![0; 1024]),
+                (
+                    header(b"././@LongLink", tar::EntryType::GNULongName, 1_500_000_000),
+                    Vec::new(),
+                ),
+            ],
+            "PAX size record",
+        );
+        // A header that says more than the limit, data or not.
+        refused(
+            vec![
+                manifest.clone(),
+                (
+                    header(b"huge", tar::EntryType::Regular, 3 << 30),
+                    Vec::new(),
+                ),
+            ],
             "more than 2 GiB",
+        );
+        refused(
+            vec![
+                manifest.clone(),
+                (header(b"holes", tar::EntryType::GNUSparse, 0), Vec::new()),
+            ],
+            "sparse",
         );
         // A GNU long name of a megabyte: refused before anything reads it.
         refused(
@@ -298,6 +423,48 @@ mod tests {
                 "leaves the source tree",
             );
         }
+    }
+
+    #[test]
+    fn an_update_keeps_the_times_of_what_it_left_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("svc");
+        let first = archive(
+            tmp.path(),
+            &[
+                ("Cargo.toml", "[package]"),
+                ("src/same.rs", "1"),
+                ("src/changed.rs", "1"),
+            ],
+        );
+        unpack(&first, &dir, "").unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for file in ["Cargo.toml", "src/same.rs", "src/changed.rs"] {
+            std::fs::File::options()
+                .write(true)
+                .open(dir.join(file))
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+        let second = archive(
+            tmp.path(),
+            &[
+                ("Cargo.toml", "[package]"),
+                ("src/same.rs", "1"),
+                ("src/changed.rs", "2"),
+            ],
+        );
+        unpack(&second, &dir, "").unwrap();
+        let modified = |file: &str| {
+            std::fs::metadata(dir.join(file))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        assert_eq!(modified("src/same.rs"), past, "unchanged: its old time");
+        assert_eq!(modified("Cargo.toml"), past);
+        assert!(modified("src/changed.rs") > past, "changed: now");
     }
 
     #[test]

@@ -39,6 +39,7 @@ impl BrokerService {
     /// The tonic server for this service.
     pub fn into_server(self) -> broker_server::BrokerServer<Self> {
         broker_server::BrokerServer::new(self)
+            .max_decoding_message_size(micro_core::limits::MAX_MESSAGE)
     }
 }
 

@@ -27,6 +27,7 @@ impl ConfigService {
     /// The tonic server for this service.
     pub fn into_server(self) -> config_server::ConfigServer<Self> {
         config_server::ConfigServer::new(self)
+            .max_decoding_message_size(micro_core::limits::MAX_MESSAGE)
     }
 }
 

@@ -34,6 +34,7 @@ impl EventsService {
     /// The tonic server for this service.
     pub fn into_server(self) -> events_server::EventsServer<Self> {
         events_server::EventsServer::new(self)
+            .max_decoding_message_size(micro_core::limits::MAX_MESSAGE)
     }
 }
 

@@ -37,6 +37,7 @@ impl StoreService {
     /// The tonic server for this service.
     pub fn into_server(self) -> store_server::StoreServer<Self> {
         store_server::StoreServer::new(self)
+            .max_decoding_message_size(micro_core::limits::MAX_MESSAGE)
     }
 }
 

@@ -10,25 +10,29 @@ use http::HeaderValue;
 
 /// How tonic's `INTERNAL` answers begin when the request, not the server, is at fault: a body
 /// that is not the method's message, a frame cut short, a unary call with no message, a frame
-/// flag that is neither 0 nor 1. (A frame flagged compressed without a `grpc-encoding` stays
+/// flag that is neither 0 nor 1, a compressed frame that does not decompress. (A frame flagged compressed without a `grpc-encoding` stays
 /// `INTERNAL`: the gRPC specification says so in as many words.)
-const CLIENT_MISTAKES: [&str; 4] = [
-    "failed to decode Protobuf message",
-    "Unexpected EOF decoding stream",
-    "Missing request message",
-    "protocol error: received message with invalid compression flag",
+const CLIENT_MISTAKES: [(&str, bool); 5] = [
+    // (how the message begins, whether it must also end saying the request had it)
+    ("failed to decode Protobuf message", false),
+    ("Unexpected EOF decoding stream", false),
+    ("Missing request message", false),
+    (
+        "protocol error: received message with invalid compression flag",
+        true,
+    ),
+    ("Error decompressing", true),
 ];
 
-/// How tonic ends the message of a bad frame flag when the request, not a response it read
-/// from further down, had it.
+/// How tonic ends the message of a bad frame flag or a failed decompression when the request,
+/// not a response it read from further down, had it.
 const IN_THE_REQUEST: &str = "while sending request";
 
 /// Whether tonic's INTERNAL `message` says the request was at fault.
 fn client_mistake(message: &str) -> bool {
-    CLIENT_MISTAKES
-        .iter()
-        .any(|mistake| message.starts_with(mistake))
-        && (!message.contains("compression flag") || message.ends_with(IN_THE_REQUEST))
+    CLIENT_MISTAKES.iter().any(|(begins, in_the_request)| {
+        message.starts_with(begins) && (!in_the_request || message.ends_with(IN_THE_REQUEST))
+    })
 }
 
 /// The answer of an [`Undecodable`](super::Undecodable) server.

@@ -98,6 +98,11 @@ mod tests {
                 "protocol%20error:%20received%20message%20with%20invalid%20compression%20flag:%20128%20(valid%20flags%20are%200%20and%201),%20while%20sending%20request",
                 "3",
             ),
+            (
+                "13",
+                "Error%20decompressing:%20invalid%20gzip%20header,%20while%20sending%20request",
+                "3",
+            ),
             // A response further down had the bad flag: not the caller's doing.
             (
                 "13",

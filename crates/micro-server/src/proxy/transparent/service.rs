@@ -195,22 +195,34 @@ async fn forward(
 /// [`micro_core::limits::MAX_METADATA_VALUE`] bytes, naming what was too big.
 fn check_metadata(headers: &http::HeaderMap) -> Result<(), Error> {
     use micro_core::limits::{MAX_METADATA, MAX_METADATA_VALUE};
-    // What gRPC and HTTP/2 send on every call is not the caller's metadata.
-    let metadata = || {
-        headers.iter().filter(|(key, _)| {
-            let key = key.as_str();
-            !key.starts_with("grpc-")
-                && !matches!(key, "content-type" | "te" | "user-agent" | "content-length")
+    // What gRPC and HTTP/2 send on every call does not count as the caller's metadata; every
+    // value is held to the limit.
+    // (Every value counts: a key sent many times is many entries.)
+    let entries = headers
+        .iter()
+        .filter(|(key, _)| {
+            !matches!(
+                key.as_str(),
+                "content-type"
+                    | "te"
+                    | "user-agent"
+                    | "content-length"
+                    | "grpc-timeout"
+                    | "grpc-encoding"
+                    | "grpc-accept-encoding"
+            )
         })
-    };
-    let entries = metadata().count();
+        .count();
     if entries > MAX_METADATA {
         return Err(Error::bad_request(
             ID,
             format!("the call has {entries} metadata entries; the limit is {MAX_METADATA}"),
         ));
     }
-    match metadata().find(|(_, value)| value.len() > MAX_METADATA_VALUE) {
+    match headers
+        .iter()
+        .find(|(_, value)| value.len() > MAX_METADATA_VALUE)
+    {
         Some((key, value)) => Err(Error::bad_request(
             ID,
             format!(
