@@ -108,7 +108,8 @@ impl RemoteConfig {
     /// The config over an existing connection.
     pub fn over(conn: Connection) -> Self {
         Self {
-            client: ConfigClient::new(conn.channel()),
+            client: ConfigClient::new(conn.channel())
+                .max_decoding_message_size(micro_core::limits::MAX_MESSAGE),
             conn,
         }
     }

@@ -111,7 +111,8 @@ impl RemoteEvents {
     /// The events over an existing connection.
     pub fn over(conn: Connection) -> Self {
         Self {
-            client: EventsClient::new(conn.channel()),
+            client: EventsClient::new(conn.channel())
+                .max_decoding_message_size(micro_core::limits::MAX_MESSAGE),
             conn,
         }
     }

@@ -150,7 +150,8 @@ impl RemoteStore {
     /// The store over an existing connection.
     pub fn over(conn: Connection, namespace: &str) -> Self {
         Self {
-            client: StoreClient::new(conn.channel()),
+            client: StoreClient::new(conn.channel())
+                .max_decoding_message_size(micro_core::limits::MAX_MESSAGE),
             conn,
             namespace: namespace.to_owned(),
         }

@@ -22,6 +22,20 @@ pub async fn run_all(store: Arc<dyn Store>, clock: impl Clock) {
     prefixes_are_literal(&*store).await;
     conditional_writes_decide_one_winner(store.clone()).await;
     conditional_writes_compare_the_live_value(&*store, &clock).await;
+    a_value_at_the_limit_round_trips(&*store).await;
+}
+
+/// A value of [`crate::limits::MAX_VALUE`] bytes is written and read back whole, on every
+/// engine and through the server (whose messages carry it, with its key, past 4 MiB).
+async fn a_value_at_the_limit_round_trips(store: &dyn Store) {
+    let db = unique("biggest");
+    let value = vec![7u8; crate::limits::MAX_VALUE];
+    store
+        .write(&db, "t", Record::new("big", value.clone()))
+        .await
+        .expect("a value at the limit is written");
+    let read = store.read(&db, "t", "big").await.expect("and read back");
+    assert!(read.value == value, "whole: {} bytes", read.value.len());
 }
 
 /// `%`, `_`, `*` and `\\` in a prefix are plain characters, never patterns.

@@ -93,7 +93,8 @@ impl RemoteBroker {
     /// The broker over an existing connection.
     pub fn over(conn: Connection) -> Self {
         Self {
-            client: BrokerClient::new(conn.channel()),
+            client: BrokerClient::new(conn.channel())
+                .max_decoding_message_size(micro_core::limits::MAX_MESSAGE),
             conn,
             pipes: pipe::Pipes::default(),
         }
