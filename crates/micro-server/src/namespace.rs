@@ -30,31 +30,22 @@ pub(crate) fn user<T>(request: &tonic::Request<T>, what: &str) -> Result<String,
 
 /// The request's `micro-namespace` metadata, else `micro`.
 pub(crate) fn from_metadata<T>(request: &tonic::Request<T>) -> Result<String, Error> {
-    let mut values = request.metadata().get_all(NAMESPACE_HEADER).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(twice());
-    }
-    named(first.map(|v| v.as_bytes()))
+    of_headers(request.metadata().as_ref())
 }
 
-/// An HTTP request's `micro-namespace` header, else `micro`.
+/// An HTTP request's `micro-namespace` header, else `micro`. Asked for twice, it is refused:
+/// which one was meant is not for the server to guess (as [`crate::auth::guard::one_header`]
+/// says at the doors).
 pub(crate) fn of_headers(headers: &http::HeaderMap) -> Result<String, Error> {
     let mut values = headers.get_all(NAMESPACE_HEADER).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(twice());
+        return Err(Error::bad_request(
+            "micro.server",
+            format!("the {NAMESPACE_HEADER} header is sent more than once"),
+        ));
     }
     named(first.map(http::HeaderValue::as_bytes))
-}
-
-/// The refusal of a namespace asked for twice: which one was meant is not for the server to
-/// guess (as [`crate::auth::guard::one_header`] says at the doors).
-fn twice() -> Error {
-    Error::bad_request(
-        "micro.server",
-        format!("the {NAMESPACE_HEADER} header is sent more than once"),
-    )
 }
 
 fn named(value: Option<&[u8]>) -> Result<String, Error> {

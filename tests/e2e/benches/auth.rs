@@ -12,9 +12,7 @@
 use std::time::Duration;
 
 use micro_e2e::{
-    Hello,
     gateway_client::GatewayClient,
-    helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer},
     load::{Figures, closed_loop},
 };
 
@@ -27,14 +25,7 @@ fn call(client: &mut GatewayClient) -> std::pin::Pin<Box<dyn Future<Output = ()>
 /// A platform (auth on or off) with helloworld registered; its gateway's address.
 async fn platform(auth: bool) -> (micro_server::Platform, micro::service::Running, String) {
     let platform = micro_e2e::in_process::platform(auth).await;
-    let service = micro::Service::new("helloworld")
-        .descriptors(DESCRIPTORS)
-        .handle(HelloworldServer::new(Hello))
-        .server(platform.grpc_address().to_string())
-        .address("127.0.0.1:0")
-        .start()
-        .await
-        .expect("helloworld");
+    let service = micro_e2e::in_process::helloworld(&platform).await;
     let api = platform.api_address().expect("gateway").to_string();
     (platform, service, api)
 }

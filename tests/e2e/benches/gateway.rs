@@ -42,11 +42,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 
 use micro_e2e::{
-    Hello, call_hello,
+    call_hello,
     gateway_client::GatewayClient,
-    helloworld::{
-        DESCRIPTORS, helloworld_client::HelloworldClient, helloworld_server::HelloworldServer,
-    },
+    helloworld::helloworld_client::HelloworldClient,
     load::{Counting, Figures, allocations_per_call, closed_loop, fixed_rate},
 };
 
@@ -233,14 +231,7 @@ fn bench(seconds: u64, only_observability: bool) {
         );
         micro::trace::set_enabled(false);
         let platform = micro_e2e::in_process::platform(true).await;
-        let service = micro::Service::new("helloworld")
-            .descriptors(DESCRIPTORS)
-            .handle(HelloworldServer::new(Hello))
-            .server(platform.grpc_address().to_string())
-            .address("127.0.0.1:0")
-            .start()
-            .await
-            .expect("helloworld");
+        let service = micro_e2e::in_process::helloworld(&platform).await;
         let api = platform.api_address().expect("gateway").to_string();
 
         let channel =

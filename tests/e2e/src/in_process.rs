@@ -36,3 +36,17 @@ pub async fn admin_token(platform: &micro_server::Platform) -> String {
         .expect("a token")
         .access_token
 }
+
+/// helloworld as a Micro service (`micro::Service`, every default layer) on a free port,
+/// registered with `platform`.
+pub async fn helloworld(platform: &micro_server::Platform) -> micro::service::Running {
+    use crate::helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer};
+    micro::Service::new("helloworld")
+        .descriptors(DESCRIPTORS)
+        .handle(HelloworldServer::new(crate::Hello))
+        .server(platform.grpc_address().to_string())
+        .address("127.0.0.1:0")
+        .start()
+        .await
+        .expect("helloworld")
+}

@@ -4,11 +4,7 @@
 //! flagged compressed with no `grpc-encoding`).
 
 use http_body_util::BodyExt;
-use micro_e2e::{
-    Hello,
-    helloworld::{DESCRIPTORS, helloworld_server::HelloworldServer},
-    in_process,
-};
+use micro_e2e::in_process;
 
 /// The gRPC status (code and message) the server at `address` answers `body` at `path` with,
 /// from the head of a trailers-only answer or from the trailers.
@@ -49,14 +45,7 @@ async fn status_of(address: &str, path: &str, body: &'static [u8]) -> (String, S
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_frames_are_the_callers_mistake() {
     let platform = in_process::platform(true).await;
-    let service = micro::Service::new("helloworld")
-        .descriptors(DESCRIPTORS)
-        .handle(HelloworldServer::new(Hello))
-        .server(platform.grpc_address().to_string())
-        .address("127.0.0.1:0")
-        .start()
-        .await
-        .expect("helloworld");
+    let service = in_process::helloworld(&platform).await;
     let node = service.address().to_string();
     let call = "/helloworld.Helloworld/Call";
     for (body, what) in [

@@ -77,7 +77,7 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
         // forms are small, and a trickled one must not hold a connection (the login form is
         // open to anyone).
         .layer(axum::middleware::from_fn(|request, next| {
-            crate::request_body::buffered(request, next, MAX_FORM, "micro.web", refused_body)
+            crate::request_body::buffered(request, next, MAX_FORM, "micro.web", plain_failure)
         }))
         .with_state(Dashboard {
             proxy,
@@ -90,13 +90,15 @@ pub fn router(proxy: ProxyService, secure: bool, gateway: Option<SocketAddr>) ->
 /// The most a dashboard form may send (axum's own limit for a body read whole).
 const MAX_FORM: usize = 2 * 1024 * 1024;
 
-/// A refusal of a form's body, as plain text (before any page, or session, is at hand).
-fn refused_body(e: &micro_core::Error) -> axum::response::Response {
+/// An error as plain text, `status: detail`, its texts cut as every door cuts them: where no
+/// page is at hand (a form's body refused before any page runs, the metrics a scraper reads).
+pub(crate) fn plain_failure(e: &micro_core::Error) -> axum::response::Response {
     use axum::response::IntoResponse;
+    use micro_core::error::bounded;
     (
         axum::http::StatusCode::from_u16(e.http_status())
-            .unwrap_or(axum::http::StatusCode::BAD_REQUEST),
-        format!("{}: {}\n", e.status, e.detail),
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        format!("{}: {}\n", bounded(&e.status), bounded(&e.detail)),
     )
         .into_response()
 }

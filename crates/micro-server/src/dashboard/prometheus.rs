@@ -5,10 +5,9 @@
 
 use axum::{
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use micro_core::Error;
 
 use super::Dashboard;
 use crate::{gateway::http_caller, proxy::ProxyService};
@@ -46,7 +45,7 @@ pub(crate) async fn targets(State(dashboard): State<Dashboard>, headers: HeaderM
         .await
     {
         Ok(services) => services,
-        Err(e) => return failure(&e),
+        Err(e) => return super::plain_failure(&e),
     };
     let groups: Vec<serde_json::Value> = services
         .iter()
@@ -80,15 +79,5 @@ async fn platform_admin(proxy: &ProxyService, headers: &HeaderMap) -> Result<(),
         .await
         .and_then(|caller| caller.require_platform_admin("read the platform's metrics"))
         .map(drop)
-        .map_err(|e| failure(&e))
-}
-
-fn failure(e: &Error) -> Response {
-    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    use micro_core::error::bounded;
-    (
-        status,
-        format!("{}: {}\n", bounded(&e.status), bounded(&e.detail)),
-    )
-        .into_response()
+        .map_err(|e| super::plain_failure(&e))
 }
